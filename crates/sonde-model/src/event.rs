@@ -64,6 +64,8 @@ fn is_false(b: &bool) -> bool {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// LLM calls are the common case; boxing them would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A call to a language model.
     Llm(LlmCall),

@@ -38,8 +38,8 @@ pub use event::{
 pub use id::{derived_id, new_id};
 pub use message::{Message, MessageContent};
 pub use record::{
-    Body, Context, ParseError, RECORD_KINDS, Record, SCHEMA_VERSION, SessionEnded,
-    SessionStarted, StepEnded, StepStarted,
+    Body, Context, ParseError, RECORD_KINDS, Record, SCHEMA_VERSION, SessionEnded, SessionStarted,
+    StepEnded, StepStarted,
 };
 pub use reward::{EventReward, OutcomeReward};
 pub use session::{Entry, SessionTrace, StepTrace, TraceFold};

@@ -107,7 +107,9 @@ impl FromStr for Timestamp {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         DateTime::parse_from_rfc3339(s.trim())
             .map(|t| Self::from_datetime(t.with_timezone(&Utc)))
-            .map_err(|_| TimestampError { input: s.to_owned() })
+            .map_err(|_| TimestampError {
+                input: s.to_owned(),
+            })
     }
 }
 

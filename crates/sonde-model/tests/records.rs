@@ -64,14 +64,7 @@ fn llm_call() -> impl Strategy<Value = LlmCall> {
         (status(), opt_text(), opt_text()),
         (opt_text(), opt_text(), proptest::option::of(100u16..600)),
         (opt_text(), opt_text()),
-        prop::collection::vec(
-            (
-                opt_json(),
-                opt_json(),
-                metadata(),
-            ),
-            0..2,
-        ),
+        prop::collection::vec((opt_json(), opt_json(), metadata()), 0..2),
         (opt_json(), metadata()),
     )
         .prop_map(
@@ -204,7 +197,15 @@ fn message() -> impl Strategy<Value = Message> {
         metadata(),
     )
         .prop_map(|((text, json), message_type, r, message_time, metadata)| {
-            let [from_role, to_role, from_id, to_id, boundary_type, call_id, causal] = r;
+            let [
+                from_role,
+                to_role,
+                from_id,
+                to_id,
+                boundary_type,
+                call_id,
+                causal,
+            ] = r;
             Message {
                 content: MessageContent { text, json },
                 message_type,
@@ -251,16 +252,18 @@ fn body() -> impl Strategy<Value = Body> {
             opt_json(),
             metadata()
         )
-            .prop_map(|(objective_key, total_reward, achievements, total_steps, annotation, metadata)| {
-                Body::OutcomeReward(OutcomeReward {
-                    objective_key,
-                    total_reward,
-                    achievements,
-                    total_steps,
-                    annotation,
-                    metadata,
-                })
-            }),
+            .prop_map(
+                |(objective_key, total_reward, achievements, total_steps, annotation, metadata)| {
+                    Body::OutcomeReward(OutcomeReward {
+                        objective_key,
+                        total_reward,
+                        achievements,
+                        total_steps,
+                        annotation,
+                        metadata,
+                    })
+                }
+            ),
         (
             text(),
             finite(),
@@ -447,7 +450,10 @@ fn an_unknown_version_is_refused_naming_both_versions() {
 fn errors_name_the_field_at_fault() {
     let line = r#"{"schema_version":1,"id":"x","timestamp":"2026-01-01T00:00:00Z","context":{"session_id":"s"},"kind":"llm_call","payload":{"model_name":"m","input_tokens":"many"}}"#;
     let err = Record::from_json_line(line).unwrap_err().to_string();
-    assert!(err.starts_with("invalid field `payload.input_tokens`"), "{err}");
+    assert!(
+        err.starts_with("invalid field `payload.input_tokens`"),
+        "{err}"
+    );
 
     let line = r#"{"schema_version":1,"id":"x","timestamp":"soon","context":{"session_id":"s"},"kind":"message"}"#;
     let err = Record::from_json_line(line).unwrap_err().to_string();

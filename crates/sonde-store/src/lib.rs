@@ -1,0 +1,72 @@
+//! Sonde's trace store: the [`TraceStore`] trait and its backends.
+//!
+//! The embedded SQLite backend ([`SqliteStore`], feature `sqlite`, on by default) keeps
+//! its connections on dedicated threads: no SQLite call ever runs on an async runtime's
+//! worker threads. Writing is idempotent by record id.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use sonde_model::*;
+//! use sonde_store::{Scope, StoreUrl};
+//! let store = StoreUrl::parse("sqlite::memory:")?.open().await?;
+//! let start = Record::new(Context::session("s-1"), Body::SessionStarted(SessionStarted::default()));
+//! store.write(&[start]).await?;
+//! let session = store.get_session("s-1", &Scope::All).await?.expect("stored");
+//! assert!(session.started.is_some());
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod error;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod url;
+
+pub use api::{
+    QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore, WriteOutcome,
+};
+pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use url::StoreUrl;
+
+/// Whether `sql` starts with a keyword of a statement that only reads.
+///
+/// Backends combine this with their own read-only enforcement.
+pub(crate) fn starts_read_only(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    // Skip leading comments.
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, tail)| tail).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, tail)| tail).trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    matches!(word.as_str(), "SELECT" | "WITH" | "EXPLAIN" | "VALUES")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_read_only;
+
+    #[test]
+    fn only_reading_keywords_pass_the_first_check() {
+        assert!(starts_read_only("select 1"));
+        assert!(starts_read_only(
+            "  -- note\n WITH x AS (SELECT 1) SELECT * FROM x"
+        ));
+        assert!(starts_read_only("/* c */ values (1)"));
+        assert!(!starts_read_only("DELETE FROM events"));
+        assert!(!starts_read_only("attach 'x.db' as x"));
+        assert!(!starts_read_only("pragma query_only = 0"));
+        assert!(!starts_read_only(""));
+    }
+}

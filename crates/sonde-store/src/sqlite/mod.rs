@@ -1,0 +1,701 @@
+//! The embedded SQLite backend.
+//!
+//! One dedicated thread owns the connection that writes; for a database file, two more
+//! threads own read-only connections (WAL lets them read while the writer writes). Async
+//! callers hand work to those threads and await the answer, so SQLite never runs on an
+//! async runtime's worker threads.
+
+mod rows;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
+use serde_json::Value;
+use sonde_model::{Record, SessionTrace, Timestamp};
+
+use crate::api::Cursor;
+use crate::{
+    BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
+    SessionPage, SessionSummary, TraceStore, WriteError, WriteOutcome,
+};
+use rows::{Lifecycle, Row, Table};
+
+/// Read-only connections kept for a database file.
+const READER_THREADS: usize = 2;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The embedded SQLite store: a database file in WAL mode, or a throwaway one in memory.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let store = sonde_store::SqliteStore::open(dir.path().join("traces.db")).await?;
+/// use sonde_store::TraceStore;
+/// assert_eq!(store.backend(), "sqlite");
+/// # Ok(()) }
+/// ```
+pub struct SqliteStore {
+    writer: Sender<Job>,
+    readers: Sender<Job>,
+    path: Option<PathBuf>,
+}
+
+/// Maps a rusqlite error to a classified backend error.
+pub(crate) fn classify(e: &rusqlite::Error) -> BackendError {
+    use rusqlite::ffi::ErrorCode;
+    let class = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => ErrorClass::Contention,
+        Some(ErrorCode::ConstraintViolation) => ErrorClass::Constraint,
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::NotADatabase
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull,
+        ) => ErrorClass::Connection,
+        _ => ErrorClass::Unknown,
+    };
+    BackendError::new(class, e.to_string())
+}
+
+fn spawn_thread(name: String, mut conn: Connection, jobs: Receiver<Job>) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        // The thread ends when every sender (the store) is gone.
+        for job in jobs {
+            job(&mut conn);
+        }
+    })?;
+    Ok(())
+}
+
+fn configure(conn: &Connection, url: &str) -> Result<(), OpenError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| schema::open_failed(url, &e))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
+    )
+    .map_err(|e| schema::open_failed(url, &e))
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its folder when needed) the database file at `path`, in
+    /// WAL mode, and applies pending migrations.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let db = dir.path().join("nested/folder/t.db");
+    /// sonde_store::SqliteStore::open(&db).await.unwrap();
+    /// assert!(db.exists());
+    /// # }
+    /// ```
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let open_path = path.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Opening and migrating do file I/O: keep them off the caller's runtime too.
+        std::thread::spawn(move || {
+            let _ = tx.send(Self::open_blocking(&open_path));
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(OpenError::Backend {
+                url: path.display().to_string(),
+                source: BackendError::new(ErrorClass::Unknown, "open thread ended"),
+            })
+        })
+    }
+
+    fn open_blocking(path: &Path) -> Result<Self, OpenError> {
+        let url = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| schema::open_failed(&url, &e))?;
+        configure(&conn, &url)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| schema::open_failed(&url, &e))?;
+        schema::migrate(&mut conn)?;
+        let (writer, writer_jobs) = crossbeam_channel::unbounded::<Job>();
+        spawn_thread("sonde-sqlite-writer".into(), conn, writer_jobs).map_err(|e| {
+            OpenError::Backend {
+                url: url.clone(),
+                source: BackendError::new(ErrorClass::Unknown, e.to_string()),
+            }
+        })?;
+        let (readers, reader_jobs) = crossbeam_channel::unbounded::<Job>();
+        for n in 0..READER_THREADS {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| schema::open_failed(&url, &e))?;
+            configure(&conn, &url)?;
+            conn.pragma_update(None, "query_only", true)
+                .map_err(|e| schema::open_failed(&url, &e))?;
+            spawn_thread(
+                format!("sonde-sqlite-reader-{n}"),
+                conn,
+                reader_jobs.clone(),
+            )
+            .map_err(|e| OpenError::Backend {
+                url: url.clone(),
+                source: BackendError::new(ErrorClass::Unknown, e.to_string()),
+            })?;
+        }
+        Ok(Self {
+            writer,
+            readers,
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// A throwaway database in memory: one connection, on one dedicated thread.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+    /// assert!(store.path().is_none());
+    /// # }
+    /// ```
+    pub async fn open_in_memory() -> Result<Self, OpenError> {
+        let url = "sqlite::memory:";
+        let mut conn = Connection::open_in_memory().map_err(|e| schema::open_failed(url, &e))?;
+        schema::migrate(&mut conn)?;
+        let (writer, jobs) = crossbeam_channel::unbounded::<Job>();
+        spawn_thread("sonde-sqlite-memory".into(), conn, jobs).map_err(|e| OpenError::Backend {
+            url: url.to_owned(),
+            source: BackendError::new(ErrorClass::Unknown, e.to_string()),
+        })?;
+        Ok(Self {
+            readers: writer.clone(),
+            writer,
+            path: None,
+        })
+    }
+
+    /// The database file, or `None` in memory.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+    /// assert_eq!(store.path(), None);
+    /// # }
+    /// ```
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs `work` on one of the store's threads and waits for its answer.
+    async fn run<T: Send + 'static>(
+        jobs: &Sender<Job>,
+        work: impl FnOnce(&mut Connection) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(work(conn));
+        });
+        jobs.send(job).ok()?;
+        rx.await.ok()
+    }
+}
+
+fn write_rows(conn: &mut Connection, rows: Vec<Row>) -> Result<WriteOutcome, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut outcome = WriteOutcome::default();
+    let mut sessions: HashMap<String, SessionDelta> = HashMap::new();
+    let mut lifecycle = Vec::new();
+    {
+        let mut inserts: Vec<rusqlite::CachedStatement<'_>> = Vec::with_capacity(5);
+        for table in Table::ALL {
+            inserts.push(tx.prepare_cached(&table.insert_sql())?);
+        }
+        for row in rows {
+            let position = Table::ALL.iter().position(|t| *t == row.table).unwrap_or(0);
+            let inserted = inserts[position].execute(params_from_iter(row.values.iter()))?;
+            if inserted == 0 {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.written += 1;
+            let e = row.effect;
+            let delta = sessions
+                .entry(e.session_id.clone())
+                .or_insert_with(|| SessionDelta::new(e.ts));
+            delta.absorb(&e);
+            if let Some(l) = e.lifecycle {
+                lifecycle.push((e.session_id, e.id, e.ts, l));
+            }
+        }
+    }
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO sessions (session_id, org, workspace, started_at, last_at, event_count,
+                 llm_calls, message_count, total_tokens, cost_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (session_id) DO UPDATE SET
+                 org = coalesce(sessions.org, excluded.org),
+                 workspace = coalesce(sessions.workspace, excluded.workspace),
+                 started_at = min(sessions.started_at, excluded.started_at),
+                 last_at = max(sessions.last_at, excluded.last_at),
+                 event_count = sessions.event_count + excluded.event_count,
+                 llm_calls = sessions.llm_calls + excluded.llm_calls,
+                 message_count = sessions.message_count + excluded.message_count,
+                 total_tokens = sessions.total_tokens + excluded.total_tokens,
+                 cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN sessions.cost_usd
+                                 ELSE coalesce(sessions.cost_usd, 0) + excluded.cost_usd END",
+        )?;
+        for (session_id, d) in &sessions {
+            upsert.execute(rusqlite::params![
+                session_id,
+                d.org,
+                d.workspace,
+                d.first,
+                d.last,
+                d.events,
+                d.llm_calls,
+                d.messages,
+                d.total_tokens,
+                d.cost_usd
+            ])?;
+        }
+    }
+    for (session_id, id, ts, change) in lifecycle {
+        apply_lifecycle(&tx, &session_id, &id, ts, change)?;
+    }
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// Keeps the derived tables pointing at the earliest lifecycle record of each kind,
+/// as the fold does.
+fn apply_lifecycle(
+    tx: &rusqlite::Transaction<'_>,
+    session_id: &str,
+    id: &str,
+    ts: i64,
+    change: Lifecycle,
+) -> Result<(), rusqlite::Error> {
+    match change {
+        Lifecycle::SessionStarted { metadata } => {
+            tx.prepare_cached(
+                "UPDATE sessions SET metadata = ?3, start_ts = ?4, start_id = ?2
+                 WHERE session_id = ?1 AND (start_ts IS NULL OR (start_ts, start_id) > (?4, ?2))",
+            )?
+            .execute(rusqlite::params![session_id, id, metadata, ts])?;
+        }
+        Lifecycle::SessionEnded => {
+            tx.prepare_cached(
+                "UPDATE sessions SET ended_at = ?3, end_id = ?2
+                 WHERE session_id = ?1 AND (ended_at IS NULL OR (ended_at, end_id) > (?3, ?2))",
+            )?
+            .execute(rusqlite::params![session_id, id, ts])?;
+        }
+        Lifecycle::StepStarted {
+            step_id,
+            step_index,
+            turn_number,
+            metadata,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (session_id, step_id) DO UPDATE SET
+                     step_index = excluded.step_index, turn_number = excluded.turn_number,
+                     started_at = excluded.started_at, start_id = excluded.start_id,
+                     metadata = excluded.metadata
+                 WHERE steps.started_at IS NULL
+                    OR (steps.started_at, steps.start_id) > (excluded.started_at, excluded.start_id)",
+            )?
+            .execute(rusqlite::params![session_id, step_id, step_index, turn_number, ts, id, metadata])?;
+        }
+        Lifecycle::StepEnded { step_id } => {
+            tx.prepare_cached(
+                "INSERT INTO steps (session_id, step_id, completed_at, end_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (session_id, step_id) DO UPDATE SET
+                     completed_at = excluded.completed_at, end_id = excluded.end_id
+                 WHERE steps.completed_at IS NULL
+                    OR (steps.completed_at, steps.end_id) > (excluded.completed_at, excluded.end_id)",
+            )?
+            .execute(rusqlite::params![session_id, step_id, ts, id])?;
+        }
+    }
+    Ok(())
+}
+
+/// What one batch adds to a session's summary row.
+struct SessionDelta {
+    org: Option<String>,
+    workspace: Option<String>,
+    first: i64,
+    last: i64,
+    events: i64,
+    llm_calls: i64,
+    messages: i64,
+    total_tokens: i64,
+    cost_usd: Option<f64>,
+}
+
+impl SessionDelta {
+    fn new(ts: i64) -> Self {
+        Self {
+            org: None,
+            workspace: None,
+            first: ts,
+            last: ts,
+            events: 0,
+            llm_calls: 0,
+            messages: 0,
+            total_tokens: 0,
+            cost_usd: None,
+        }
+    }
+
+    fn absorb(&mut self, e: &rows::Effect) {
+        if self.org.is_none() {
+            self.org.clone_from(&e.org);
+        }
+        if self.workspace.is_none() {
+            self.workspace.clone_from(&e.workspace);
+        }
+        self.first = self.first.min(e.ts);
+        self.last = self.last.max(e.ts);
+        self.events += i64::from(e.is_event);
+        self.llm_calls += i64::from(e.is_llm);
+        self.messages += i64::from(e.is_message);
+        self.total_tokens = self.total_tokens.saturating_add(e.total_tokens);
+        if let Some(cost) = e.cost_usd {
+            self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + cost);
+        }
+    }
+}
+
+fn session_visible(
+    conn: &Connection,
+    session_id: &str,
+    scope: &Scope,
+) -> Result<bool, rusqlite::Error> {
+    let tenant: Option<(Option<String>, Option<String>)> = conn
+        .query_row(
+            "SELECT org, workspace FROM sessions WHERE session_id = ?1",
+            [session_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(tenant.is_some_and(|(org, workspace)| scope.allows(org.as_deref(), workspace.as_deref())))
+}
+
+fn read_session(
+    conn: &mut Connection,
+    session_id: &str,
+    scope: &Scope,
+) -> Result<Option<SessionTrace>, ReadError> {
+    let backend = |e: rusqlite::Error| ReadError::Backend(classify(&e));
+    // One read transaction: a consistent snapshot across the tables.
+    let tx = conn.transaction().map_err(backend)?;
+    if !session_visible(&tx, session_id, scope).map_err(backend)? {
+        return Ok(None);
+    }
+    let mut records: Vec<Record> = Vec::new();
+    for table in Table::ALL {
+        let mut stmt = tx
+            .prepare_cached(&table.select_session_sql())
+            .map_err(backend)?;
+        let mut rows = stmt.query([session_id]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            records.push(rows::record_from_row(row)?);
+        }
+    }
+    Ok(SessionTrace::from_records(records).into_iter().next())
+}
+
+fn list_sessions(conn: &Connection, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
+    let backend = |e: rusqlite::Error| ReadError::Backend(classify(&e));
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<Sql> = Vec::new();
+    let mut push = |clause: &str, values: Vec<Sql>, params: &mut Vec<Sql>| {
+        let mut clause = clause.to_owned();
+        for value in values {
+            params.push(value);
+            clause = clause.replacen('#', &format!("?{}", params.len()), 1);
+        }
+        clauses.push(clause);
+    };
+    if let Scope::Tenant { org, workspace } = &filter.scope {
+        push(
+            "s.org = # AND s.workspace = #",
+            vec![Sql::Text(org.clone()), Sql::Text(workspace.clone())],
+            &mut params,
+        );
+    }
+    if let Some(since) = filter.since {
+        push(
+            "s.started_at >= #",
+            vec![Sql::Integer(since.as_micros())],
+            &mut params,
+        );
+    }
+    if let Some(until) = filter.until {
+        push(
+            "s.started_at < #",
+            vec![Sql::Integer(until.as_micros())],
+            &mut params,
+        );
+    }
+    for (key, value) in &filter.metadata {
+        let path = format!("$.\"{}\"", key.replace('"', "\\\""));
+        push(
+            "json_extract(s.metadata, #) = #",
+            vec![Sql::Text(path), json_to_sql(value)],
+            &mut params,
+        );
+    }
+    if let Some(model) = &filter.model {
+        push(
+            "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND e.model = #)",
+            vec![Sql::Text(model.clone())],
+            &mut params,
+        );
+    }
+    if let Some(cursor) = &filter.cursor {
+        let cursor = Cursor::decode(cursor)?;
+        push(
+            "(s.started_at < # OR (s.started_at = # AND s.session_id < #))",
+            vec![
+                Sql::Integer(cursor.started_at),
+                Sql::Integer(cursor.started_at),
+                Sql::Text(cursor.session_id),
+            ],
+            &mut params,
+        );
+    }
+    let limit = filter.limit.clamp(1, SessionFilter::MAX_LIMIT);
+    params.push(Sql::Integer(limit as i64 + 1));
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT s.session_id, s.org, s.workspace, s.started_at, s.ended_at, s.last_at,
+                s.event_count, s.llm_calls, s.message_count, s.total_tokens, s.cost_usd, s.metadata,
+                (SELECT group_concat(model, char(31)) FROM
+                    (SELECT DISTINCT model FROM events e WHERE e.session_id = s.session_id
+                       AND e.model IS NOT NULL ORDER BY model))
+         FROM sessions s {where_sql}
+         ORDER BY s.started_at DESC, s.session_id DESC
+         LIMIT ?{}",
+        params.len()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = stmt
+        .query(params_from_iter(params.iter()))
+        .map_err(backend)?;
+    let mut sessions = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let get_err = |e: rusqlite::Error| ReadError::Backend(classify(&e));
+        let metadata: String = row.get(11).map_err(get_err)?;
+        let models: Option<String> = row.get(12).map_err(get_err)?;
+        let session_id: String = row.get(0).map_err(get_err)?;
+        sessions.push(SessionSummary {
+            metadata: serde_json::from_str(&metadata).map_err(|e| ReadError::Corrupt {
+                id: session_id.clone(),
+                reason: e.to_string(),
+            })?,
+            session_id,
+            org: row.get(1).map_err(get_err)?,
+            workspace: row.get(2).map_err(get_err)?,
+            started_at: Timestamp::from_micros(row.get(3).map_err(get_err)?),
+            ended_at: row
+                .get::<_, Option<i64>>(4)
+                .map_err(get_err)?
+                .map(Timestamp::from_micros),
+            last_at: Timestamp::from_micros(row.get(5).map_err(get_err)?),
+            events: row.get::<_, i64>(6).map_err(get_err)?.max(0) as u64,
+            llm_calls: row.get::<_, i64>(7).map_err(get_err)?.max(0) as u64,
+            messages: row.get::<_, i64>(8).map_err(get_err)?.max(0) as u64,
+            total_tokens: row.get::<_, i64>(9).map_err(get_err)?.max(0) as u64,
+            cost_usd: row.get(10).map_err(get_err)?,
+            models: models
+                .map(|m| m.split('\u{1f}').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        });
+    }
+    let next_cursor = if sessions.len() > limit {
+        sessions.truncate(limit);
+        sessions.last().map(|s| {
+            Cursor {
+                started_at: s.started_at.as_micros(),
+                session_id: s.session_id.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(SessionPage {
+        sessions,
+        next_cursor,
+    })
+}
+
+fn delete_session(
+    conn: &mut Connection,
+    session_id: &str,
+    scope: &Scope,
+) -> Result<bool, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if !session_visible(&tx, session_id, scope)? {
+        return Ok(false);
+    }
+    for table in Table::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(["steps", "sessions"])
+    {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE session_id = ?1"),
+            [session_id],
+        )?;
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Binds a JSON value: booleans as 0 / 1 (as SQLite stores them), arrays and objects as
+/// JSON text.
+fn json_to_sql(value: &Value) -> Sql {
+    match value {
+        Value::Null => Sql::Null,
+        Value::Bool(b) => Sql::Integer(i64::from(*b)),
+        Value::Number(n) => n
+            .as_i64()
+            .map(Sql::Integer)
+            .unwrap_or_else(|| Sql::Real(n.as_f64().unwrap_or(f64::NAN))),
+        Value::String(s) => Sql::Text(s.clone()),
+        other => Sql::Text(other.to_string()),
+    }
+}
+
+fn sql_to_json(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::String(b.iter().map(|byte| format!("{byte:02x}")).collect()),
+    }
+}
+
+fn run_query(
+    conn: &mut Connection,
+    sql: &str,
+    params: &[Value],
+) -> Result<QueryResult, QueryError> {
+    if !crate::starts_read_only(sql) {
+        return Err(QueryError::NotReadOnly);
+    }
+    let sql_err = |e: rusqlite::Error| match e {
+        rusqlite::Error::MultipleStatement => QueryError::NotReadOnly,
+        other => QueryError::Sql(other.to_string()),
+    };
+    // query_only makes SQLite itself refuse any write, whatever the statement says.
+    conn.pragma_update(None, "query_only", true)
+        .map_err(sql_err)?;
+    let result = (|| {
+        let mut stmt = conn.prepare(sql).map_err(sql_err)?;
+        if !stmt.readonly() {
+            return Err(QueryError::NotReadOnly);
+        }
+        let expected = stmt.parameter_count();
+        if params.len() != expected {
+            return Err(QueryError::Param {
+                index: params.len().min(expected) + 1,
+                reason: format!(
+                    "the query takes {expected} parameters, {} given",
+                    params.len()
+                ),
+            });
+        }
+        let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+        let bound: Vec<Sql> = params.iter().map(json_to_sql).collect();
+        let mut rows = stmt
+            .query(params_from_iter(bound.iter()))
+            .map_err(sql_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sql_err)? {
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                values.push(sql_to_json(row.get_ref(i).map_err(sql_err)?));
+            }
+            out.push(values);
+        }
+        Ok(QueryResult { columns, rows: out })
+    })();
+    conn.pragma_update(None, "query_only", false)
+        .map_err(sql_err)?;
+    result
+}
+
+#[async_trait]
+impl TraceStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
+        if records.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let rows: Vec<Row> = records.iter().map(Row::from_record).collect();
+        Self::run(&self.writer, move |conn| write_rows(conn, rows))
+            .await
+            .ok_or(WriteError::Closed)?
+            .map_err(|e| WriteError::Backend(classify(&e)))
+    }
+
+    async fn get_session(
+        &self,
+        session_id: &str,
+        scope: &Scope,
+    ) -> Result<Option<SessionTrace>, ReadError> {
+        let (session_id, scope) = (session_id.to_owned(), scope.clone());
+        Self::run(&self.readers, move |conn| {
+            read_session(conn, &session_id, &scope)
+        })
+        .await
+        .ok_or(ReadError::Closed)?
+    }
+
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
+        let filter = filter.clone();
+        Self::run(&self.readers, move |conn| list_sessions(conn, &filter))
+            .await
+            .ok_or(ReadError::Closed)?
+    }
+
+    async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {
+        let (session_id, scope) = (session_id.to_owned(), scope.clone());
+        Self::run(&self.writer, move |conn| {
+            delete_session(conn, &session_id, &scope)
+        })
+        .await
+        .ok_or(ReadError::Closed)?
+        .map_err(|e| ReadError::Backend(classify(&e)))
+    }
+
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
+        let (sql, params) = (sql.to_owned(), params.to_vec());
+        Self::run(&self.readers, move |conn| run_query(conn, &sql, &params))
+            .await
+            .ok_or(QueryError::Closed)?
+    }
+}

@@ -1,0 +1,712 @@
+//! The conformance suite: every backend must pass every case here, with the same
+//! assertions. A new backend gets all of it with one `conformance!` line at the bottom.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sonde_model::*;
+use sonde_store::*;
+
+/// A store under test, and whatever must live as long as it.
+pub struct Fixture {
+    pub store: Arc<dyn TraceStore>,
+    _guard: Box<dyn Send>,
+}
+
+fn at(micros: i64) -> Timestamp {
+    // 2026-01-01T00:00:00Z plus `micros`.
+    Timestamp::from_micros(1_767_225_600_000_000 + micros)
+}
+
+fn rec(id: &str, ts: i64, ctx: &Context, body: Body) -> Record {
+    Record {
+        id: id.to_owned(),
+        timestamp: at(ts),
+        context: ctx.clone(),
+        body,
+    }
+}
+
+/// A session with every kind of record: two steps, an LLM call per step, a tool call,
+/// environment feedback, a custom event, messages both ways and both rewards.
+fn full_session(session_id: &str, start: i64, model: &str, ctx: Context) -> Vec<Record> {
+    let ctx = Context {
+        session_id: session_id.to_owned(),
+        ..ctx
+    };
+    let step1 = ctx.clone().with_step("turn-1");
+    let step2 = ctx.clone().with_step("turn-2");
+    let p = |n: &str| format!("{session_id}-{n}");
+    let mut meta = Metadata::new();
+    meta.insert("user_id".into(), json!("u-42"));
+    meta.insert("experiment".into(), json!(7));
+    let llm = |tokens: u64, cost: f64| {
+        Body::Event(Event::Llm(LlmCall {
+            provider: Some("anthropic".into()),
+            model_name: model.to_owned(),
+            input_tokens: tokens,
+            output_tokens: tokens / 2,
+            cache_read_tokens: 1000,
+            cache_write_tokens: 10,
+            reasoning_tokens: 3,
+            cost_usd: Some(cost),
+            latency_ms: Some(1234.5),
+            time_to_first_token_ms: Some(200.0),
+            stop_reason: Some("end_turn".into()),
+            call_records: vec![LlmCallRecord {
+                request: Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
+                response: Some(json!({"content": "hello"})),
+                metadata: Metadata::new(),
+            }],
+            ..Default::default()
+        }))
+    };
+    vec![
+        rec(
+            &p("start"),
+            start,
+            &ctx,
+            Body::SessionStarted(SessionStarted {
+                metadata: meta,
+                session_metadata: vec![],
+            }),
+        ),
+        rec(
+            &p("s1"),
+            start + 1,
+            &step1,
+            Body::StepStarted(StepStarted {
+                step_index: 0,
+                turn_number: Some(1),
+                metadata: Metadata::new(),
+            }),
+        ),
+        rec(
+            &p("m1"),
+            start + 2,
+            &step1,
+            Body::Message(Message {
+                content: MessageContent::text("fix the test"),
+                message_type: "user_prompt".into(),
+                from_role: Some("human".into()),
+                to_role: Some("agent".into()),
+                ..Default::default()
+            }),
+        ),
+        rec(&p("llm1"), start + 3, &step1, llm(100, 0.01)),
+        rec(
+            &p("tool1"),
+            start + 4,
+            &step1,
+            Body::Event(Event::Runtime(RuntimeAction {
+                tool_name: Some("Bash".into()),
+                tool_call_id: Some("toolu_1".into()),
+                arguments: Some(json!({"command": "cargo test"})),
+                result: Some(json!("1 failed")),
+                status: Status::Error,
+                error: Some("exit 101".into()),
+                duration_ms: Some(5000.0),
+                ..Default::default()
+            })),
+        ),
+        rec(
+            &p("env1"),
+            start + 5,
+            &step1,
+            Body::Event(Event::Environment(EnvironmentFeedback {
+                reward: Some(-1.0),
+                system_state_after: Some(json!({"failing": 1})),
+                ..Default::default()
+            })),
+        ),
+        rec(
+            &p("s1e"),
+            start + 6,
+            &step1,
+            Body::StepEnded(StepEnded::default()),
+        ),
+        rec(
+            &p("s2"),
+            start + 7,
+            &step2,
+            Body::StepStarted(StepStarted {
+                step_index: 1,
+                turn_number: Some(2),
+                metadata: Metadata::new(),
+            }),
+        ),
+        rec(&p("llm2"), start + 8, &step2, llm(200, 0.02)),
+        rec(
+            &p("custom"),
+            start + 9,
+            &step2,
+            Body::Event(Event::Custom(CustomEvent {
+                name: "checkpoint".into(),
+                data: json!({"n": 1}),
+                ..Default::default()
+            })),
+        ),
+        rec(
+            &p("m2"),
+            start + 10,
+            &step2,
+            Body::Message(Message {
+                content: MessageContent {
+                    text: Some("fixed".into()),
+                    json: Some(json!({"files": 1})),
+                },
+                message_type: "assistant_reply".into(),
+                from_role: Some("agent".into()),
+                to_role: Some("human".into()),
+                ..Default::default()
+            }),
+        ),
+        rec(
+            &p("er"),
+            start + 11,
+            &step2,
+            Body::EventReward(EventReward {
+                event_id: p("llm2"),
+                value: 0.5,
+                reward_type: Some("shaped".into()),
+                source: Some("judge".into()),
+                ..Default::default()
+            }),
+        ),
+        rec(
+            &p("s2e"),
+            start + 12,
+            &step2,
+            Body::StepEnded(StepEnded::default()),
+        ),
+        rec(
+            &p("or"),
+            start + 13,
+            &ctx,
+            Body::OutcomeReward(OutcomeReward {
+                total_reward: 1.0,
+                achievements: vec!["green".into()],
+                total_steps: Some(2),
+                ..Default::default()
+            }),
+        ),
+        rec(
+            &p("end"),
+            start + 14,
+            &ctx,
+            Body::SessionEnded(SessionEnded::default()),
+        ),
+    ]
+}
+
+fn folded(records: &[Record]) -> SessionTrace {
+    SessionTrace::from_records(records.to_vec()).remove(0)
+}
+
+async fn count(store: &dyn TraceStore, table: &str, session_id: &str) -> i64 {
+    let r = store
+        .query(
+            &format!("SELECT count(*) AS n FROM {table} WHERE session_id = ?1"),
+            &[json!(session_id)],
+        )
+        .await
+        .unwrap();
+    r.rows[0][0].as_i64().unwrap()
+}
+
+pub async fn a_whole_session_round_trips(f: Fixture) {
+    let records = full_session("s-1", 0, "claude-sonnet-4-5", Context::default());
+    let outcome = f.store.write(&records).await.unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome {
+            written: records.len(),
+            duplicates: 0
+        }
+    );
+    let session = f
+        .store
+        .get_session("s-1", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session, folded(&records));
+    assert_eq!(session.steps.len(), 2);
+    assert_eq!(session.events.len(), 5);
+    assert_eq!(session.messages.len(), 2);
+    assert_eq!(session.to_records(), records);
+    assert!(
+        f.store
+            .get_session("nope", &Scope::All)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn writing_a_record_twice_stores_it_once(f: Fixture) {
+    let records = full_session("s-1", 0, "m", Context::default());
+    f.store.write(&records).await.unwrap();
+    let again = f.store.write(&records[3..6]).await.unwrap();
+    assert_eq!(
+        again,
+        WriteOutcome {
+            written: 0,
+            duplicates: 3
+        }
+    );
+    // Within one batch, too.
+    let doubled = [records[0].clone(), records[0].clone()];
+    assert_eq!(f.store.write(&doubled).await.unwrap().duplicates, 2);
+    assert_eq!(
+        f.store
+            .get_session("s-1", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap(),
+        folded(&records)
+    );
+    let page = f
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.sessions[0].events, 5,
+        "counters are not bumped by duplicates"
+    );
+    assert_eq!(page.sessions[0].llm_calls, 2);
+    assert_eq!(
+        page.sessions[0].total_tokens,
+        100 + 50 + 1010 + 200 + 100 + 1010
+    );
+    assert!((page.sessions[0].cost_usd.unwrap() - 0.03).abs() < 1e-12);
+}
+
+pub async fn sessions_list_newest_first_with_filters(f: Fixture) {
+    let hour = 3_600_000_000;
+    f.store
+        .write(&full_session("old", 0, "gpt-5", Context::default()))
+        .await
+        .unwrap();
+    f.store
+        .write(&full_session(
+            "mid",
+            hour,
+            "claude-opus-4-1",
+            Context::default(),
+        ))
+        .await
+        .unwrap();
+    let mut late = full_session("new", 2 * hour, "gpt-5", Context::default());
+    if let Body::SessionStarted(s) = &mut late[0].body {
+        s.metadata.insert("user_id".into(), json!("u-7"));
+    }
+    f.store.write(&late).await.unwrap();
+
+    let ids = |page: SessionPage| {
+        page.sessions
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect::<Vec<_>>()
+    };
+    let all = f
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.next_cursor, None);
+    assert_eq!(all.sessions[0].models, vec!["gpt-5".to_owned()]);
+    assert_eq!(all.sessions[0].metadata["user_id"], "u-7");
+    assert_eq!(all.sessions[0].started_at, at(2 * hour));
+    assert_eq!(all.sessions[0].ended_at, Some(at(2 * hour + 14)));
+    assert_eq!(ids(all), ["new", "mid", "old"]);
+
+    let filter = |f: SessionFilter| f;
+    let by_model = f
+        .store
+        .list_sessions(&filter(SessionFilter {
+            model: Some("gpt-5".into()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(ids(by_model), ["new", "old"]);
+    let by_time = f
+        .store
+        .list_sessions(&SessionFilter {
+            since: Some(at(hour)),
+            until: Some(at(2 * hour)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(by_time), ["mid"]);
+    let by_meta = f
+        .store
+        .list_sessions(&SessionFilter {
+            metadata: vec![("user_id".into(), json!("u-42"))],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(by_meta), ["mid", "old"]);
+    let by_number = f
+        .store
+        .list_sessions(&SessionFilter {
+            metadata: vec![("experiment".into(), json!(7))],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_number.sessions.len(), 3);
+    let none = f
+        .store
+        .list_sessions(&SessionFilter {
+            model: Some("absent".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.sessions.is_empty());
+}
+
+pub async fn pages_cover_every_session_once_and_bad_cursors_are_refused(f: Fixture) {
+    for i in 0..7 {
+        // Two sessions share each start time, so the cursor must break ties by id.
+        let records = full_session(&format!("s{i}"), (i / 2) * 1000, "m", Context::default());
+        f.store.write(&records).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = f
+            .store
+            .list_sessions(&SessionFilter {
+                limit: 3,
+                cursor,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.sessions.len() <= 3);
+        seen.extend(page.sessions.into_iter().map(|s| s.session_id));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["s6", "s5", "s4", "s3", "s2", "s1", "s0"]);
+    for bad in ["garbage!", "e30", ""] {
+        let err = f
+            .store
+            .list_sessions(&SessionFilter {
+                cursor: Some(bad.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err, ReadError::InvalidCursor, "cursor {bad:?}");
+    }
+}
+
+pub async fn deleting_a_session_removes_all_of_it_and_nothing_else(f: Fixture) {
+    f.store
+        .write(&full_session("doomed", 0, "m", Context::default()))
+        .await
+        .unwrap();
+    let kept = full_session("kept", 10, "m", Context::default());
+    f.store.write(&kept).await.unwrap();
+    assert!(f.store.delete_session("doomed", &Scope::All).await.unwrap());
+    assert!(
+        f.store
+            .get_session("doomed", &Scope::All)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for table in [
+        "events",
+        "messages",
+        "lifecycle",
+        "outcome_rewards",
+        "event_rewards",
+        "steps",
+        "sessions",
+    ] {
+        assert_eq!(count(f.store.as_ref(), table, "doomed").await, 0, "{table}");
+    }
+    assert!(!f.store.delete_session("doomed", &Scope::All).await.unwrap());
+    assert_eq!(
+        f.store
+            .get_session("kept", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap(),
+        folded(&kept)
+    );
+    // Once deleted, the same records can be written again.
+    let again = f
+        .store
+        .write(&full_session("doomed", 0, "m", Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(again.duplicates, 0);
+}
+
+pub async fn queries_read_and_never_write(f: Fixture) {
+    let records = full_session("s-1", 0, "gpt-5", Context::default());
+    f.store.write(&records).await.unwrap();
+    let r = f
+        .store
+        .query("SELECT model, sum(total_tokens) AS tokens FROM events WHERE event_type = ?1 GROUP BY model", &[json!("llm")])
+        .await
+        .unwrap();
+    assert_eq!(r.columns, ["model", "tokens"]);
+    assert_eq!(r.rows, vec![vec![json!("gpt-5"), json!(2470)]]);
+    assert_eq!(r.to_objects()[0]["tokens"], 2470);
+
+    for sql in [
+        "DELETE FROM events",
+        "delete from events",
+        "UPDATE events SET model = 'x'",
+        "DROP TABLE events",
+        "INSERT INTO sessions (session_id, started_at, last_at) VALUES ('x', 0, 0)",
+        "SELECT 1; DELETE FROM events",
+        "WITH d AS (DELETE FROM events RETURNING id) SELECT * FROM d",
+        "PRAGMA query_only = 0",
+        "ATTACH DATABASE 'other.db' AS other",
+        "VACUUM",
+        "CREATE TABLE t (x)",
+    ] {
+        let err = f.store.query(sql, &[]).await.unwrap_err();
+        assert!(
+            matches!(err, QueryError::NotReadOnly | QueryError::Sql(_)),
+            "{sql}: {err:?}"
+        );
+    }
+    assert_eq!(
+        f.store
+            .get_session("s-1", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap(),
+        folded(&records)
+    );
+    assert_eq!(count(f.store.as_ref(), "events", "s-1").await, 5);
+    // Writing still works after refused statements.
+    let more = full_session("s-2", 100, "m", Context::default());
+    assert_eq!(f.store.write(&more).await.unwrap().written, more.len());
+
+    let err = f
+        .store
+        .query("SELECT * FROM no_such_table", &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueryError::Sql(_)));
+    let err = f
+        .store
+        .query("SELECT ?1, ?2", &[json!(1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueryError::Param { .. }), "{err:?}");
+}
+
+pub async fn tenants_see_only_their_own_sessions(f: Fixture) {
+    let acme = Context::default().with_tenant("acme", "prod");
+    let globex = Context::default().with_tenant("globex", "prod");
+    f.store
+        .write(&full_session("a", 0, "m", acme))
+        .await
+        .unwrap();
+    f.store
+        .write(&full_session("g", 10, "m", globex))
+        .await
+        .unwrap();
+    let acme_scope = Scope::tenant("acme", "prod");
+    assert!(
+        f.store
+            .get_session("a", &acme_scope)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        f.store
+            .get_session("g", &acme_scope)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.store
+            .get_session("g", &Scope::tenant("globex", "dev"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let page = f
+        .store
+        .list_sessions(&SessionFilter {
+            scope: acme_scope.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.sessions
+            .iter()
+            .map(|s| s.session_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert_eq!(page.sessions[0].org.as_deref(), Some("acme"));
+    assert!(!f.store.delete_session("g", &acme_scope).await.unwrap());
+    assert!(
+        f.store
+            .get_session("g", &Scope::All)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn large_and_unicode_payloads_round_trip(f: Fixture) {
+    let ctx = Context::session("séance-🚀-会话").with_step("шаг-1");
+    let big = "🙂 ünïcödé \u{0} \"quoted\" \\ ".repeat(40_000); // ~1 MB
+    assert!(big.len() >= 1_000_000);
+    let records = vec![
+        rec(
+            "unicode-é-1",
+            0,
+            &ctx,
+            Body::Message(Message {
+                content: MessageContent::text(big.clone()),
+                message_type: "观察".into(),
+                ..Default::default()
+            }),
+        ),
+        rec(
+            "unicode-é-2",
+            1,
+            &ctx,
+            Body::Event(Event::Llm(LlmCall {
+                model_name: "模型-ü".into(),
+                metadata: [("ключ".to_owned(), json!(big.clone()))]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            })),
+        ),
+    ];
+    f.store.write(&records).await.unwrap();
+    let session = f
+        .store
+        .get_session("séance-🚀-会话", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session, folded(&records));
+    assert_eq!(
+        session.messages[0].value.content.text.as_deref(),
+        Some(big.as_str())
+    );
+}
+
+pub async fn concurrent_writers_store_each_record_once(f: Fixture) {
+    let sessions: Vec<Vec<Record>> = (0..8)
+        .map(|i| full_session(&format!("c{i}"), i * 100, "m", Context::default()))
+        .collect();
+    let mut tasks = Vec::new();
+    for writer in 0..8 {
+        let store = f.store.clone();
+        let sessions = sessions.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every writer writes every session, in a different order, record by record.
+            let mut written = 0;
+            for k in 0..sessions.len() {
+                let s = &sessions[(k + writer) % sessions.len()];
+                for r in s.chunks(4) {
+                    written += store.write(r).await.unwrap().written;
+                }
+            }
+            written
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let expected: usize = sessions.iter().map(Vec::len).sum();
+    assert_eq!(
+        total, expected,
+        "each record is newly written exactly once across writers"
+    );
+    for s in &sessions {
+        let stored = f
+            .store
+            .get_session(s[0].session_id(), &Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, folded(s));
+    }
+    let page = f
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        page.sessions
+            .iter()
+            .all(|s| s.events == 5 && s.messages == 2)
+    );
+}
+
+macro_rules! conformance {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let fixture: Fixture = $open.await;
+                        super::$name(fixture).await;
+                    }
+                };
+            }
+            case!(a_whole_session_round_trips);
+            case!(writing_a_record_twice_stores_it_once);
+            case!(sessions_list_newest_first_with_filters);
+            case!(pages_cover_every_session_once_and_bad_cursors_are_refused);
+            case!(deleting_a_session_removes_all_of_it_and_nothing_else);
+            case!(queries_read_and_never_write);
+            case!(tenants_see_only_their_own_sessions);
+            case!(large_and_unicode_payloads_round_trip);
+            case!(concurrent_writers_store_each_record_once);
+        }
+    };
+}
+
+async fn sqlite_file() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("conformance.db"))
+        .await
+        .unwrap();
+    Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(dir),
+    }
+}
+
+async fn sqlite_memory() -> Fixture {
+    Fixture {
+        store: StoreUrl::SqliteMemory.open().await.unwrap(),
+        _guard: Box::new(()),
+    }
+}
+
+conformance!(sqlite_file_backend, sqlite_file());
+conformance!(sqlite_memory_backend, sqlite_memory());
