@@ -1,0 +1,254 @@
+//! Sinks: where records go. JSONL files, stderr, several at once, or a store.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sonde_model::Record;
+use sonde_store::{TraceStore, WriteError};
+
+/// Why a sink could not take records.
+///
+/// ```
+/// let err = sonde_tracer::JsonlSink::create("/proc/no/such/place.jsonl").unwrap_err();
+/// assert!(err.to_string().starts_with("cannot write /proc/no/such/place.jsonl"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A file could not be created or written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A store refused the records.
+    #[error("store: {0}")]
+    Store(#[from] WriteError),
+    /// The sink's worker has stopped.
+    #[error("the sink is closed")]
+    Closed,
+}
+
+/// Receives records, in batches.
+///
+/// Sinks are called from the tracer's own worker thread, never from the thread that
+/// records, so a sink may block on I/O.
+///
+/// ```
+/// use sonde_tracer::{SinkError, TraceSink};
+/// use std::sync::Mutex;
+/// /// Counts what it is given.
+/// struct Counter(Mutex<usize>);
+/// impl TraceSink for Counter {
+///     fn write(&self, records: &[sonde_model::Record]) -> Result<(), SinkError> {
+///         *self.0.lock().unwrap() += records.len();
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait TraceSink: Send + Sync {
+    /// Takes a batch of records.
+    fn write(&self, records: &[Record]) -> Result<(), SinkError>;
+
+    /// Makes everything written so far durable (or visible). The default does nothing.
+    fn flush(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Appends one JSON line per record to a file (creating it and its folders);
+/// [`TraceSink::flush`] fsyncs.
+///
+/// ```
+/// use sonde_model::*;
+/// use sonde_tracer::{JsonlSink, TraceSink};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("traces/run.jsonl");
+/// let sink = JsonlSink::create(&path).unwrap();
+/// sink.write(&[Record::new(Context::session("s"), Body::SessionStarted(SessionStarted::default()))]).unwrap();
+/// sink.flush().unwrap();
+/// assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+/// ```
+#[derive(Debug)]
+pub struct JsonlSink {
+    path: PathBuf,
+    file: Mutex<BufWriter<File>>,
+}
+
+impl JsonlSink {
+    /// Opens `path` for appending.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let sink = sonde_tracer::JsonlSink::create(dir.path().join("a.jsonl")).unwrap();
+    /// assert!(sink.path().ends_with("a.jsonl"));
+    /// ```
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, SinkError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |source| SinkError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        Ok(Self {
+            file: Mutex::new(BufWriter::with_capacity(256 * 1024, file)),
+            path,
+        })
+    }
+
+    /// The file written.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let sink = sonde_tracer::JsonlSink::create(dir.path().join("b.jsonl")).unwrap();
+    /// assert!(sink.path().is_absolute());
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io(&self, source: std::io::Error) -> SinkError {
+        SinkError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Writes records as JSON lines to `out`.
+fn write_lines(out: &mut impl Write, records: &[Record]) -> std::io::Result<()> {
+    for record in records {
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+impl TraceSink for JsonlSink {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        write_lines(&mut *file, records).map_err(|e| self.io(e))
+    }
+
+    fn flush(&self) -> Result<(), SinkError> {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.flush().map_err(|e| self.io(e))?;
+        file.get_ref().sync_data().map_err(|e| self.io(e))
+    }
+}
+
+/// Writes each record as one JSON line to stderr — handy while debugging.
+///
+/// ```
+/// use sonde_tracer::{StderrSink, TraceSink};
+/// StderrSink.write(&[]).unwrap();
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StderrSink;
+
+impl TraceSink for StderrSink {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        let stderr = std::io::stderr();
+        write_lines(&mut stderr.lock(), records).map_err(|source| SinkError::Io {
+            path: PathBuf::from("<stderr>"),
+            source,
+        })
+    }
+}
+
+/// Sends every batch to several sinks in order. A failing sink does not stop the ones
+/// after it; the first error is returned.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sonde_tracer::{StderrSink, TeeSink, TraceSink};
+/// let tee = TeeSink::new(vec![Arc::new(StderrSink), Arc::new(StderrSink)]);
+/// tee.write(&[]).unwrap();
+/// ```
+pub struct TeeSink {
+    sinks: Vec<Arc<dyn TraceSink>>,
+}
+
+impl TeeSink {
+    /// Fans out to `sinks`, in this order.
+    ///
+    /// ```
+    /// let tee = sonde_tracer::TeeSink::new(vec![]);
+    /// # use sonde_tracer::TraceSink;
+    /// tee.flush().unwrap();
+    /// ```
+    pub fn new(sinks: Vec<Arc<dyn TraceSink>>) -> Self {
+        Self { sinks }
+    }
+
+    fn each(&self, f: impl Fn(&dyn TraceSink) -> Result<(), SinkError>) -> Result<(), SinkError> {
+        let mut first = None;
+        for sink in &self.sinks {
+            if let Err(e) = f(sink.as_ref()) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl TraceSink for TeeSink {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        self.each(|s| s.write(records))
+    }
+
+    fn flush(&self) -> Result<(), SinkError> {
+        self.each(|s| s.flush())
+    }
+}
+
+/// Writes records into a [`TraceStore`], one transaction per batch.
+///
+/// `write` blocks until the store answers: call it from a thread that may block (the
+/// tracer's worker does).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use sonde_model::*;
+/// use sonde_tracer::{StoreSink, TraceSink};
+/// let store = sonde_store::StoreUrl::SqliteMemory.open().await.unwrap();
+/// let sink = StoreSink::new(store.clone());
+/// let r = Record::new(Context::session("s"), Body::SessionStarted(SessionStarted::default()));
+/// tokio::task::spawn_blocking(move || sink.write(&[r])).await.unwrap().unwrap();
+/// assert!(store.get_session("s", &sonde_store::Scope::All).await.unwrap().is_some());
+/// # }
+/// ```
+pub struct StoreSink {
+    store: Arc<dyn TraceStore>,
+}
+
+impl StoreSink {
+    /// A sink into `store`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = sonde_store::StoreUrl::SqliteMemory.open().await.unwrap();
+    /// let _sink = sonde_tracer::StoreSink::new(store);
+    /// # }
+    /// ```
+    pub fn new(store: Arc<dyn TraceStore>) -> Self {
+        Self { store }
+    }
+}
+
+impl TraceSink for StoreSink {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        futures_executor::block_on(self.store.write(records))?;
+        Ok(())
+    }
+}
