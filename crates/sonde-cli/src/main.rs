@@ -1,0 +1,129 @@
+//! `sonde`: record, import, export, inspect and query agent traces.
+
+mod records;
+mod sessions;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sonde::store::{StoreUrl, TraceStore};
+
+/// Record, store and analyse the traces of LLM agents.
+#[derive(Parser)]
+#[command(name = "sonde", version, about, long_about = None)]
+struct Cli {
+    /// Database URL: sqlite://PATH, sqlite::memory: (default: sqlite:// in the user's
+    /// data folder, e.g. ~/.local/share/sonde/sonde.db).
+    #[arg(long, env = "SONDE_DB", global = true)]
+    db: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import record JSONL files (`-` reads stdin). Bad lines are reported as
+    /// FILE:LINE and skipped; the rest is imported unless --strict.
+    Import {
+        /// Files to import; `-` for stdin.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Import nothing if any line is bad.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Export records as JSONL (every session, oldest first, or one).
+    Export {
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List sessions, newest first.
+    Sessions(sessions::ListArgs),
+    /// Show one session: steps, events, messages and rewards.
+    Show {
+        /// The session id.
+        session_id: String,
+        /// Print the whole session as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a read-only SQL query (statements that write are refused).
+    Query {
+        /// One SELECT / WITH / EXPLAIN / VALUES statement; `?1`, `?2`... are parameters.
+        sql: String,
+        /// A parameter value (JSON, or else a string); repeat for ?1, ?2, ...
+        #[arg(long = "param", short = 'p')]
+        params: Vec<String>,
+        /// Print rows as a JSON array of objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a session and everything in it.
+    Rm {
+        /// The session id.
+        session_id: String,
+    },
+}
+
+async fn open_store(db: Option<&str>) -> anyhow::Result<Arc<dyn TraceStore>> {
+    let url = db.map_or_else(StoreUrl::default_url, str::to_owned);
+    let parsed = StoreUrl::parse(&url)?;
+    Ok(parsed.open().await?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = open_store(cli.db.as_deref())
+        .await
+        .context("cannot open the database")?;
+    match cli.command {
+        Command::Import { files, strict } => records::import(store.as_ref(), &files, strict).await,
+        Command::Export { session, out } => {
+            records::export(store.as_ref(), session.as_deref(), out.as_deref()).await
+        }
+        Command::Sessions(args) => sessions::list(store.as_ref(), args).await,
+        Command::Show { session_id, json } => {
+            sessions::show(store.as_ref(), &session_id, json).await
+        }
+        Command::Query { sql, params, json } => {
+            sessions::query(store.as_ref(), &sql, &params, json).await
+        }
+        Command::Rm { session_id } => sessions::remove(store.as_ref(), &session_id).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SONDE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sonde: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sonde: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

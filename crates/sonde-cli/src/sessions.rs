@@ -1,0 +1,293 @@
+//! `sonde sessions`, `show`, `query` and `rm`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::Value;
+use sonde::store::{Scope, SessionFilter, TraceStore};
+use sonde::{Event, SessionTrace, Timestamp};
+
+use crate::table::{Table, dollars, millis, preview, thousands, time_of_day, when};
+
+/// Filters and output of `sonde sessions`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// At most this many sessions.
+    #[arg(long, default_value_t = SessionFilter::DEFAULT_LIMIT)]
+    limit: usize,
+    /// Sessions started at or after this time (RFC 3339, or relative: 30m, 12h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Sessions started before this time (RFC 3339, or relative).
+    #[arg(long)]
+    until: Option<String>,
+    /// Sessions that called this model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Sessions whose metadata has KEY=VALUE (VALUE as JSON, or else a string).
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    metadata: Vec<String>,
+    /// Continue after a previous page (its next_cursor).
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print JSON: {"sessions": [...], "next_cursor": ...}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses an RFC 3339 time, or a span back from now: `90s`, `30m`, `12h`, `7d`, `2w`.
+pub fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => 0,
+    };
+    match number.parse::<i64>() {
+        Ok(n) if seconds > 0 && n >= 0 => Ok(Timestamp::from_micros(
+            Timestamp::now().as_micros() - n * seconds * 1_000_000,
+        )),
+        _ => anyhow::bail!(
+            "invalid time {text:?}: expected RFC 3339 (2026-11-22T05:26:00Z) or a span like 30m, 12h, 7d"
+        ),
+    }
+}
+
+/// A parameter or metadata value: JSON if it parses, else the text itself.
+fn json_or_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+pub async fn list(store: &dyn TraceStore, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let metadata = args
+        .metadata
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), json_or_text(v)))
+                .with_context(|| format!("invalid --meta {kv:?}: expected KEY=VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let filter = SessionFilter {
+        scope: Scope::All,
+        since: args.since.as_deref().map(parse_time).transpose()?,
+        until: args.until.as_deref().map(parse_time).transpose()?,
+        metadata,
+        model: args.model,
+        limit: args.limit,
+        cursor: args.cursor,
+    };
+    let page = store.list_sessions(&filter).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if page.sessions.is_empty() {
+        println!("no sessions");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&[
+        "SESSION",
+        "STARTED",
+        "DURATION",
+        "EVENTS",
+        "LLM CALLS",
+        "TOKENS",
+        "COST",
+        "MODELS",
+    ]);
+    for s in &page.sessions {
+        table.row(vec![
+            s.session_id.clone(),
+            when(s.started_at),
+            millis(s.last_at.millis_since(s.started_at)),
+            thousands(s.events),
+            thousands(s.llm_calls),
+            thousands(s.total_tokens),
+            dollars(s.cost_usd),
+            s.models.join(", "),
+        ]);
+    }
+    print!("{}", table.render());
+    if let Some(cursor) = page.next_cursor {
+        println!("more: sonde sessions --cursor {cursor}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(
+    store: &dyn TraceStore,
+    session_id: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(trace) = store.get_session(session_id, &Scope::All).await? else {
+        eprintln!("sonde: no session {session_id}");
+        return Ok(ExitCode::FAILURE);
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&trace)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render_session(&trace));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human view of a session: a header, then every record in order.
+fn render_session(trace: &SessionTrace) -> String {
+    let mut out = String::new();
+    let llm: Vec<&sonde::LlmCall> = trace
+        .events
+        .iter()
+        .filter_map(|e| e.value.as_llm())
+        .collect();
+    let tokens: u64 = llm.iter().map(|c| c.total_tokens()).sum();
+    let costs: Vec<f64> = llm.iter().filter_map(|c| c.cost_usd).collect();
+    out.push_str(&format!("session   {}\n", trace.session_id));
+    if let Some(start) = trace.created_at() {
+        out.push_str(&format!("started   {}\n", when(start)));
+    }
+    if let Some(end) = &trace.ended {
+        out.push_str(&format!("ended     {}\n", when(end.timestamp)));
+    }
+    if !trace.metadata().is_empty() {
+        out.push_str(&format!(
+            "metadata  {}\n",
+            Value::Object(trace.metadata().clone())
+        ));
+    }
+    out.push_str(&format!(
+        "totals    {} steps, {} events ({} LLM calls), {} messages, {} tokens, {}\n\n",
+        trace.steps.len(),
+        trace.events.len(),
+        llm.len(),
+        trace.messages.len(),
+        thousands(tokens),
+        if costs.is_empty() {
+            "cost unknown".to_owned()
+        } else {
+            dollars(Some(costs.iter().sum()))
+        }
+    ));
+    let mut table = Table::new(&["TIME", "STEP", "KIND", "DETAIL"]);
+    for record in trace.to_records() {
+        let detail = match &record.body {
+            sonde::Body::Event(Event::Llm(c)) => format!(
+                "{}{} in={} out={} cache_read={} cache_write={}{}{}{}",
+                c.provider
+                    .as_deref()
+                    .map(|p| format!("{p}/"))
+                    .unwrap_or_default(),
+                c.model_name,
+                thousands(c.input_tokens),
+                thousands(c.output_tokens),
+                thousands(c.cache_read_tokens),
+                thousands(c.cache_write_tokens),
+                c.cost_usd
+                    .map(|v| format!(" {}", dollars(Some(v))))
+                    .unwrap_or_default(),
+                c.latency_ms
+                    .map(|v| format!(" {}", millis(v)))
+                    .unwrap_or_default(),
+                c.error
+                    .as_deref()
+                    .map(|e| format!(" error: {}", preview(e, 60)))
+                    .unwrap_or_default(),
+            ),
+            sonde::Body::Event(Event::Runtime(a)) => format!(
+                "{}{}{}",
+                a.tool_name.as_deref().unwrap_or("action"),
+                a.duration_ms
+                    .map(|v| format!(" {}", millis(v)))
+                    .unwrap_or_default(),
+                if a.status.is_ok() {
+                    String::new()
+                } else {
+                    format!(
+                        " error: {}",
+                        preview(a.error.as_deref().unwrap_or("failed"), 60)
+                    )
+                },
+            ),
+            sonde::Body::Event(Event::Environment(e)) => format!(
+                "reward={}{}{}",
+                e.reward.map_or("-".to_owned(), |r| r.to_string()),
+                if e.terminated { " terminated" } else { "" },
+                if e.truncated { " truncated" } else { "" }
+            ),
+            sonde::Body::Event(Event::Custom(c)) => c.name.clone(),
+            sonde::Body::Message(m) => format!(
+                "{} {}→{}: {}",
+                m.message_type,
+                m.from_role.as_deref().unwrap_or("?"),
+                m.to_role.as_deref().unwrap_or("?"),
+                preview(&m.content.as_text(), 80)
+            ),
+            sonde::Body::OutcomeReward(r) => format!("{} = {}", r.objective_key, r.total_reward),
+            sonde::Body::EventReward(r) => format!("{} on event {}", r.value, r.event_id),
+            sonde::Body::StepStarted(s) => s
+                .turn_number
+                .map(|t| format!("turn {t}"))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        table.row(vec![
+            time_of_day(record.timestamp),
+            record.context.step_id.clone().unwrap_or_default(),
+            record.kind().to_owned(),
+            detail,
+        ]);
+    }
+    out.push_str(&table.render());
+    out
+}
+
+pub async fn query(
+    store: &dyn TraceStore,
+    sql: &str,
+    params: &[String],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let params: Vec<Value> = params.iter().map(|p| json_or_text(p)).collect();
+    let result = store.query(sql, &params).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result.to_objects())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let headers: Vec<&str> = result.columns.iter().map(String::as_str).collect();
+    let mut table = Table::new(&headers);
+    for row in &result.rows {
+        table.row(
+            row.iter()
+                .map(|v| match v {
+                    Value::Null => "NULL".to_owned(),
+                    Value::String(s) => preview(s, 120),
+                    other => other.to_string(),
+                })
+                .collect(),
+        );
+    }
+    print!("{}", table.render());
+    eprintln!(
+        "({} row{})",
+        thousands(result.rows.len() as u64),
+        if result.rows.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn remove(store: &dyn TraceStore, session_id: &str) -> anyhow::Result<ExitCode> {
+    if store.delete_session(session_id, &Scope::All).await? {
+        eprintln!("deleted session {session_id}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("sonde: no session {session_id}");
+        Ok(ExitCode::FAILURE)
+    }
+}

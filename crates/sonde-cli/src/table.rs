@@ -1,0 +1,169 @@
+//! Human output: aligned tables, thousands separators, dollars to the cent.
+
+use std::fmt::Write;
+
+use sonde::Timestamp;
+
+/// A table printed with aligned columns; numeric-looking cells align right.
+pub struct Table {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&str]) -> Self {
+        Self {
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let columns = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let right: Vec<bool> = (0..columns)
+            .map(|i| {
+                !self.rows.is_empty()
+                    && self
+                        .rows
+                        .iter()
+                        .all(|r| r.get(i).is_none_or(|c| looks_numeric(c)))
+            })
+            .collect();
+        let mut out = String::new();
+        let mut line = |cells: &[String]| {
+            let mut text = String::new();
+            for (i, width) in widths.iter().enumerate() {
+                let cell = cells.get(i).map_or("", String::as_str);
+                let pad = width.saturating_sub(cell.chars().count());
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                if right[i] {
+                    text.push_str(&" ".repeat(pad));
+                    text.push_str(cell);
+                } else {
+                    text.push_str(cell);
+                    if i + 1 < widths.len() {
+                        text.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            let _ = writeln!(out, "{}", text.trim_end());
+        };
+        line(&self.headers);
+        for row in &self.rows {
+            line(row);
+        }
+        out
+    }
+}
+
+fn looks_numeric(cell: &str) -> bool {
+    let cell = cell.trim_start_matches('$').trim_end_matches(['%', 's']);
+    cell.is_empty()
+        || cell == "-"
+        || cell
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ',' | '.' | '-' | 'm'))
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Dollars to the cent; `-` when unknown.
+pub fn dollars(value: Option<f64>) -> String {
+    match value {
+        Some(v) => {
+            let cents = (v * 100.0).round() as i64;
+            let sign = if cents < 0 { "-" } else { "" };
+            let cents = cents.unsigned_abs();
+            format!("{sign}${}.{:02}", thousands(cents / 100), cents % 100)
+        }
+        None => "-".to_owned(),
+    }
+}
+
+/// `2026-11-22 05:26:00` (UTC).
+pub fn when(t: Timestamp) -> String {
+    t.to_datetime().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// `05:26:00.123` (UTC), for timelines within a session.
+pub fn time_of_day(t: Timestamp) -> String {
+    t.to_datetime().format("%H:%M:%S%.3f").to_string()
+}
+
+/// A duration in milliseconds, shortest readable form.
+pub fn millis(ms: f64) -> String {
+    if ms >= 60_000.0 {
+        format!("{:.1}m", ms / 60_000.0)
+    } else if ms >= 1_000.0 {
+        format!("{:.1}s", ms / 1_000.0)
+    } else {
+        format!("{ms:.0}ms")
+    }
+}
+
+/// The first line of `text`, cut to `max` characters.
+pub fn preview(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > max || text.lines().nth(1).is_some() {
+        let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        line.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_like_numbers() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(dollars(Some(1234.565)), "$1,234.57");
+        assert_eq!(dollars(Some(0.004)), "$0.00");
+        assert_eq!(dollars(None), "-");
+    }
+
+    #[test]
+    fn tables_align_text_left_and_numbers_right() {
+        let mut t = Table::new(&["NAME", "TOKENS"]);
+        t.row(vec!["a".into(), "1,000".into()]);
+        t.row(vec!["longer".into(), "5".into()]);
+        assert_eq!(
+            t.render(),
+            "NAME    TOKENS\na        1,000\nlonger       5\n"
+        );
+    }
+
+    #[test]
+    fn previews_cut_long_or_multiline_text() {
+        assert_eq!(preview("short", 10), "short");
+        assert_eq!(preview("two\nlines", 10), "two…");
+        assert_eq!(preview("abcdefghijkl", 5), "abcd…");
+    }
+}

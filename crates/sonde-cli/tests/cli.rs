@@ -1,0 +1,405 @@
+//! The `sonde` command as a user runs it: import, export, sessions, show, query, rm,
+//! exit codes and error messages.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+use sonde::*;
+
+fn sonde(db: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("SONDE_DB")
+        .output()
+        .unwrap()
+}
+
+fn sonde_stdin(db: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Three sessions of every record kind, as record JSONL lines.
+fn sample_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in 0..3 {
+        let ctx = Context::session(format!("session-{s}"));
+        let step = ctx.clone().with_step("turn-1");
+        let mut meta = Metadata::new();
+        meta.insert("user".into(), json!(format!("u{s}")));
+        let bodies = vec![
+            (
+                ctx.clone(),
+                Body::SessionStarted(SessionStarted {
+                    metadata: meta,
+                    session_metadata: vec![],
+                }),
+            ),
+            (
+                step.clone(),
+                Body::StepStarted(StepStarted {
+                    step_index: 0,
+                    turn_number: Some(1),
+                    metadata: Metadata::new(),
+                }),
+            ),
+            (
+                step.clone(),
+                Body::Message(Message {
+                    content: MessageContent::text("hello"),
+                    message_type: "user_prompt".into(),
+                    from_role: Some("human".into()),
+                    to_role: Some("agent".into()),
+                    ..Default::default()
+                }),
+            ),
+            (
+                step.clone(),
+                Body::Event(Event::Llm(LlmCall {
+                    provider: Some("openai".into()),
+                    model_name: format!("gpt-5-{s}"),
+                    input_tokens: 100,
+                    output_tokens: 20,
+                    cost_usd: Some(0.25),
+                    latency_ms: Some(800.0),
+                    ..Default::default()
+                })),
+            ),
+            (
+                step.clone(),
+                Body::Event(Event::Runtime(RuntimeAction {
+                    tool_name: Some("grep".into()),
+                    arguments: Some(json!({"q": "x"})),
+                    ..Default::default()
+                })),
+            ),
+            (step.clone(), Body::StepEnded(StepEnded::default())),
+            (
+                ctx.clone(),
+                Body::OutcomeReward(OutcomeReward {
+                    total_reward: 1.0,
+                    ..Default::default()
+                }),
+            ),
+            (ctx.clone(), Body::SessionEnded(SessionEnded::default())),
+        ];
+        for (i, (context, body)) in bodies.into_iter().enumerate() {
+            let record = Record {
+                id: format!("r-{s}-{i}"),
+                timestamp: Timestamp::from_micros(
+                    1_767_225_600_000_000 + s * 60_000_000 + i as i64 * 1000,
+                ),
+                context,
+                body,
+            };
+            lines.push(record.to_json_line());
+        }
+    }
+    lines
+}
+
+fn write_file(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn db_url(dir: &Path, name: &str) -> String {
+    format!("sqlite://{}", dir.join(name).display())
+}
+
+#[test]
+fn export_then_import_into_a_fresh_database_then_export_gives_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
+    let first = db_url(dir.path(), "first.db");
+    let out = sonde(&first, &["import", input.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("imported 24 records (0 already stored)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let export1 = dir.path().join("export1.jsonl");
+    assert!(
+        sonde(&first, &["export", "--out", export1.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let second = db_url(dir.path(), "nested/second.db");
+    assert!(
+        sonde(&second, &["import", export1.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let export2 = sonde(&second, &["export"]);
+    assert!(export2.status.success());
+    let export1 = std::fs::read_to_string(&export1).unwrap();
+    assert_eq!(export1, text(&export2.stdout));
+    assert_eq!(export1.lines().count(), 24);
+    // Same records as the input, whatever the order.
+    let mut a: Vec<Value> = export1
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut b: Vec<Value> = sample_lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    a.sort_by_key(|v| v["id"].to_string());
+    b.sort_by_key(|v| v["id"].to_string());
+    assert_eq!(a, b);
+
+    // Importing again stores nothing new.
+    let again = sonde(&second, &["import", input.to_str().unwrap()]);
+    assert!(
+        text(&again.stderr).contains("imported 0 records (24 already stored)"),
+        "{}",
+        text(&again.stderr)
+    );
+    // One session alone.
+    let one = sonde(&second, &["export", "--session", "session-1"]);
+    assert_eq!(text(&one.stdout).lines().count(), 8);
+}
+
+#[test]
+fn a_corrupt_line_is_named_and_every_other_line_is_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = sample_lines();
+    lines[4] = r#"{"schema_version":1,"id":"broken","timestamp":"2026-01-01T00:00:00Z","context":{"session_id":"session-0"},"kind":"llm_call","payload":{"input_tokens":"lots"}}"#.into();
+    lines.insert(10, "{this is not json".into());
+    lines.insert(12, r#"{"schema_version":7,"id":"x"}"#.into());
+    let input = write_file(dir.path(), "bad.jsonl", &lines);
+    let db = db_url(dir.path(), "t.db");
+
+    let strict = sonde(&db, &["import", "--strict", input.to_str().unwrap()]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        text(&strict.stderr).contains("nothing imported: 3 bad lines"),
+        "{}",
+        text(&strict.stderr)
+    );
+    let count = sonde(
+        &db,
+        &["query", "SELECT count(*) AS n FROM events", "--json"],
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&count.stdout).unwrap()[0]["n"],
+        0
+    );
+
+    let out = sonde(&db, &["import", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "bad lines make the exit code 1");
+    let err = text(&out.stderr);
+    let name = input.display();
+    assert!(
+        err.contains(&format!("{name}:5: invalid field `payload.input_tokens`")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{name}:11: invalid json")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{name}:13: unsupported schema_version 7: this sonde reads version 1"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("imported 23 records"), "{err}");
+    let export = sonde(&db, &["export"]);
+    assert_eq!(text(&export.stdout).lines().count(), 23);
+}
+
+#[test]
+fn stdin_imports_with_a_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_url(dir.path(), "t.db");
+    let out = sonde_stdin(&db, &["import", "-"], &sample_lines().join("\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bad = sonde_stdin(&db, &["import", "--strict", "-"], "\n{oops}\n");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("<stdin>:2: invalid json"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn a_query_that_writes_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
+    let db = db_url(dir.path(), "t.db");
+    sonde(&db, &["import", input.to_str().unwrap()]);
+    let before = text(&sonde(&db, &["export"]).stdout);
+    for sql in [
+        "DELETE FROM events",
+        "UPDATE sessions SET metadata = '{}'",
+        "DROP TABLE messages",
+        "SELECT 1; DELETE FROM events",
+    ] {
+        let out = sonde(&db, &["query", sql]);
+        assert_eq!(out.status.code(), Some(1), "{sql}");
+        assert!(
+            text(&out.stderr).contains("refused"),
+            "{sql}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(text(&sonde(&db, &["export"]).stdout), before);
+
+    let out = sonde(
+        &db,
+        &[
+            "query",
+            "SELECT model, input_tokens FROM events WHERE model = ?1",
+            "--param",
+            "gpt-5-1",
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        "model    input_tokens\ngpt-5-1           100\n"
+    );
+    let out = sonde(
+        &db,
+        &[
+            "query",
+            "SELECT session_id FROM sessions ORDER BY session_id",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!([{"session_id": "session-0"}, {"session_id": "session-1"}, {"session_id": "session-2"}])
+    );
+}
+
+#[test]
+fn sessions_show_and_rm() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
+    let db = db_url(dir.path(), "t.db");
+    sonde(&db, &["import", input.to_str().unwrap()]);
+
+    let list = text(&sonde(&db, &["sessions"]).stdout);
+    let rows: Vec<&str> = list.lines().collect();
+    assert!(rows[0].starts_with("SESSION"), "{list}");
+    assert!(
+        rows[1].starts_with("session-2") && rows[3].starts_with("session-0"),
+        "{list}"
+    );
+    assert!(
+        rows[1].contains("$0.25") && rows[1].contains("gpt-5-2"),
+        "{list}"
+    );
+
+    let page: Value =
+        serde_json::from_slice(&sonde(&db, &["sessions", "--limit", "2", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(page["sessions"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest: Value =
+        serde_json::from_slice(&sonde(&db, &["sessions", "--json", "--cursor", cursor]).stdout)
+            .unwrap();
+    assert_eq!(rest["sessions"][0]["session_id"], "session-0");
+    let bad = sonde(&db, &["sessions", "--cursor", "nonsense"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("invalid cursor"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let filtered: Value = serde_json::from_slice(
+        &sonde(
+            &db,
+            &[
+                "sessions", "--json", "--model", "gpt-5-1", "--meta", "user=u1",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(filtered["sessions"].as_array().unwrap().len(), 1);
+
+    let show = sonde(&db, &["show", "session-1"]);
+    let shown = text(&show.stdout);
+    assert!(shown.contains("openai/gpt-5-1 in=100 out=20"), "{shown}");
+    assert!(shown.contains("user_prompt human→agent: hello"), "{shown}");
+    let json: Value =
+        serde_json::from_slice(&sonde(&db, &["show", "session-1", "--json"]).stdout).unwrap();
+    assert_eq!(json["events"].as_array().unwrap().len(), 2);
+
+    assert!(sonde(&db, &["rm", "session-1"]).status.success());
+    let gone = sonde(&db, &["show", "session-1"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(text(&gone.stderr).contains("no session session-1"));
+    assert_eq!(sonde(&db, &["rm", "session-1"]).status.code(), Some(1));
+    assert_eq!(text(&sonde(&db, &["export"]).stdout).lines().count(), 16);
+}
+
+#[test]
+fn usage_errors_exit_2_and_runtime_errors_exit_1() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = sonde("mysql://nowhere", &["sessions"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unsupported database url"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = sonde(
+        &db_url(dir.path(), "t.db"),
+        &["import", "/no/such/file.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot read /no/such/file.jsonl"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_default_database_lives_in_the_users_data_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .arg("sessions")
+        .env_remove("SONDE_DB")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(home.path().join(".local/share/sonde/sonde.db").exists());
+    let memory = sonde("sqlite::memory:", &["sessions"]);
+    assert_eq!(text(&memory.stdout), "no sessions\n");
+}

@@ -1,0 +1,37 @@
+//! Sonde records, stores and analyses the traces of LLM agents: every session, turn,
+//! LLM call, tool call, message and reward, with tokens, cost and latency.
+//!
+//! This facade re-exports the public library:
+//! - the record vocabulary ([`Record`], [`Event`], [`LlmCall`], [`SessionTrace`], ...)
+//!   from `sonde-model`;
+//! - [`SessionTracer`], hooks and sinks ([`JsonlSink`], [`StderrSink`], [`TeeSink`],
+//!   [`StoreSink`]) from `sonde-tracer`;
+//! - the [`store`] module: [`store::TraceStore`] and its backends, from `sonde-store`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use sonde::*;
+//! let store = store::StoreUrl::parse("sqlite::memory:")?.open().await?;
+//! let tracer = SessionTracer::new(store)?;
+//! tracer.start_session(Some("demo"), Default::default()).await?;
+//! tracer.start_timestep("turn-1", Some(1), Default::default()).await?;
+//! tracer.record_event(Event::Llm(LlmCall {
+//!     provider: Some("anthropic".into()),
+//!     model_name: "claude-sonnet-4-5".into(),
+//!     input_tokens: 1_200,
+//!     output_tokens: 300,
+//!     ..Default::default()
+//! })).await?;
+//! let trace = tracer.end_session(true).await?;
+//! assert_eq!(trace.events.len(), 1);
+//! # Ok(()) }
+//! ```
+
+pub use sonde_model::*;
+pub use sonde_tracer::*;
+
+/// Stores: the [`TraceStore`](store::TraceStore) trait, its backends, and what they
+/// take and return.
+pub mod store {
+    pub use sonde_store::*;
+}
