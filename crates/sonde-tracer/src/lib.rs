@@ -24,4 +24,4 @@ mod worker;
 pub use hooks::{HookCallback, HookContext, HookEvent, HookManager};
 pub use sink::{JsonlSink, SinkError, StderrSink, StoreSink, TeeSink, TraceSink};
 pub use tracer::{LookupError, RecordError, SessionHandle, SessionTracer, TracerBuilder};
-pub use worker::{MAX_BATCH, QUEUE_CAPACITY};
+pub use worker::{BATCH_LINGER, MAX_BATCH, QUEUE_CAPACITY};

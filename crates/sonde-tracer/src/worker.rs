@@ -13,6 +13,11 @@ use crate::{SinkError, TraceSink};
 pub const QUEUE_CAPACITY: usize = 65_536;
 /// The most records handed to the sink in one batch.
 pub const MAX_BATCH: usize = 4_096;
+/// After a batch, the worker waits this long for more records before it parks. While
+/// it lingers, recording callers queue records without waking it (a wake is a syscall,
+/// dearer than everything else a record costs); records reach the sink at most this
+/// much later.
+pub const BATCH_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 // Records are nearly every command; boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
@@ -85,7 +90,19 @@ fn run(sink: Arc<dyn TraceSink>, mut rx: mpsc::Receiver<Command>) {
     };
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
-        while let Some(command) = next.take() {
+        loop {
+            let Some(command) = next.take() else {
+                // Drained: write, then linger once for more before parking.
+                write(&mut batch, &mut failure);
+                std::thread::sleep(BATCH_LINGER);
+                match rx.try_recv() {
+                    Ok(command) => {
+                        next = Some(command);
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            };
             match command {
                 Command::Record(record) => {
                     batch.push(record);
@@ -104,7 +121,6 @@ fn run(sink: Arc<dyn TraceSink>, mut rx: mpsc::Receiver<Command>) {
             }
             next = rx.try_recv().ok();
         }
-        write(&mut batch, &mut failure);
     }
     write(&mut batch, &mut failure);
     if let Err(e) = sink.flush() {

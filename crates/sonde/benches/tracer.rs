@@ -53,7 +53,18 @@ fn caller_overhead(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("caller_overhead");
     group.throughput(Throughput::Elements(1));
-    // Baseline: only making the record (id, timestamp, clone) — what any tracer must do.
+    // Baseline: building the event the caller passes in; the tracer's own cost is
+    // record_event minus this.
+    group.bench_function("build_event_baseline", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                std::hint::black_box(llm_event(i));
+            }
+            start.elapsed()
+        })
+    });
+    // Building the event and the record around it (id, timestamp) and one copy.
     group.bench_function("make_record_baseline", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
