@@ -18,6 +18,7 @@
 
 mod api;
 mod error;
+mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;

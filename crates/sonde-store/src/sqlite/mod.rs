@@ -5,10 +5,8 @@
 //! callers hand work to those threads and await the answer, so SQLite never runs on an
 //! async runtime's worker threads.
 
-mod rows;
 mod schema;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -19,11 +17,13 @@ use serde_json::Value;
 use sonde_model::{Record, SessionTrace, Timestamp};
 
 use crate::api::Cursor;
+use crate::rows::{
+    EventColumns, Extra, Lifecycle, RecordRow, SHARED_COLUMNS, StoredColumns, Table,
+};
 use crate::{
     BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
     SessionPage, SessionSummary, TraceStore, WriteError, WriteOutcome,
 };
-use rows::{Lifecycle, Row, Table};
 
 /// Read-only connections kept for a database file.
 const READER_THREADS: usize = 2;
@@ -208,31 +208,109 @@ impl SqliteStore {
     }
 }
 
-fn write_rows(conn: &mut Connection, rows: Vec<Row>) -> Result<WriteOutcome, rusqlite::Error> {
+fn insert_sql(table: Table) -> String {
+    let columns = table.columns();
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT OR IGNORE INTO {} ({}) VALUES ({})",
+        table.name(),
+        columns.join(", "),
+        placeholders.join(", ")
+    )
+}
+
+fn text(value: &Option<String>) -> Sql {
+    value.clone().map_or(Sql::Null, Sql::Text)
+}
+
+fn real(value: Option<f64>) -> Sql {
+    value.map_or(Sql::Null, Sql::Real)
+}
+
+/// The row's values in [`Table::columns`] order.
+fn values(row: &RecordRow) -> Vec<Sql> {
+    let ctx = &row.context;
+    let mut values = vec![
+        Sql::Text(row.id.clone()),
+        Sql::Text(row.kind.to_owned()),
+        Sql::Integer(row.ts),
+        Sql::Text(ctx.session_id.clone()),
+        text(&ctx.step_id),
+        text(&ctx.org),
+        text(&ctx.workspace),
+        text(&ctx.trace_id),
+        text(&ctx.span_id),
+        text(&ctx.parent_span_id),
+        Sql::Text(row.payload.clone()),
+    ];
+    match &row.extra {
+        Extra::Lifecycle(_) => {}
+        Extra::Event(e) => values.extend(event_values(e)),
+        Extra::Message {
+            message_type,
+            from_role,
+            to_role,
+        } => values.extend([
+            Sql::Text(message_type.clone()),
+            text(from_role),
+            text(to_role),
+        ]),
+        Extra::OutcomeReward {
+            objective_key,
+            total_reward,
+        } => values.extend([Sql::Text(objective_key.clone()), Sql::Real(*total_reward)]),
+        Extra::EventReward { event_id, value } => {
+            values.extend([Sql::Text(event_id.clone()), Sql::Real(*value)]);
+        }
+    }
+    values
+}
+
+fn event_values(e: &EventColumns) -> Vec<Sql> {
+    let mut values = vec![
+        Sql::Text(e.event_type.to_owned()),
+        Sql::Text(e.status.to_owned()),
+        text(&e.provider),
+        text(&e.model),
+    ];
+    match e.tokens {
+        Some(tokens) => values.extend(tokens.map(Sql::Integer)),
+        None => values.extend(std::iter::repeat_n(Sql::Null, 6)),
+    }
+    values.extend([
+        real(e.cost_usd),
+        real(e.latency_ms),
+        real(e.ttft_ms),
+        e.response_status
+            .map_or(Sql::Null, |s| Sql::Integer(i64::from(s))),
+        text(&e.request_path),
+        text(&e.api_key_hash),
+        text(&e.gateway_key_id),
+        text(&e.tool_name),
+    ]);
+    values
+}
+
+fn write_rows(
+    conn: &mut Connection,
+    rows: Vec<RecordRow>,
+) -> Result<WriteOutcome, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut outcome = WriteOutcome::default();
-    let mut sessions: HashMap<String, SessionDelta> = HashMap::new();
-    let mut lifecycle = Vec::new();
+    let mut inserted: Vec<RecordRow> = Vec::with_capacity(rows.len());
     {
         let mut inserts: Vec<rusqlite::CachedStatement<'_>> = Vec::with_capacity(5);
         for table in Table::ALL {
-            inserts.push(tx.prepare_cached(&table.insert_sql())?);
+            inserts.push(tx.prepare_cached(&insert_sql(table))?);
         }
         for row in rows {
             let position = Table::ALL.iter().position(|t| *t == row.table).unwrap_or(0);
-            let inserted = inserts[position].execute(params_from_iter(row.values.iter()))?;
-            if inserted == 0 {
+            let stored = inserts[position].execute(params_from_iter(values(&row)))?;
+            if stored == 0 {
                 outcome.duplicates += 1;
-                continue;
-            }
-            outcome.written += 1;
-            let e = row.effect;
-            let delta = sessions
-                .entry(e.session_id.clone())
-                .or_insert_with(|| SessionDelta::new(e.ts));
-            delta.absorb(&e);
-            if let Some(l) = e.lifecycle {
-                lifecycle.push((e.session_id, e.id, e.ts, l));
+            } else {
+                outcome.written += 1;
+                inserted.push(row);
             }
         }
     }
@@ -253,7 +331,7 @@ fn write_rows(conn: &mut Connection, rows: Vec<Row>) -> Result<WriteOutcome, rus
                  cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN sessions.cost_usd
                                  ELSE coalesce(sessions.cost_usd, 0) + excluded.cost_usd END",
         )?;
-        for (session_id, d) in &sessions {
+        for (session_id, d) in crate::rows::session_deltas(&inserted) {
             upsert.execute(rusqlite::params![
                 session_id,
                 d.org,
@@ -268,8 +346,10 @@ fn write_rows(conn: &mut Connection, rows: Vec<Row>) -> Result<WriteOutcome, rus
             ])?;
         }
     }
-    for (session_id, id, ts, change) in lifecycle {
-        apply_lifecycle(&tx, &session_id, &id, ts, change)?;
+    for row in &inserted {
+        if let Extra::Lifecycle(change) = &row.extra {
+            apply_lifecycle(&tx, &row.context.session_id, &row.id, row.ts, change)?;
+        }
     }
     tx.commit()?;
     Ok(outcome)
@@ -282,7 +362,7 @@ fn apply_lifecycle(
     session_id: &str,
     id: &str,
     ts: i64,
-    change: Lifecycle,
+    change: &Lifecycle,
 ) -> Result<(), rusqlite::Error> {
     match change {
         Lifecycle::SessionStarted { metadata } => {
@@ -331,53 +411,6 @@ fn apply_lifecycle(
     Ok(())
 }
 
-/// What one batch adds to a session's summary row.
-struct SessionDelta {
-    org: Option<String>,
-    workspace: Option<String>,
-    first: i64,
-    last: i64,
-    events: i64,
-    llm_calls: i64,
-    messages: i64,
-    total_tokens: i64,
-    cost_usd: Option<f64>,
-}
-
-impl SessionDelta {
-    fn new(ts: i64) -> Self {
-        Self {
-            org: None,
-            workspace: None,
-            first: ts,
-            last: ts,
-            events: 0,
-            llm_calls: 0,
-            messages: 0,
-            total_tokens: 0,
-            cost_usd: None,
-        }
-    }
-
-    fn absorb(&mut self, e: &rows::Effect) {
-        if self.org.is_none() {
-            self.org.clone_from(&e.org);
-        }
-        if self.workspace.is_none() {
-            self.workspace.clone_from(&e.workspace);
-        }
-        self.first = self.first.min(e.ts);
-        self.last = self.last.max(e.ts);
-        self.events += i64::from(e.is_event);
-        self.llm_calls += i64::from(e.is_llm);
-        self.messages += i64::from(e.is_message);
-        self.total_tokens = self.total_tokens.saturating_add(e.total_tokens);
-        if let Some(cost) = e.cost_usd {
-            self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + cost);
-        }
-    }
-}
-
 fn session_visible(
     conn: &Connection,
     session_id: &str,
@@ -406,15 +439,36 @@ fn read_session(
     }
     let mut records: Vec<Record> = Vec::new();
     for table in Table::ALL {
-        let mut stmt = tx
-            .prepare_cached(&table.select_session_sql())
-            .map_err(backend)?;
+        let sql = format!(
+            "SELECT {} FROM {} WHERE session_id = ?1",
+            SHARED_COLUMNS.join(", "),
+            table.name()
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
         let mut rows = stmt.query([session_id]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
-            records.push(rows::record_from_row(row)?);
+            records.push(stored_columns(row).map_err(backend)?.into_record()?);
         }
     }
     Ok(SessionTrace::from_records(records).into_iter().next())
+}
+
+fn stored_columns(row: &rusqlite::Row<'_>) -> Result<StoredColumns, rusqlite::Error> {
+    Ok(StoredColumns {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        ts: row.get(2)?,
+        context: sonde_model::Context {
+            session_id: row.get(3)?,
+            step_id: row.get(4)?,
+            org: row.get(5)?,
+            workspace: row.get(6)?,
+            trace_id: row.get(7)?,
+            span_id: row.get(8)?,
+            parent_span_id: row.get(9)?,
+        },
+        payload: row.get(10)?,
+    })
 }
 
 fn list_sessions(conn: &Connection, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
@@ -655,7 +709,7 @@ impl TraceStore for SqliteStore {
         if records.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        let rows: Vec<Row> = records.iter().map(Row::from_record).collect();
+        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
         Self::run(&self.writer, move |conn| write_rows(conn, rows))
             .await
             .ok_or(WriteError::Closed)?
