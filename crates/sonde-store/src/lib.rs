@@ -18,6 +18,8 @@
 
 mod api;
 mod error;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -27,6 +29,8 @@ pub use api::{
     QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore, WriteOutcome,
 };
 pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use url::StoreUrl;

@@ -95,6 +95,9 @@ impl StoreUrl {
             StoreUrl::Sqlite(_) | StoreUrl::SqliteMemory => {
                 Err(OpenError::BackendNotBuilt("sqlite"))
             }
+            #[cfg(feature = "postgres")]
+            StoreUrl::Postgres(url) => Ok(Arc::new(crate::PostgresStore::open(url).await?)),
+            #[cfg(not(feature = "postgres"))]
             StoreUrl::Postgres(_) => Err(OpenError::BackendNotBuilt("postgres")),
         }
     }

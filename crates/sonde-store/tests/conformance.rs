@@ -710,3 +710,18 @@ async fn sqlite_memory() -> Fixture {
 
 conformance!(sqlite_file_backend, sqlite_file());
 conformance!(sqlite_memory_backend, sqlite_memory());
+
+async fn postgres() -> Fixture {
+    let server = tokio::task::spawn_blocking(|| sonde_pgtest::PgServer::start())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let store = PostgresStore::open(&url).await.unwrap();
+    Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(server),
+    }
+}
+
+conformance!(postgres_backend, postgres());

@@ -1,0 +1,926 @@
+//! The PostgreSQL backend: pooled connections, one transaction per batch, each table's
+//! rows inserted with one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`.
+//!
+//! Every operation runs on the Tokio runtime the store was opened on, so the store can
+//! be used from any executor (the tracer's sink thread uses a plain blocking wait).
+
+mod schema;
+
+use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use serde_json::Value;
+use sonde_model::{Context, Record, SessionTrace, Timestamp};
+use tokio::runtime::Handle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Row};
+
+use crate::api::Cursor;
+use crate::rows::{Extra, Lifecycle, RecordRow, SHARED_COLUMNS, StoredColumns, Table};
+use crate::{
+    BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
+    SessionPage, SessionSummary, TraceStore, WriteError, WriteOutcome,
+};
+
+/// Connections kept in the pool.
+const POOL_SIZE: usize = 16;
+/// Attempts of a batch that lost a deadlock or serialisation race.
+const CONTENTION_ATTEMPTS: usize = 5;
+
+type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
+
+/// The PostgreSQL store.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = sonde_store::PostgresStore::open("postgres://localhost/sonde").await?;
+/// # Ok(()) }
+/// ```
+pub struct PostgresStore {
+    pool: Pool,
+    runtime: Handle,
+}
+
+/// Maps a PostgreSQL error to a classified backend error.
+pub(crate) fn classify(e: &tokio_postgres::Error) -> BackendError {
+    let class = match e.code() {
+        Some(code)
+            if *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::LOCK_NOT_AVAILABLE =>
+        {
+            ErrorClass::Contention
+        }
+        Some(code) if *code == SqlState::QUERY_CANCELED => ErrorClass::Timeout,
+        Some(code) if code.code().starts_with("23") => ErrorClass::Constraint,
+        Some(code)
+            if code.code().starts_with("08")
+                || code.code().starts_with("57P")
+                || *code == SqlState::TOO_MANY_CONNECTIONS =>
+        {
+            ErrorClass::Connection
+        }
+        Some(_) => ErrorClass::Unknown,
+        None => ErrorClass::Connection,
+    };
+    let message = match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => e.to_string(),
+    };
+    BackendError::new(class, message)
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> BackendError {
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Backend(e) => classify(&e),
+        PoolError::Timeout(_) => {
+            BackendError::new(ErrorClass::Timeout, "timed out waiting for a connection")
+        }
+        other => BackendError::new(ErrorClass::Connection, other.to_string()),
+    }
+}
+
+fn at(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl PostgresStore {
+    /// Connects to `url` and applies pending migrations. Must be called inside a Tokio
+    /// runtime; the store runs its work on that runtime.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let fail = |message: String| OpenError::Backend {
+            url: redact(url),
+            source: BackendError::new(ErrorClass::Connection, message),
+        };
+        let runtime = Handle::try_current()
+            .map_err(|_| fail("the postgres backend needs a tokio runtime".into()))?;
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| fail(e.to_string()))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| OpenError::Backend {
+            url: redact(url),
+            source: pool_error(e),
+        })?;
+        schema::migrate(&mut client).await?;
+        Ok(Self { pool, runtime })
+    }
+
+    /// Runs `work` on the store's runtime.
+    async fn on_runtime<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        self.runtime.spawn(work).await.ok()
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn pg_type(column: &str) -> &'static str {
+    match column {
+        "ts" => "timestamptz",
+        "input_tokens" | "output_tokens" | "cache_read_tokens" | "cache_write_tokens"
+        | "reasoning_tokens" | "total_tokens" => "int8",
+        "cost_usd" | "latency_ms" | "ttft_ms" | "total_reward" | "value" => "float8",
+        "response_status" => "int4",
+        _ => "text",
+    }
+}
+
+/// One column of `rows` as an array parameter.
+fn column<'a>(rows: &'a [&'a RecordRow], name: &str) -> Param<'a> {
+    fn each<'a, T: ToSql + Sync + Send + 'a>(
+        rows: &'a [&'a RecordRow],
+        f: impl Fn(&'a RecordRow) -> T,
+    ) -> Param<'a> {
+        Box::new(rows.iter().map(|r| f(r)).collect::<Vec<T>>())
+    }
+    fn event(r: &RecordRow) -> Option<&crate::rows::EventColumns> {
+        match &r.extra {
+            Extra::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+    let token = |i: usize| each(rows, move |r| event(r).and_then(|e| e.tokens).map(|t| t[i]));
+    match name {
+        "id" => each(rows, |r| r.id.as_str()),
+        "kind" => each(rows, |r| r.kind),
+        "ts" => each(rows, |r| at(r.ts)),
+        "session_id" => each(rows, |r| r.context.session_id.as_str()),
+        "step_id" => each(rows, |r| r.context.step_id.as_deref()),
+        "org" => each(rows, |r| r.context.org.as_deref()),
+        "workspace" => each(rows, |r| r.context.workspace.as_deref()),
+        "trace_id" => each(rows, |r| r.context.trace_id.as_deref()),
+        "span_id" => each(rows, |r| r.context.span_id.as_deref()),
+        "parent_span_id" => each(rows, |r| r.context.parent_span_id.as_deref()),
+        "payload" => each(rows, |r| r.payload.as_str()),
+        "event_type" => each(rows, |r| event(r).map_or("", |e| e.event_type)),
+        "status" => each(rows, |r| event(r).map_or("ok", |e| e.status)),
+        "provider" => each(rows, |r| event(r).and_then(|e| e.provider.as_deref())),
+        "model" => each(rows, |r| event(r).and_then(|e| e.model.as_deref())),
+        "input_tokens" => token(0),
+        "output_tokens" => token(1),
+        "cache_read_tokens" => token(2),
+        "cache_write_tokens" => token(3),
+        "reasoning_tokens" => token(4),
+        "total_tokens" => token(5),
+        "cost_usd" => each(rows, |r| event(r).and_then(|e| e.cost_usd)),
+        "latency_ms" => each(rows, |r| event(r).and_then(|e| e.latency_ms)),
+        "ttft_ms" => each(rows, |r| event(r).and_then(|e| e.ttft_ms)),
+        "response_status" => each(rows, |r| event(r).and_then(|e| e.response_status)),
+        "request_path" => each(rows, |r| event(r).and_then(|e| e.request_path.as_deref())),
+        "api_key_hash" => each(rows, |r| event(r).and_then(|e| e.api_key_hash.as_deref())),
+        "gateway_key_id" => each(rows, |r| event(r).and_then(|e| e.gateway_key_id.as_deref())),
+        "tool_name" => each(rows, |r| event(r).and_then(|e| e.tool_name.as_deref())),
+        "message_type" => each(rows, |r| match &r.extra {
+            Extra::Message { message_type, .. } => message_type.as_str(),
+            _ => "",
+        }),
+        "from_role" => each(rows, |r| match &r.extra {
+            Extra::Message { from_role, .. } => from_role.as_deref(),
+            _ => None,
+        }),
+        "to_role" => each(rows, |r| match &r.extra {
+            Extra::Message { to_role, .. } => to_role.as_deref(),
+            _ => None,
+        }),
+        "objective_key" => each(rows, |r| match &r.extra {
+            Extra::OutcomeReward { objective_key, .. } => objective_key.as_str(),
+            _ => "",
+        }),
+        "total_reward" => each(rows, |r| match &r.extra {
+            Extra::OutcomeReward { total_reward, .. } => *total_reward,
+            _ => 0.0,
+        }),
+        "event_id" => each(rows, |r| match &r.extra {
+            Extra::EventReward { event_id, .. } => event_id.as_str(),
+            _ => "",
+        }),
+        "value" => each(rows, |r| match &r.extra {
+            Extra::EventReward { value, .. } => *value,
+            _ => 0.0,
+        }),
+        _ => each(rows, |_| Option::<&str>::None),
+    }
+}
+
+fn params<'a>(values: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    values
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// Inserts one table's rows; returns the ids stored for the first time.
+async fn insert_table(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: Table,
+    rows: &[&RecordRow],
+) -> Result<HashSet<String>, tokio_postgres::Error> {
+    let columns = table.columns();
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (id) DO NOTHING RETURNING id",
+        table.name(),
+        columns.join(", "),
+        arrays.join(", ")
+    );
+    let values: Vec<Param<'_>> = columns.iter().map(|c| column(rows, c)).collect();
+    let stmt = tx.prepare_cached(&sql).await?;
+    let stored = tx.query(&stmt, &params(&values)).await?;
+    Ok(stored.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+async fn write_batch(
+    pool: &Pool,
+    groups: &BTreeMap<Table, Vec<&RecordRow>>,
+) -> Result<usize, BackendError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await.map_err(|e| classify(&e))?;
+    let mut inserted: Vec<&RecordRow> = Vec::new();
+    for (table, rows) in groups {
+        let ids = insert_table(&tx, *table, rows)
+            .await
+            .map_err(|e| classify(&e))?;
+        inserted.extend(rows.iter().copied().filter(|r| ids.contains(&r.id)));
+    }
+    upsert_sessions(&tx, &inserted)
+        .await
+        .map_err(|e| classify(&e))?;
+    for row in &inserted {
+        if let Extra::Lifecycle(change) = &row.extra {
+            apply_lifecycle(&tx, row, change)
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+    }
+    tx.commit().await.map_err(|e| classify(&e))?;
+    Ok(inserted.len())
+}
+
+async fn upsert_sessions(
+    tx: &deadpool_postgres::Transaction<'_>,
+    inserted: &[&RecordRow],
+) -> Result<(), tokio_postgres::Error> {
+    let deltas = crate::rows::session_deltas(inserted.iter().copied());
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = deltas.keys().map(String::as_str).collect();
+    let d: Vec<&crate::rows::SessionDelta> = deltas.values().collect();
+    let values: Vec<Param<'_>> = vec![
+        Box::new(ids),
+        Box::new(d.iter().map(|d| d.org.as_deref()).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.workspace.as_deref()).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| at(d.first)).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| at(d.last)).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.events).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.llm_calls).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.messages).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.total_tokens).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.cost_usd).collect::<Vec<_>>()),
+    ];
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO sessions (session_id, org, workspace, started_at, last_at, event_count,
+                 llm_calls, message_count, total_tokens, cost_usd)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                 $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::float8[])
+             ON CONFLICT (session_id) DO UPDATE SET
+                 org = coalesce(sessions.org, excluded.org),
+                 workspace = coalesce(sessions.workspace, excluded.workspace),
+                 started_at = least(sessions.started_at, excluded.started_at),
+                 last_at = greatest(sessions.last_at, excluded.last_at),
+                 event_count = sessions.event_count + excluded.event_count,
+                 llm_calls = sessions.llm_calls + excluded.llm_calls,
+                 message_count = sessions.message_count + excluded.message_count,
+                 total_tokens = sessions.total_tokens + excluded.total_tokens,
+                 cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN sessions.cost_usd
+                                 ELSE coalesce(sessions.cost_usd, 0) + excluded.cost_usd END",
+        )
+        .await?;
+    tx.execute(&stmt, &params(&values)).await?;
+    Ok(())
+}
+
+/// Keeps the derived tables pointing at the earliest lifecycle record of each kind.
+async fn apply_lifecycle(
+    tx: &deadpool_postgres::Transaction<'_>,
+    row: &RecordRow,
+    change: &Lifecycle,
+) -> Result<(), tokio_postgres::Error> {
+    let (session_id, id, ts) = (&row.context.session_id, &row.id, at(row.ts));
+    match change {
+        Lifecycle::SessionStarted { metadata } => {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE sessions SET metadata = CAST($3::text AS jsonb), start_ts = $4, start_id = $2
+                     WHERE session_id = $1
+                       AND (start_ts IS NULL OR (start_ts, start_id COLLATE \"C\") > ($4, $2::text COLLATE \"C\"))",
+                )
+                .await?;
+            tx.execute(&stmt, &[session_id, id, metadata, &ts]).await?;
+        }
+        Lifecycle::SessionEnded => {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE sessions SET ended_at = $3, end_id = $2
+                     WHERE session_id = $1
+                       AND (ended_at IS NULL OR (ended_at, end_id COLLATE \"C\") > ($3, $2::text COLLATE \"C\"))",
+                )
+                .await?;
+            tx.execute(&stmt, &[session_id, id, &ts]).await?;
+        }
+        Lifecycle::StepStarted {
+            step_id,
+            step_index,
+            turn_number,
+            metadata,
+        } => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata)
+                     VALUES ($1, $2, $3, $4, $5, $6, CAST($7::text AS jsonb))
+                     ON CONFLICT (session_id, step_id) DO UPDATE SET
+                         step_index = excluded.step_index, turn_number = excluded.turn_number,
+                         started_at = excluded.started_at, start_id = excluded.start_id,
+                         metadata = excluded.metadata
+                     WHERE steps.started_at IS NULL
+                        OR (steps.started_at, steps.start_id COLLATE \"C\")
+                           > (excluded.started_at, excluded.start_id COLLATE \"C\")",
+                )
+                .await?;
+            tx.execute(
+                &stmt,
+                &[
+                    session_id,
+                    step_id,
+                    step_index,
+                    turn_number,
+                    &ts,
+                    id,
+                    metadata,
+                ],
+            )
+            .await?;
+        }
+        Lifecycle::StepEnded { step_id } => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO steps (session_id, step_id, completed_at, end_id) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (session_id, step_id) DO UPDATE SET
+                         completed_at = excluded.completed_at, end_id = excluded.end_id
+                     WHERE steps.completed_at IS NULL
+                        OR (steps.completed_at, steps.end_id COLLATE \"C\")
+                           > (excluded.completed_at, excluded.end_id COLLATE \"C\")",
+                )
+                .await?;
+            tx.execute(&stmt, &[session_id, step_id, &ts, id]).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn write_rows(pool: Pool, rows: Vec<RecordRow>) -> Result<WriteOutcome, WriteError> {
+    // A record id twice in one batch counts once; rows are sorted by id so that
+    // concurrent writers take row locks in the same order (no deadlocks).
+    let mut seen = HashSet::with_capacity(rows.len());
+    let mut groups: BTreeMap<Table, Vec<&RecordRow>> = BTreeMap::new();
+    let mut repeated = 0;
+    for row in &rows {
+        if seen.insert(row.id.as_str()) {
+            groups.entry(row.table).or_default().push(row);
+        } else {
+            repeated += 1;
+        }
+    }
+    for rows in groups.values_mut() {
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match write_batch(&pool, &groups).await {
+            Ok(written) => {
+                return Ok(WriteOutcome {
+                    written,
+                    duplicates: rows.len() - written,
+                });
+            }
+            Err(e) if e.class == ErrorClass::Contention && attempt < CONTENTION_ATTEMPTS => {
+                tracing::debug!(attempt, error = %e, "write lost a lock race; retrying");
+            }
+            Err(e) => {
+                let _ = repeated;
+                return Err(WriteError::Backend(e));
+            }
+        }
+    }
+}
+
+async fn session_visible(
+    client: &deadpool_postgres::Transaction<'_>,
+    session_id: &str,
+    scope: &Scope,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT org, workspace FROM sessions WHERE session_id = $1",
+            &[&session_id],
+        )
+        .await?;
+    Ok(row.is_some_and(|r| {
+        let org: Option<String> = r.get(0);
+        let workspace: Option<String> = r.get(1);
+        scope.allows(org.as_deref(), workspace.as_deref())
+    }))
+}
+
+fn stored_columns(row: &Row) -> Result<StoredColumns, tokio_postgres::Error> {
+    Ok(StoredColumns {
+        id: row.try_get(0)?,
+        kind: row.try_get(1)?,
+        ts: row.try_get::<_, DateTime<Utc>>(2)?.timestamp_micros(),
+        context: Context {
+            session_id: row.try_get(3)?,
+            step_id: row.try_get(4)?,
+            org: row.try_get(5)?,
+            workspace: row.try_get(6)?,
+            trace_id: row.try_get(7)?,
+            span_id: row.try_get(8)?,
+            parent_span_id: row.try_get(9)?,
+        },
+        payload: row.try_get(10)?,
+    })
+}
+
+async fn read_session(
+    pool: Pool,
+    session_id: String,
+    scope: Scope,
+) -> Result<Option<SessionTrace>, ReadError> {
+    let backend = |e: tokio_postgres::Error| ReadError::Backend(classify(&e));
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| ReadError::Backend(pool_error(e)))?;
+    // One snapshot across the tables.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(backend)?;
+    if !session_visible(&tx, &session_id, &scope)
+        .await
+        .map_err(backend)?
+    {
+        return Ok(None);
+    }
+    let mut records: Vec<Record> = Vec::new();
+    for table in Table::ALL {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE session_id = $1",
+            SHARED_COLUMNS.join(", "),
+            table.name()
+        );
+        let stmt = tx.prepare_cached(&sql).await.map_err(backend)?;
+        for row in tx.query(&stmt, &[&session_id]).await.map_err(backend)? {
+            records.push(stored_columns(&row).map_err(backend)?.into_record()?);
+        }
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(SessionTrace::from_records(records).into_iter().next())
+}
+
+async fn list_sessions(pool: Pool, filter: SessionFilter) -> Result<SessionPage, ReadError> {
+    let backend = |e: tokio_postgres::Error| ReadError::Backend(classify(&e));
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<Param<'static>> = Vec::new();
+    let mut push = |clause: &str, args: Vec<Param<'static>>, values: &mut Vec<Param<'static>>| {
+        let mut clause = clause.to_owned();
+        for arg in args {
+            values.push(arg);
+            clause = clause.replacen('#', &format!("${}", values.len()), 1);
+        }
+        clauses.push(clause);
+    };
+    if let Scope::Tenant { org, workspace } = &filter.scope {
+        push(
+            "s.org = # AND s.workspace = #",
+            vec![Box::new(org.clone()), Box::new(workspace.clone())],
+            &mut values,
+        );
+    }
+    if let Some(since) = filter.since {
+        push(
+            "s.started_at >= #",
+            vec![Box::new(at(since.as_micros()))],
+            &mut values,
+        );
+    }
+    if let Some(until) = filter.until {
+        push(
+            "s.started_at < #",
+            vec![Box::new(at(until.as_micros()))],
+            &mut values,
+        );
+    }
+    for (key, value) in &filter.metadata {
+        push(
+            "s.metadata -> #::text = #::jsonb",
+            vec![Box::new(key.clone()), Box::new(value.clone())],
+            &mut values,
+        );
+    }
+    if let Some(model) = &filter.model {
+        push(
+            "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND e.model = #)",
+            vec![Box::new(model.clone())],
+            &mut values,
+        );
+    }
+    if let Some(cursor) = &filter.cursor {
+        let cursor = Cursor::decode(cursor)?;
+        push(
+            "(s.started_at < # OR (s.started_at = # AND s.session_id COLLATE \"C\" < # COLLATE \"C\"))",
+            vec![
+                Box::new(at(cursor.started_at)),
+                Box::new(at(cursor.started_at)),
+                Box::new(cursor.session_id),
+            ],
+            &mut values,
+        );
+    }
+    let limit = filter.limit.clamp(1, SessionFilter::MAX_LIMIT);
+    values.push(Box::new(limit as i64 + 1));
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT s.session_id, s.org, s.workspace, s.started_at, s.ended_at, s.last_at,
+                s.event_count, s.llm_calls, s.message_count, s.total_tokens, s.cost_usd, s.metadata,
+                (SELECT string_agg(m.model, chr(31) ORDER BY m.model COLLATE \"C\") FROM
+                    (SELECT DISTINCT model FROM events e WHERE e.session_id = s.session_id
+                       AND e.model IS NOT NULL) m)
+         FROM sessions s {where_sql}
+         ORDER BY s.started_at DESC, s.session_id COLLATE \"C\" DESC
+         LIMIT ${}",
+        values.len()
+    );
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| ReadError::Backend(pool_error(e)))?;
+    let rows = client
+        .query(&sql, &params(&values))
+        .await
+        .map_err(backend)?;
+    let mut sessions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let models: Option<String> = row.try_get(12).map_err(backend)?;
+        let ts = |i: usize| -> Result<Option<Timestamp>, ReadError> {
+            Ok(row
+                .try_get::<_, Option<DateTime<Utc>>>(i)
+                .map_err(backend)?
+                .map(Timestamp::from_datetime))
+        };
+        let count = |i: usize| -> Result<u64, ReadError> {
+            Ok(row.try_get::<_, i64>(i).map_err(backend)?.max(0) as u64)
+        };
+        let metadata: Value = row.try_get(11).map_err(backend)?;
+        sessions.push(SessionSummary {
+            session_id: row.try_get(0).map_err(backend)?,
+            org: row.try_get(1).map_err(backend)?,
+            workspace: row.try_get(2).map_err(backend)?,
+            started_at: ts(3)?.unwrap_or(Timestamp::from_micros(0)),
+            ended_at: ts(4)?,
+            last_at: ts(5)?.unwrap_or(Timestamp::from_micros(0)),
+            events: count(6)?,
+            llm_calls: count(7)?,
+            messages: count(8)?,
+            total_tokens: count(9)?,
+            cost_usd: row.try_get(10).map_err(backend)?,
+            metadata: match metadata {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+            models: models
+                .map(|m| m.split('\u{1f}').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        });
+    }
+    let next_cursor = if sessions.len() > limit {
+        sessions.truncate(limit);
+        sessions.last().map(|s| {
+            Cursor {
+                started_at: s.started_at.as_micros(),
+                session_id: s.session_id.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(SessionPage {
+        sessions,
+        next_cursor,
+    })
+}
+
+async fn delete_session(pool: Pool, session_id: String, scope: Scope) -> Result<bool, ReadError> {
+    let backend = |e: tokio_postgres::Error| ReadError::Backend(classify(&e));
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| ReadError::Backend(pool_error(e)))?;
+    let tx = client.transaction().await.map_err(backend)?;
+    if !session_visible(&tx, &session_id, &scope)
+        .await
+        .map_err(backend)?
+    {
+        return Ok(false);
+    }
+    for table in Table::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(["steps", "sessions"])
+    {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE session_id = $1"),
+            &[&session_id],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(true)
+}
+
+/// `?1` → `$1`, outside string literals and quoted identifiers.
+fn dollar_params(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '?' => {
+                out.push('$');
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Converts a JSON parameter to what the statement expects.
+fn bind(value: &Value, ty: &Type, index: usize) -> Result<Param<'static>, QueryError> {
+    let wrong = |expected: &str| QueryError::Param {
+        index,
+        reason: format!("expected {expected}, got {value}"),
+    };
+    if value.is_null() {
+        return Ok(Box::new(Option::<String>::None));
+    }
+    Ok(match *ty {
+        Type::INT2 => Box::new(
+            value
+                .as_i64()
+                .and_then(|v| i16::try_from(v).ok())
+                .ok_or_else(|| wrong("a small integer"))?,
+        ),
+        Type::INT4 => Box::new(
+            value
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(|| wrong("an integer"))?,
+        ),
+        Type::INT8 => Box::new(value.as_i64().ok_or_else(|| wrong("an integer"))?),
+        Type::FLOAT4 => Box::new(value.as_f64().ok_or_else(|| wrong("a number"))? as f32),
+        Type::FLOAT8 => Box::new(value.as_f64().ok_or_else(|| wrong("a number"))?),
+        Type::BOOL => Box::new(value.as_bool().ok_or_else(|| wrong("true or false"))?),
+        Type::JSON | Type::JSONB => Box::new(value.clone()),
+        Type::TIMESTAMPTZ => {
+            let text = value.as_str().ok_or_else(|| wrong("an RFC 3339 time"))?;
+            let t: Timestamp = text.parse().map_err(|_| wrong("an RFC 3339 time"))?;
+            Box::new(at(t.as_micros()))
+        }
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            Box::new(match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        }
+        ref other => {
+            return Err(QueryError::Param {
+                index,
+                reason: format!(
+                    "parameters of type {other} are not supported; cast it, e.g. ?{index}::text"
+                ),
+            });
+        }
+    })
+}
+
+async fn run_query(
+    pool: Pool,
+    sql: String,
+    params_json: Vec<Value>,
+) -> Result<QueryResult, QueryError> {
+    if !crate::starts_read_only(&sql) {
+        return Err(QueryError::NotReadOnly);
+    }
+    let sql_err = |e: tokio_postgres::Error| match e.code() {
+        Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => QueryError::NotReadOnly,
+        _ => QueryError::Sql(classify(&e).message),
+    };
+    let sql = dollar_params(sql.trim().trim_end_matches(';'));
+    let mut client: Object = pool
+        .get()
+        .await
+        .map_err(|e| QueryError::Sql(pool_error(e).message))?;
+    // A read-only transaction: PostgreSQL itself refuses any write.
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(sql_err)?;
+    let inner = tx.prepare(&sql).await.map_err(sql_err)?;
+    if inner.params().len() != params_json.len() {
+        return Err(QueryError::Param {
+            index: params_json.len().min(inner.params().len()) + 1,
+            reason: format!(
+                "the query takes {} parameters, {} given",
+                inner.params().len(),
+                params_json.len()
+            ),
+        });
+    }
+    let bound: Vec<Param<'static>> = params_json
+        .iter()
+        .zip(inner.params())
+        .enumerate()
+        .map(|(i, (v, ty))| bind(v, ty, i + 1))
+        .collect::<Result<_, _>>()?;
+    let columns: Vec<String> = inner
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let explain = sql.trim_start().to_ascii_uppercase().starts_with("EXPLAIN");
+    let rows = if explain {
+        tx.query(&inner, &params(&bound))
+            .await
+            .map_err(sql_err)?
+            .iter()
+            .map(|r| {
+                (0..columns.len())
+                    .map(|i| {
+                        r.try_get::<_, Option<String>>(i)
+                            .ok()
+                            .flatten()
+                            .map_or(Value::Null, Value::String)
+                    })
+                    .collect()
+            })
+            .collect()
+    } else {
+        // Values come back through row_to_json, so that every type (numeric, arrays,
+        // timestamps...) has a JSON form.
+        let wrapped = format!("SELECT row_to_json(q)::text FROM ({sql}) q");
+        let stmt = tx
+            .prepare_typed(&wrapped, inner.params())
+            .await
+            .map_err(sql_err)?;
+        let mut rows = Vec::new();
+        for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_err)? {
+            let text: String = row.try_get(0).map_err(sql_err)?;
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).map_err(|e| QueryError::Sql(e.to_string()))?;
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| object.get(c).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            );
+        }
+        rows
+    };
+    tx.rollback().await.map_err(sql_err)?;
+    Ok(QueryResult { columns, rows })
+}
+
+#[async_trait]
+impl TraceStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
+        if records.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        self.on_runtime(write_rows(self.pool.clone(), rows))
+            .await
+            .ok_or(WriteError::Closed)?
+    }
+
+    async fn get_session(
+        &self,
+        session_id: &str,
+        scope: &Scope,
+    ) -> Result<Option<SessionTrace>, ReadError> {
+        self.on_runtime(read_session(
+            self.pool.clone(),
+            session_id.to_owned(),
+            scope.clone(),
+        ))
+        .await
+        .ok_or(ReadError::Closed)?
+    }
+
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
+        self.on_runtime(list_sessions(self.pool.clone(), filter.clone()))
+            .await
+            .ok_or(ReadError::Closed)?
+    }
+
+    async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {
+        self.on_runtime(delete_session(
+            self.pool.clone(),
+            session_id.to_owned(),
+            scope.clone(),
+        ))
+        .await
+        .ok_or(ReadError::Closed)?
+    }
+
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
+        self.on_runtime(run_query(
+            self.pool.clone(),
+            sql.to_owned(),
+            params.to_vec(),
+        ))
+        .await
+        .ok_or(QueryError::Closed)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_mark_parameters_become_dollar_parameters_outside_quotes() {
+        assert_eq!(
+            dollar_params("SELECT ?1, '?2', \"a?\" FROM t WHERE x = ?2"),
+            "SELECT $1, '?2', \"a?\" FROM t WHERE x = $2"
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}
