@@ -105,6 +105,8 @@ pub(crate) struct RecordRow {
 }
 
 /// The table-specific columns of a row.
+// Most rows are events; boxing their columns would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Extra {
     Lifecycle(Lifecycle),
     Event(EventColumns),

@@ -7,7 +7,7 @@ use crate::OpenError;
 use super::classify;
 
 /// Key of the advisory lock held while migrating ("SONDE" in ASCII).
-const MIGRATION_LOCK: i64 = 0x534f_4e44_45;
+const MIGRATION_LOCK: i64 = 0x0053_4f4e_4445;
 
 struct Migration {
     version: i64,
