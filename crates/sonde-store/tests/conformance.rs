@@ -712,7 +712,7 @@ conformance!(sqlite_file_backend, sqlite_file());
 conformance!(sqlite_memory_backend, sqlite_memory());
 
 async fn postgres() -> Fixture {
-    let server = tokio::task::spawn_blocking(|| sonde_pgtest::PgServer::start())
+    let server = tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("{e}"));
