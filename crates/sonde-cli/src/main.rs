@@ -16,8 +16,8 @@ use sonde::store::{StoreUrl, TraceStore};
 #[derive(Parser)]
 #[command(name = "sonde", version, about, long_about = None)]
 struct Cli {
-    /// Database URL: sqlite://PATH, sqlite::memory: (default: sqlite:// in the user's
-    /// data folder, e.g. ~/.local/share/sonde/sonde.db).
+    /// Database URL: sqlite://PATH, sqlite::memory:, postgres://USER@HOST/DB (default:
+    /// sqlite:// in the user's data folder, e.g. ~/.local/share/sonde/sonde.db).
     #[arg(long, env = "SONDE_DB", global = true)]
     db: Option<String>,
 
@@ -67,6 +67,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply pending database migrations (every command also does when it opens the
+    /// database) and print the schema version.
+    Migrate,
     /// Delete a session and everything in it.
     Rm {
         /// The session id.
@@ -97,6 +100,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sessions::query(store.as_ref(), &sql, &params, json).await
         }
         Command::Rm { session_id } => sessions::remove(store.as_ref(), &session_id).await,
+        Command::Migrate => {
+            let version = store
+                .query("SELECT max(version) AS version FROM schema_migrations", &[])
+                .await?;
+            let version = version.rows.first().and_then(|r| r.first()).cloned();
+            println!(
+                "{} database at schema version {}",
+                store.backend(),
+                version.unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -403,3 +403,47 @@ fn the_default_database_lives_in_the_users_data_folder() {
     let memory = sonde("sqlite::memory:", &["sessions"]);
     assert_eq!(text(&memory.stdout), "no sessions\n");
 }
+
+#[test]
+fn sqlite_and_postgres_export_the_same_records_identically() {
+    let server = sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let pg = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
+    let sqlite = db_url(dir.path(), "t.db");
+
+    let migrate = sonde(&pg, &["migrate"]);
+    assert!(migrate.status.success(), "{}", text(&migrate.stderr));
+    assert_eq!(
+        text(&migrate.stdout),
+        "postgres database at schema version 1\n"
+    );
+    for db in [&sqlite, &pg] {
+        let out = sonde(db, &["import", input.to_str().unwrap()]);
+        assert!(out.status.success(), "{db}: {}", text(&out.stderr));
+    }
+    let from_sqlite = text(&sonde(&sqlite, &["export"]).stdout);
+    let from_postgres = text(&sonde(&pg, &["export"]).stdout);
+    assert_eq!(from_sqlite.lines().count(), 24);
+    assert_eq!(from_sqlite, from_postgres);
+    // Every command works against PostgreSQL.
+    assert_eq!(
+        text(&sonde(&sqlite, &["sessions", "--json"]).stdout),
+        text(&sonde(&pg, &["sessions", "--json"]).stdout)
+    );
+    assert_eq!(
+        text(&sonde(&sqlite, &["show", "session-1"]).stdout),
+        text(&sonde(&pg, &["show", "session-1"]).stdout)
+    );
+    let q = "SELECT session_id, event_count, total_tokens FROM sessions ORDER BY session_id";
+    assert_eq!(
+        text(&sonde(&sqlite, &["query", q, "--json"]).stdout),
+        text(&sonde(&pg, &["query", q, "--json"]).stdout)
+    );
+    assert_eq!(
+        sonde(&pg, &["query", "DELETE FROM events"]).status.code(),
+        Some(1)
+    );
+    assert!(sonde(&pg, &["rm", "session-1"]).status.success());
+    assert_eq!(text(&sonde(&pg, &["export"]).stdout).lines().count(), 16);
+}
