@@ -24,6 +24,7 @@ mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
+mod writer;
 
 pub use api::{
     QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore, WriteOutcome,
@@ -34,6 +35,13 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use url::StoreUrl;
+pub use writer::{
+    Corruption, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SPOOL_CAP, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_TIMEOUT, Enqueued, INITIAL_BACKOFF,
+    LastFailure, MAX_BACKOFF, Pressure, REJECTED_FILE, SPOOL_FILE, ShutdownReport, SpoolError,
+    WriteEnd, Writer, WriterConfig, WriterDiagnostics, WriterError, WriterMetrics,
+    classify_write_error, read_spool,
+};
 
 /// Whether `sql` starts with a keyword of a statement that only reads.
 ///
