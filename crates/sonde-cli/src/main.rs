@@ -28,7 +28,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Import record JSONL files (`-` reads stdin). Bad lines are reported as
-    /// FILE:LINE and skipped; the rest is imported unless --strict.
+    /// FILE:LINE and skipped; the rest is imported unless --strict. Records go through
+    /// the writer: when the database cannot take them, they wait in the spool and are
+    /// written by the next import into the same database.
     Import {
         /// Files to import; `-` for stdin.
         #[arg(required = true)]
@@ -36,6 +38,12 @@ enum Command {
         /// Import nothing if any line is bad.
         #[arg(long)]
         strict: bool,
+        /// The writer's spool folder (default: spool/<database> in the data folder).
+        #[arg(long, env = "SONDE_SPOOL")]
+        spool: Option<PathBuf>,
+        /// Records the writer queues before spooling (tests use a small queue).
+        #[arg(long, hide = true, default_value_t = sonde::store::DEFAULT_QUEUE_CAPACITY)]
+        queue_capacity: usize,
     },
     /// Export records as JSONL (every session, oldest first, or one).
     Export {
@@ -83,12 +91,36 @@ async fn open_store(db: Option<&str>) -> anyhow::Result<Arc<dyn TraceStore>> {
     Ok(parsed.open().await?)
 }
 
+/// The spool folder of a database: `spool/<id of the url>` in the data folder.
+fn default_spool(url: &str) -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("sonde")
+        .join("spool")
+        .join(sonde::derived_id(&["spool", url]))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let store = open_store(cli.db.as_deref())
+    let url = cli.db.clone().unwrap_or_else(StoreUrl::default_url);
+    let store = open_store(Some(&url))
         .await
         .context("cannot open the database")?;
     match cli.command {
-        Command::Import { files, strict } => records::import(store.as_ref(), &files, strict).await,
+        Command::Import {
+            files,
+            strict,
+            spool,
+            queue_capacity,
+        } => {
+            let writer = sonde::store::WriterConfig {
+                spool_dir: Some(spool.unwrap_or_else(|| default_spool(&url))),
+                queue_capacity,
+                ..Default::default()
+            };
+            records::import(store, writer, &files, strict).await
+        }
         Command::Export { session, out } => {
             records::export(store.as_ref(), session.as_deref(), out.as_deref()).await
         }

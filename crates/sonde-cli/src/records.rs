@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use sonde::Record;
-use sonde::store::{Scope, SessionFilter, TraceStore, WriteOutcome};
+use std::time::Duration;
+
+use sonde::store::{Scope, SessionFilter, TraceStore, Writer, WriterConfig};
 use tokio::sync::mpsc;
 
 use crate::table::thousands;
@@ -99,8 +101,13 @@ fn spawn_scan(
     (rx, reader)
 }
 
+/// How long an import waits, at the end, for the database to take what is queued and
+/// spooled.
+const IMPORT_DRAIN_DEADLINE: Duration = Duration::from_secs(300);
+
 pub async fn import(
-    store: &dyn TraceStore,
+    store: Arc<dyn TraceStore>,
+    config: WriterConfig,
     files: &[PathBuf],
     strict: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -138,23 +145,31 @@ pub async fn import(
             return Ok(ExitCode::FAILURE);
         }
     }
-    let mut outcome = WriteOutcome::default();
+    let spool_dir = config.spool_dir.clone();
+    let writer = Writer::start(store, config).context("cannot start the writer")?;
+    if let Some(damage) = &writer.opened_with_damage {
+        eprintln!(
+            "sonde: the spool had a damaged tail ({}); {} bytes moved to {}",
+            damage.reason,
+            thousands(damage.bytes),
+            damage.quarantined_to.display()
+        );
+    }
     for path in files {
         let name = display_name(path);
         let (mut rx, reader) = spawn_scan(path.clone(), stdin_text.clone(), true);
         while let Some(parsed) = rx.recv().await {
             match parsed {
                 Parsed::Batch(batch) => {
-                    outcome += store
-                        .write(&batch)
-                        .await
-                        .with_context(|| format!("cannot import {name}"))?;
+                    writer.enqueue(batch);
                 }
                 Parsed::Bad { line, reason } => rejected += report(&name, line, &reason),
             }
         }
         reader.await??;
     }
+    let report = writer.shutdown(IMPORT_DRAIN_DEADLINE).await;
+    let d = writer.diagnostics();
     let skipped = if rejected > 0 {
         format!(
             "; {} bad line{} skipped",
@@ -166,12 +181,36 @@ pub async fn import(
     };
     eprintln!(
         "imported {} records ({} already stored) from {} file{}{skipped}",
-        thousands(outcome.written as u64),
-        thousands(outcome.duplicates as u64),
+        thousands(d.written),
+        thousands(d.duplicates),
         files.len(),
         plural(files.len()),
     );
-    Ok(if rejected > 0 {
+    let spool = spool_dir
+        .as_ref()
+        .map_or_else(String::new, |s| s.display().to_string());
+    let mut failed = rejected > 0;
+    if d.dropped > 0 || d.rejected > 0 {
+        eprintln!(
+            "sonde: {} records lost (spool full) and {} refused by the database (kept in {spool}/{})",
+            thousands(d.dropped),
+            thousands(d.rejected),
+            sonde::store::REJECTED_FILE
+        );
+        failed = true;
+    }
+    if !report.complete {
+        let last = d
+            .last_failure
+            .as_ref()
+            .map_or_else(String::new, |f| format!(": {}", f.message));
+        eprintln!(
+            "sonde: the database did not take everything{last}; {} bytes wait in the spool {spool} and are written by the next import into this database",
+            thousands(report.left_in_spool_bytes),
+        );
+        failed = true;
+    }
+    Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

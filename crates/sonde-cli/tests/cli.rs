@@ -9,12 +9,20 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 use sonde::*;
 
+/// A spool folder of the test's own for `db`, outside the user's data folder.
+fn spool_for(db: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join("sonde-cli-tests")
+        .join(derived_id(&[db]))
+}
+
 fn sonde(db: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sonde"))
         .arg("--db")
         .arg(db)
         .args(args)
         .env_remove("SONDE_DB")
+        .env("SONDE_SPOOL", spool_for(db))
         .output()
         .unwrap()
 }
@@ -24,6 +32,7 @@ fn sonde_stdin(db: &str, args: &[&str], stdin: &str) -> Output {
         .arg("--db")
         .arg(db)
         .args(args)
+        .env("SONDE_SPOOL", spool_for(db))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
