@@ -410,7 +410,7 @@ mod tests {
         }
         // A process died half way through writing a third batch.
         let half = encode(&records(10, "c"));
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .append(true)
             .open(dir.path().join(SPOOL_FILE))
             .unwrap();
