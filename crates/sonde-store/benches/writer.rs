@@ -27,7 +27,8 @@ fn records() -> Vec<Record> {
         .map(|i| {
             let n = base + i;
             Record::new(
-                Context::session(format!("session-{}", n / 500)).with_step(format!("turn-{}", n % 7)),
+                Context::session(format!("session-{}", n / 500))
+                    .with_step(format!("turn-{}", n % 7)),
                 Body::Event(Event::Llm(LlmCall {
                     provider: Some("anthropic".into()),
                     model_name: format!("claude-model-{}", n % 50),
@@ -66,7 +67,9 @@ fn raw_rows(records: &[Record]) -> Vec<RawRow> {
     records
         .iter()
         .map(|r| {
-            let Body::Event(Event::Llm(c)) = &r.body else { unreachable!() };
+            let Body::Event(Event::Llm(c)) = &r.body else {
+                unreachable!()
+            };
             RawRow {
                 id: r.id.clone(),
                 ts: r.timestamp.as_micros(),
@@ -75,7 +78,14 @@ fn raw_rows(records: &[Record]) -> Vec<RawRow> {
                 payload: r.body.payload_json(),
                 provider: c.provider.clone().unwrap_or_default(),
                 model: c.model_name.clone(),
-                tokens: [c.input_tokens as i64, c.output_tokens as i64, c.cache_read_tokens as i64, 0, 0, c.total_tokens() as i64],
+                tokens: [
+                    c.input_tokens as i64,
+                    c.output_tokens as i64,
+                    c.cache_read_tokens as i64,
+                    0,
+                    0,
+                    c.total_tokens() as i64,
+                ],
                 cost: c.cost_usd.unwrap_or(0.0),
                 latency: c.latency_ms.unwrap_or(0.0),
                 ttft: c.time_to_first_token_ms.unwrap_or(0.0),
@@ -93,7 +103,14 @@ async fn through_writer(store: Arc<dyn TraceStore>, iters: u64) -> Duration {
     let mut elapsed = Duration::ZERO;
     for _ in 0..iters {
         let batch = records();
-        let writer = Writer::start(store.clone(), WriterConfig { workers: 2, ..Default::default() }).unwrap();
+        let writer = Writer::start(
+            store.clone(),
+            WriterConfig {
+                workers: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let start = Instant::now();
         for chunk in batch.chunks(DEFAULT_BATCH_SIZE) {
             writer.enqueue(chunk.to_vec());
@@ -116,7 +133,8 @@ fn sqlite(c: &mut Criterion) {
     let baseline = dir.path().join("baseline.db");
     drop(rt.block_on(SqliteStore::open(&baseline)).unwrap()); // same schema and indexes
     let mut conn = rusqlite::Connection::open(&baseline).unwrap();
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .unwrap();
     group.bench_function(BenchmarkId::new("raw_prepared_insert", EVENTS), |b| {
         b.iter_custom(|iters| {
             let mut elapsed = Duration::ZERO;
@@ -143,9 +161,13 @@ fn sqlite(c: &mut Criterion) {
             elapsed
         })
     });
-    let store: Arc<dyn TraceStore> = Arc::new(rt.block_on(SqliteStore::open(dir.path().join("writer.db"))).unwrap());
+    let store: Arc<dyn TraceStore> = Arc::new(
+        rt.block_on(SqliteStore::open(dir.path().join("writer.db")))
+            .unwrap(),
+    );
     group.bench_function(BenchmarkId::new("writer", EVENTS), |b| {
-        b.to_async(&rt).iter_custom(|iters| through_writer(store.clone(), iters))
+        b.to_async(&rt)
+            .iter_custom(|iters| through_writer(store.clone(), iters))
     });
     group.finish();
 }
@@ -160,7 +182,9 @@ fn postgres(c: &mut Criterion) {
     let baseline_url = server.fresh_database().unwrap();
     drop(rt.block_on(PostgresStore::open(&baseline_url)).unwrap()); // same schema and indexes
     let client = rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&baseline_url, tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&baseline_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(connection);
         client
     });
@@ -173,21 +197,60 @@ fn postgres(c: &mut Criterion) {
                 for _ in 0..iters {
                     let rows = raw_rows(&records());
                     let start = Instant::now();
-                    let sink = client.copy_in(&format!("COPY events ({COLUMNS}) FROM STDIN BINARY")).await.unwrap();
+                    let sink = client
+                        .copy_in(&format!("COPY events ({COLUMNS}) FROM STDIN BINARY"))
+                        .await
+                        .unwrap();
                     let types = [
-                        Type::TEXT, Type::TEXT, Type::TIMESTAMPTZ, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT,
-                        Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::INT8, Type::INT8, Type::INT8, Type::INT8,
-                        Type::FLOAT8, Type::FLOAT8, Type::FLOAT8, Type::TEXT,
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::TIMESTAMPTZ,
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::TEXT,
+                        Type::INT8,
+                        Type::INT8,
+                        Type::INT8,
+                        Type::INT8,
+                        Type::INT8,
+                        Type::INT8,
+                        Type::FLOAT8,
+                        Type::FLOAT8,
+                        Type::FLOAT8,
+                        Type::TEXT,
                     ];
-                    let mut writer = pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types));
+                    let mut writer = pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(
+                        sink, &types
+                    ));
                     for r in &rows {
                         let ts = chrono::DateTime::from_timestamp_micros(r.ts).unwrap();
                         writer
                             .as_mut()
                             .write(&[
-                                &r.id, &"llm_call", &ts, &r.session_id, &r.step_id, &r.payload, &"llm", &"ok",
-                                &r.provider, &r.model, &r.tokens[0], &r.tokens[1], &r.tokens[2], &r.tokens[3],
-                                &r.tokens[4], &r.tokens[5], &r.cost, &r.latency, &r.ttft, &r.api_key_hash,
+                                &r.id,
+                                &"llm_call",
+                                &ts,
+                                &r.session_id,
+                                &r.step_id,
+                                &r.payload,
+                                &"llm",
+                                &"ok",
+                                &r.provider,
+                                &r.model,
+                                &r.tokens[0],
+                                &r.tokens[1],
+                                &r.tokens[2],
+                                &r.tokens[3],
+                                &r.tokens[4],
+                                &r.tokens[5],
+                                &r.cost,
+                                &r.latency,
+                                &r.ttft,
+                                &r.api_key_hash,
                             ])
                             .await
                             .unwrap();
@@ -202,7 +265,8 @@ fn postgres(c: &mut Criterion) {
     let url = server.fresh_database().unwrap();
     let store: Arc<dyn TraceStore> = Arc::new(rt.block_on(PostgresStore::open(&url)).unwrap());
     group.bench_function(BenchmarkId::new("writer", EVENTS), |b| {
-        b.to_async(&rt).iter_custom(|iters| through_writer(store.clone(), iters))
+        b.to_async(&rt)
+            .iter_custom(|iters| through_writer(store.clone(), iters))
     });
     group.finish();
 }
