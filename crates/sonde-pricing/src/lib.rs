@@ -173,14 +173,28 @@ pub struct PriceTable {
 fn bare_name(entry: &str) -> Option<String> {
     let mut bare = entry.rsplit('/').next().unwrap_or(entry);
     // Region and vendor qualifiers: `us.anthropic.claude-…`, `anthropic.claude-…`.
-    for vendor in ["anthropic.", "openai.", "meta.", "mistral.", "cohere.", "amazon."] {
+    for vendor in [
+        "anthropic.",
+        "openai.",
+        "meta.",
+        "mistral.",
+        "cohere.",
+        "amazon.",
+    ] {
         if let Some(at) = bare.find(vendor) {
             bare = &bare[at + vendor.len()..];
         }
     }
     // Version suffixes: `-v1:0`, `-v1`.
     let bare = match bare.rfind("-v") {
-        Some(at) if bare[at + 2..].chars().all(|c| c.is_ascii_digit() || c == ':') && at + 2 < bare.len() => &bare[..at],
+        Some(at)
+            if bare[at + 2..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ':')
+                && at + 2 < bare.len() =>
+        {
+            &bare[..at]
+        }
         _ => bare,
     };
     (bare != entry).then(|| bare.to_owned())
@@ -193,12 +207,21 @@ static GLOBAL: OnceLock<PriceTable> = OnceLock::new();
 fn without_date(name: &str) -> Option<&str> {
     let bytes = name.as_bytes();
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
-    if bytes.len() > 9 && (bytes[bytes.len() - 9] == b'-' || bytes[bytes.len() - 9] == b'@') && digits(&bytes[bytes.len() - 8..]) {
+    if bytes.len() > 9
+        && (bytes[bytes.len() - 9] == b'-' || bytes[bytes.len() - 9] == b'@')
+        && digits(&bytes[bytes.len() - 8..])
+    {
         return Some(&name[..name.len() - 9]);
     }
     if bytes.len() > 11 {
         let tail = &bytes[bytes.len() - 11..];
-        if tail[0] == b'-' && digits(&tail[1..5]) && tail[5] == b'-' && digits(&tail[6..8]) && tail[8] == b'-' && digits(&tail[9..]) {
+        if tail[0] == b'-'
+            && digits(&tail[1..5])
+            && tail[5] == b'-'
+            && digits(&tail[6..8])
+            && tail[8] == b'-'
+            && digits(&tail[9..])
+        {
             return Some(&name[..name.len() - 11]);
         }
     }
@@ -253,9 +276,13 @@ impl PriceTable {
             serde_json::from_str(text).map_err(|e| fail(e.to_string()))?
         } else {
             toml::from_str(text).map_err(|e| {
-                let line = e
-                    .span()
-                    .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
+                let line = e.span().map(|s| {
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count()
+                        + 1
+                });
                 fail(match line {
                     Some(line) => format!("line {line}: {}", e.message()),
                     None => e.message().to_owned(),
@@ -298,14 +325,21 @@ impl PriceTable {
         if let Some(price) = self.overrides.get(model) {
             return Some(PriceMatch {
                 price,
-                source: PriceSource::Override { entry: model.to_owned() },
+                source: PriceSource::Override {
+                    entry: model.to_owned(),
+                },
             });
         }
         let shipped = |entry: &str, matched_by| {
-            self.shipped.get_key_value(entry).map(|(entry, price)| PriceMatch {
-                price,
-                source: PriceSource::Shipped { entry: entry.clone(), matched_by },
-            })
+            self.shipped
+                .get_key_value(entry)
+                .map(|(entry, price)| PriceMatch {
+                    price,
+                    source: PriceSource::Shipped {
+                        entry: entry.clone(),
+                        matched_by,
+                    },
+                })
         };
         if let Some(m) = shipped(model, "exact") {
             return Some(m);
@@ -320,13 +354,18 @@ impl PriceTable {
         if let Some((_, bare)) = model.split_once('/') {
             if let Some(m) = self.find(bare) {
                 let entry = match &m.source {
-                    PriceSource::Override { entry } | PriceSource::Shipped { entry, .. } => entry.clone(),
+                    PriceSource::Override { entry } | PriceSource::Shipped { entry, .. } => {
+                        entry.clone()
+                    }
                 };
                 return Some(PriceMatch {
                     price: m.price,
                     source: match m.source {
                         PriceSource::Override { .. } => PriceSource::Override { entry },
-                        PriceSource::Shipped { .. } => PriceSource::Shipped { entry, matched_by: "without provider" },
+                        PriceSource::Shipped { .. } => PriceSource::Shipped {
+                            entry,
+                            matched_by: "without provider",
+                        },
                     },
                 });
             }
@@ -335,7 +374,10 @@ impl PriceTable {
             self.aliases.get(name).and_then(|entry| {
                 self.shipped.get(entry).map(|price| PriceMatch {
                     price,
-                    source: PriceSource::Shipped { entry: entry.clone(), matched_by: "provider-qualified entry" },
+                    source: PriceSource::Shipped {
+                        entry: entry.clone(),
+                        matched_by: "provider-qualified entry",
+                    },
                 })
             })
         };
@@ -388,15 +430,30 @@ mod tests {
     #[test]
     fn matching_prefers_exact_then_longest_prefix_then_aliases() {
         assert_eq!(entry(table().find("gpt-5")), ("gpt-5".into(), "exact"));
-        assert_eq!(entry(table().find("gpt-5-mini")), ("gpt-5-mini".into(), "exact"));
+        assert_eq!(
+            entry(table().find("gpt-5-mini")),
+            ("gpt-5-mini".into(), "exact")
+        );
         // The longest known prefix, not the first or shortest one.
-        assert_eq!(entry(table().find("gpt-5-mini-some-future-suffix")).0, "gpt-5-mini");
-        assert_eq!(entry(table().find("claude-sonnet-4-5-20250929")), ("claude-sonnet-4-5-20250929".into(), "exact"));
+        assert_eq!(
+            entry(table().find("gpt-5-mini-some-future-suffix")).0,
+            "gpt-5-mini"
+        );
+        assert_eq!(
+            entry(table().find("claude-sonnet-4-5-20250929")),
+            ("claude-sonnet-4-5-20250929".into(), "exact")
+        );
         assert_eq!(
             entry(table().find("claude-opus-4-1-20250805")),
-            ("anthropic.claude-opus-4-1-20250805-v1:0".into(), "provider-qualified entry")
+            (
+                "anthropic.claude-opus-4-1-20250805-v1:0".into(),
+                "provider-qualified entry"
+            )
         );
-        assert_eq!(entry(table().find("anthropic/claude-sonnet-4-5")), ("claude-sonnet-4-5".into(), "without provider"));
+        assert_eq!(
+            entry(table().find("anthropic/claude-sonnet-4-5")),
+            ("claude-sonnet-4-5".into(), "without provider")
+        );
         // A name that merely contains a known one is not matched.
         assert_eq!(entry(table().find("my-gpt-5")).1, "none");
         assert_eq!(entry(table().find("<synthetic>")).1, "none");
@@ -444,8 +501,17 @@ mod tests {
             long_output: Some(4.0),
             ..Default::default()
         };
-        let short = LlmCall { input_tokens: 200_000, output_tokens: 1, ..Default::default() };
-        let long = LlmCall { input_tokens: 150_000, cache_read_tokens: 50_001, output_tokens: 1, ..Default::default() };
+        let short = LlmCall {
+            input_tokens: 200_000,
+            output_tokens: 1,
+            ..Default::default()
+        };
+        let long = LlmCall {
+            input_tokens: 150_000,
+            cache_read_tokens: 50_001,
+            output_tokens: 1,
+            ..Default::default()
+        };
         assert_eq!(price.cost(&short), 200_000.0 + 2.0);
         // cache reads have no long price of their own: they fall back to the long input price
         assert_eq!(price.cost(&long), 150_000.0 * 3.0 + 50_001.0 * 3.0 + 4.0);
@@ -457,12 +523,25 @@ mod tests {
             .with_overrides("p.toml", "[models.\"gpt-5\"]\ninput = 2.0\noutput = 8.0\n\n[models.\"in-house\"]\ninput = 0.5\n")
             .unwrap();
         let m = t.find("gpt-5").unwrap();
-        assert_eq!(m.source, PriceSource::Override { entry: "gpt-5".into() });
+        assert_eq!(
+            m.source,
+            PriceSource::Override {
+                entry: "gpt-5".into()
+            }
+        );
         assert_eq!(m.price.input, Some(2e-6));
         assert_eq!(t.find("in-house").unwrap().price.input, Some(5e-7));
-        let json = table().with_overrides("p.json", r#"{"models": {"x": {"output": 1}}}"#).unwrap();
+        let json = table()
+            .with_overrides("p.json", r#"{"models": {"x": {"output": 1}}}"#)
+            .unwrap();
         assert_eq!(json.find("x").unwrap().price.output, Some(1e-6));
-        let err = table().with_overrides("p.toml", "[models.a]\ninput = 1\n\n[models.b]\nimput = 2\n").unwrap_err();
-        assert!(err.to_string().starts_with("p.toml: line 5: unknown field `imput`"), "{err}");
+        let err = table()
+            .with_overrides("p.toml", "[models.a]\ninput = 1\n\n[models.b]\nimput = 2\n")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("p.toml: line 5: unknown field `imput`"),
+            "{err}"
+        );
     }
 }

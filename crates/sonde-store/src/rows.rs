@@ -72,7 +72,7 @@ pub(crate) const SHARED_COLUMNS: [&str; 11] = [
 ];
 
 /// The typed columns of `events`, in this order.
-pub(crate) const EVENT_COLUMNS: [&str; 18] = [
+pub(crate) const EVENT_COLUMNS: [&str; 19] = [
     "event_type",
     "status",
     "provider",
@@ -84,6 +84,7 @@ pub(crate) const EVENT_COLUMNS: [&str; 18] = [
     "reasoning_tokens",
     "total_tokens",
     "cost_usd",
+    "computed_cost_usd",
     "latency_ms",
     "ttft_ms",
     "response_status",
@@ -134,6 +135,8 @@ pub(crate) struct EventColumns {
     /// input, output, cache read, cache write, reasoning, total (LLM calls only).
     pub tokens: Option<[i64; 6]>,
     pub cost_usd: Option<f64>,
+    /// The cost from the price table, when the model is priced.
+    pub computed_cost_usd: Option<f64>,
     /// LLM latency, or a tool call's duration.
     pub latency_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
@@ -258,6 +261,7 @@ impl EventColumns {
             model: None,
             tokens: None,
             cost_usd: None,
+            computed_cost_usd: None,
             latency_ms: None,
             ttft_ms: None,
             response_status: None,
@@ -279,6 +283,7 @@ impl EventColumns {
                     int(c.total_tokens()),
                 ]);
                 columns.cost_usd = finite(c.cost_usd);
+                columns.computed_cost_usd = finite(sonde_pricing::PriceTable::global().cost(c));
                 columns.latency_ms = finite(c.latency_ms);
                 columns.ttft_ms = finite(c.time_to_first_token_ms);
                 columns.response_status = c.response_status.map(i32::from);

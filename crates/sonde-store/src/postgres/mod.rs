@@ -148,7 +148,9 @@ fn pg_type(column: &str) -> &'static str {
         "ts" => "timestamptz",
         "input_tokens" | "output_tokens" | "cache_read_tokens" | "cache_write_tokens"
         | "reasoning_tokens" | "total_tokens" => "int8",
-        "cost_usd" | "latency_ms" | "ttft_ms" | "total_reward" | "value" => "float8",
+        "cost_usd" | "computed_cost_usd" | "latency_ms" | "ttft_ms" | "total_reward" | "value" => {
+            "float8"
+        }
         "response_status" => "int4",
         _ => "text",
     }
@@ -192,6 +194,7 @@ fn column<'a>(rows: &'a [&'a RecordRow], name: &str) -> Param<'a> {
         "reasoning_tokens" => token(4),
         "total_tokens" => token(5),
         "cost_usd" => each(rows, |r| event(r).and_then(|e| e.cost_usd)),
+        "computed_cost_usd" => each(rows, |r| event(r).and_then(|e| e.computed_cost_usd)),
         "latency_ms" => each(rows, |r| event(r).and_then(|e| e.latency_ms)),
         "ttft_ms" => each(rows, |r| event(r).and_then(|e| e.ttft_ms)),
         "response_status" => each(rows, |r| event(r).and_then(|e| e.response_status)),

@@ -279,6 +279,7 @@ fn event_values(e: &EventColumns) -> Vec<Sql> {
     }
     values.extend([
         real(e.cost_usd),
+        real(e.computed_cost_usd),
         real(e.latency_ms),
         real(e.ttft_ms),
         e.response_status

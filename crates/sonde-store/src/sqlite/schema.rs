@@ -14,10 +14,11 @@ pub(super) struct Migration {
 }
 
 /// Every migration, oldest first. Append; never edit one that has shipped.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "records",
-    sql: r#"
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "records",
+        sql: r#"
 -- Columns shared by every record table: id, kind, ts (microseconds since the epoch),
 -- the context (session_id ... parent_span_id) and the payload as JSON text.
 CREATE TABLE lifecycle (
@@ -132,7 +133,16 @@ CREATE TABLE steps (
     PRIMARY KEY (session_id, step_id)
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "computed cost and key index",
+        sql: r#"
+ALTER TABLE events ADD COLUMN computed_cost_usd REAL;
+CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT NULL;
+"#,
+    },
+];
 
 /// The newest schema version this build knows.
 pub(super) fn latest_version() -> i64 {
