@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sonde_model::{Metadata, Record, SessionTrace, Timestamp};
 
+use crate::analytics::{
+    self, AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats,
+    ModelStats, SeriesPoint, UsageSummary,
+};
 use crate::{QueryError, ReadError, WriteError};
 
 /// Which tenant an operation may see.
@@ -277,4 +281,50 @@ pub trait TraceStore: Send + Sync + 'static {
     /// Runs one read-only SQL statement with positional parameters (`?1`, `$1`).
     /// Anything that could write is refused before it runs.
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError>;
+
+    /// The SQL dialect the analytics queries are written in for this backend.
+    fn dialect(&self) -> Dialect;
+
+    /// Usage and cost totals of the LLM calls matching `filter`.
+    async fn usage_summary(&self, filter: &AnalyticsFilter) -> Result<UsageSummary, ReadError> {
+        analytics::usage_summary(self, filter).await
+    }
+
+    /// Usage and cost per time bucket and group, oldest first.
+    async fn usage_series(
+        &self,
+        filter: &AnalyticsFilter,
+        group_by: GroupBy,
+        bucket: Bucket,
+    ) -> Result<Vec<SeriesPoint>, ReadError> {
+        analytics::usage_series(self, filter, group_by, bucket).await
+    }
+
+    /// Per provider and model, most calls first.
+    async fn model_stats(&self, filter: &AnalyticsFilter) -> Result<Vec<ModelStats>, ReadError> {
+        analytics::model_stats(self, filter).await
+    }
+
+    /// Per API key hash (calls without one left out), most calls first.
+    async fn key_stats(&self, filter: &AnalyticsFilter) -> Result<Vec<KeyStats>, ReadError> {
+        analytics::key_stats(self, filter).await
+    }
+
+    /// Exact latency and time-to-first-token percentiles per group.
+    async fn latency_percentiles(
+        &self,
+        filter: &AnalyticsFilter,
+        group_by: GroupBy,
+    ) -> Result<Vec<LatencyStats>, ReadError> {
+        analytics::latency_percentiles(self, filter, group_by).await
+    }
+
+    /// Failed calls and HTTP 4xx / 5xx per group.
+    async fn error_rates(
+        &self,
+        filter: &AnalyticsFilter,
+        group_by: GroupBy,
+    ) -> Result<Vec<ErrorStats>, ReadError> {
+        analytics::error_rates(self, filter, group_by).await
+    }
 }

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod analytics;
 mod api;
 mod error;
 #[cfg(feature = "postgres")]
@@ -26,6 +27,10 @@ mod sqlite;
 mod url;
 mod writer;
 
+pub use analytics::{
+    AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats, ModelStats,
+    SeriesPoint, UsageSummary,
+};
 pub use api::{
     QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore, WriteOutcome,
 };

@@ -664,6 +664,595 @@ pub async fn concurrent_writers_store_each_record_once(f: Fixture) {
     );
 }
 
+// ---------------------------------------------------------------------------------
+// Analytics: a generated dataset whose true answers are computed here, in plain Rust
+// over the generated values (chrono for buckets, a percentile of our own).
+
+/// One generated LLM call, as the test knows it.
+#[derive(Clone)]
+struct Call {
+    ts: i64,
+    session: usize,
+    tenant: bool,
+    provider: Option<&'static str>,
+    model: &'static str,
+    key: Option<String>,
+    route: Option<&'static str>,
+    tokens: [u64; 5], // input, output, cache read, cache write, reasoning
+    cost: Option<f64>,
+    latency: Option<f64>,
+    ttft: Option<f64>,
+    failed: bool,
+    http: Option<u16>,
+}
+
+const MODELS: [(Option<&str>, &str); 5] = [
+    (Some("openai"), "gpt-5"),
+    (Some("openai"), "zz-omega"),
+    (Some("anthropic"), "zz-alpha"),
+    (Some("anthropic"), "zz-beta"),
+    (None, "zz-local"),
+];
+
+impl Call {
+    fn total(&self) -> u64 {
+        self.tokens[0] + self.tokens[1] + self.tokens[2] + self.tokens[3]
+    }
+    /// The price of gpt-5 in the shipped table (per token); other models are unpriced.
+    fn computed(&self) -> Option<f64> {
+        (self.model == "gpt-5").then(|| {
+            self.tokens[0] as f64 * 1.25e-6
+                + self.tokens[2] as f64 * 1.25e-7
+                + self.tokens[3] as f64 * 1.25e-6
+                + self.tokens[1] as f64 * 1e-5
+        })
+    }
+    fn effective_cost(&self) -> f64 {
+        self.cost.or(self.computed()).unwrap_or(0.0)
+    }
+    fn is_error(&self) -> bool {
+        self.failed || self.http.is_some_and(|h| h >= 400)
+    }
+}
+
+fn generate() -> Vec<Call> {
+    // 2026-01-04T00:00:00Z is a Sunday; the data spans three weeks around it.
+    let base = 1_767_484_800_000_000i64;
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let mut calls = Vec::new();
+    for i in 0..1_200usize {
+        let (provider, model) = MODELS[next(5) as usize];
+        let day = 86_400_000_000i64;
+        let ts = match i {
+            // Bucket edges: midnight, a microsecond before, Monday 00:00 exactly.
+            0 => base,
+            1 => base - 1,
+            2 => base + day,
+            3 => base + day - 1,
+            4 => base + 8 * day,
+            _ => base - 3 * day + (next(21 * 86_400_000) as i64) * 1000 + next(1000) as i64,
+        };
+        let input = next(5_000);
+        let output = next(2_000);
+        calls.push(Call {
+            ts,
+            session: next(8) as usize,
+            tenant: i % 9 == 0,
+            provider,
+            model,
+            key: (i % 5 != 0).then(|| format!("key-{}", next(4))),
+            route: match next(3) {
+                0 => Some("/v1/chat/completions"),
+                1 => Some("/v1/messages"),
+                _ => None,
+            },
+            tokens: [
+                input,
+                output,
+                next(20_000),
+                next(3) * next(1_000),
+                output.min(next(500)),
+            ],
+            cost: (i % 2 == 0).then(|| next(1_000_000) as f64 * 1e-7),
+            latency: (i % 7 != 0).then(|| next(100_000) as f64 / 10.0),
+            ttft: (i % 3 != 0).then(|| next(5_000) as f64 / 4.0),
+            failed: i % 11 == 0,
+            http: match i % 17 {
+                0 => Some(503),
+                5 => Some(429),
+                9 => None,
+                _ => Some(200),
+            },
+        });
+    }
+    // A route used once: a one-element group.
+    let mut one = calls[10].clone();
+    one.route = Some("/v1/once");
+    one.latency = Some(123.25);
+    one.ttft = Some(7.5);
+    calls.push(one);
+    calls
+}
+
+fn analytics_records(calls: &[Call]) -> Vec<Record> {
+    let mut records = Vec::new();
+    for s in 0..8 {
+        let mut meta = Metadata::new();
+        meta.insert(
+            "team".into(),
+            json!(if s % 2 == 0 { "red" } else { "blue" }),
+        );
+        records.push(rec(
+            &format!("a-start-{s}"),
+            -10_000_000_000,
+            &Context::session(format!("a-{s}")),
+            Body::SessionStarted(SessionStarted {
+                metadata: meta,
+                session_metadata: vec![],
+            }),
+        ));
+    }
+    for (i, c) in calls.iter().enumerate() {
+        let mut ctx = Context::session(format!("a-{}", c.session));
+        if c.tenant {
+            ctx = ctx.with_tenant("acme", "prod");
+        }
+        records.push(Record {
+            id: format!("call-{i:05}"),
+            timestamp: Timestamp::from_micros(c.ts),
+            context: ctx.clone(),
+            body: Body::Event(Event::Llm(LlmCall {
+                provider: c.provider.map(Into::into),
+                model_name: c.model.into(),
+                input_tokens: c.tokens[0],
+                output_tokens: c.tokens[1],
+                cache_read_tokens: c.tokens[2],
+                cache_write_tokens: c.tokens[3],
+                reasoning_tokens: c.tokens[4],
+                cost_usd: c.cost,
+                latency_ms: c.latency,
+                time_to_first_token_ms: c.ttft,
+                status: if c.failed { Status::Error } else { Status::Ok },
+                response_status: c.http,
+                request_path: c.route.map(Into::into),
+                api_key_hash: c.key.clone(),
+                ..Default::default()
+            })),
+        });
+        if i % 10 == 0 {
+            // Tool calls are not LLM calls: analytics leave them out.
+            records.push(Record {
+                id: format!("tool-{i:05}"),
+                timestamp: Timestamp::from_micros(c.ts),
+                context: ctx,
+                body: Body::Event(Event::Runtime(RuntimeAction {
+                    tool_name: Some("Read".into()),
+                    duration_ms: Some(1e9),
+                    ..Default::default()
+                })),
+            });
+        }
+    }
+    records
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+fn close_opt(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => close(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// `percentile_cont`: linear interpolation between the closest ranks, rank = p·(n−1).
+fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let rank = p * (v.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = (lo + 1).min(v.len() - 1);
+    Some(v[lo] + (v[hi] - v[lo]) * (rank - lo as f64))
+}
+
+fn expected_summary(calls: &[&Call]) -> UsageSummary {
+    let sum = |f: &dyn Fn(&Call) -> u64| calls.iter().map(|c| f(c)).sum::<u64>();
+    let errors = calls.iter().filter(|c| c.is_error()).count() as u64;
+    UsageSummary {
+        calls: calls.len() as u64,
+        input_tokens: sum(&|c| c.tokens[0]),
+        output_tokens: sum(&|c| c.tokens[1]),
+        total_tokens: sum(&|c| c.total()),
+        cache_read_tokens: sum(&|c| c.tokens[2]),
+        cache_write_tokens: sum(&|c| c.tokens[3]),
+        reasoning_tokens: sum(&|c| c.tokens[4]),
+        cost_usd: calls.iter().map(|c| c.effective_cost()).sum(),
+        reported_cost_usd: calls.iter().filter_map(|c| c.cost).sum(),
+        computed_cost_usd: calls.iter().filter_map(|c| c.computed()).sum(),
+        errors,
+        error_rate: if calls.is_empty() {
+            0.0
+        } else {
+            errors as f64 / calls.len() as f64
+        },
+    }
+}
+
+fn assert_summary(got: &UsageSummary, want: &UsageSummary, what: &str) {
+    assert_eq!(
+        (
+            got.calls,
+            got.input_tokens,
+            got.output_tokens,
+            got.total_tokens,
+            got.cache_read_tokens,
+            got.cache_write_tokens,
+            got.reasoning_tokens,
+            got.errors
+        ),
+        (
+            want.calls,
+            want.input_tokens,
+            want.output_tokens,
+            want.total_tokens,
+            want.cache_read_tokens,
+            want.cache_write_tokens,
+            want.reasoning_tokens,
+            want.errors
+        ),
+        "{what}"
+    );
+    for (g, w) in [
+        (got.cost_usd, want.cost_usd),
+        (got.reported_cost_usd, want.reported_cost_usd),
+        (got.computed_cost_usd, want.computed_cost_usd),
+        (got.error_rate, want.error_rate),
+    ] {
+        assert!(close(g, w), "{what}: {got:?} != {want:?}");
+    }
+}
+
+fn bucket_start(ts: i64, bucket: Bucket) -> i64 {
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::from_timestamp_micros(ts).unwrap();
+    let day = t.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let start = match bucket {
+        Bucket::Hour => day + chrono::Duration::hours(i64::from(t.hour())),
+        Bucket::Day => day,
+        Bucket::Week => day - chrono::Duration::days(i64::from(t.weekday().num_days_from_monday())),
+    };
+    start.timestamp_micros()
+}
+
+fn group_of(c: &Call, g: GroupBy) -> Option<String> {
+    match g {
+        GroupBy::None => None,
+        GroupBy::Provider => c.provider.map(Into::into),
+        GroupBy::Model => Some(c.model.into()),
+        GroupBy::Key => c.key.clone(),
+        GroupBy::Route => c.route.map(Into::into),
+    }
+}
+
+pub async fn analytics_match_an_independent_computation(f: Fixture) {
+    let calls = generate();
+    f.store.write(&analytics_records(&calls)).await.unwrap();
+    let all: Vec<&Call> = calls.iter().collect();
+    let store = f.store.as_ref();
+
+    // Summaries under every filter.
+    let since = Timestamp::from_micros(1_767_484_800_000_000);
+    let until = Timestamp::from_micros(1_767_484_800_000_000 + 5 * 86_400_000_000);
+    let cases: Vec<(AnalyticsFilter, Box<dyn Fn(&Call) -> bool>)> = vec![
+        (AnalyticsFilter::default(), Box::new(|_| true)),
+        (
+            AnalyticsFilter {
+                provider: Some("openai".into()),
+                ..Default::default()
+            },
+            Box::new(|c| c.provider == Some("openai")),
+        ),
+        (
+            AnalyticsFilter {
+                model: Some("gpt-5".into()),
+                ..Default::default()
+            },
+            Box::new(|c| c.model == "gpt-5"),
+        ),
+        (
+            AnalyticsFilter {
+                api_key_hash: Some("key-2".into()),
+                ..Default::default()
+            },
+            Box::new(|c| c.key.as_deref() == Some("key-2")),
+        ),
+        (
+            AnalyticsFilter {
+                session_id: Some("a-3".into()),
+                ..Default::default()
+            },
+            Box::new(|c| c.session == 3),
+        ),
+        (
+            AnalyticsFilter {
+                status: Some(Status::Error),
+                ..Default::default()
+            },
+            Box::new(|c| c.failed),
+        ),
+        (
+            AnalyticsFilter {
+                since: Some(since),
+                until: Some(until),
+                ..Default::default()
+            },
+            Box::new(move |c| c.ts >= since.as_micros() && c.ts < until.as_micros()),
+        ),
+        (
+            AnalyticsFilter {
+                metadata: vec![("team".into(), json!("red"))],
+                ..Default::default()
+            },
+            Box::new(|c| c.session % 2 == 0),
+        ),
+        (
+            AnalyticsFilter {
+                scope: Scope::tenant("acme", "prod"),
+                ..Default::default()
+            },
+            Box::new(|c| c.tenant),
+        ),
+        (
+            AnalyticsFilter {
+                model: Some("no-such-model".into()),
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+    ];
+    for (filter, keep) in &cases {
+        let want: Vec<&Call> = calls.iter().filter(|c| keep(c)).collect();
+        assert_summary(
+            &store.usage_summary(filter).await.unwrap(),
+            &expected_summary(&want),
+            &format!("{filter:?}"),
+        );
+    }
+
+    // Series: every bucket and grouping.
+    for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
+        for group_by in [GroupBy::None, GroupBy::Provider, GroupBy::Model] {
+            let got = store
+                .usage_series(&AnalyticsFilter::default(), group_by, bucket)
+                .await
+                .unwrap();
+            let mut want: std::collections::BTreeMap<(i64, Option<String>), Vec<&Call>> =
+                Default::default();
+            for c in &all {
+                want.entry((bucket_start(c.ts, bucket), group_of(c, group_by)))
+                    .or_default()
+                    .push(c);
+            }
+            assert_eq!(got.len(), want.len(), "{bucket:?} {group_by:?}");
+            for (point, ((b, g), cs)) in got.iter().zip(&want) {
+                let s = expected_summary(cs);
+                assert_eq!(
+                    (point.bucket.as_micros(), &point.group),
+                    (*b, g),
+                    "{bucket:?} {group_by:?}"
+                );
+                assert_eq!(
+                    (
+                        point.calls,
+                        point.input_tokens,
+                        point.output_tokens,
+                        point.total_tokens
+                    ),
+                    (s.calls, s.input_tokens, s.output_tokens, s.total_tokens)
+                );
+                assert!(close(point.cost_usd, s.cost_usd));
+            }
+        }
+    }
+    // The edges: a call at Monday 00:00 opens a week; one a microsecond before closes the last.
+    let weeks = store
+        .usage_series(&AnalyticsFilter::default(), GroupBy::None, Bucket::Week)
+        .await
+        .unwrap();
+    assert!(
+        weeks
+            .iter()
+            .any(|p| p.bucket.to_string() == "2026-01-05T00:00:00.000000Z")
+    );
+    assert!(weeks.iter().all(
+        |p| p.bucket.to_datetime().format("%a %H:%M:%S%.6f").to_string() == "Mon 00:00:00.000000"
+    ));
+
+    // Models.
+    let models = store
+        .model_stats(&AnalyticsFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(models.len(), MODELS.len());
+    for m in &models {
+        let cs: Vec<&Call> = calls
+            .iter()
+            .filter(|c| c.model == m.model && c.provider.map(String::from) == m.provider)
+            .collect();
+        let s = expected_summary(&cs);
+        let latencies: Vec<f64> = cs.iter().filter_map(|c| c.latency).collect();
+        assert_eq!(
+            (
+                m.calls,
+                m.input_tokens,
+                m.output_tokens,
+                m.cache_read_tokens,
+                m.cache_write_tokens
+            ),
+            (
+                s.calls,
+                s.input_tokens,
+                s.output_tokens,
+                s.cache_read_tokens,
+                s.cache_write_tokens
+            )
+        );
+        assert!(close(m.cost_usd, s.cost_usd));
+        assert!(close_opt(
+            m.avg_latency_ms,
+            Some(latencies.iter().sum::<f64>() / latencies.len() as f64)
+        ));
+        assert!(
+            close_opt(m.p95_latency_ms, percentile(&latencies, 0.95)),
+            "{m:?}"
+        );
+        assert!(close(m.error_rate, s.error_rate));
+    }
+    assert!(
+        models.windows(2).all(|w| w[0].calls >= w[1].calls),
+        "ordered by calls"
+    );
+
+    // Keys: calls without a key are left out.
+    let keys = store.key_stats(&AnalyticsFilter::default()).await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.calls).sum::<u64>(),
+        calls.iter().filter(|c| c.key.is_some()).count() as u64
+    );
+    for k in &keys {
+        let cs: Vec<&Call> = calls
+            .iter()
+            .filter(|c| c.key.as_deref() == Some(k.api_key_hash.as_str()))
+            .collect();
+        let s = expected_summary(&cs);
+        assert_eq!((k.calls, k.total_tokens), (s.calls, s.total_tokens));
+        assert!(close(k.cost_usd, s.cost_usd));
+    }
+
+    // Latency percentiles and error rates for every grouping.
+    for group_by in [
+        GroupBy::None,
+        GroupBy::Provider,
+        GroupBy::Model,
+        GroupBy::Key,
+        GroupBy::Route,
+    ] {
+        let latency = store
+            .latency_percentiles(&AnalyticsFilter::default(), group_by)
+            .await
+            .unwrap();
+        let errors = store
+            .error_rates(&AnalyticsFilter::default(), group_by)
+            .await
+            .unwrap();
+        let mut groups: Vec<Option<String>> = calls.iter().map(|c| group_of(c, group_by)).collect();
+        groups.sort();
+        groups.dedup();
+        assert_eq!(
+            latency.iter().map(|l| l.group.clone()).collect::<Vec<_>>(),
+            groups,
+            "{group_by:?}"
+        );
+        assert_eq!(
+            errors.iter().map(|e| e.group.clone()).collect::<Vec<_>>(),
+            groups,
+            "{group_by:?}"
+        );
+        for l in &latency {
+            let cs: Vec<&Call> = calls
+                .iter()
+                .filter(|c| group_of(c, group_by) == l.group)
+                .collect();
+            let lat: Vec<f64> = cs.iter().filter_map(|c| c.latency).collect();
+            let ttft: Vec<f64> = cs.iter().filter_map(|c| c.ttft).collect();
+            assert_eq!(l.count, lat.len() as u64, "NULL latencies are not counted");
+            for (got, p) in [
+                (l.p50_ms, 0.5),
+                (l.p90_ms, 0.9),
+                (l.p95_ms, 0.95),
+                (l.p99_ms, 0.99),
+            ] {
+                assert!(
+                    close_opt(got, percentile(&lat, p)),
+                    "{group_by:?} {l:?} p{p}"
+                );
+            }
+            assert!(close_opt(l.ttft_p50_ms, percentile(&ttft, 0.5)));
+            assert!(close_opt(l.ttft_p95_ms, percentile(&ttft, 0.95)));
+        }
+        for e in &errors {
+            let cs: Vec<&Call> = calls
+                .iter()
+                .filter(|c| group_of(c, group_by) == e.group)
+                .collect();
+            let want = (
+                cs.len() as u64,
+                cs.iter().filter(|c| c.is_error()).count() as u64,
+                cs.iter().filter(|c| c.http == Some(429)).count() as u64,
+                cs.iter().filter(|c| c.http == Some(503)).count() as u64,
+            );
+            assert_eq!(
+                (e.calls, e.errors, e.http_4xx, e.http_5xx),
+                want,
+                "{group_by:?}"
+            );
+        }
+    }
+    // A one-element group: every percentile is its one value.
+    let routes = store
+        .latency_percentiles(&AnalyticsFilter::default(), GroupBy::Route)
+        .await
+        .unwrap();
+    let once = routes
+        .iter()
+        .find(|l| l.group.as_deref() == Some("/v1/once"))
+        .unwrap();
+    assert_eq!(
+        (once.count, once.p50_ms, once.p99_ms, once.ttft_p95_ms),
+        (1, Some(123.25), Some(123.25), Some(7.5))
+    );
+    // Empty results.
+    let none = AnalyticsFilter {
+        model: Some("no-such-model".into()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .usage_series(&none, GroupBy::Model, Bucket::Day)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.model_stats(&none).await.unwrap().is_empty());
+    assert!(store.key_stats(&none).await.unwrap().is_empty());
+    assert!(
+        store
+            .latency_percentiles(&none, GroupBy::None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .error_rates(&none, GroupBy::Model)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -686,6 +1275,7 @@ macro_rules! conformance {
             case!(tenants_see_only_their_own_sessions);
             case!(large_and_unicode_payloads_round_trip);
             case!(concurrent_writers_store_each_record_once);
+            case!(analytics_match_an_independent_computation);
         }
     };
 }

@@ -898,6 +898,10 @@ impl TraceStore for PostgresStore {
         .ok_or(ReadError::Closed)?
     }
 
+    fn dialect(&self) -> crate::Dialect {
+        crate::Dialect::Postgres
+    }
+
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         self.on_runtime(run_query(
             self.pool.clone(),

@@ -747,6 +747,10 @@ impl TraceStore for SqliteStore {
         .map_err(|e| ReadError::Backend(classify(&e)))
     }
 
+    fn dialect(&self) -> crate::Dialect {
+        crate::Dialect::Sqlite
+    }
+
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         let (sql, params) = (sql.to_owned(), params.to_vec());
         Self::run(&self.readers, move |conn| run_query(conn, &sql, &params))

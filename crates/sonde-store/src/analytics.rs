@@ -1,0 +1,729 @@
+//! Analytics over LLM calls: usage, cost, per-model and per-key stats, exact latency
+//! percentiles and error rates — written once, run natively in each backend's SQL.
+//!
+//! Each query is SQL in the backend's dialect, run through [`TraceStore::query`]
+//! (read-only). Percentiles are exact: the database ranks the values, returns the two
+//! around `rank = p·(n−1)`, and the interpolation between them happens here, so every
+//! backend returns the same number (the definition of PostgreSQL's `percentile_cont`).
+//! Results are sorted here too, so that collations cannot make backends disagree.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use sonde_model::{Status, Timestamp};
+
+use crate::{QueryError, ReadError, Scope, TraceStore};
+
+/// The SQL dialect of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: `ts` is microseconds since the epoch.
+    Sqlite,
+    /// PostgreSQL: `ts` is `TIMESTAMPTZ`.
+    Postgres,
+}
+
+impl Dialect {
+    /// `e.ts` as microseconds since the epoch.
+    fn ts_micros(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "e.ts",
+            Dialect::Postgres => "(EXTRACT(EPOCH FROM e.ts) * 1000000)::int8",
+        }
+    }
+
+    /// A time parameter (bound as microseconds since the epoch).
+    fn ts_param(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => placeholder.to_owned(),
+            Dialect::Postgres => {
+                format!("(TIMESTAMPTZ 'epoch' + {placeholder}::int8 * INTERVAL '1 microsecond')")
+            }
+        }
+    }
+
+    fn metadata_match(self, path_or_key: &str, value: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_extract(s.metadata, {path_or_key}) = {value}"),
+            Dialect::Postgres => format!("s.metadata -> {path_or_key}::text = {value}::jsonb"),
+        }
+    }
+
+    fn text(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => placeholder.to_owned(),
+            Dialect::Postgres => format!("{placeholder}::text"),
+        }
+    }
+}
+
+/// Which LLM calls an analytics query covers. Every field narrows it.
+///
+/// ```
+/// let f = sonde_store::AnalyticsFilter { model: Some("gpt-5".into()), ..Default::default() };
+/// assert!(f.since.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnalyticsFilter {
+    /// Tenant visibility.
+    pub scope: Scope,
+    /// Calls at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Calls before this instant.
+    pub until: Option<Timestamp>,
+    /// This provider.
+    pub provider: Option<String>,
+    /// This model.
+    pub model: Option<String>,
+    /// This API key hash.
+    pub api_key_hash: Option<String>,
+    /// This gateway key.
+    pub gateway_key_id: Option<String>,
+    /// This session.
+    pub session_id: Option<String>,
+    /// Sessions whose metadata has these key = value pairs.
+    pub metadata: Vec<(String, Value)>,
+    /// Calls with this status.
+    pub status: Option<Status>,
+}
+
+/// What a breakdown groups by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupBy {
+    /// One group of everything (`group` is null).
+    #[default]
+    None,
+    /// The provider.
+    Provider,
+    /// The model.
+    Model,
+    /// The API key hash.
+    Key,
+    /// The request path (gateways).
+    Route,
+}
+
+impl GroupBy {
+    fn expr(self) -> &'static str {
+        match self {
+            GroupBy::None => "CAST(NULL AS TEXT)",
+            GroupBy::Provider => "e.provider",
+            GroupBy::Model => "e.model",
+            GroupBy::Key => "e.api_key_hash",
+            GroupBy::Route => "e.request_path",
+        }
+    }
+}
+
+/// The width of a time bucket. Weeks start on Monday, UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Bucket {
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    #[default]
+    Day,
+    /// One week, from Monday 00:00 UTC.
+    Week,
+}
+
+impl Bucket {
+    /// `(width, offset)` in microseconds: a bucket starts at `offset + k·width`.
+    fn span(self) -> (i64, i64) {
+        const HOUR: i64 = 3_600_000_000;
+        match self {
+            Bucket::Hour => (HOUR, 0),
+            Bucket::Day => (24 * HOUR, 0),
+            // 1970-01-01 was a Thursday: Mondays are 4 days after it, modulo 7.
+            Bucket::Week => (7 * 24 * HOUR, 4 * 24 * HOUR),
+        }
+    }
+
+    /// The start of the bucket holding `t`.
+    ///
+    /// ```
+    /// use sonde_store::Bucket;
+    /// use sonde_model::Timestamp;
+    /// let sunday_night: Timestamp = "2026-11-22T23:59:59.999999Z".parse().unwrap();
+    /// assert_eq!(Bucket::Week.start_of(sunday_night).to_string(), "2026-11-16T00:00:00.000000Z");
+    /// assert_eq!(Bucket::Day.start_of(sunday_night).to_string(), "2026-11-22T00:00:00.000000Z");
+    /// ```
+    pub fn start_of(self, t: Timestamp) -> Timestamp {
+        let (width, offset) = self.span();
+        let x = t.as_micros() - offset;
+        Timestamp::from_micros(x - x.rem_euclid(width) + offset)
+    }
+}
+
+/// Totals over the filtered calls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UsageSummary {
+    /// LLM calls.
+    pub calls: u64,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens (reasoning included).
+    pub output_tokens: u64,
+    /// All tokens (input + cache read + cache write + output).
+    pub total_tokens: u64,
+    /// Cache read tokens.
+    pub cache_read_tokens: u64,
+    /// Cache write tokens.
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Cost: the source's reported cost where there is one, else the one computed from
+    /// the price table.
+    pub cost_usd: f64,
+    /// The sum of reported costs alone.
+    pub reported_cost_usd: f64,
+    /// The sum of computed costs alone.
+    pub computed_cost_usd: f64,
+    /// Calls that failed (status error, or HTTP 4xx / 5xx).
+    pub errors: u64,
+    /// `errors / calls` (0 when there are no calls).
+    pub error_rate: f64,
+}
+
+/// One bucket (and group) of a usage or cost series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesPoint {
+    /// The start of the bucket.
+    pub bucket: Timestamp,
+    /// The group, or null when not grouped.
+    pub group: Option<String>,
+    /// LLM calls.
+    pub calls: u64,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// All tokens.
+    pub total_tokens: u64,
+    /// Cost (reported, else computed).
+    pub cost_usd: f64,
+}
+
+/// Per provider and model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelStats {
+    /// The provider.
+    pub provider: Option<String>,
+    /// The model.
+    pub model: String,
+    /// LLM calls.
+    pub calls: u64,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cache read tokens.
+    pub cache_read_tokens: u64,
+    /// Cache write tokens.
+    pub cache_write_tokens: u64,
+    /// All tokens.
+    pub total_tokens: u64,
+    /// Cost (reported, else computed).
+    pub cost_usd: f64,
+    /// Mean latency over calls that have one.
+    pub avg_latency_ms: Option<f64>,
+    /// Exact 95th percentile latency.
+    pub p95_latency_ms: Option<f64>,
+    /// Failed calls over calls.
+    pub error_rate: f64,
+}
+
+/// Per API key hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyStats {
+    /// The key's hash.
+    pub api_key_hash: String,
+    /// LLM calls.
+    pub calls: u64,
+    /// All tokens.
+    pub total_tokens: u64,
+    /// Cost (reported, else computed).
+    pub cost_usd: f64,
+}
+
+/// Exact latency percentiles of one group (over calls that have a latency; `None`
+/// when none has).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyStats {
+    /// The group, or null when not grouped.
+    pub group: Option<String>,
+    /// Calls with a latency.
+    pub count: u64,
+    /// Median latency.
+    pub p50_ms: Option<f64>,
+    /// 90th percentile.
+    pub p90_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// Median time to first token.
+    pub ttft_p50_ms: Option<f64>,
+    /// 95th percentile time to first token.
+    pub ttft_p95_ms: Option<f64>,
+}
+
+/// Failures of one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorStats {
+    /// The group, or null when not grouped.
+    pub group: Option<String>,
+    /// LLM calls.
+    pub calls: u64,
+    /// Failed calls: status error, or HTTP 4xx / 5xx.
+    pub errors: u64,
+    /// Calls answered with HTTP 4xx.
+    pub http_4xx: u64,
+    /// Calls answered with HTTP 5xx.
+    pub http_5xx: u64,
+    /// `errors / calls`.
+    pub error_rate: f64,
+}
+
+/// SQL text with its parameters.
+struct Sql {
+    dialect: Dialect,
+    params: Vec<Value>,
+}
+
+impl Sql {
+    fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a parameter; returns its placeholder.
+    fn param(&mut self, value: impl Into<Value>) -> String {
+        self.params.push(value.into());
+        format!("?{}", self.params.len())
+    }
+
+    /// The filter as a WHERE condition over `events e`.
+    fn filter(&mut self, f: &AnalyticsFilter) -> String {
+        let d = self.dialect;
+        let mut clauses = vec!["e.event_type = 'llm'".to_owned()];
+        if let Scope::Tenant { org, workspace } = &f.scope {
+            let (o, w) = (self.param(org.clone()), self.param(workspace.clone()));
+            clauses.push(format!(
+                "e.org = {} AND e.workspace = {}",
+                d.text(&o),
+                d.text(&w)
+            ));
+        }
+        if let Some(since) = f.since {
+            let p = self.param(since.as_micros());
+            clauses.push(format!("e.ts >= {}", d.ts_param(&p)));
+        }
+        if let Some(until) = f.until {
+            let p = self.param(until.as_micros());
+            clauses.push(format!("e.ts < {}", d.ts_param(&p)));
+        }
+        for (column, value) in [
+            ("provider", &f.provider),
+            ("model", &f.model),
+            ("api_key_hash", &f.api_key_hash),
+            ("gateway_key_id", &f.gateway_key_id),
+            ("session_id", &f.session_id),
+        ] {
+            if let Some(value) = value {
+                let p = self.param(value.clone());
+                clauses.push(format!("e.{column} = {}", d.text(&p)));
+            }
+        }
+        if let Some(status) = f.status {
+            let p = self.param(status.as_str());
+            clauses.push(format!("e.status = {}", d.text(&p)));
+        }
+        for (key, value) in &f.metadata {
+            let key = match d {
+                Dialect::Sqlite => self.param(format!("$.\"{}\"", key.replace('"', "\\\""))),
+                Dialect::Postgres => self.param(key.clone()),
+            };
+            let value = match d {
+                Dialect::Sqlite => self.param(match value {
+                    Value::Bool(b) => Value::from(i64::from(*b)),
+                    other => other.clone(),
+                }),
+                Dialect::Postgres => self.param(value.clone()),
+            };
+            clauses.push(format!(
+                "EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = e.session_id AND {})",
+                d.metadata_match(&key, &value)
+            ));
+        }
+        clauses.join(" AND ")
+    }
+}
+
+const COST: &str = "COALESCE(e.cost_usd, e.computed_cost_usd)";
+const FAILED: &str = "(e.status = 'error' OR e.response_status >= 400)";
+
+fn int(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_f64().map(|f| f.max(0.0) as u64))
+        .unwrap_or(0)
+}
+
+fn float(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn opt_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn rate(errors: u64, calls: u64) -> f64 {
+    if calls == 0 {
+        0.0
+    } else {
+        errors as f64 / calls as f64
+    }
+}
+
+fn read_error(e: QueryError) -> ReadError {
+    match e {
+        QueryError::Closed => ReadError::Closed,
+        other => ReadError::Backend(crate::BackendError::new(
+            crate::ErrorClass::Unknown,
+            other.to_string(),
+        )),
+    }
+}
+
+/// Sorts groups: null first, then by bytes (not by any collation).
+fn group_order(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
+    a.as_deref()
+        .map(str::as_bytes)
+        .cmp(&b.as_deref().map(str::as_bytes))
+}
+
+/// Exact percentiles `ps` (in percent) of `column` per group of `groups`.
+async fn percentiles(
+    store: &(impl TraceStore + ?Sized),
+    f: &AnalyticsFilter,
+    groups: &[&str],
+    column: &str,
+    ps: &[u64],
+) -> Result<HashMap<Vec<Option<String>>, (u64, Vec<f64>)>, ReadError> {
+    let mut sql = Sql::new(store.dialect());
+    let filter = sql.filter(f);
+    let select_groups: Vec<String> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| format!("{g} AS g{i}"))
+        .collect();
+    let partition = if groups.is_empty() {
+        String::new()
+    } else {
+        format!("PARTITION BY {}", groups.join(", "))
+    };
+    let ranks: Vec<String> = ps
+        .iter()
+        .flat_map(|p| {
+            [
+                format!("(n - 1) * {p} / 100"),
+                format!("(n - 1) * {p} / 100 + 1"),
+            ]
+        })
+        .collect();
+    let out_groups: Vec<String> = (0..groups.len()).map(|i| format!("g{i}, ")).collect();
+    let statement = format!(
+        "WITH v AS (SELECT {sel} e.{column} AS x,
+                ROW_NUMBER() OVER ({partition} ORDER BY e.{column}) - 1 AS rn,
+                COUNT(*) OVER ({partition}) AS n
+             FROM events e WHERE {filter} AND e.{column} IS NOT NULL)
+         SELECT {outg} n, rn, x FROM v WHERE rn IN ({ranks})",
+        sel = select_groups
+            .iter()
+            .map(|s| format!("{s}, "))
+            .collect::<String>(),
+        outg = out_groups.concat(),
+        ranks = ranks.join(", "),
+    );
+    let result = store
+        .query(&statement, &sql.params)
+        .await
+        .map_err(read_error)?;
+    let mut by_group: HashMap<Vec<Option<String>>, (u64, HashMap<u64, f64>)> = HashMap::new();
+    for row in &result.rows {
+        let key: Vec<Option<String>> = row[..groups.len()].iter().map(opt_text).collect();
+        let n = int(&row[groups.len()]);
+        let rn = int(&row[groups.len() + 1]);
+        let x = float(&row[groups.len() + 2]);
+        let entry = by_group.entry(key).or_insert_with(|| (n, HashMap::new()));
+        entry.1.insert(rn, x);
+    }
+    Ok(by_group
+        .into_iter()
+        .map(|(key, (n, values))| {
+            let computed = ps
+                .iter()
+                .map(|p| {
+                    let scaled = (n - 1) * p;
+                    let (lo, frac) = (scaled / 100, (scaled % 100) as f64 / 100.0);
+                    let x_lo = values.get(&lo).copied().unwrap_or(f64::NAN);
+                    match values.get(&(lo + 1)) {
+                        Some(x_hi) if frac > 0.0 => x_lo + (x_hi - x_lo) * frac,
+                        _ => x_lo,
+                    }
+                })
+                .collect();
+            (key, (n, computed))
+        })
+        .collect())
+}
+
+/// Usage and cost totals.
+pub(crate) async fn usage_summary(
+    store: &(impl TraceStore + ?Sized),
+    f: &AnalyticsFilter,
+) -> Result<UsageSummary, ReadError> {
+    let mut sql = Sql::new(store.dialect());
+    let filter = sql.filter(f);
+    let statement = format!(
+        "SELECT count(*) AS c0, sum(e.input_tokens) AS c1, sum(e.output_tokens) AS c2,
+                sum(e.total_tokens) AS c3, sum(e.cache_read_tokens) AS c4,
+                sum(e.cache_write_tokens) AS c5, sum(e.reasoning_tokens) AS c6,
+                sum({COST}) AS c7, sum(e.cost_usd) AS c8, sum(e.computed_cost_usd) AS c9,
+                sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c10
+         FROM events e WHERE {filter}"
+    );
+    let r = store
+        .query(&statement, &sql.params)
+        .await
+        .map_err(read_error)?;
+    let row = r.rows.first().cloned().unwrap_or_default();
+    let get = |i: usize| row.get(i).cloned().unwrap_or(Value::Null);
+    let calls = int(&get(0));
+    let errors = int(&get(10));
+    Ok(UsageSummary {
+        calls,
+        input_tokens: int(&get(1)),
+        output_tokens: int(&get(2)),
+        total_tokens: int(&get(3)),
+        cache_read_tokens: int(&get(4)),
+        cache_write_tokens: int(&get(5)),
+        reasoning_tokens: int(&get(6)),
+        cost_usd: float(&get(7)),
+        reported_cost_usd: float(&get(8)),
+        computed_cost_usd: float(&get(9)),
+        errors,
+        error_rate: rate(errors, calls),
+    })
+}
+
+/// Usage and cost per time bucket (and group), oldest first.
+pub(crate) async fn usage_series(
+    store: &(impl TraceStore + ?Sized),
+    f: &AnalyticsFilter,
+    group_by: GroupBy,
+    bucket: Bucket,
+) -> Result<Vec<SeriesPoint>, ReadError> {
+    let d = store.dialect();
+    let mut sql = Sql::new(d);
+    let filter = sql.filter(f);
+    let (width, offset) = bucket.span();
+    let ts = d.ts_micros();
+    let statement = format!(
+        "SELECT {ts} - ((({ts} - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
+                count(*) AS c2, sum(e.input_tokens) AS c3, sum(e.output_tokens) AS c4,
+                sum(e.total_tokens) AS c5, sum({COST}) AS c6
+         FROM events e WHERE {filter} GROUP BY 1, 2",
+        g = group_by.expr(),
+    );
+    let r = store
+        .query(&statement, &sql.params)
+        .await
+        .map_err(read_error)?;
+    let mut points: Vec<SeriesPoint> = r
+        .rows
+        .iter()
+        .map(|row| SeriesPoint {
+            bucket: Timestamp::from_micros(row[0].as_i64().unwrap_or_default()),
+            group: opt_text(&row[1]),
+            calls: int(&row[2]),
+            input_tokens: int(&row[3]),
+            output_tokens: int(&row[4]),
+            total_tokens: int(&row[5]),
+            cost_usd: float(&row[6]),
+        })
+        .collect();
+    points.sort_by(|a, b| {
+        a.bucket
+            .cmp(&b.bucket)
+            .then_with(|| group_order(&a.group, &b.group))
+    });
+    Ok(points)
+}
+
+/// Per provider and model, most calls first.
+pub(crate) async fn model_stats(
+    store: &(impl TraceStore + ?Sized),
+    f: &AnalyticsFilter,
+) -> Result<Vec<ModelStats>, ReadError> {
+    let mut sql = Sql::new(store.dialect());
+    let filter = sql.filter(f);
+    let statement = format!(
+        "SELECT e.provider AS c0, e.model AS c1, count(*) AS c2, sum(e.input_tokens) AS c3,
+                sum(e.output_tokens) AS c4, sum(e.cache_read_tokens) AS c5,
+                sum(e.cache_write_tokens) AS c6, sum(e.total_tokens) AS c7, sum({COST}) AS c8,
+                sum(e.latency_ms) AS c9, count(e.latency_ms) AS c10,
+                sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c11
+         FROM events e WHERE {filter} GROUP BY e.provider, e.model"
+    );
+    let r = store
+        .query(&statement, &sql.params)
+        .await
+        .map_err(read_error)?;
+    let p95 = percentiles(store, f, &["e.provider", "e.model"], "latency_ms", &[95]).await?;
+    let mut stats: Vec<ModelStats> = r
+        .rows
+        .iter()
+        .map(|row| {
+            let (provider, model) = (opt_text(&row[0]), opt_text(&row[1]).unwrap_or_default());
+            let calls = int(&row[2]);
+            let with_latency = int(&row[10]);
+            ModelStats {
+                p95_latency_ms: p95
+                    .get(&vec![provider.clone(), Some(model.clone())])
+                    .map(|(_, v)| v[0]),
+                provider,
+                model,
+                calls,
+                input_tokens: int(&row[3]),
+                output_tokens: int(&row[4]),
+                cache_read_tokens: int(&row[5]),
+                cache_write_tokens: int(&row[6]),
+                total_tokens: int(&row[7]),
+                cost_usd: float(&row[8]),
+                avg_latency_ms: (with_latency > 0).then(|| float(&row[9]) / with_latency as f64),
+                error_rate: rate(int(&row[11]), calls),
+            }
+        })
+        .collect();
+    stats.sort_by(|a, b| {
+        b.calls
+            .cmp(&a.calls)
+            .then_with(|| group_order(&a.provider, &b.provider))
+            .then_with(|| a.model.as_bytes().cmp(b.model.as_bytes()))
+    });
+    Ok(stats)
+}
+
+/// Per API key hash (calls without a key left out), most calls first.
+pub(crate) async fn key_stats(
+    store: &(impl TraceStore + ?Sized),
+    f: &AnalyticsFilter,
+) -> Result<Vec<KeyStats>, ReadError> {
+    let mut sql = Sql::new(store.dialect());
+    let filter = sql.filter(f);
+    let statement = format!(
+        "SELECT e.api_key_hash AS c0, count(*) AS c1, sum(e.total_tokens) AS c2, sum({COST}) AS c3
+         FROM events e WHERE {filter} AND e.api_key_hash IS NOT NULL GROUP BY e.api_key_hash"
+    );
+    let r = store
+        .query(&statement, &sql.params)
+        .await
+        .map_err(read_error)?;
+    let mut stats: Vec<KeyStats> = r
+        .rows
+        .iter()
+        .map(|row| KeyStats {
+            api_key_hash: opt_text(&row[0]).unwrap_or_default(),
+            calls: int(&row[1]),
+            total_tokens: int(&row[2]),
+            cost_usd: float(&row[3]),
+        })
+        .collect();
+    stats.sort_by(|a, b| {
+        b.calls
+            .cmp(&a.calls)
+            .then_with(|| a.api_key_hash.as_bytes().cmp(b.api_key_hash.as_bytes()))
+    });
+    Ok(stats)
+}
+
+/// Exact latency and time-to-first-token percentiles per group.
+pub(crate) async fn latency_percentiles(
+    store: &(impl TraceStore + ?Sized),
+    f: &AnalyticsFilter,
+    group_by: GroupBy,
+) -> Result<Vec<LatencyStats>, ReadError> {
+    let groups: Vec<&str> = match group_by {
+        GroupBy::None => vec![],
+        other => vec![other.expr()],
+    };
+    let latency = percentiles(store, f, &groups, "latency_ms", &[50, 90, 95, 99]).await?;
+    let ttft = percentiles(store, f, &groups, "ttft_ms", &[50, 95]).await?;
+    let mut keys: Vec<Vec<Option<String>>> = latency.keys().chain(ttft.keys()).cloned().collect();
+    keys.sort_by(|a, b| group_order(&a.first().cloned().flatten(), &b.first().cloned().flatten()));
+    keys.dedup();
+    Ok(keys
+        .into_iter()
+        .map(|key| {
+            let l = latency.get(&key);
+            let t = ttft.get(&key);
+            let at = |v: Option<&(u64, Vec<f64>)>, i: usize| v.map(|(_, values)| values[i]);
+            LatencyStats {
+                group: key.first().cloned().flatten(),
+                count: l.map_or(0, |(n, _)| *n),
+                p50_ms: at(l, 0),
+                p90_ms: at(l, 1),
+                p95_ms: at(l, 2),
+                p99_ms: at(l, 3),
+                ttft_p50_ms: at(t, 0),
+                ttft_p95_ms: at(t, 1),
+            }
+        })
+        .collect())
+}
+
+/// Failures per group.
+pub(crate) async fn error_rates(
+    store: &(impl TraceStore + ?Sized),
+    f: &AnalyticsFilter,
+    group_by: GroupBy,
+) -> Result<Vec<ErrorStats>, ReadError> {
+    let mut sql = Sql::new(store.dialect());
+    let filter = sql.filter(f);
+    let statement = format!(
+        "SELECT {g} AS c0, count(*) AS c1, sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c2,
+                sum(CASE WHEN e.response_status >= 400 AND e.response_status < 500 THEN 1 ELSE 0 END) AS c3,
+                sum(CASE WHEN e.response_status >= 500 THEN 1 ELSE 0 END) AS c4
+         FROM events e WHERE {filter} GROUP BY 1",
+        g = group_by.expr()
+    );
+    let r = store
+        .query(&statement, &sql.params)
+        .await
+        .map_err(read_error)?;
+    let mut stats: Vec<ErrorStats> = r
+        .rows
+        .iter()
+        .map(|row| {
+            let (calls, errors) = (int(&row[1]), int(&row[2]));
+            ErrorStats {
+                group: opt_text(&row[0]),
+                calls,
+                errors,
+                http_4xx: int(&row[3]),
+                http_5xx: int(&row[4]),
+                error_rate: rate(errors, calls),
+            }
+        })
+        .collect();
+    stats.sort_by(|a, b| group_order(&a.group, &b.group));
+    Ok(stats)
+}
