@@ -2,6 +2,7 @@
 
 mod records;
 mod sessions;
+mod stats;
 mod table;
 
 use std::path::PathBuf;
@@ -20,6 +21,10 @@ struct Cli {
     /// sqlite:// in the user's data folder, e.g. ~/.local/share/sonde/sonde.db).
     #[arg(long, env = "SONDE_DB", global = true)]
     db: Option<String>,
+
+    /// Model prices overriding the shipped table (TOML or JSON, USD per million tokens).
+    #[arg(long, env = "SONDE_PRICES", global = true)]
+    prices: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -75,6 +80,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Usage, cost, latency and error analytics of LLM calls.
+    #[command(subcommand)]
+    Stats(stats::Report),
+    /// Show the price that applies to a model, and where it comes from.
+    Pricing {
+        /// The model name, as recorded.
+        model: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply pending database migrations (every command also does when it opens the
     /// database) and print the schema version.
     Migrate,
@@ -102,7 +118,23 @@ fn default_spool(url: &str) -> PathBuf {
         .join(sonde::derived_id(&["spool", url]))
 }
 
+/// Installs the user's price overrides as the process's price table.
+fn install_prices(path: &std::path::Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table =
+        sonde_pricing::PriceTable::shipped().with_overrides(&path.display().to_string(), &text)?;
+    table.install();
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &cli.prices {
+        install_prices(path)?;
+    }
+    if let Command::Pricing { model, json } = &cli.command {
+        return stats::pricing(model, *json);
+    }
     let url = cli.db.clone().unwrap_or_else(StoreUrl::default_url);
     let store = open_store(Some(&url))
         .await
@@ -132,6 +164,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sessions::query(store.as_ref(), &sql, &params, json).await
         }
         Command::Rm { session_id } => sessions::remove(store.as_ref(), &session_id).await,
+        Command::Stats(report) => stats::report(store.as_ref(), report).await,
+        Command::Pricing { .. } => Ok(ExitCode::SUCCESS),
         Command::Migrate => {
             let version = store
                 .query("SELECT max(version) AS version FROM schema_migrations", &[])

@@ -456,3 +456,188 @@ fn sqlite_and_postgres_export_the_same_records_identically() {
     assert!(sonde(&pg, &["rm", "session-1"]).status.success());
     assert_eq!(text(&sonde(&pg, &["export"]).stdout).lines().count(), 16);
 }
+
+#[test]
+fn stats_print_the_documented_json_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
+    let db = db_url(dir.path(), "t.db");
+    sonde(&db, &["import", input.to_str().unwrap()]);
+    let json = |args: &[&str]| -> Value {
+        let out = sonde(&db, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let has = |v: &Value, fields: &[&str]| {
+        for f in fields {
+            assert!(keys(v).iter().any(|k| k == f), "{f} missing in {v}");
+        }
+    };
+    let summary = json(&["stats", "summary", "--json"]);
+    has(
+        &summary,
+        &[
+            "calls",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "cost_usd",
+            "errors",
+            "error_rate",
+        ],
+    );
+    assert_eq!(summary["calls"], 3);
+    assert_eq!(summary["input_tokens"], 300);
+    assert!((summary["cost_usd"].as_f64().unwrap() - 0.75).abs() < 1e-12);
+    for report in ["usage", "cost"] {
+        let series = json(&[
+            "stats",
+            report,
+            "--json",
+            "--group-by",
+            "model",
+            "--bucket",
+            "week",
+        ]);
+        assert_eq!(series.as_array().unwrap().len(), 3);
+        has(
+            &series[0],
+            &[
+                "bucket",
+                "group",
+                "calls",
+                "input_tokens",
+                "output_tokens",
+                "total_tokens",
+                "cost_usd",
+            ],
+        );
+        assert_eq!(
+            series[0]["bucket"], "2025-12-29T00:00:00.000000Z",
+            "weeks start on Monday"
+        );
+    }
+    let models = json(&["stats", "models", "--json"]);
+    has(
+        &models[0],
+        &[
+            "provider",
+            "model",
+            "calls",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "avg_latency_ms",
+            "p95_latency_ms",
+            "error_rate",
+        ],
+    );
+    let latency = json(&["stats", "latency", "--json", "--group-by", "provider"]);
+    has(
+        &latency[0],
+        &[
+            "group",
+            "count",
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "ttft_p50_ms",
+            "ttft_p95_ms",
+        ],
+    );
+    assert_eq!(latency[0]["p50_ms"], 800.0);
+    let errors = json(&["stats", "errors", "--json", "--group-by", "model"]);
+    has(&errors[0], &["group", "calls", "errors", "error_rate"]);
+    assert_eq!(
+        json(&["stats", "keys", "--json"]),
+        json!([]),
+        "calls without a key are left out"
+    );
+    let filtered = json(&[
+        "stats",
+        "summary",
+        "--json",
+        "--model",
+        "gpt-5-1",
+        "--since",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert_eq!(filtered["calls"], 1);
+    let table = text(&sonde(&db, &["stats", "models"]).stdout);
+    assert!(
+        table.lines().next().unwrap().starts_with("PROVIDER"),
+        "{table}"
+    );
+    assert!(table.contains("$0.25"), "{table}");
+}
+
+#[test]
+fn a_price_file_overrides_the_shipped_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(
+        &prices,
+        "[models.\"gpt-5-1\"]\ninput = 1000.0\noutput = 0\n",
+    )
+    .unwrap();
+    let db = db_url(dir.path(), "t.db");
+    let mut lines = sample_lines();
+    // No reported cost: the cost is computed from the price file, at $1,000 per million input tokens.
+    lines = lines
+        .into_iter()
+        .map(|l| l.replace(",\"cost_usd\":0.25", ""))
+        .collect();
+    let input = write_file(dir.path(), "in.jsonl", &lines);
+    let out = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args([
+            "--db",
+            &db,
+            "--prices",
+            prices.to_str().unwrap(),
+            "import",
+            input.to_str().unwrap(),
+        ])
+        .env("SONDE_SPOOL", spool_for(&db))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: Value = serde_json::from_slice(
+        &sonde(&db, &["stats", "summary", "--json", "--model", "gpt-5-1"]).stdout,
+    )
+    .unwrap();
+    assert!(
+        (summary["computed_cost_usd"].as_f64().unwrap() - 0.1).abs() < 1e-12,
+        "{summary}"
+    );
+    assert_eq!(summary["reported_cost_usd"], 0.0);
+
+    let pricing = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args([
+            "--prices",
+            prices.to_str().unwrap(),
+            "pricing",
+            "gpt-5-1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let pricing: Value = serde_json::from_slice(&pricing.stdout).unwrap();
+    assert_eq!(pricing["source"], "override");
+    assert_eq!(pricing["per_million_tokens"]["input"], 1000.0);
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[models.x]\ninptu = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args(["--prices", bad.to_str().unwrap(), "pricing", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("bad.toml: line 2: unknown field `inptu`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

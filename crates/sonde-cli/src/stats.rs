@@ -1,0 +1,398 @@
+//! `sonde stats ...` and `sonde pricing MODEL`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+use sonde::store::{AnalyticsFilter, Bucket, GroupBy, Scope, TraceStore};
+use sonde_pricing::{PriceSource, PriceTable};
+
+use crate::sessions::parse_time;
+use crate::table::{Table, dollars, millis, thousands};
+
+/// Which report.
+#[derive(Subcommand)]
+pub enum Report {
+    /// Totals: calls, tokens by kind, cost, errors.
+    Summary(StatsArgs),
+    /// Tokens and cost per time bucket (and group).
+    Usage(StatsArgs),
+    /// Cost per time bucket (and group).
+    Cost(StatsArgs),
+    /// Per provider and model: calls, tokens, cost, latency, error rate.
+    Models(StatsArgs),
+    /// Per API key hash: calls, tokens, cost.
+    Keys(StatsArgs),
+    /// Exact latency and time-to-first-token percentiles per group.
+    Latency(StatsArgs),
+    /// Failed calls and HTTP 4xx / 5xx per group.
+    Errors(StatsArgs),
+}
+
+/// What every report takes.
+#[derive(Args)]
+pub struct StatsArgs {
+    /// Calls at or after this time (RFC 3339, or a span back from now: 30m, 12h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Calls before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this provider.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Only this model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Only this API key hash.
+    #[arg(long)]
+    key: Option<String>,
+    /// Only this session.
+    #[arg(long)]
+    session: Option<String>,
+    /// Group by (usage, cost, latency, errors).
+    #[arg(long, value_enum, default_value_t = Grouping::None)]
+    group_by: Grouping,
+    /// Bucket width (usage, cost).
+    #[arg(long, value_enum, default_value_t = Width::Day)]
+    bucket: Width,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Grouping {
+    None,
+    Provider,
+    Model,
+    Key,
+    Route,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Width {
+    Hour,
+    Day,
+    Week,
+}
+
+impl StatsArgs {
+    fn filter(&self) -> anyhow::Result<AnalyticsFilter> {
+        Ok(AnalyticsFilter {
+            scope: Scope::All,
+            since: self.since.as_deref().map(parse_time).transpose()?,
+            until: self.until.as_deref().map(parse_time).transpose()?,
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            api_key_hash: self.key.clone(),
+            session_id: self.session.clone(),
+            ..Default::default()
+        })
+    }
+
+    fn group_by(&self) -> GroupBy {
+        match self.group_by {
+            Grouping::None => GroupBy::None,
+            Grouping::Provider => GroupBy::Provider,
+            Grouping::Model => GroupBy::Model,
+            Grouping::Key => GroupBy::Key,
+            Grouping::Route => GroupBy::Route,
+        }
+    }
+
+    fn bucket(&self) -> Bucket {
+        match self.bucket {
+            Width::Hour => Bucket::Hour,
+            Width::Day => Bucket::Day,
+            Width::Week => Bucket::Week,
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), millis)
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.1}%", rate * 100.0)
+}
+
+fn group(g: &Option<String>) -> String {
+    g.clone().unwrap_or_else(|| "-".to_owned())
+}
+
+pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<ExitCode> {
+    match report {
+        Report::Summary(a) => {
+            let s = store.usage_summary(&a.filter()?).await?;
+            if a.json {
+                return print_json(&s);
+            }
+            let mut t = Table::new(&["", ""]);
+            for (k, v) in [
+                ("calls", thousands(s.calls)),
+                ("input tokens", thousands(s.input_tokens)),
+                ("output tokens", thousands(s.output_tokens)),
+                ("cache read tokens", thousands(s.cache_read_tokens)),
+                ("cache write tokens", thousands(s.cache_write_tokens)),
+                ("reasoning tokens", thousands(s.reasoning_tokens)),
+                ("total tokens", thousands(s.total_tokens)),
+                ("cost", dollars(Some(s.cost_usd))),
+                ("  reported by sources", dollars(Some(s.reported_cost_usd))),
+                ("  computed from prices", dollars(Some(s.computed_cost_usd))),
+                (
+                    "errors",
+                    format!("{} ({})", thousands(s.errors), percent(s.error_rate)),
+                ),
+            ] {
+                t.row(vec![k.to_owned(), v]);
+            }
+            print!(
+                "{}",
+                t.render().split_once('\n').map_or("", |(_, rest)| rest)
+            );
+            println!(
+                "cost = the source's reported cost where there is one, else the one computed from the price table"
+            );
+        }
+        Report::Usage(a) | Report::Cost(a) if a.json => {
+            return print_json(
+                &store
+                    .usage_series(&a.filter()?, a.group_by(), a.bucket())
+                    .await?,
+            );
+        }
+        Report::Usage(a) => {
+            let points = store
+                .usage_series(&a.filter()?, a.group_by(), a.bucket())
+                .await?;
+            let mut t = Table::new(&[
+                "BUCKET",
+                "GROUP",
+                "CALLS",
+                "INPUT",
+                "OUTPUT",
+                "TOTAL TOKENS",
+                "COST",
+            ]);
+            for p in &points {
+                t.row(vec![
+                    bucket_label(p.bucket, a.bucket()),
+                    group(&p.group),
+                    thousands(p.calls),
+                    thousands(p.input_tokens),
+                    thousands(p.output_tokens),
+                    thousands(p.total_tokens),
+                    dollars(Some(p.cost_usd)),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        Report::Cost(a) => {
+            let points = store
+                .usage_series(&a.filter()?, a.group_by(), a.bucket())
+                .await?;
+            let mut t = Table::new(&["BUCKET", "GROUP", "CALLS", "COST"]);
+            for p in &points {
+                t.row(vec![
+                    bucket_label(p.bucket, a.bucket()),
+                    group(&p.group),
+                    thousands(p.calls),
+                    dollars(Some(p.cost_usd)),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        Report::Models(a) => {
+            let models = store.model_stats(&a.filter()?).await?;
+            if a.json {
+                return print_json(&models);
+            }
+            let mut t = Table::new(&[
+                "PROVIDER",
+                "MODEL",
+                "CALLS",
+                "INPUT",
+                "OUTPUT",
+                "CACHE READ",
+                "CACHE WRITE",
+                "COST",
+                "AVG LATENCY",
+                "P95 LATENCY",
+                "ERRORS",
+            ]);
+            for m in &models {
+                t.row(vec![
+                    group(&m.provider),
+                    m.model.clone(),
+                    thousands(m.calls),
+                    thousands(m.input_tokens),
+                    thousands(m.output_tokens),
+                    thousands(m.cache_read_tokens),
+                    thousands(m.cache_write_tokens),
+                    dollars(Some(m.cost_usd)),
+                    ms(m.avg_latency_ms),
+                    ms(m.p95_latency_ms),
+                    percent(m.error_rate),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        Report::Keys(a) => {
+            let keys = store.key_stats(&a.filter()?).await?;
+            if a.json {
+                return print_json(&keys);
+            }
+            let mut t = Table::new(&["API KEY HASH", "CALLS", "TOKENS", "COST"]);
+            for k in &keys {
+                t.row(vec![
+                    k.api_key_hash.clone(),
+                    thousands(k.calls),
+                    thousands(k.total_tokens),
+                    dollars(Some(k.cost_usd)),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        Report::Latency(a) => {
+            let stats = store
+                .latency_percentiles(&a.filter()?, a.group_by())
+                .await?;
+            if a.json {
+                return print_json(&stats);
+            }
+            let mut t = Table::new(&[
+                "GROUP", "COUNT", "P50", "P90", "P95", "P99", "TTFT P50", "TTFT P95",
+            ]);
+            for l in &stats {
+                t.row(vec![
+                    group(&l.group),
+                    thousands(l.count),
+                    ms(l.p50_ms),
+                    ms(l.p90_ms),
+                    ms(l.p95_ms),
+                    ms(l.p99_ms),
+                    ms(l.ttft_p50_ms),
+                    ms(l.ttft_p95_ms),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+        Report::Errors(a) => {
+            let stats = store.error_rates(&a.filter()?, a.group_by()).await?;
+            if a.json {
+                return print_json(&stats);
+            }
+            let mut t = Table::new(&["GROUP", "CALLS", "ERRORS", "HTTP 4XX", "HTTP 5XX", "RATE"]);
+            for e in &stats {
+                t.row(vec![
+                    group(&e.group),
+                    thousands(e.calls),
+                    thousands(e.errors),
+                    thousands(e.http_4xx),
+                    thousands(e.http_5xx),
+                    percent(e.error_rate),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bucket_label(t: sonde::Timestamp, bucket: Bucket) -> String {
+    let format = if bucket == Bucket::Hour {
+        "%Y-%m-%d %H:00"
+    } else {
+        "%Y-%m-%d"
+    };
+    t.to_datetime().format(format).to_string()
+}
+
+/// What `sonde pricing MODEL --json` prints.
+#[derive(Serialize)]
+struct Pricing<'a> {
+    model: &'a str,
+    #[serde(flatten)]
+    source: PriceSource,
+    /// USD per million tokens.
+    per_million_tokens: PerMillion,
+}
+
+#[derive(Serialize)]
+struct PerMillion {
+    input: Option<f64>,
+    output: Option<f64>,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+    cache_write_1h: Option<f64>,
+    reasoning: Option<f64>,
+    long_context_threshold: Option<u64>,
+    long_input: Option<f64>,
+    long_output: Option<f64>,
+}
+
+pub fn pricing(model: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(m) = PriceTable::global().find(model) else {
+        eprintln!("sonde: no price for {model:?}: add one with --prices FILE (see README)");
+        return Ok(ExitCode::FAILURE);
+    };
+    let per_m = |v: Option<f64>| v.map(|p| (p * 1e6 * 1e6).round() / 1e6);
+    let p = m.price;
+    let out = Pricing {
+        model,
+        source: m.source.clone(),
+        per_million_tokens: PerMillion {
+            input: per_m(p.input),
+            output: per_m(p.output),
+            cache_read: per_m(p.cache_read.or(p.input)),
+            cache_write: per_m(p.cache_write.or(p.input)),
+            cache_write_1h: per_m(p.cache_write_1h.or(p.cache_write).or(p.input)),
+            reasoning: per_m(p.reasoning.or(p.output)),
+            long_context_threshold: p.long_context_threshold,
+            long_input: per_m(p.long_input),
+            long_output: per_m(p.long_output),
+        },
+    };
+    if json {
+        return print_json(&out);
+    }
+    let source = match &m.source {
+        PriceSource::Override { entry } => format!("your price file, entry {entry:?}"),
+        PriceSource::Shipped { entry, matched_by } => {
+            format!("the shipped table (LiteLLM), entry {entry:?}, matched by {matched_by}")
+        }
+    };
+    println!("{model}: {source}");
+    let price = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("${v}"));
+    let mut t = Table::new(&["TOKENS", "USD PER MILLION"]);
+    let pm = &out.per_million_tokens;
+    for (k, v) in [
+        ("input", pm.input),
+        ("output", pm.output),
+        ("cache read", pm.cache_read),
+        ("cache write (5 min)", pm.cache_write),
+        ("cache write (1 hour)", pm.cache_write_1h),
+        ("reasoning", pm.reasoning),
+    ] {
+        t.row(vec![k.to_owned(), price(v)]);
+    }
+    if let Some(threshold) = pm.long_context_threshold {
+        t.row(vec![
+            format!("input, prompts over {} tokens", thousands(threshold)),
+            price(pm.long_input),
+        ]);
+        t.row(vec![
+            format!("output, prompts over {} tokens", thousands(threshold)),
+            price(pm.long_output),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(ExitCode::SUCCESS)
+}
