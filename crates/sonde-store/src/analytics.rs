@@ -409,6 +409,9 @@ fn group_order(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
         .cmp(&b.as_deref().map(str::as_bytes))
 }
 
+/// A group's key: the values of its grouping columns.
+type GroupKey = Vec<Option<String>>;
+
 /// Exact percentiles `ps` (in percent) of `column` per group of `groups`.
 async fn percentiles(
     store: &(impl TraceStore + ?Sized),
@@ -416,7 +419,7 @@ async fn percentiles(
     groups: &[&str],
     column: &str,
     ps: &[u64],
-) -> Result<HashMap<Vec<Option<String>>, (u64, Vec<f64>)>, ReadError> {
+) -> Result<HashMap<GroupKey, (u64, Vec<f64>)>, ReadError> {
     let mut sql = Sql::new(store.dialect());
     let filter = sql.filter(f);
     let select_groups: Vec<String> = groups
@@ -456,9 +459,9 @@ async fn percentiles(
         .query(&statement, &sql.params)
         .await
         .map_err(read_error)?;
-    let mut by_group: HashMap<Vec<Option<String>>, (u64, HashMap<u64, f64>)> = HashMap::new();
+    let mut by_group: HashMap<GroupKey, (u64, HashMap<u64, f64>)> = HashMap::new();
     for row in &result.rows {
-        let key: Vec<Option<String>> = row[..groups.len()].iter().map(opt_text).collect();
+        let key: GroupKey = row[..groups.len()].iter().map(opt_text).collect();
         let n = int(&row[groups.len()]);
         let rn = int(&row[groups.len() + 1]);
         let x = float(&row[groups.len() + 2]);
@@ -667,7 +670,7 @@ pub(crate) async fn latency_percentiles(
     };
     let latency = percentiles(store, f, &groups, "latency_ms", &[50, 90, 95, 99]).await?;
     let ttft = percentiles(store, f, &groups, "ttft_ms", &[50, 95]).await?;
-    let mut keys: Vec<Vec<Option<String>>> = latency.keys().chain(ttft.keys()).cloned().collect();
+    let mut keys: Vec<GroupKey> = latency.keys().chain(ttft.keys()).cloned().collect();
     keys.sort_by(|a, b| group_order(&a.first().cloned().flatten(), &b.first().cloned().flatten()));
     keys.dedup();
     Ok(keys
