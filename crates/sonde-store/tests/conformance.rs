@@ -955,7 +955,8 @@ pub async fn analytics_match_an_independent_computation(f: Fixture) {
     // Summaries under every filter.
     let since = Timestamp::from_micros(1_767_484_800_000_000);
     let until = Timestamp::from_micros(1_767_484_800_000_000 + 5 * 86_400_000_000);
-    let cases: Vec<(AnalyticsFilter, Box<dyn Fn(&Call) -> bool>)> = vec![
+    type Keep = Box<dyn Fn(&Call) -> bool>;
+    let cases: Vec<(AnalyticsFilter, Keep)> = vec![
         (AnalyticsFilter::default(), Box::new(|_| true)),
         (
             AnalyticsFilter {
