@@ -34,6 +34,9 @@ impl TraceStore for Switchable {
     fn backend(&self) -> &'static str {
         "switchable"
     }
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
     async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(WriteError::Backend(BackendError::new(
