@@ -105,6 +105,17 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// The group in the hourly roll-up `h` (empty strings stand for none).
+    fn rollup_expr(self) -> &'static str {
+        match self {
+            GroupBy::None => "CAST(NULL AS TEXT)",
+            GroupBy::Provider => "NULLIF(h.provider, '')",
+            GroupBy::Model => "NULLIF(h.model, '')",
+            GroupBy::Key => "NULLIF(h.api_key_hash, '')",
+            GroupBy::Route => "NULLIF(h.request_path, '')",
+        }
+    }
+
     fn expr(self) -> &'static str {
         match self {
             GroupBy::None => "CAST(NULL AS TEXT)",
@@ -306,6 +317,53 @@ impl Sql {
         format!("?{}", self.params.len())
     }
 
+    /// The filter as a WHERE condition over the hourly roll-up `llm_hourly h`, when the
+    /// roll-up answers it exactly: no session, metadata, status or gateway-key filter,
+    /// and times on the hour.
+    fn rollup_filter(&mut self, f: &AnalyticsFilter) -> Option<String> {
+        let on_the_hour = |t: Option<Timestamp>| {
+            t.is_none_or(|t| t.as_micros().rem_euclid(crate::rows::HOUR_MICROS) == 0)
+        };
+        if f.session_id.is_some()
+            || !f.metadata.is_empty()
+            || f.status.is_some()
+            || f.gateway_key_id.is_some()
+            || !on_the_hour(f.since)
+            || !on_the_hour(f.until)
+        {
+            return None;
+        }
+        let d = self.dialect;
+        let mut clauses = vec!["h.calls > 0".to_owned()];
+        if let Scope::Tenant { org, workspace } = &f.scope {
+            let (o, w) = (self.param(org.clone()), self.param(workspace.clone()));
+            clauses.push(format!(
+                "h.org = {} AND h.workspace = {}",
+                d.text(&o),
+                d.text(&w)
+            ));
+        }
+        if let Some(since) = f.since {
+            let p = self.param(since.as_micros());
+            clauses.push(format!("h.hour >= {p}"));
+        }
+        if let Some(until) = f.until {
+            let p = self.param(until.as_micros());
+            clauses.push(format!("h.hour < {p}"));
+        }
+        for (column, value) in [
+            ("provider", &f.provider),
+            ("model", &f.model),
+            ("api_key_hash", &f.api_key_hash),
+        ] {
+            if let Some(value) = value {
+                let p = self.param(value.clone());
+                clauses.push(format!("h.{column} = {}", d.text(&p)));
+            }
+        }
+        Some(clauses.join(" AND "))
+    }
+
     /// The filter as a WHERE condition over `events e`.
     fn filter(&mut self, f: &AnalyticsFilter) -> String {
         let d = self.dialect;
@@ -494,15 +552,26 @@ pub(crate) async fn usage_summary(
     f: &AnalyticsFilter,
 ) -> Result<UsageSummary, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let filter = sql.filter(f);
-    let statement = format!(
-        "SELECT count(*) AS c0, sum(e.input_tokens) AS c1, sum(e.output_tokens) AS c2,
+    let statement = if let Some(filter) = sql.rollup_filter(f) {
+        format!(
+            "SELECT sum(h.calls) AS c0, sum(h.input_tokens) AS c1, sum(h.output_tokens) AS c2,
+                    sum(h.total_tokens) AS c3, sum(h.cache_read_tokens) AS c4,
+                    sum(h.cache_write_tokens) AS c5, sum(h.reasoning_tokens) AS c6,
+                    sum(h.cost_usd) AS c7, sum(h.reported_cost_usd) AS c8,
+                    sum(h.computed_cost_usd) AS c9, sum(h.errors) AS c10
+             FROM llm_hourly h WHERE {filter}"
+        )
+    } else {
+        let filter = sql.filter(f);
+        format!(
+            "SELECT count(*) AS c0, sum(e.input_tokens) AS c1, sum(e.output_tokens) AS c2,
                 sum(e.total_tokens) AS c3, sum(e.cache_read_tokens) AS c4,
                 sum(e.cache_write_tokens) AS c5, sum(e.reasoning_tokens) AS c6,
                 sum({COST}) AS c7, sum(e.cost_usd) AS c8, sum(e.computed_cost_usd) AS c9,
                 sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c10
          FROM events e WHERE {filter}"
-    );
+        )
+    };
     let r = store
         .query(&statement, &sql.params)
         .await
@@ -536,16 +605,26 @@ pub(crate) async fn usage_series(
 ) -> Result<Vec<SeriesPoint>, ReadError> {
     let d = store.dialect();
     let mut sql = Sql::new(d);
-    let filter = sql.filter(f);
     let (width, offset) = bucket.span();
-    let ts = d.ts_micros();
-    let statement = format!(
-        "SELECT {ts} - ((({ts} - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
+    let statement = if let Some(filter) = sql.rollup_filter(f) {
+        format!(
+            "SELECT h.hour - (((h.hour - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
+                    sum(h.calls) AS c2, sum(h.input_tokens) AS c3, sum(h.output_tokens) AS c4,
+                    sum(h.total_tokens) AS c5, sum(h.cost_usd) AS c6
+             FROM llm_hourly h WHERE {filter} GROUP BY 1, 2",
+            g = group_by.rollup_expr(),
+        )
+    } else {
+        let filter = sql.filter(f);
+        let ts = d.ts_micros();
+        format!(
+            "SELECT {ts} - ((({ts} - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
                 count(*) AS c2, sum(e.input_tokens) AS c3, sum(e.output_tokens) AS c4,
                 sum(e.total_tokens) AS c5, sum({COST}) AS c6
          FROM events e WHERE {filter} GROUP BY 1, 2",
-        g = group_by.expr(),
-    );
+            g = group_by.expr(),
+        )
+    };
     let r = store
         .query(&statement, &sql.params)
         .await
@@ -577,15 +656,26 @@ pub(crate) async fn model_stats(
     f: &AnalyticsFilter,
 ) -> Result<Vec<ModelStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let filter = sql.filter(f);
-    let statement = format!(
-        "SELECT e.provider AS c0, e.model AS c1, count(*) AS c2, sum(e.input_tokens) AS c3,
+    let statement = if let Some(filter) = sql.rollup_filter(f) {
+        format!(
+            "SELECT NULLIF(h.provider, '') AS c0, h.model AS c1, sum(h.calls) AS c2,
+                    sum(h.input_tokens) AS c3, sum(h.output_tokens) AS c4,
+                    sum(h.cache_read_tokens) AS c5, sum(h.cache_write_tokens) AS c6,
+                    sum(h.total_tokens) AS c7, sum(h.cost_usd) AS c8, sum(h.latency_sum) AS c9,
+                    sum(h.latency_count) AS c10, sum(h.errors) AS c11
+             FROM llm_hourly h WHERE {filter} GROUP BY h.provider, h.model"
+        )
+    } else {
+        let filter = sql.filter(f);
+        format!(
+            "SELECT e.provider AS c0, e.model AS c1, count(*) AS c2, sum(e.input_tokens) AS c3,
                 sum(e.output_tokens) AS c4, sum(e.cache_read_tokens) AS c5,
                 sum(e.cache_write_tokens) AS c6, sum(e.total_tokens) AS c7, sum({COST}) AS c8,
                 sum(e.latency_ms) AS c9, count(e.latency_ms) AS c10,
                 sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c11
          FROM events e WHERE {filter} GROUP BY e.provider, e.model"
-    );
+        )
+    };
     let r = store
         .query(&statement, &sql.params)
         .await
@@ -631,11 +721,18 @@ pub(crate) async fn key_stats(
     f: &AnalyticsFilter,
 ) -> Result<Vec<KeyStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let filter = sql.filter(f);
-    let statement = format!(
-        "SELECT e.api_key_hash AS c0, count(*) AS c1, sum(e.total_tokens) AS c2, sum({COST}) AS c3
-         FROM events e WHERE {filter} AND e.api_key_hash IS NOT NULL GROUP BY e.api_key_hash"
-    );
+    let statement = if let Some(filter) = sql.rollup_filter(f) {
+        format!(
+            "SELECT h.api_key_hash AS c0, sum(h.calls) AS c1, sum(h.total_tokens) AS c2, sum(h.cost_usd) AS c3
+             FROM llm_hourly h WHERE {filter} AND h.api_key_hash <> '' GROUP BY h.api_key_hash"
+        )
+    } else {
+        let filter = sql.filter(f);
+        format!(
+            "SELECT e.api_key_hash AS c0, count(*) AS c1, sum(e.total_tokens) AS c2, sum({COST}) AS c3
+             FROM events e WHERE {filter} AND e.api_key_hash IS NOT NULL GROUP BY e.api_key_hash"
+        )
+    };
     let r = store
         .query(&statement, &sql.params)
         .await
@@ -700,14 +797,23 @@ pub(crate) async fn error_rates(
     group_by: GroupBy,
 ) -> Result<Vec<ErrorStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let filter = sql.filter(f);
-    let statement = format!(
+    let statement = if let Some(filter) = sql.rollup_filter(f) {
+        format!(
+            "SELECT {g} AS c0, sum(h.calls) AS c1, sum(h.errors) AS c2, sum(h.http_4xx) AS c3,
+                    sum(h.http_5xx) AS c4
+             FROM llm_hourly h WHERE {filter} GROUP BY 1",
+            g = group_by.rollup_expr()
+        )
+    } else {
+        let filter = sql.filter(f);
+        format!(
         "SELECT {g} AS c0, count(*) AS c1, sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c2,
                 sum(CASE WHEN e.response_status >= 400 AND e.response_status < 500 THEN 1 ELSE 0 END) AS c3,
                 sum(CASE WHEN e.response_status >= 500 THEN 1 ELSE 0 END) AS c4
          FROM events e WHERE {filter} GROUP BY 1",
         g = group_by.expr()
-    );
+        )
+    };
     let r = store
         .query(&statement, &sql.params)
         .await

@@ -391,3 +391,206 @@ impl StoredColumns {
         })
     }
 }
+
+/// One microsecond-hour: rows of `llm_hourly` start at multiples of it.
+pub(crate) const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// The key of an `llm_hourly` row: the hour and every dimension analytics group or
+/// filter by (a missing value is the empty string).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct RollupKey {
+    pub hour: i64,
+    pub org: String,
+    pub workspace: String,
+    pub provider: String,
+    pub model: String,
+    pub api_key_hash: String,
+    pub request_path: String,
+}
+
+/// What a set of LLM calls adds to one `llm_hourly` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RollupDelta {
+    pub calls: i64,
+    /// input, output, cache read, cache write, reasoning, total.
+    pub tokens: [i64; 6],
+    pub cost: f64,
+    pub reported_cost: f64,
+    pub computed_cost: f64,
+    pub errors: i64,
+    pub http_4xx: i64,
+    pub http_5xx: i64,
+    pub latency_sum: f64,
+    pub latency_count: i64,
+}
+
+/// The roll-up deltas of newly stored rows, sorted by key (so that concurrent writers
+/// lock roll-up rows in the same order).
+pub(crate) fn rollup_deltas<'a>(
+    rows: impl IntoIterator<Item = &'a RecordRow>,
+) -> std::collections::BTreeMap<RollupKey, RollupDelta> {
+    let mut deltas = std::collections::BTreeMap::new();
+    for row in rows {
+        if let Extra::Event(e) = &row.extra {
+            add_to_rollup(
+                &mut deltas,
+                row.ts,
+                &row.context.org,
+                &row.context.workspace,
+                e,
+                1,
+            );
+        }
+    }
+    deltas
+}
+
+/// Adds (`sign` 1) or takes away (`sign` -1) one LLM call in the roll-up deltas.
+pub(crate) fn add_to_rollup(
+    deltas: &mut std::collections::BTreeMap<RollupKey, RollupDelta>,
+    ts: i64,
+    org: &Option<String>,
+    workspace: &Option<String>,
+    e: &EventColumns,
+    sign: i64,
+) {
+    let Some(tokens) = e.tokens else { return };
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let key = RollupKey {
+        hour: ts - ts.rem_euclid(HOUR_MICROS),
+        org: text(org),
+        workspace: text(workspace),
+        provider: text(&e.provider),
+        model: text(&e.model),
+        api_key_hash: text(&e.api_key_hash),
+        request_path: text(&e.request_path),
+    };
+    let d: &mut RollupDelta = deltas.entry(key).or_default();
+    let f = sign as f64;
+    d.calls += sign;
+    for (sum, n) in d.tokens.iter_mut().zip(tokens) {
+        *sum = sum.saturating_add(sign * n);
+    }
+    d.cost += f * e.cost_usd.or(e.computed_cost_usd).unwrap_or(0.0);
+    d.reported_cost += f * e.cost_usd.unwrap_or(0.0);
+    d.computed_cost += f * e.computed_cost_usd.unwrap_or(0.0);
+    let status = e.response_status.unwrap_or(0);
+    d.errors += sign * i64::from(e.status == "error" || status >= 400);
+    d.http_4xx += sign * i64::from((400..500).contains(&status));
+    d.http_5xx += sign * i64::from(status >= 500);
+    if let Some(latency) = e.latency_ms {
+        d.latency_sum += f * latency;
+        d.latency_count += sign;
+    }
+}
+
+/// Reads back the roll-up relevant columns of an LLM event row (for deletions):
+/// `ts, org, workspace, provider, model, api_key_hash, request_path, input, output,
+/// cache read, cache write, reasoning, total, cost_usd, computed_cost_usd, status,
+/// response_status, latency_ms`.
+pub(crate) const ROLLUP_SOURCE_COLUMNS: &str = "org, workspace, provider, model, api_key_hash, request_path, \
+     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
+     cost_usd, computed_cost_usd, status, response_status, latency_ms";
+
+/// The event columns of a stored LLM call, from [`ROLLUP_SOURCE_COLUMNS`] values.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stored_llm_columns(
+    provider: Option<String>,
+    model: Option<String>,
+    api_key_hash: Option<String>,
+    request_path: Option<String>,
+    tokens: [Option<i64>; 6],
+    cost_usd: Option<f64>,
+    computed_cost_usd: Option<f64>,
+    status: &str,
+    response_status: Option<i32>,
+    latency_ms: Option<f64>,
+) -> EventColumns {
+    EventColumns {
+        event_type: "llm",
+        status: if status == "error" { "error" } else { "ok" },
+        provider,
+        model,
+        tokens: Some(tokens.map(|t| t.unwrap_or(0))),
+        cost_usd,
+        computed_cost_usd,
+        latency_ms,
+        ttft_ms: None,
+        response_status,
+        request_path,
+        api_key_hash,
+        gateway_key_id: None,
+        tool_name: None,
+    }
+}
+
+/// The columns of `llm_hourly`, in insert order.
+pub(crate) const ROLLUP_COLUMNS: [&str; 22] = [
+    "hour",
+    "org",
+    "workspace",
+    "provider",
+    "model",
+    "api_key_hash",
+    "request_path",
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_usd",
+    "reported_cost_usd",
+    "computed_cost_usd",
+    "errors",
+    "http_4xx",
+    "http_5xx",
+    "latency_sum",
+    "latency_count",
+];
+
+/// `ON CONFLICT ... DO UPDATE` adding the new values to the row's (both dialects).
+pub(crate) fn rollup_upsert_tail() -> String {
+    let adds: Vec<String> = ROLLUP_COLUMNS[7..]
+        .iter()
+        .map(|c| format!("{c} = llm_hourly.{c} + excluded.{c}"))
+        .collect();
+    format!(
+        "ON CONFLICT (hour, org, workspace, provider, model, api_key_hash, request_path) DO UPDATE SET {}",
+        adds.join(", ")
+    )
+}
+
+/// The roll-up table, its backfill from existing events (`hour_expr` is the dialect's
+/// hour of `ts`), in both dialects.
+pub(crate) fn rollup_migration(int: &str, real: &str, hour_expr: &str) -> String {
+    format!(
+        "CREATE TABLE llm_hourly (
+            hour {int} NOT NULL,
+            org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+            api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
+            calls {int} NOT NULL, input_tokens {int} NOT NULL, output_tokens {int} NOT NULL,
+            cache_read_tokens {int} NOT NULL, cache_write_tokens {int} NOT NULL,
+            reasoning_tokens {int} NOT NULL, total_tokens {int} NOT NULL,
+            cost_usd {real} NOT NULL, reported_cost_usd {real} NOT NULL, computed_cost_usd {real} NOT NULL,
+            errors {int} NOT NULL, http_4xx {int} NOT NULL, http_5xx {int} NOT NULL,
+            latency_sum {real} NOT NULL, latency_count {int} NOT NULL,
+            PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path)
+        );
+        INSERT INTO llm_hourly
+        SELECT {hour_expr}, coalesce(org, ''), coalesce(workspace, ''), coalesce(provider, ''),
+               coalesce(model, ''), coalesce(api_key_hash, ''), coalesce(request_path, ''),
+               count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+               coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
+               coalesce(sum(reasoning_tokens), 0), coalesce(sum(total_tokens), 0),
+               coalesce(sum(coalesce(cost_usd, computed_cost_usd)), 0), coalesce(sum(cost_usd), 0),
+               coalesce(sum(computed_cost_usd), 0),
+               sum(CASE WHEN status = 'error' OR response_status >= 400 THEN 1 ELSE 0 END),
+               sum(CASE WHEN response_status >= 400 AND response_status < 500 THEN 1 ELSE 0 END),
+               sum(CASE WHEN response_status >= 500 THEN 1 ELSE 0 END),
+               coalesce(sum(latency_ms), 0), count(latency_ms)
+        FROM events WHERE event_type = 'llm'
+        GROUP BY 1, 2, 3, 4, 5, 6, 7;"
+    )
+}

@@ -1032,183 +1032,183 @@ pub async fn analytics_match_an_independent_computation(f: Fixture) {
         );
     }
 
-    // Series: every bucket and grouping.
-    for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
-        for group_by in [GroupBy::None, GroupBy::Provider, GroupBy::Model] {
-            let got = store
-                .usage_series(&AnalyticsFilter::default(), group_by, bucket)
-                .await
-                .unwrap();
-            let mut want: std::collections::BTreeMap<(i64, Option<String>), Vec<&Call>> =
-                Default::default();
-            for c in &all {
-                want.entry((bucket_start(c.ts, bucket), group_of(c, group_by)))
-                    .or_default()
-                    .push(c);
-            }
-            assert_eq!(got.len(), want.len(), "{bucket:?} {group_by:?}");
-            for (point, ((b, g), cs)) in got.iter().zip(&want) {
-                let s = expected_summary(cs);
-                assert_eq!(
-                    (point.bucket.as_micros(), &point.group),
-                    (*b, g),
-                    "{bucket:?} {group_by:?}"
-                );
-                assert_eq!(
-                    (
-                        point.calls,
-                        point.input_tokens,
-                        point.output_tokens,
-                        point.total_tokens
-                    ),
-                    (s.calls, s.input_tokens, s.output_tokens, s.total_tokens)
-                );
-                assert!(close(point.cost_usd, s.cost_usd));
+    // The same answers through the hourly roll-up (no filter) and through the raw
+    // events (a start time off the hour, before every call, forces them).
+    let raw_all = AnalyticsFilter {
+        since: Some(Timestamp::from_micros(
+            1_767_484_800_000_000 - 30 * 86_400_000_000 + 1,
+        )),
+        ..Default::default()
+    };
+    for base in [AnalyticsFilter::default(), raw_all.clone()] {
+        // Series: every bucket and grouping.
+        for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
+            for group_by in [GroupBy::None, GroupBy::Provider, GroupBy::Model] {
+                let got = store.usage_series(&base, group_by, bucket).await.unwrap();
+                let mut want: std::collections::BTreeMap<(i64, Option<String>), Vec<&Call>> =
+                    Default::default();
+                for c in &all {
+                    want.entry((bucket_start(c.ts, bucket), group_of(c, group_by)))
+                        .or_default()
+                        .push(c);
+                }
+                assert_eq!(got.len(), want.len(), "{bucket:?} {group_by:?}");
+                for (point, ((b, g), cs)) in got.iter().zip(&want) {
+                    let s = expected_summary(cs);
+                    assert_eq!(
+                        (point.bucket.as_micros(), &point.group),
+                        (*b, g),
+                        "{bucket:?} {group_by:?}"
+                    );
+                    assert_eq!(
+                        (
+                            point.calls,
+                            point.input_tokens,
+                            point.output_tokens,
+                            point.total_tokens
+                        ),
+                        (s.calls, s.input_tokens, s.output_tokens, s.total_tokens)
+                    );
+                    assert!(close(point.cost_usd, s.cost_usd));
+                }
             }
         }
-    }
-    // The edges: a call at Monday 00:00 opens a week; one a microsecond before closes the last.
-    let weeks = store
-        .usage_series(&AnalyticsFilter::default(), GroupBy::None, Bucket::Week)
-        .await
-        .unwrap();
-    assert!(
-        weeks
-            .iter()
-            .any(|p| p.bucket.to_string() == "2026-01-05T00:00:00.000000Z")
-    );
-    assert!(weeks.iter().all(
-        |p| p.bucket.to_datetime().format("%a %H:%M:%S%.6f").to_string() == "Mon 00:00:00.000000"
-    ));
-
-    // Models.
-    let models = store
-        .model_stats(&AnalyticsFilter::default())
-        .await
-        .unwrap();
-    assert_eq!(models.len(), MODELS.len());
-    for m in &models {
-        let cs: Vec<&Call> = calls
-            .iter()
-            .filter(|c| c.model == m.model && c.provider.map(String::from) == m.provider)
-            .collect();
-        let s = expected_summary(&cs);
-        let latencies: Vec<f64> = cs.iter().filter_map(|c| c.latency).collect();
-        assert_eq!(
-            (
-                m.calls,
-                m.input_tokens,
-                m.output_tokens,
-                m.cache_read_tokens,
-                m.cache_write_tokens
-            ),
-            (
-                s.calls,
-                s.input_tokens,
-                s.output_tokens,
-                s.cache_read_tokens,
-                s.cache_write_tokens
-            )
-        );
-        assert!(close(m.cost_usd, s.cost_usd));
-        assert!(close_opt(
-            m.avg_latency_ms,
-            Some(latencies.iter().sum::<f64>() / latencies.len() as f64)
-        ));
+        // The edges: a call at Monday 00:00 opens a week; one a microsecond before closes the last.
+        let weeks = store
+            .usage_series(&base, GroupBy::None, Bucket::Week)
+            .await
+            .unwrap();
         assert!(
-            close_opt(m.p95_latency_ms, percentile(&latencies, 0.95)),
-            "{m:?}"
+            weeks
+                .iter()
+                .any(|p| p.bucket.to_string() == "2026-01-05T00:00:00.000000Z")
         );
-        assert!(close(m.error_rate, s.error_rate));
-    }
-    assert!(
-        models.windows(2).all(|w| w[0].calls >= w[1].calls),
-        "ordered by calls"
-    );
+        assert!(weeks.iter().all(
+            |p| p.bucket.to_datetime().format("%a %H:%M:%S%.6f").to_string()
+                == "Mon 00:00:00.000000"
+        ));
 
-    // Keys: calls without a key are left out.
-    let keys = store.key_stats(&AnalyticsFilter::default()).await.unwrap();
-    assert_eq!(
-        keys.iter().map(|k| k.calls).sum::<u64>(),
-        calls.iter().filter(|c| c.key.is_some()).count() as u64
-    );
-    for k in &keys {
-        let cs: Vec<&Call> = calls
-            .iter()
-            .filter(|c| c.key.as_deref() == Some(k.api_key_hash.as_str()))
-            .collect();
-        let s = expected_summary(&cs);
-        assert_eq!((k.calls, k.total_tokens), (s.calls, s.total_tokens));
-        assert!(close(k.cost_usd, s.cost_usd));
-    }
-
-    // Latency percentiles and error rates for every grouping.
-    for group_by in [
-        GroupBy::None,
-        GroupBy::Provider,
-        GroupBy::Model,
-        GroupBy::Key,
-        GroupBy::Route,
-    ] {
-        let latency = store
-            .latency_percentiles(&AnalyticsFilter::default(), group_by)
-            .await
-            .unwrap();
-        let errors = store
-            .error_rates(&AnalyticsFilter::default(), group_by)
-            .await
-            .unwrap();
-        let mut groups: Vec<Option<String>> = calls.iter().map(|c| group_of(c, group_by)).collect();
-        groups.sort();
-        groups.dedup();
-        assert_eq!(
-            latency.iter().map(|l| l.group.clone()).collect::<Vec<_>>(),
-            groups,
-            "{group_by:?}"
-        );
-        assert_eq!(
-            errors.iter().map(|e| e.group.clone()).collect::<Vec<_>>(),
-            groups,
-            "{group_by:?}"
-        );
-        for l in &latency {
+        // Models.
+        let models = store.model_stats(&base).await.unwrap();
+        assert_eq!(models.len(), MODELS.len());
+        for m in &models {
             let cs: Vec<&Call> = calls
                 .iter()
-                .filter(|c| group_of(c, group_by) == l.group)
+                .filter(|c| c.model == m.model && c.provider.map(String::from) == m.provider)
                 .collect();
-            let lat: Vec<f64> = cs.iter().filter_map(|c| c.latency).collect();
-            let ttft: Vec<f64> = cs.iter().filter_map(|c| c.ttft).collect();
-            assert_eq!(l.count, lat.len() as u64, "NULL latencies are not counted");
-            for (got, p) in [
-                (l.p50_ms, 0.5),
-                (l.p90_ms, 0.9),
-                (l.p95_ms, 0.95),
-                (l.p99_ms, 0.99),
-            ] {
-                assert!(
-                    close_opt(got, percentile(&lat, p)),
-                    "{group_by:?} {l:?} p{p}"
-                );
-            }
-            assert!(close_opt(l.ttft_p50_ms, percentile(&ttft, 0.5)));
-            assert!(close_opt(l.ttft_p95_ms, percentile(&ttft, 0.95)));
-        }
-        for e in &errors {
-            let cs: Vec<&Call> = calls
-                .iter()
-                .filter(|c| group_of(c, group_by) == e.group)
-                .collect();
-            let want = (
-                cs.len() as u64,
-                cs.iter().filter(|c| c.is_error()).count() as u64,
-                cs.iter().filter(|c| c.http == Some(429)).count() as u64,
-                cs.iter().filter(|c| c.http == Some(503)).count() as u64,
-            );
+            let s = expected_summary(&cs);
+            let latencies: Vec<f64> = cs.iter().filter_map(|c| c.latency).collect();
             assert_eq!(
-                (e.calls, e.errors, e.http_4xx, e.http_5xx),
-                want,
+                (
+                    m.calls,
+                    m.input_tokens,
+                    m.output_tokens,
+                    m.cache_read_tokens,
+                    m.cache_write_tokens
+                ),
+                (
+                    s.calls,
+                    s.input_tokens,
+                    s.output_tokens,
+                    s.cache_read_tokens,
+                    s.cache_write_tokens
+                )
+            );
+            assert!(close(m.cost_usd, s.cost_usd));
+            assert!(close_opt(
+                m.avg_latency_ms,
+                Some(latencies.iter().sum::<f64>() / latencies.len() as f64)
+            ));
+            assert!(
+                close_opt(m.p95_latency_ms, percentile(&latencies, 0.95)),
+                "{m:?}"
+            );
+            assert!(close(m.error_rate, s.error_rate));
+        }
+        assert!(
+            models.windows(2).all(|w| w[0].calls >= w[1].calls),
+            "ordered by calls"
+        );
+
+        // Keys: calls without a key are left out.
+        let keys = store.key_stats(&base).await.unwrap();
+        assert_eq!(
+            keys.iter().map(|k| k.calls).sum::<u64>(),
+            calls.iter().filter(|c| c.key.is_some()).count() as u64
+        );
+        for k in &keys {
+            let cs: Vec<&Call> = calls
+                .iter()
+                .filter(|c| c.key.as_deref() == Some(k.api_key_hash.as_str()))
+                .collect();
+            let s = expected_summary(&cs);
+            assert_eq!((k.calls, k.total_tokens), (s.calls, s.total_tokens));
+            assert!(close(k.cost_usd, s.cost_usd));
+        }
+
+        // Latency percentiles and error rates for every grouping.
+        for group_by in [
+            GroupBy::None,
+            GroupBy::Provider,
+            GroupBy::Model,
+            GroupBy::Key,
+            GroupBy::Route,
+        ] {
+            let latency = store.latency_percentiles(&base, group_by).await.unwrap();
+            let errors = store.error_rates(&base, group_by).await.unwrap();
+            let mut groups: Vec<Option<String>> =
+                calls.iter().map(|c| group_of(c, group_by)).collect();
+            groups.sort();
+            groups.dedup();
+            assert_eq!(
+                latency.iter().map(|l| l.group.clone()).collect::<Vec<_>>(),
+                groups,
                 "{group_by:?}"
             );
+            assert_eq!(
+                errors.iter().map(|e| e.group.clone()).collect::<Vec<_>>(),
+                groups,
+                "{group_by:?}"
+            );
+            for l in &latency {
+                let cs: Vec<&Call> = calls
+                    .iter()
+                    .filter(|c| group_of(c, group_by) == l.group)
+                    .collect();
+                let lat: Vec<f64> = cs.iter().filter_map(|c| c.latency).collect();
+                let ttft: Vec<f64> = cs.iter().filter_map(|c| c.ttft).collect();
+                assert_eq!(l.count, lat.len() as u64, "NULL latencies are not counted");
+                for (got, p) in [
+                    (l.p50_ms, 0.5),
+                    (l.p90_ms, 0.9),
+                    (l.p95_ms, 0.95),
+                    (l.p99_ms, 0.99),
+                ] {
+                    assert!(
+                        close_opt(got, percentile(&lat, p)),
+                        "{group_by:?} {l:?} p{p}"
+                    );
+                }
+                assert!(close_opt(l.ttft_p50_ms, percentile(&ttft, 0.5)));
+                assert!(close_opt(l.ttft_p95_ms, percentile(&ttft, 0.95)));
+            }
+            for e in &errors {
+                let cs: Vec<&Call> = calls
+                    .iter()
+                    .filter(|c| group_of(c, group_by) == e.group)
+                    .collect();
+                let want = (
+                    cs.len() as u64,
+                    cs.iter().filter(|c| c.is_error()).count() as u64,
+                    cs.iter().filter(|c| c.http == Some(429)).count() as u64,
+                    cs.iter().filter(|c| c.http == Some(503)).count() as u64,
+                );
+                assert_eq!(
+                    (e.calls, e.errors, e.http_4xx, e.http_5xx),
+                    want,
+                    "{group_by:?}"
+                );
+            }
         }
     }
     // A one-element group: every percentile is its one value.

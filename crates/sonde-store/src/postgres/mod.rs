@@ -20,7 +20,10 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
 use crate::api::Cursor;
-use crate::rows::{Extra, Lifecycle, RecordRow, SHARED_COLUMNS, StoredColumns, Table};
+use crate::rows::{
+    Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, SHARED_COLUMNS,
+    StoredColumns, Table,
+};
 use crate::{
     BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
     SessionPage, SessionSummary, TraceStore, WriteError, WriteOutcome,
@@ -288,8 +291,128 @@ async fn write_batch(
                 .map_err(|e| classify(&e))?;
         }
     }
+    apply_rollup(&tx, &crate::rows::rollup_deltas(inserted.iter().copied()))
+        .await
+        .map_err(|e| classify(&e))?;
     tx.commit().await.map_err(|e| classify(&e))?;
     Ok(inserted.len())
+}
+
+/// Adds deltas to the hourly roll-up, in one statement.
+async fn apply_rollup(
+    tx: &deadpool_postgres::Transaction<'_>,
+    deltas: &BTreeMap<RollupKey, RollupDelta>,
+) -> Result<(), tokio_postgres::Error> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let k: Vec<&RollupKey> = deltas.keys().collect();
+    let d: Vec<&RollupDelta> = deltas.values().collect();
+    let text = |f: fn(&RollupKey) -> &str| -> Param<'_> {
+        Box::new(k.iter().map(|k| f(k)).collect::<Vec<&str>>())
+    };
+    let mut values: Vec<Param<'_>> = vec![
+        Box::new(k.iter().map(|k| k.hour).collect::<Vec<i64>>()),
+        text(|k| &k.org),
+        text(|k| &k.workspace),
+        text(|k| &k.provider),
+        text(|k| &k.model),
+        text(|k| &k.api_key_hash),
+        text(|k| &k.request_path),
+        Box::new(d.iter().map(|d| d.calls).collect::<Vec<i64>>()),
+    ];
+    for i in 0..6 {
+        values.push(Box::new(
+            d.iter().map(|d| d.tokens[i]).collect::<Vec<i64>>(),
+        ));
+    }
+    values.push(Box::new(d.iter().map(|d| d.cost).collect::<Vec<f64>>()));
+    values.push(Box::new(
+        d.iter().map(|d| d.reported_cost).collect::<Vec<f64>>(),
+    ));
+    values.push(Box::new(
+        d.iter().map(|d| d.computed_cost).collect::<Vec<f64>>(),
+    ));
+    values.push(Box::new(d.iter().map(|d| d.errors).collect::<Vec<i64>>()));
+    values.push(Box::new(d.iter().map(|d| d.http_4xx).collect::<Vec<i64>>()));
+    values.push(Box::new(d.iter().map(|d| d.http_5xx).collect::<Vec<i64>>()));
+    values.push(Box::new(
+        d.iter().map(|d| d.latency_sum).collect::<Vec<f64>>(),
+    ));
+    values.push(Box::new(
+        d.iter().map(|d| d.latency_count).collect::<Vec<i64>>(),
+    ));
+    let types = [
+        "int8", "text", "text", "text", "text", "text", "text", "int8", "int8", "int8", "int8",
+        "int8", "int8", "int8", "float8", "float8", "float8", "int8", "int8", "int8", "float8",
+        "int8",
+    ];
+    let arrays: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", i + 1))
+        .collect();
+    let stmt = tx
+        .prepare_cached(&format!(
+            "INSERT INTO llm_hourly ({}) SELECT * FROM unnest({}) {}",
+            ROLLUP_COLUMNS.join(", "),
+            arrays.join(", "),
+            crate::rows::rollup_upsert_tail()
+        ))
+        .await?;
+    tx.execute(&stmt, &params(&values)).await?;
+    Ok(())
+}
+
+/// Takes a session's LLM calls out of the hourly roll-up.
+async fn subtract_session_rollup(
+    tx: &deadpool_postgres::Transaction<'_>,
+    session_id: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT ts, {} FROM events WHERE session_id = $1 AND event_type = 'llm'",
+                crate::rows::ROLLUP_SOURCE_COLUMNS
+            ),
+            &[&session_id],
+        )
+        .await?;
+    let mut deltas = BTreeMap::new();
+    for r in &rows {
+        let columns = crate::rows::stored_llm_columns(
+            r.try_get(3)?,
+            r.try_get(4)?,
+            r.try_get(5)?,
+            r.try_get(6)?,
+            [
+                r.try_get(7)?,
+                r.try_get(8)?,
+                r.try_get(9)?,
+                r.try_get(10)?,
+                r.try_get(11)?,
+                r.try_get(12)?,
+            ],
+            r.try_get(13)?,
+            r.try_get(14)?,
+            &r.try_get::<_, String>(15)?,
+            r.try_get(16)?,
+            r.try_get(17)?,
+        );
+        let ts = r.try_get::<_, DateTime<Utc>>(0)?.timestamp_micros();
+        crate::rows::add_to_rollup(
+            &mut deltas,
+            ts,
+            &r.try_get(1)?,
+            &r.try_get(2)?,
+            &columns,
+            -1,
+        );
+    }
+    apply_rollup(tx, &deltas).await?;
+    tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", &[])
+        .await?;
+    Ok(())
 }
 
 async fn upsert_sessions(
@@ -678,6 +801,9 @@ async fn delete_session(pool: Pool, session_id: String, scope: Scope) -> Result<
     {
         return Ok(false);
     }
+    subtract_session_rollup(&tx, &session_id)
+        .await
+        .map_err(backend)?;
     for table in Table::ALL
         .iter()
         .map(|t| t.name())

@@ -12,7 +12,7 @@ const MIGRATION_LOCK: i64 = 0x0053_4f4e_4445;
 struct Migration {
     version: i64,
     name: &'static str,
-    sql: &'static str,
+    sql: fn() -> String,
 }
 
 /// Every migration, oldest first. Append; never edit one that has shipped.
@@ -24,7 +24,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "records",
-        sql: r#"
+        sql: || {
+            r#"
 CREATE TABLE lifecycle (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -135,15 +136,31 @@ CREATE TABLE steps (
     metadata JSONB NOT NULL DEFAULT '{}',
     PRIMARY KEY (session_id, step_id)
 );
-"#,
+"#
+            .to_owned()
+        },
     },
     Migration {
         version: 2,
         name: "computed cost and key index",
-        sql: r#"
+        sql: || {
+            r#"
 ALTER TABLE events ADD COLUMN computed_cost_usd DOUBLE PRECISION;
 CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT NULL;
-"#,
+"#
+            .to_owned()
+        },
+    },
+    Migration {
+        version: 3,
+        name: "hourly roll-up of llm calls",
+        sql: || {
+            crate::rows::rollup_migration(
+                "BIGINT",
+                "DOUBLE PRECISION",
+                "(floor(EXTRACT(EPOCH FROM ts) / 3600) * 3600000000)::int8",
+            )
+        },
     },
 ];
 
@@ -204,7 +221,7 @@ async fn apply(client: &mut Object) -> Result<(), OpenError> {
             .map_err(fail)?
             .is_some();
         if !applied {
-            tx.batch_execute(migration.sql).await.map_err(fail)?;
+            tx.batch_execute(&(migration.sql)()).await.map_err(fail)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                 &[&migration.version, &migration.name],

@@ -18,7 +18,8 @@ use sonde_model::{Record, SessionTrace, Timestamp};
 
 use crate::api::Cursor;
 use crate::rows::{
-    EventColumns, Extra, Lifecycle, RecordRow, SHARED_COLUMNS, StoredColumns, Table,
+    EventColumns, Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey,
+    SHARED_COLUMNS, StoredColumns, Table,
 };
 use crate::{
     BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
@@ -352,8 +353,96 @@ fn write_rows(
             apply_lifecycle(&tx, &row.context.session_id, &row.id, row.ts, change)?;
         }
     }
+    apply_rollup(&tx, &crate::rows::rollup_deltas(&inserted))?;
     tx.commit()?;
     Ok(outcome)
+}
+
+/// Adds deltas to the hourly roll-up.
+fn apply_rollup(
+    tx: &rusqlite::Transaction<'_>,
+    deltas: &std::collections::BTreeMap<RollupKey, RollupDelta>,
+) -> Result<(), rusqlite::Error> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (1..=ROLLUP_COLUMNS.len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    let mut upsert = tx.prepare_cached(&format!(
+        "INSERT INTO llm_hourly ({}) VALUES ({}) {}",
+        ROLLUP_COLUMNS.join(", "),
+        placeholders.join(", "),
+        crate::rows::rollup_upsert_tail()
+    ))?;
+    for (k, d) in deltas {
+        let t = d.tokens;
+        upsert.execute(rusqlite::params![
+            k.hour,
+            k.org,
+            k.workspace,
+            k.provider,
+            k.model,
+            k.api_key_hash,
+            k.request_path,
+            d.calls,
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            t[4],
+            t[5],
+            d.cost,
+            d.reported_cost,
+            d.computed_cost,
+            d.errors,
+            d.http_4xx,
+            d.http_5xx,
+            d.latency_sum,
+            d.latency_count
+        ])?;
+    }
+    Ok(())
+}
+
+/// Takes a session's LLM calls out of the hourly roll-up.
+fn subtract_session_rollup(
+    tx: &rusqlite::Transaction<'_>,
+    session_id: &str,
+) -> Result<(), rusqlite::Error> {
+    let mut deltas = std::collections::BTreeMap::new();
+    let mut stmt = tx.prepare(&format!(
+        "SELECT ts, {} FROM events WHERE session_id = ?1 AND event_type = 'llm'",
+        crate::rows::ROLLUP_SOURCE_COLUMNS
+    ))?;
+    let mut rows = stmt.query([session_id])?;
+    while let Some(r) = rows.next()? {
+        let columns = crate::rows::stored_llm_columns(
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            [
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
+            ],
+            r.get(13)?,
+            r.get(14)?,
+            &r.get::<_, String>(15)?,
+            r.get(16)?,
+            r.get(17)?,
+        );
+        crate::rows::add_to_rollup(&mut deltas, r.get(0)?, &r.get(1)?, &r.get(2)?, &columns, -1);
+    }
+    drop(rows);
+    drop(stmt);
+    apply_rollup(tx, &deltas)?;
+    tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", [])?;
+    Ok(())
 }
 
 /// Keeps the derived tables pointing at the earliest lifecycle record of each kind,
@@ -611,6 +700,7 @@ fn delete_session(
     if !session_visible(&tx, session_id, scope)? {
         return Ok(false);
     }
+    subtract_session_rollup(&tx, session_id)?;
     for table in Table::ALL
         .iter()
         .map(|t| t.name())

@@ -10,7 +10,7 @@ use super::classify;
 pub(super) struct Migration {
     pub version: i64,
     pub name: &'static str,
-    pub sql: &'static str,
+    pub sql: fn() -> String,
 }
 
 /// Every migration, oldest first. Append; never edit one that has shipped.
@@ -18,7 +18,8 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "records",
-        sql: r#"
+        sql: || {
+            r#"
 -- Columns shared by every record table: id, kind, ts (microseconds since the epoch),
 -- the context (session_id ... parent_span_id) and the payload as JSON text.
 CREATE TABLE lifecycle (
@@ -132,15 +133,31 @@ CREATE TABLE steps (
     metadata TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (session_id, step_id)
 );
-"#,
+"#
+            .to_owned()
+        },
     },
     Migration {
         version: 2,
         name: "computed cost and key index",
-        sql: r#"
+        sql: || {
+            r#"
 ALTER TABLE events ADD COLUMN computed_cost_usd REAL;
 CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT NULL;
-"#,
+"#
+            .to_owned()
+        },
+    },
+    Migration {
+        version: 3,
+        name: "hourly roll-up of llm calls",
+        sql: || {
+            crate::rows::rollup_migration(
+                "INTEGER",
+                "REAL",
+                "ts - ((ts % 3600000000) + 3600000000) % 3600000000",
+            )
+        },
     },
 ];
 
@@ -182,7 +199,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
             )
             .map_err(fail)?;
         if !applied {
-            tx.execute_batch(migration.sql).map_err(fail)?;
+            tx.execute_batch(&(migration.sql)()).map_err(fail)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
                 rusqlite::params![migration.version, migration.name],
