@@ -318,18 +318,34 @@ impl Sql {
     }
 
     /// The filter as a WHERE condition over the hourly roll-up `llm_hourly h`, when the
-    /// roll-up answers it exactly: no session, metadata, status or gateway-key filter,
-    /// and times on the hour.
+    /// roll-up answers it exactly: no key, session, metadata, status or gateway-key
+    /// filter, and times on the hour.
     fn rollup_filter(&mut self, f: &AnalyticsFilter) -> Option<String> {
-        let on_the_hour = |t: Option<Timestamp>| {
-            t.is_none_or(|t| t.as_micros().rem_euclid(crate::rows::HOUR_MICROS) == 0)
-        };
+        if f.api_key_hash.is_some() {
+            return None;
+        }
+        self.rollup_conditions(f, crate::rows::HOUR_MICROS)
+    }
+
+    /// The filter as a WHERE condition over the daily per-key roll-up `llm_key_daily h`,
+    /// when it answers it exactly: no provider, model, session, metadata, status or
+    /// gateway-key filter, and times at midnight UTC.
+    fn key_rollup_filter(&mut self, f: &AnalyticsFilter) -> Option<String> {
+        if f.provider.is_some() || f.model.is_some() {
+            return None;
+        }
+        self.rollup_conditions(f, crate::rows::DAY_MICROS)
+    }
+
+    fn rollup_conditions(&mut self, f: &AnalyticsFilter, granule: i64) -> Option<String> {
+        let aligned =
+            |t: Option<Timestamp>| t.is_none_or(|t| t.as_micros().rem_euclid(granule) == 0);
         if f.session_id.is_some()
             || !f.metadata.is_empty()
             || f.status.is_some()
             || f.gateway_key_id.is_some()
-            || !on_the_hour(f.since)
-            || !on_the_hour(f.until)
+            || !aligned(f.since)
+            || !aligned(f.until)
         {
             return None;
         }
@@ -552,14 +568,18 @@ pub(crate) async fn usage_summary(
     f: &AnalyticsFilter,
 ) -> Result<UsageSummary, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let statement = if let Some(filter) = sql.rollup_filter(f) {
+    let rollup = match f.api_key_hash {
+        None => sql.rollup_filter(f).map(|w| ("llm_hourly", w)),
+        Some(_) => sql.key_rollup_filter(f).map(|w| ("llm_key_daily", w)),
+    };
+    let statement = if let Some((table, filter)) = rollup {
         format!(
             "SELECT sum(h.calls) AS c0, sum(h.input_tokens) AS c1, sum(h.output_tokens) AS c2,
                     sum(h.total_tokens) AS c3, sum(h.cache_read_tokens) AS c4,
                     sum(h.cache_write_tokens) AS c5, sum(h.reasoning_tokens) AS c6,
                     sum(h.cost_usd) AS c7, sum(h.reported_cost_usd) AS c8,
                     sum(h.computed_cost_usd) AS c9, sum(h.errors) AS c10
-             FROM llm_hourly h WHERE {filter}"
+             FROM {table} h WHERE {filter}"
         )
     } else {
         let filter = sql.filter(f);
@@ -721,10 +741,10 @@ pub(crate) async fn key_stats(
     f: &AnalyticsFilter,
 ) -> Result<Vec<KeyStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let statement = if let Some(filter) = sql.rollup_filter(f) {
+    let statement = if let Some(filter) = sql.key_rollup_filter(f) {
         format!(
             "SELECT h.api_key_hash AS c0, sum(h.calls) AS c1, sum(h.total_tokens) AS c2, sum(h.cost_usd) AS c3
-             FROM llm_hourly h WHERE {filter} AND h.api_key_hash <> '' GROUP BY h.api_key_hash"
+             FROM llm_key_daily h WHERE {filter} GROUP BY h.api_key_hash"
         )
     } else {
         let filter = sql.filter(f);
@@ -797,7 +817,12 @@ pub(crate) async fn error_rates(
     group_by: GroupBy,
 ) -> Result<Vec<ErrorStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let statement = if let Some(filter) = sql.rollup_filter(f) {
+    let rollup = match group_by {
+        // Calls without a key are a group of their own, which the per-key roll-up lacks.
+        GroupBy::Key => None,
+        _ => sql.rollup_filter(f),
+    };
+    let statement = if let Some(filter) = rollup {
         format!(
             "SELECT {g} AS c0, sum(h.calls) AS c1, sum(h.errors) AS c2, sum(h.http_4xx) AS c3,
                     sum(h.http_5xx) AS c4

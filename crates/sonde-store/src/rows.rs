@@ -424,48 +424,72 @@ pub(crate) struct RollupDelta {
     pub latency_count: i64,
 }
 
-/// The roll-up deltas of newly stored rows, sorted by key (so that concurrent writers
-/// lock roll-up rows in the same order).
-pub(crate) fn rollup_deltas<'a>(
-    rows: impl IntoIterator<Item = &'a RecordRow>,
-) -> std::collections::BTreeMap<RollupKey, RollupDelta> {
-    let mut deltas = std::collections::BTreeMap::new();
-    for row in rows {
-        if let Extra::Event(e) = &row.extra {
-            add_to_rollup(
-                &mut deltas,
-                row.ts,
-                &row.context.org,
-                &row.context.workspace,
-                e,
-                1,
-            );
-        }
-    }
-    deltas
+/// One day in microseconds: rows of `llm_key_daily` start at multiples of it (UTC).
+pub(crate) const DAY_MICROS: i64 = 24 * HOUR_MICROS;
+
+/// The two roll-ups: `llm_hourly` by hour and provider / model / route, and
+/// `llm_key_daily` by day and API key (kept apart so that many keys do not multiply the
+/// hourly rows).
+#[derive(Debug, Default)]
+pub(crate) struct Rollups {
+    pub hourly: std::collections::BTreeMap<RollupKey, RollupDelta>,
+    pub key_daily: std::collections::BTreeMap<RollupKey, RollupDelta>,
 }
 
-/// Adds (`sign` 1) or takes away (`sign` -1) one LLM call in the roll-up deltas.
-pub(crate) fn add_to_rollup(
-    deltas: &mut std::collections::BTreeMap<RollupKey, RollupDelta>,
-    ts: i64,
-    org: &Option<String>,
-    workspace: &Option<String>,
-    e: &EventColumns,
-    sign: i64,
-) {
+impl Rollups {
+    /// Adds (`sign` 1) or takes away (`sign` -1) one LLM call.
+    pub(crate) fn add(
+        &mut self,
+        ts: i64,
+        org: &Option<String>,
+        workspace: &Option<String>,
+        e: &EventColumns,
+        sign: i64,
+    ) {
+        if e.tokens.is_none() {
+            return;
+        }
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let hourly = RollupKey {
+            hour: ts - ts.rem_euclid(HOUR_MICROS),
+            org: text(org),
+            workspace: text(workspace),
+            provider: text(&e.provider),
+            model: text(&e.model),
+            api_key_hash: String::new(),
+            request_path: text(&e.request_path),
+        };
+        add_to_rollup(self.hourly.entry(hourly).or_default(), e, sign);
+        if let Some(key) = &e.api_key_hash {
+            let daily = RollupKey {
+                hour: ts - ts.rem_euclid(DAY_MICROS),
+                org: text(org),
+                workspace: text(workspace),
+                provider: String::new(),
+                model: String::new(),
+                api_key_hash: key.clone(),
+                request_path: String::new(),
+            };
+            add_to_rollup(self.key_daily.entry(daily).or_default(), e, sign);
+        }
+    }
+}
+
+/// The roll-up deltas of newly stored rows, sorted by key (so that concurrent writers
+/// lock roll-up rows in the same order).
+pub(crate) fn rollup_deltas<'a>(rows: impl IntoIterator<Item = &'a RecordRow>) -> Rollups {
+    let mut rollups = Rollups::default();
+    for row in rows {
+        if let Extra::Event(e) = &row.extra {
+            rollups.add(row.ts, &row.context.org, &row.context.workspace, e, 1);
+        }
+    }
+    rollups
+}
+
+/// Adds (`sign` 1) or takes away (`sign` -1) one LLM call to a roll-up row's delta.
+fn add_to_rollup(d: &mut RollupDelta, e: &EventColumns, sign: i64) {
     let Some(tokens) = e.tokens else { return };
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let key = RollupKey {
-        hour: ts - ts.rem_euclid(HOUR_MICROS),
-        org: text(org),
-        workspace: text(workspace),
-        provider: text(&e.provider),
-        model: text(&e.model),
-        api_key_hash: text(&e.api_key_hash),
-        request_path: text(&e.request_path),
-    };
-    let d: &mut RollupDelta = deltas.entry(key).or_default();
     let f = sign as f64;
     d.calls += sign;
     for (sum, n) in d.tokens.iter_mut().zip(tokens) {
@@ -551,10 +575,10 @@ pub(crate) const ROLLUP_COLUMNS: [&str; 22] = [
 ];
 
 /// `ON CONFLICT ... DO UPDATE` adding the new values to the row's (both dialects).
-pub(crate) fn rollup_upsert_tail() -> String {
+pub(crate) fn rollup_upsert_tail(table: &str) -> String {
     let adds: Vec<String> = ROLLUP_COLUMNS[7..]
         .iter()
-        .map(|c| format!("{c} = llm_hourly.{c} + excluded.{c}"))
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
     format!(
         "ON CONFLICT (hour, org, workspace, provider, model, api_key_hash, request_path) DO UPDATE SET {}",
@@ -562,26 +586,26 @@ pub(crate) fn rollup_upsert_tail() -> String {
     )
 }
 
-/// The roll-up table, its backfill from existing events (`hour_expr` is the dialect's
-/// hour of `ts`), in both dialects.
-pub(crate) fn rollup_migration(int: &str, real: &str, hour_expr: &str) -> String {
-    format!(
-        "CREATE TABLE llm_hourly (
-            hour {int} NOT NULL,
-            org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-            api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
-            calls {int} NOT NULL, input_tokens {int} NOT NULL, output_tokens {int} NOT NULL,
-            cache_read_tokens {int} NOT NULL, cache_write_tokens {int} NOT NULL,
-            reasoning_tokens {int} NOT NULL, total_tokens {int} NOT NULL,
-            cost_usd {real} NOT NULL, reported_cost_usd {real} NOT NULL, computed_cost_usd {real} NOT NULL,
-            errors {int} NOT NULL, http_4xx {int} NOT NULL, http_5xx {int} NOT NULL,
-            latency_sum {real} NOT NULL, latency_count {int} NOT NULL,
-            PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path)
-        );
-        INSERT INTO llm_hourly
-        SELECT {hour_expr}, coalesce(org, ''), coalesce(workspace, ''), coalesce(provider, ''),
-               coalesce(model, ''), coalesce(api_key_hash, ''), coalesce(request_path, ''),
-               count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+/// The roll-up tables and their backfill from existing events (`hour_expr` and
+/// `day_expr` are the dialect's hour and day of `ts`).
+pub(crate) fn rollup_migration(int: &str, real: &str, hour_expr: &str, day_expr: &str) -> String {
+    let table = |name: &str| {
+        format!(
+            "CREATE TABLE {name} (
+                hour {int} NOT NULL,
+                org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+                api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
+                calls {int} NOT NULL, input_tokens {int} NOT NULL, output_tokens {int} NOT NULL,
+                cache_read_tokens {int} NOT NULL, cache_write_tokens {int} NOT NULL,
+                reasoning_tokens {int} NOT NULL, total_tokens {int} NOT NULL,
+                cost_usd {real} NOT NULL, reported_cost_usd {real} NOT NULL, computed_cost_usd {real} NOT NULL,
+                errors {int} NOT NULL, http_4xx {int} NOT NULL, http_5xx {int} NOT NULL,
+                latency_sum {real} NOT NULL, latency_count {int} NOT NULL,
+                PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path)
+            );"
+        )
+    };
+    let sums = "count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
                coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
                coalesce(sum(reasoning_tokens), 0), coalesce(sum(total_tokens), 0),
                coalesce(sum(coalesce(cost_usd, computed_cost_usd)), 0), coalesce(sum(cost_usd), 0),
@@ -589,8 +613,19 @@ pub(crate) fn rollup_migration(int: &str, real: &str, hour_expr: &str) -> String
                sum(CASE WHEN status = 'error' OR response_status >= 400 THEN 1 ELSE 0 END),
                sum(CASE WHEN response_status >= 400 AND response_status < 500 THEN 1 ELSE 0 END),
                sum(CASE WHEN response_status >= 500 THEN 1 ELSE 0 END),
-               coalesce(sum(latency_ms), 0), count(latency_ms)
+               coalesce(sum(latency_ms), 0), count(latency_ms)";
+    format!(
+        "{}\n{}
+        INSERT INTO llm_hourly
+        SELECT {hour_expr}, coalesce(org, ''), coalesce(workspace, ''), coalesce(provider, ''),
+               coalesce(model, ''), '', coalesce(request_path, ''), {sums}
         FROM events WHERE event_type = 'llm'
-        GROUP BY 1, 2, 3, 4, 5, 6, 7;"
+        GROUP BY 1, 2, 3, 4, 5, 6, 7;
+        INSERT INTO llm_key_daily
+        SELECT {day_expr}, coalesce(org, ''), coalesce(workspace, ''), '', '', api_key_hash, '', {sums}
+        FROM events WHERE event_type = 'llm' AND api_key_hash IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7;",
+        table("llm_hourly"),
+        table("llm_key_daily")
     )
 }

@@ -21,7 +21,7 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::api::Cursor;
 use crate::rows::{
-    Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, SHARED_COLUMNS,
+    Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, Rollups, SHARED_COLUMNS,
     StoredColumns, Table,
 };
 use crate::{
@@ -291,16 +291,26 @@ async fn write_batch(
                 .map_err(|e| classify(&e))?;
         }
     }
-    apply_rollup(&tx, &crate::rows::rollup_deltas(inserted.iter().copied()))
+    apply_rollups(&tx, &crate::rows::rollup_deltas(inserted.iter().copied()))
         .await
         .map_err(|e| classify(&e))?;
     tx.commit().await.map_err(|e| classify(&e))?;
     Ok(inserted.len())
 }
 
-/// Adds deltas to the hourly roll-up, in one statement.
+/// Adds deltas to both roll-ups.
+async fn apply_rollups(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rollups: &Rollups,
+) -> Result<(), tokio_postgres::Error> {
+    apply_rollup(tx, "llm_hourly", &rollups.hourly).await?;
+    apply_rollup(tx, "llm_key_daily", &rollups.key_daily).await
+}
+
+/// Adds deltas to one roll-up table, in one statement.
 async fn apply_rollup(
     tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
     deltas: &BTreeMap<RollupKey, RollupDelta>,
 ) -> Result<(), tokio_postgres::Error> {
     if deltas.is_empty() {
@@ -354,10 +364,10 @@ async fn apply_rollup(
         .collect();
     let stmt = tx
         .prepare_cached(&format!(
-            "INSERT INTO llm_hourly ({}) SELECT * FROM unnest({}) {}",
+            "INSERT INTO {table} ({}) SELECT * FROM unnest({}) {}",
             ROLLUP_COLUMNS.join(", "),
             arrays.join(", "),
-            crate::rows::rollup_upsert_tail()
+            crate::rows::rollup_upsert_tail(table)
         ))
         .await?;
     tx.execute(&stmt, &params(&values)).await?;
@@ -378,7 +388,7 @@ async fn subtract_session_rollup(
             &[&session_id],
         )
         .await?;
-    let mut deltas = BTreeMap::new();
+    let mut rollups = Rollups::default();
     for r in &rows {
         let columns = crate::rows::stored_llm_columns(
             r.try_get(3)?,
@@ -400,17 +410,12 @@ async fn subtract_session_rollup(
             r.try_get(17)?,
         );
         let ts = r.try_get::<_, DateTime<Utc>>(0)?.timestamp_micros();
-        crate::rows::add_to_rollup(
-            &mut deltas,
-            ts,
-            &r.try_get(1)?,
-            &r.try_get(2)?,
-            &columns,
-            -1,
-        );
+        rollups.add(ts, &r.try_get(1)?, &r.try_get(2)?, &columns, -1);
     }
-    apply_rollup(tx, &deltas).await?;
+    apply_rollups(tx, &rollups).await?;
     tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", &[])
+        .await?;
+    tx.execute("DELETE FROM llm_key_daily WHERE calls <= 0", &[])
         .await?;
     Ok(())
 }

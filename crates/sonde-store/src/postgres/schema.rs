@@ -159,6 +159,7 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
                 "BIGINT",
                 "DOUBLE PRECISION",
                 "(floor(EXTRACT(EPOCH FROM ts) / 3600) * 3600000000)::int8",
+                "(floor(EXTRACT(EPOCH FROM ts) / 86400) * 86400000000)::int8",
             )
         },
     },

@@ -17,6 +17,7 @@ use serde_json::Value;
 use sonde_model::{Record, SessionTrace, Timestamp};
 
 use crate::api::Cursor;
+use crate::rows::Rollups;
 use crate::rows::{
     EventColumns, Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey,
     SHARED_COLUMNS, StoredColumns, Table,
@@ -353,14 +354,21 @@ fn write_rows(
             apply_lifecycle(&tx, &row.context.session_id, &row.id, row.ts, change)?;
         }
     }
-    apply_rollup(&tx, &crate::rows::rollup_deltas(&inserted))?;
+    apply_rollups(&tx, &crate::rows::rollup_deltas(&inserted))?;
     tx.commit()?;
     Ok(outcome)
 }
 
-/// Adds deltas to the hourly roll-up.
+/// Adds deltas to both roll-ups.
+fn apply_rollups(tx: &rusqlite::Transaction<'_>, rollups: &Rollups) -> Result<(), rusqlite::Error> {
+    apply_rollup(tx, "llm_hourly", &rollups.hourly)?;
+    apply_rollup(tx, "llm_key_daily", &rollups.key_daily)
+}
+
+/// Adds deltas to one roll-up table.
 fn apply_rollup(
     tx: &rusqlite::Transaction<'_>,
+    table: &str,
     deltas: &std::collections::BTreeMap<RollupKey, RollupDelta>,
 ) -> Result<(), rusqlite::Error> {
     if deltas.is_empty() {
@@ -370,10 +378,10 @@ fn apply_rollup(
         .map(|i| format!("?{i}"))
         .collect();
     let mut upsert = tx.prepare_cached(&format!(
-        "INSERT INTO llm_hourly ({}) VALUES ({}) {}",
+        "INSERT INTO {table} ({}) VALUES ({}) {}",
         ROLLUP_COLUMNS.join(", "),
         placeholders.join(", "),
-        crate::rows::rollup_upsert_tail()
+        crate::rows::rollup_upsert_tail(table)
     ))?;
     for (k, d) in deltas {
         let t = d.tokens;
@@ -410,7 +418,7 @@ fn subtract_session_rollup(
     tx: &rusqlite::Transaction<'_>,
     session_id: &str,
 ) -> Result<(), rusqlite::Error> {
-    let mut deltas = std::collections::BTreeMap::new();
+    let mut rollups = Rollups::default();
     let mut stmt = tx.prepare(&format!(
         "SELECT ts, {} FROM events WHERE session_id = ?1 AND event_type = 'llm'",
         crate::rows::ROLLUP_SOURCE_COLUMNS
@@ -436,12 +444,13 @@ fn subtract_session_rollup(
             r.get(16)?,
             r.get(17)?,
         );
-        crate::rows::add_to_rollup(&mut deltas, r.get(0)?, &r.get(1)?, &r.get(2)?, &columns, -1);
+        rollups.add(r.get(0)?, &r.get(1)?, &r.get(2)?, &columns, -1);
     }
     drop(rows);
     drop(stmt);
-    apply_rollup(tx, &deltas)?;
+    apply_rollups(tx, &rollups)?;
     tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", [])?;
+    tx.execute("DELETE FROM llm_key_daily WHERE calls <= 0", [])?;
     Ok(())
 }
 

@@ -156,6 +156,7 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
                 "INTEGER",
                 "REAL",
                 "ts - ((ts % 3600000000) + 3600000000) % 3600000000",
+                "ts - ((ts % 86400000000) + 86400000000) % 86400000000",
             )
         },
     },
