@@ -40,7 +40,9 @@ fn calls(from: usize, n: usize, total: usize) -> Vec<Record> {
             Record {
                 id: derived_id(&["bench", &i.to_string()]),
                 timestamp: Timestamp::from_micros(
-                    START + (i as i128 * 90 * DAY as i128 / total as i128) as i64 + next(300_000_000) as i64,
+                    START
+                        + (i as i128 * 90 * DAY as i128 / total as i128) as i64
+                        + next(300_000_000) as i64,
                 ),
                 context: Context::session(format!("s-{}", i / 200)),
                 body: Body::Event(Event::Llm(LlmCall {

@@ -19,8 +19,8 @@ use sonde_model::{Record, SessionTrace, Timestamp};
 use crate::api::Cursor;
 use crate::rows::Rollups;
 use crate::rows::{
-    EventColumns, Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey,
-    SHARED_COLUMNS, StoredColumns, Table,
+    Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, SHARED_COLUMNS,
+    StoredColumns, Table,
 };
 use crate::{
     BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
@@ -221,76 +221,80 @@ fn insert_sql(table: Table) -> String {
     )
 }
 
-fn text(value: &Option<String>) -> Sql {
-    value.clone().map_or(Sql::Null, Sql::Text)
+type Bound<'a> = rusqlite::types::ToSqlOutput<'a>;
+
+fn text(value: &str) -> Bound<'_> {
+    Bound::Borrowed(ValueRef::Text(value.as_bytes()))
 }
 
-fn real(value: Option<f64>) -> Sql {
-    value.map_or(Sql::Null, Sql::Real)
+fn opt_text(value: &Option<String>) -> Bound<'_> {
+    value.as_deref().map_or(Bound::Owned(Sql::Null), text)
 }
 
-/// The row's values in [`Table::columns`] order.
-fn values(row: &RecordRow) -> Vec<Sql> {
+fn real(value: Option<f64>) -> Bound<'static> {
+    Bound::Owned(value.map_or(Sql::Null, Sql::Real))
+}
+
+fn int(value: i64) -> Bound<'static> {
+    Bound::Owned(Sql::Integer(value))
+}
+
+/// The row's values in [`Table::columns`] order, borrowing its text.
+fn values(row: &RecordRow) -> Vec<Bound<'_>> {
     let ctx = &row.context;
-    let mut values = vec![
-        Sql::Text(row.id.clone()),
-        Sql::Text(row.kind.to_owned()),
-        Sql::Integer(row.ts),
-        Sql::Text(ctx.session_id.clone()),
-        text(&ctx.step_id),
-        text(&ctx.org),
-        text(&ctx.workspace),
-        text(&ctx.trace_id),
-        text(&ctx.span_id),
-        text(&ctx.parent_span_id),
-        Sql::Text(row.payload.clone()),
-    ];
+    let mut values = Vec::with_capacity(30);
+    values.extend([
+        text(&row.id),
+        text(row.kind),
+        int(row.ts),
+        text(&ctx.session_id),
+        opt_text(&ctx.step_id),
+        opt_text(&ctx.org),
+        opt_text(&ctx.workspace),
+        opt_text(&ctx.trace_id),
+        opt_text(&ctx.span_id),
+        opt_text(&ctx.parent_span_id),
+        text(&row.payload),
+    ]);
     match &row.extra {
         Extra::Lifecycle(_) => {}
-        Extra::Event(e) => values.extend(event_values(e)),
+        Extra::Event(e) => {
+            values.extend([
+                text(e.event_type),
+                text(e.status),
+                opt_text(&e.provider),
+                opt_text(&e.model),
+            ]);
+            match e.tokens {
+                Some(tokens) => values.extend(tokens.map(int)),
+                None => values.extend(std::iter::repeat_n(Bound::Owned(Sql::Null), 6)),
+            }
+            values.extend([
+                real(e.cost_usd),
+                real(e.computed_cost_usd),
+                real(e.latency_ms),
+                real(e.ttft_ms),
+                e.response_status
+                    .map_or(Bound::Owned(Sql::Null), |s| int(i64::from(s))),
+                opt_text(&e.request_path),
+                opt_text(&e.api_key_hash),
+                opt_text(&e.gateway_key_id),
+                opt_text(&e.tool_name),
+            ]);
+        }
         Extra::Message {
             message_type,
             from_role,
             to_role,
-        } => values.extend([
-            Sql::Text(message_type.clone()),
-            text(from_role),
-            text(to_role),
-        ]),
+        } => values.extend([text(message_type), opt_text(from_role), opt_text(to_role)]),
         Extra::OutcomeReward {
             objective_key,
             total_reward,
-        } => values.extend([Sql::Text(objective_key.clone()), Sql::Real(*total_reward)]),
+        } => values.extend([text(objective_key), real(Some(*total_reward))]),
         Extra::EventReward { event_id, value } => {
-            values.extend([Sql::Text(event_id.clone()), Sql::Real(*value)]);
+            values.extend([text(event_id), real(Some(*value))]);
         }
     }
-    values
-}
-
-fn event_values(e: &EventColumns) -> Vec<Sql> {
-    let mut values = vec![
-        Sql::Text(e.event_type.to_owned()),
-        Sql::Text(e.status.to_owned()),
-        text(&e.provider),
-        text(&e.model),
-    ];
-    match e.tokens {
-        Some(tokens) => values.extend(tokens.map(Sql::Integer)),
-        None => values.extend(std::iter::repeat_n(Sql::Null, 6)),
-    }
-    values.extend([
-        real(e.cost_usd),
-        real(e.computed_cost_usd),
-        real(e.latency_ms),
-        real(e.ttft_ms),
-        e.response_status
-            .map_or(Sql::Null, |s| Sql::Integer(i64::from(s))),
-        text(&e.request_path),
-        text(&e.api_key_hash),
-        text(&e.gateway_key_id),
-        text(&e.tool_name),
-    ]);
     values
 }
 

@@ -34,7 +34,7 @@ pub use spool::{Corruption, SPOOL_FILE, SpoolError};
 /// Records the queue holds before new ones go to the spool.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
 /// The most records in one store write.
-pub const DEFAULT_BATCH_SIZE: usize = 4_096;
+pub const DEFAULT_BATCH_SIZE: usize = 8_192;
 /// How long a partial batch waits for more records.
 pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_millis(50);
 /// The spool's size cap.
