@@ -160,6 +160,37 @@ pub struct SessionPage {
     pub next_cursor: Option<String>,
 }
 
+impl SessionPage {
+    /// A page from up to `limit + 1` sessions fetched in order: the extra one, when
+    /// present, only says that there is a next page.
+    pub(crate) fn cut(mut sessions: Vec<SessionSummary>, limit: usize) -> Self {
+        let next_cursor = if sessions.len() > limit {
+            sessions.truncate(limit);
+            sessions.last().map(|s| {
+                Cursor {
+                    started_at: s.started_at.as_micros(),
+                    session_id: s.session_id.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Self {
+            sessions,
+            next_cursor,
+        }
+    }
+}
+
+/// The models of a session listing, as the backends aggregate them: one string,
+/// separated by the ASCII unit separator.
+pub(crate) fn split_models(models: Option<String>) -> Vec<String> {
+    models
+        .map(|m| m.split('\u{1f}').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// The position after the last session of a page: `(started_at, session_id)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Cursor {

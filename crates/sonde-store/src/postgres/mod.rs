@@ -770,27 +770,10 @@ async fn list_sessions(pool: Pool, filter: SessionFilter) -> Result<SessionPage,
                 Value::Object(map) => map,
                 _ => serde_json::Map::new(),
             },
-            models: models
-                .map(|m| m.split('\u{1f}').map(str::to_owned).collect())
-                .unwrap_or_default(),
+            models: crate::api::split_models(models),
         });
     }
-    let next_cursor = if sessions.len() > limit {
-        sessions.truncate(limit);
-        sessions.last().map(|s| {
-            Cursor {
-                started_at: s.started_at.as_micros(),
-                session_id: s.session_id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(SessionPage {
-        sessions,
-        next_cursor,
-    })
+    Ok(SessionPage::cut(sessions, limit))
 }
 
 async fn delete_session(pool: Pool, session_id: String, scope: Scope) -> Result<bool, ReadError> {

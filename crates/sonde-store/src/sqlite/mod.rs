@@ -681,27 +681,10 @@ fn list_sessions(conn: &Connection, filter: &SessionFilter) -> Result<SessionPag
             messages: row.get::<_, i64>(8).map_err(get_err)?.max(0) as u64,
             total_tokens: row.get::<_, i64>(9).map_err(get_err)?.max(0) as u64,
             cost_usd: row.get(10).map_err(get_err)?,
-            models: models
-                .map(|m| m.split('\u{1f}').map(str::to_owned).collect())
-                .unwrap_or_default(),
+            models: crate::api::split_models(models),
         });
     }
-    let next_cursor = if sessions.len() > limit {
-        sessions.truncate(limit);
-        sessions.last().map(|s| {
-            Cursor {
-                started_at: s.started_at.as_micros(),
-                session_id: s.session_id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(SessionPage {
-        sessions,
-        next_cursor,
-    })
+    Ok(SessionPage::cut(sessions, limit))
 }
 
 fn delete_session(
