@@ -22,6 +22,6 @@ mod tracer;
 mod worker;
 
 pub use hooks::{HookCallback, HookContext, HookEvent, HookManager};
-pub use sink::{JsonlSink, SinkError, StderrSink, StoreSink, TeeSink, TraceSink};
+pub use sink::{JsonlSink, SinkError, StderrSink, StoreSink, TeeSink, TraceSink, WriterSink};
 pub use tracer::{LookupError, RecordError, SessionHandle, SessionTracer, TracerBuilder};
 pub use worker::{BATCH_LINGER, MAX_BATCH, QUEUE_CAPACITY};

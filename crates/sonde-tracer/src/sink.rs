@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sonde_model::Record;
-use sonde_store::{TraceStore, WriteError};
+use sonde_store::{Enqueued, TraceStore, WriteError, Writer};
 
 /// Why a sink could not take records.
 ///
@@ -30,6 +30,13 @@ pub enum SinkError {
     /// The sink's worker has stopped.
     #[error("the sink is closed")]
     Closed,
+    /// The writer could neither queue nor spool the records (its spool is full or
+    /// there is none); they are counted in its diagnostics.
+    #[error("{records} records dropped by the writer: its queue and spool are full")]
+    Dropped {
+        /// How many.
+        records: usize,
+    },
 }
 
 /// Receives records, in batches.
@@ -249,6 +256,53 @@ impl StoreSink {
 impl TraceSink for StoreSink {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         futures_executor::block_on(self.store.write(records))?;
+        Ok(())
+    }
+}
+
+/// Hands records to a [`Writer`]: batched, retried, and spooled to disk when the store
+/// cannot take them, so that recording loses nothing the spool can hold.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// let dir = tempfile::tempdir()?;
+/// let store = sonde_store::StoreUrl::SqliteMemory.open().await?;
+/// let writer = Arc::new(sonde_store::Writer::start(store, sonde_store::WriterConfig {
+///     spool_dir: Some(dir.path().join("spool")),
+///     ..Default::default()
+/// })?);
+/// let _sink = sonde_tracer::WriterSink::new(writer)?;
+/// # Ok(()) }
+/// ```
+pub struct WriterSink {
+    writer: Arc<Writer>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl WriterSink {
+    /// A sink into `writer`; must be made inside the Tokio runtime the writer runs on.
+    pub fn new(writer: Arc<Writer>) -> Result<Self, std::io::Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            std::io::Error::other("a writer sink must be made inside a tokio runtime")
+        })?;
+        Ok(Self { writer, runtime })
+    }
+}
+
+impl TraceSink for WriterSink {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        match self.writer.enqueue(records.to_vec()) {
+            Enqueued::Dropped => Err(SinkError::Dropped {
+                records: records.len(),
+            }),
+            Enqueued::Queued | Enqueued::Spooled => Ok(()),
+        }
+    }
+
+    /// Waits until everything handed over is written or spooled.
+    fn flush(&self) -> Result<(), SinkError> {
+        self.runtime.block_on(self.writer.flush());
         Ok(())
     }
 }

@@ -89,6 +89,7 @@ struct TracerCore {
 #[derive(Default)]
 pub struct TracerBuilder {
     store: Option<Arc<dyn TraceStore>>,
+    writer: Option<Arc<sonde_store::Writer>>,
     sinks: Vec<Arc<dyn TraceSink>>,
     hooks: Option<HookManager>,
     tenant: Option<(String, String)>,
@@ -99,6 +100,15 @@ impl TracerBuilder {
     /// Records go to `store`, and `get_session`, `delete_session` and `query` read it.
     pub fn store(mut self, store: Arc<dyn TraceStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Records go to the store through `writer` — batched, retried, and spooled when
+    /// the store cannot take them — and reads go to the writer's store. Must be called
+    /// inside the Tokio runtime the writer runs on.
+    pub fn writer(mut self, writer: Arc<sonde_store::Writer>) -> Self {
+        self.store = Some(writer.store().clone());
+        self.writer = Some(writer);
         self
     }
 
@@ -130,8 +140,10 @@ impl TracerBuilder {
     /// Starts the tracer's sink worker thread.
     pub fn build(self) -> Result<SessionTracer, std::io::Error> {
         let mut sinks = self.sinks;
-        if let Some(store) = &self.store {
-            sinks.insert(0, Arc::new(StoreSink::new(store.clone())));
+        match (&self.writer, &self.store) {
+            (Some(writer), _) => sinks.insert(0, Arc::new(crate::WriterSink::new(writer.clone())?)),
+            (None, Some(store)) => sinks.insert(0, Arc::new(StoreSink::new(store.clone()))),
+            (None, None) => {}
         }
         let sink: Arc<dyn TraceSink> = match sinks.len() {
             1 => sinks.remove(0),

@@ -444,3 +444,43 @@ async fn dropping_the_tracer_writes_what_was_recorded() {
         1001
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracer_can_record_through_the_writer_and_its_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = memory_store().await;
+    let writer = Arc::new(
+        sonde_store::Writer::start(
+            store.clone(),
+            sonde_store::WriterConfig {
+                spool_dir: Some(dir.path().join("spool")),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let tracer = SessionTracer::builder()
+        .writer(writer.clone())
+        .build()
+        .unwrap();
+    let session = tracer
+        .session(Some("through-writer"), Metadata::new())
+        .await
+        .unwrap();
+    for i in 0..500 {
+        session.record_event(llm("gpt-5", i)).await.unwrap();
+    }
+    let trace = session.end(true).await.unwrap();
+    assert_eq!(
+        tracer.get_session("through-writer").await.unwrap(),
+        Some(trace)
+    );
+    let d = writer.diagnostics();
+    assert_eq!((d.accepted, d.written, d.dropped), (502, 502, 0));
+    assert!(
+        writer
+            .shutdown(std::time::Duration::from_secs(5))
+            .await
+            .complete
+    );
+}

@@ -274,6 +274,11 @@ impl Writer {
         })
     }
 
+    /// The store the writer writes into.
+    pub fn store(&self) -> &Arc<dyn TraceStore> {
+        &self.shared.store
+    }
+
     /// Replaces the metrics callbacks.
     pub fn set_metrics(&self, metrics: WriterMetrics) {
         *self
