@@ -1,0 +1,24 @@
+//! OpenTelemetry in: OTLP spans become Sonde records.
+//!
+//! [`decode_json`] reads OTLP/JSON (OTLP/HTTP JSON bodies, OTel file exporters);
+//! [`span_to_record`] maps a span through one alias table covering the current
+//! OpenTelemetry GenAI conventions, their deprecated names, OpenInference and
+//! OpenLLMetry. LLM spans become `llm_call` records (tokens normalised: OpenTelemetry
+//! counts cached tokens inside the input, Sonde does not), tool spans `runtime_event`s,
+//! and every other span a `custom_event` — unknown attributes are kept, never a reason
+//! to drop a span.
+//!
+//! ```
+//! let body = std::fs::read_to_string("tests/data/spec_trace.json").unwrap();
+//! let decoded = sonde_otlp::decode_json(&body).unwrap();
+//! let records: Vec<_> = decoded.spans.iter().map(sonde_otlp::span_to_record).collect();
+//! assert_eq!(records[0].kind(), "custom_event");
+//! ```
+
+mod json;
+mod mapping;
+mod span;
+
+pub use json::{DecodeError, Decoded, Rejected, decode_json};
+pub use mapping::{session_of, span_to_record};
+pub use span::{Span, SpanStatus};

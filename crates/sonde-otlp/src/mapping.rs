@@ -1,0 +1,434 @@
+//! Spans to records, through one alias table for every attribute name real
+//! instrumentations send: the current OpenTelemetry GenAI conventions, their deprecated
+//! names, OpenInference and OpenLLMetry.
+
+use serde_json::{Map, Value, json};
+use sonde_model::{
+    Body, Context, CustomEvent, Event, LlmCall, LlmCallRecord, Metadata, Record, RuntimeAction,
+    Status, Timestamp, derived_id,
+};
+
+use crate::span::{Span, SpanStatus};
+
+/// A value Sonde reads from span attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attr {
+    Provider,
+    RequestModel,
+    ResponseModel,
+    Operation,
+    SpanKind,
+    InputTokens,
+    OutputTokens,
+    TotalTokens,
+    CacheReadTokens,
+    CacheWriteTokens,
+    ReasoningTokens,
+    Cost,
+    Conversation,
+    UserId,
+    FinishReasons,
+    TimeToFirstChunk,
+    InputMessages,
+    OutputMessages,
+    ToolName,
+    ToolCallId,
+    ToolArguments,
+    ToolResult,
+}
+
+/// Every name each value goes by, preferred first.
+const ALIASES: &[(Attr, &[&str])] = &[
+    (
+        Attr::Provider,
+        &[
+            "gen_ai.provider.name",
+            "gen_ai.system",
+            "llm.provider",
+            "llm.system",
+        ],
+    ),
+    (
+        Attr::RequestModel,
+        &["gen_ai.request.model", "llm.request.model"],
+    ),
+    (
+        Attr::ResponseModel,
+        &[
+            "gen_ai.response.model",
+            "llm.model_name",
+            "llm.response.model",
+        ],
+    ),
+    (
+        Attr::Operation,
+        &["gen_ai.operation.name", "llm.request.type"],
+    ),
+    (
+        Attr::SpanKind,
+        &["openinference.span.kind", "traceloop.span.kind"],
+    ),
+    (
+        Attr::InputTokens,
+        &[
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.prompt_tokens",
+            "llm.token_count.prompt",
+            "llm.usage.prompt_tokens",
+        ],
+    ),
+    (
+        Attr::OutputTokens,
+        &[
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+            "llm.usage.completion_tokens",
+        ],
+    ),
+    (
+        Attr::TotalTokens,
+        &[
+            "gen_ai.usage.total_tokens",
+            "llm.usage.total_tokens",
+            "llm.token_count.total",
+        ],
+    ),
+    (
+        Attr::CacheReadTokens,
+        &[
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_read_input_tokens",
+            "llm.token_count.prompt_details.cache_read",
+        ],
+    ),
+    (
+        Attr::CacheWriteTokens,
+        &[
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+            "llm.token_count.prompt_details.cache_write",
+        ],
+    ),
+    (
+        Attr::ReasoningTokens,
+        &[
+            "gen_ai.usage.reasoning.output_tokens",
+            "llm.token_count.completion_details.reasoning",
+        ],
+    ),
+    (
+        Attr::Cost,
+        &["gen_ai.usage.cost", "llm.usage.cost", "llm.cost.total"],
+    ),
+    (
+        Attr::Conversation,
+        &[
+            "gen_ai.conversation.id",
+            "session.id",
+            "traceloop.association.properties.session_id",
+        ],
+    ),
+    (
+        Attr::UserId,
+        &[
+            "user.id",
+            "gen_ai.user.id",
+            "traceloop.association.properties.user_id",
+        ],
+    ),
+    (
+        Attr::FinishReasons,
+        &[
+            "gen_ai.response.finish_reasons",
+            "llm.response.finish_reason",
+        ],
+    ),
+    (
+        Attr::TimeToFirstChunk,
+        &[
+            "gen_ai.response.time_to_first_chunk",
+            "gen_ai.server.time_to_first_token",
+        ],
+    ),
+    (
+        Attr::InputMessages,
+        &[
+            "gen_ai.input.messages",
+            "gen_ai.prompt",
+            "input.value",
+            "traceloop.entity.input",
+        ],
+    ),
+    (
+        Attr::OutputMessages,
+        &[
+            "gen_ai.output.messages",
+            "gen_ai.completion",
+            "output.value",
+            "traceloop.entity.output",
+        ],
+    ),
+    (Attr::ToolName, &["gen_ai.tool.name", "tool.name"]),
+    (Attr::ToolCallId, &["gen_ai.tool.call.id", "tool_call.id"]),
+    (
+        Attr::ToolArguments,
+        &[
+            "gen_ai.tool.call.arguments",
+            "tool.parameters",
+            "input.value",
+        ],
+    ),
+    (
+        Attr::ToolResult,
+        &["gen_ai.tool.call.result", "output.value"],
+    ),
+];
+
+fn get(attrs: &Map<String, Value>, attr: Attr) -> Option<&Value> {
+    ALIASES
+        .iter()
+        .find(|(a, _)| *a == attr)
+        .and_then(|(_, names)| names.iter().find_map(|n| attrs.get(*n)))
+        .filter(|v| !v.is_null())
+}
+
+fn text(attrs: &Map<String, Value>, attr: Attr) -> Option<String> {
+    get(attrs, attr).map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+fn count(attrs: &Map<String, Value>, attr: Attr) -> Option<u64> {
+    get(attrs, attr).and_then(|v| match v {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+fn number(attrs: &Map<String, Value>, attr: Attr) -> Option<f64> {
+    get(attrs, attr).and_then(|v| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// A JSON-looking string as JSON, else the value itself.
+fn json_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.trim_start().starts_with(['{', '[']) => {
+            serde_json::from_str(s).unwrap_or_else(|_| v.clone())
+        }
+        other => other.clone(),
+    }
+}
+
+/// What kind of work a span is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Llm,
+    Tool,
+    Other,
+}
+
+fn role(span: &Span) -> Role {
+    let a = &span.attributes;
+    let kind = text(a, Attr::SpanKind).map(|k| k.to_ascii_lowercase());
+    let op = text(a, Attr::Operation).map(|o| o.to_ascii_lowercase());
+    let llm_ops = [
+        "chat",
+        "text_completion",
+        "completion",
+        "generate_content",
+        "embeddings",
+        "embedding",
+    ];
+    if op.as_deref() == Some("execute_tool") || kind.as_deref() == Some("tool") {
+        return Role::Tool;
+    }
+    if op.as_deref().is_some_and(|o| llm_ops.contains(&o))
+        || matches!(kind.as_deref(), Some("llm" | "embedding"))
+        || get(a, Attr::InputTokens).is_some()
+        || get(a, Attr::OutputTokens).is_some()
+        || get(a, Attr::ResponseModel).is_some()
+        || get(a, Attr::RequestModel).is_some()
+    {
+        return Role::Llm;
+    }
+    if get(a, Attr::ToolName).is_some() {
+        return Role::Tool;
+    }
+    Role::Other
+}
+
+/// The span's error: its status message, else its first exception event's message.
+fn error_of(span: &Span) -> Option<String> {
+    if span.status != SpanStatus::Error {
+        return None;
+    }
+    span.status_message
+        .clone()
+        .or_else(|| {
+            span.events
+                .iter()
+                .find(|e| e["name"] == "exception")
+                .and_then(|e| {
+                    e["attributes"]["exception.message"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+        })
+        .or_else(|| Some("error".to_owned()))
+}
+
+/// Where the span came from, kept whole: nothing an instrumentation sends is dropped.
+fn otel_metadata(span: &Span) -> Metadata {
+    let mut otel = Map::new();
+    otel.insert("span_name".into(), json!(span.name));
+    otel.insert("span_kind".into(), json!(span.kind));
+    if let Some(scope) = &span.scope {
+        otel.insert("scope".into(), json!(scope));
+    }
+    otel.insert("attributes".into(), Value::Object(span.attributes.clone()));
+    if !span.resource.is_empty() {
+        otel.insert("resource".into(), Value::Object(span.resource.clone()));
+    }
+    if !span.events.is_empty() {
+        otel.insert("events".into(), Value::Array(span.events.clone()));
+    }
+    let mut metadata = Metadata::new();
+    metadata.insert("otel".into(), Value::Object(otel));
+    if let Some(user) = text(&span.attributes, Attr::UserId) {
+        metadata.insert("user_id".into(), json!(user));
+    }
+    metadata
+}
+
+/// The session a span belongs to: `gen_ai.conversation.id`, `session.id` (and their
+/// aliases), else its trace id.
+pub fn session_of(span: &Span) -> String {
+    text(&span.attributes, Attr::Conversation).unwrap_or_else(|| span.trace_id.clone())
+}
+
+fn llm_call(span: &Span, duration_ms: f64) -> LlmCall {
+    let a = &span.attributes;
+    let mut call = LlmCall {
+        provider: text(a, Attr::Provider),
+        model_name: text(a, Attr::ResponseModel)
+            .or_else(|| text(a, Attr::RequestModel))
+            .unwrap_or_else(|| "unknown".to_owned()),
+        operation: text(a, Attr::Operation),
+        cost_usd: number(a, Attr::Cost),
+        latency_ms: Some(duration_ms),
+        time_to_first_token_ms: number(a, Attr::TimeToFirstChunk).map(|seconds| seconds * 1000.0),
+        error: error_of(span),
+        stop_reason: get(a, Attr::FinishReasons).and_then(|v| match json_value(v) {
+            Value::Array(reasons) => reasons.first().and_then(Value::as_str).map(str::to_owned),
+            Value::String(s) => Some(s),
+            _ => None,
+        }),
+        metadata: otel_metadata(span),
+        ..Default::default()
+    };
+    call.status = if call.error.is_some() {
+        Status::Error
+    } else {
+        Status::Ok
+    };
+    // OpenTelemetry (like OpenAI) counts cached tokens inside the input: normalise to
+    // Sonde's convention, where input is uncached only.
+    let output = count(a, Attr::OutputTokens).unwrap_or(0);
+    let input = count(a, Attr::InputTokens)
+        .or_else(|| count(a, Attr::TotalTokens).map(|total| total.saturating_sub(output)))
+        .unwrap_or(0);
+    call.set_usage_cached_in_input(
+        input,
+        count(a, Attr::CacheReadTokens).unwrap_or(0),
+        count(a, Attr::CacheWriteTokens).unwrap_or(0),
+        output,
+        count(a, Attr::ReasoningTokens).unwrap_or(0),
+    );
+    let request = get(a, Attr::InputMessages).map(json_value);
+    let response = get(a, Attr::OutputMessages).map(json_value);
+    if request.is_some() || response.is_some() {
+        call.call_records.push(LlmCallRecord {
+            request,
+            response,
+            metadata: Metadata::new(),
+        });
+    }
+    call
+}
+
+fn tool_call(span: &Span, duration_ms: f64) -> RuntimeAction {
+    let a = &span.attributes;
+    let error = error_of(span);
+    RuntimeAction {
+        tool_name: text(a, Attr::ToolName).or_else(|| Some(span.name.clone())),
+        tool_call_id: text(a, Attr::ToolCallId),
+        arguments: get(a, Attr::ToolArguments).map(json_value),
+        result: get(a, Attr::ToolResult).map(json_value),
+        status: if error.is_some() {
+            Status::Error
+        } else {
+            Status::Ok
+        },
+        error,
+        duration_ms: Some(duration_ms),
+        metadata: otel_metadata(span),
+        ..Default::default()
+    }
+}
+
+/// The record of one span: an `llm_call` for model calls, a `runtime_event` for tool
+/// executions, and a `custom_event` named after the span for everything else (agents,
+/// workflows, HTTP handlers...), so that parents are kept. Its id is derived from the
+/// trace and span ids: sending a span twice stores it once.
+///
+/// ```
+/// let span = sonde_otlp::Span {
+///     trace_id: "5b8efff798038103d269b633813fc60c".into(),
+///     span_id: "eee19b7ec3c1b174".into(),
+///     name: "chat gpt-5".into(),
+///     attributes: serde_json::json!({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-5"})
+///         .as_object().unwrap().clone(),
+///     ..Default::default()
+/// };
+/// let record = sonde_otlp::span_to_record(&span);
+/// assert_eq!(record.kind(), "llm_call");
+/// assert_eq!(record.context.session_id, "5b8efff798038103d269b633813fc60c");
+/// ```
+pub fn span_to_record(span: &Span) -> Record {
+    let duration_ms = span.end_unix_nano.saturating_sub(span.start_unix_nano) as f64 / 1e6;
+    let event = match role(span) {
+        Role::Llm => Event::Llm(llm_call(span, duration_ms)),
+        Role::Tool => Event::Runtime(tool_call(span, duration_ms)),
+        Role::Other => Event::Custom(CustomEvent {
+            name: span.name.clone(),
+            data: json!({
+                "duration_ms": duration_ms,
+                "kind": text(&span.attributes, Attr::SpanKind).or_else(|| text(&span.attributes, Attr::Operation)),
+                "error": error_of(span),
+            }),
+            metadata: otel_metadata(span),
+            ..Default::default()
+        }),
+    };
+    Record {
+        id: derived_id(&["otlp", &span.trace_id, &span.span_id]),
+        timestamp: Timestamp::from_micros(
+            i64::try_from(span.start_unix_nano / 1000).unwrap_or(i64::MAX),
+        ),
+        context: Context {
+            session_id: session_of(span),
+            trace_id: Some(span.trace_id.clone()),
+            span_id: Some(span.span_id.clone()),
+            parent_span_id: span.parent_span_id.clone(),
+            ..Context::default()
+        },
+        body: Body::Event(event),
+    }
+}
