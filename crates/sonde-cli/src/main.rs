@@ -30,6 +30,15 @@ struct Cli {
     command: Command,
 }
 
+/// What `sonde import` reads.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ImportFormat {
+    /// Sonde record JSONL.
+    Records,
+    /// OTLP/JSON trace requests.
+    OtlpJson,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Import record JSONL files (`-` reads stdin). Bad lines are reported as
@@ -43,6 +52,10 @@ enum Command {
         /// Import nothing if any line is bad.
         #[arg(long)]
         strict: bool,
+        /// The input format: Sonde's record JSONL, or OTLP/JSON trace requests (one
+        /// per file, or one per line as OpenTelemetry file exporters write them).
+        #[arg(long, value_enum, default_value_t = ImportFormat::Records)]
+        format: ImportFormat,
         /// The writer's spool folder (default: spool/<database> in the data folder).
         #[arg(long, env = "SONDE_SPOOL")]
         spool: Option<PathBuf>,
@@ -143,6 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import {
             files,
             strict,
+            format,
             spool,
             queue_capacity,
         } => {
@@ -151,7 +165,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 queue_capacity,
                 ..Default::default()
             };
-            records::import(store, writer, &files, strict).await
+            match format {
+                ImportFormat::Records => records::import(store, writer, &files, strict).await,
+                ImportFormat::OtlpJson => records::import_otlp(store, writer, &files, strict).await,
+            }
         }
         Command::Export { session, out } => {
             records::export(store.as_ref(), session.as_deref(), out.as_deref()).await

@@ -145,16 +145,7 @@ pub async fn import(
             return Ok(ExitCode::FAILURE);
         }
     }
-    let spool_dir = config.spool_dir.clone();
-    let writer = Writer::start(store, config).context("cannot start the writer")?;
-    if let Some(damage) = &writer.opened_with_damage {
-        eprintln!(
-            "sonde: the spool had a damaged tail ({}); {} bytes moved to {}",
-            damage.reason,
-            thousands(damage.bytes),
-            damage.quarantined_to.display()
-        );
-    }
+    let (writer, spool_dir) = start_writer(store, config)?;
     for path in files {
         let name = display_name(path);
         let (mut rx, reader) = spawn_scan(path.clone(), stdin_text.clone(), true);
@@ -168,11 +159,37 @@ pub async fn import(
         }
         reader.await??;
     }
+    finish(&writer, spool_dir.as_deref(), (rejected, "line"), files.len()).await
+}
+
+/// Starts the writer for an import, reporting a damaged spool left by an earlier one.
+fn start_writer(store: Arc<dyn TraceStore>, config: WriterConfig) -> anyhow::Result<(Writer, Option<PathBuf>)> {
+    let spool_dir = config.spool_dir.clone();
+    let writer = Writer::start(store, config).context("cannot start the writer")?;
+    if let Some(damage) = &writer.opened_with_damage {
+        eprintln!(
+            "sonde: the spool had a damaged tail ({}); {} bytes moved to {}",
+            damage.reason,
+            thousands(damage.bytes),
+            damage.quarantined_to.display()
+        );
+    }
+    Ok((writer, spool_dir))
+}
+
+/// Drains the writer and reports what the import did.
+async fn finish(
+    writer: &Writer,
+    spool_dir: Option<&Path>,
+    rejected: (usize, &str),
+    files: usize,
+) -> anyhow::Result<ExitCode> {
+    let (rejected, what) = rejected;
     let report = writer.shutdown(IMPORT_DRAIN_DEADLINE).await;
     let d = writer.diagnostics();
     let skipped = if rejected > 0 {
         format!(
-            "; {} bad line{} skipped",
+            "; {} bad {what}{} skipped",
             thousands(rejected as u64),
             plural(rejected)
         )
@@ -183,11 +200,10 @@ pub async fn import(
         "imported {} records ({} already stored) from {} file{}{skipped}",
         thousands(d.written),
         thousands(d.duplicates),
-        files.len(),
-        plural(files.len()),
+        files,
+        plural(files),
     );
     let spool = spool_dir
-        .as_ref()
         .map_or_else(String::new, |s| s.display().to_string());
     let mut failed = rejected > 0;
     if d.dropped > 0 || d.rejected > 0 {
@@ -215,6 +231,81 @@ pub async fn import(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Records from OTLP/JSON files: one request per file (pretty-printed or not), or one
+/// per line as the OpenTelemetry file exporters write them.
+fn otlp_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {
+    let name = display_name(path);
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?
+    };
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    let mut take = |decoded: sonde_otlp::Decoded, place: &str, problems: &mut Vec<String>| {
+        records.extend(decoded.spans.iter().map(sonde_otlp::span_to_record));
+        for r in decoded.rejected {
+            problems.push(format!("{place}: span {:?}: {}", r.name, r.reason));
+        }
+    };
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    match sonde_otlp::decode_json(&text) {
+        Ok(decoded) => take(decoded, &name, &mut problems),
+        // One line that is not a request: that is the error.
+        Err(e) if lines.len() <= 1 => problems.push(format!("{name}: {e}")),
+        // Else one request per line.
+        Err(_) => {
+            for (index, line) in lines {
+                match sonde_otlp::decode_json(line) {
+                    Ok(decoded) => take(decoded, &format!("{name}:{}", index + 1), &mut problems),
+                    Err(e) => problems.push(format!("{name}:{}: {e}", index + 1)),
+                }
+            }
+        }
+    }
+    Ok((records, problems))
+}
+
+/// `sonde import --format otlp-json`.
+pub async fn import_otlp(
+    store: Arc<dyn TraceStore>,
+    config: WriterConfig,
+    files: &[PathBuf],
+    strict: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut all = Vec::new();
+    let mut problems = Vec::new();
+    for path in files {
+        let path = path.clone();
+        let (records, bad) = tokio::task::spawn_blocking(move || otlp_records(&path)).await??;
+        all.extend(records);
+        problems.extend(bad);
+    }
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    if strict && !problems.is_empty() {
+        eprintln!(
+            "sonde: nothing imported: {} bad span{} or request{} (--strict)",
+            thousands(problems.len() as u64),
+            plural(problems.len()),
+            plural(problems.len())
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let (writer, spool_dir) = start_writer(store, config)?;
+    for chunk in all.chunks(IMPORT_BATCH) {
+        writer.enqueue(chunk.to_vec());
+    }
+    finish(&writer, spool_dir.as_deref(), (problems.len(), "span"), files.len()).await
 }
 
 fn plural(n: usize) -> &'static str {
