@@ -159,11 +159,20 @@ pub async fn import(
         }
         reader.await??;
     }
-    finish(&writer, spool_dir.as_deref(), (rejected, "line"), files.len()).await
+    finish(
+        &writer,
+        spool_dir.as_deref(),
+        (rejected, "line"),
+        files.len(),
+    )
+    .await
 }
 
 /// Starts the writer for an import, reporting a damaged spool left by an earlier one.
-fn start_writer(store: Arc<dyn TraceStore>, config: WriterConfig) -> anyhow::Result<(Writer, Option<PathBuf>)> {
+fn start_writer(
+    store: Arc<dyn TraceStore>,
+    config: WriterConfig,
+) -> anyhow::Result<(Writer, Option<PathBuf>)> {
     let spool_dir = config.spool_dir.clone();
     let writer = Writer::start(store, config).context("cannot start the writer")?;
     if let Some(damage) = &writer.opened_with_damage {
@@ -203,8 +212,7 @@ async fn finish(
         files,
         plural(files),
     );
-    let spool = spool_dir
-        .map_or_else(String::new, |s| s.display().to_string());
+    let spool = spool_dir.map_or_else(String::new, |s| s.display().to_string());
     let mut failed = rejected > 0;
     if d.dropped > 0 || d.rejected > 0 {
         eprintln!(
@@ -239,7 +247,9 @@ fn otlp_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {
     let name = display_name(path);
     let text = if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read stdin")?;
         text
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?
@@ -305,7 +315,13 @@ pub async fn import_otlp(
     for chunk in all.chunks(IMPORT_BATCH) {
         writer.enqueue(chunk.to_vec());
     }
-    finish(&writer, spool_dir.as_deref(), (problems.len(), "span"), files.len()).await
+    finish(
+        &writer,
+        spool_dir.as_deref(),
+        (problems.len(), "span"),
+        files.len(),
+    )
+    .await
 }
 
 fn plural(n: usize) -> &'static str {

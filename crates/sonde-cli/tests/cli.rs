@@ -647,10 +647,17 @@ fn otlp_json_files_import_as_sessions_and_bad_spans_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_url(dir.path(), "t.db");
     let spec = "../../../shared/data/otlp/opentelemetry-proto_examples_trace.json";
-    let spec = if Path::new(spec).exists() { spec.to_owned() } else { "../sonde-otlp/tests/data/spec_trace.json".to_owned() };
+    let spec = if Path::new(spec).exists() {
+        spec.to_owned()
+    } else {
+        "../sonde-otlp/tests/data/spec_trace.json".to_owned()
+    };
     let out = sonde(&db, &["import", "--format", "otlp-json", &spec]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let show: Value = serde_json::from_slice(&sonde(&db, &["show", "5b8efff798038103d269b633813fc60c", "--json"]).stdout).unwrap();
+    let show: Value = serde_json::from_slice(
+        &sonde(&db, &["show", "5b8efff798038103d269b633813fc60c", "--json"]).stdout,
+    )
+    .unwrap();
     assert_eq!(show["events"][0]["value"]["name"], "I'm a server span");
 
     // One request per line, as OTel file exporters write: a bad line and a bad span are
@@ -665,14 +672,34 @@ fn otlp_json_files_import_as_sessions_and_bad_spans_are_named() {
             {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "30"}},
             {"key": "gen_ai.conversation.id", "value": {"stringValue": "conv-1"}}]},
         {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "zz", "name": "broken"}]}]}]});
-    let lines = write_file(dir.path(), "spans.jsonl", &[chat.to_string(), "{not json".into()]);
-    let out = sonde(&db, &["import", "--format", "otlp-json", lines.to_str().unwrap()]);
+    let lines = write_file(
+        dir.path(),
+        "spans.jsonl",
+        &[chat.to_string(), "{not json".into()],
+    );
+    let out = sonde(
+        &db,
+        &["import", "--format", "otlp-json", lines.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("spans.jsonl:1: span \"broken\": spanId must be 16 hex digits"), "{err}");
+    assert!(
+        err.contains("spans.jsonl:1: span \"broken\": spanId must be 16 hex digits"),
+        "{err}"
+    );
     assert!(err.contains("spans.jsonl:2: invalid OTLP/JSON"), "{err}");
-    let summary: Value = serde_json::from_slice(&sonde(&db, &["stats", "summary", "--json"]).stdout).unwrap();
-    assert_eq!((summary["calls"].as_u64(), summary["input_tokens"].as_u64(), summary["output_tokens"].as_u64()), (Some(1), Some(120), Some(30)));
-    let sessions: Value = serde_json::from_slice(&sonde(&db, &["sessions", "--json", "--model", "gpt-5"]).stdout).unwrap();
+    let summary: Value =
+        serde_json::from_slice(&sonde(&db, &["stats", "summary", "--json"]).stdout).unwrap();
+    assert_eq!(
+        (
+            summary["calls"].as_u64(),
+            summary["input_tokens"].as_u64(),
+            summary["output_tokens"].as_u64()
+        ),
+        (Some(1), Some(120), Some(30))
+    );
+    let sessions: Value =
+        serde_json::from_slice(&sonde(&db, &["sessions", "--json", "--model", "gpt-5"]).stdout)
+            .unwrap();
     assert_eq!(sessions["sessions"][0]["session_id"], "conv-1");
 }
