@@ -17,8 +17,11 @@
 
 mod json;
 mod mapping;
+mod proto;
 mod span;
 
 pub use json::{DecodeError, Decoded, Rejected, decode_json};
 pub use mapping::{session_of, span_to_record};
+pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+pub use proto::{decode_protobuf, from_request, response_json, response_protobuf};
 pub use span::{Span, SpanStatus};

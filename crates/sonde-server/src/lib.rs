@@ -1,0 +1,384 @@
+//! Sonde's server: receives OpenTelemetry traces over OTLP/HTTP and writes them, through
+//! the writer, into any store.
+//!
+//! - `POST /v1/traces`: OTLP/HTTP with protobuf (`application/x-protobuf`) or JSON
+//!   (`application/json`) bodies, gzip accepted. Spans with malformed ids are rejected
+//!   one by one and reported in OTLP's `partial_success`; a body that cannot be read at
+//!   all gets 400 with a one-line reason, a body over the limit 413. Errors are JSON
+//!   `{"error": {"code", "message"}}`.
+//! - `GET /healthz`, `GET /metrics` (Prometheus text).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use sonde_store::Writer;
+
+/// The largest request body accepted, compressed or not.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Counters exposed at `/metrics`.
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    bad_requests: AtomicU64,
+    spans_accepted: AtomicU64,
+    spans_rejected: AtomicU64,
+}
+
+struct AppState {
+    writer: Arc<Writer>,
+    body_limit: usize,
+    counters: Counters,
+}
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen (default `127.0.0.1:4318`, the OTLP/HTTP port).
+    pub addr: SocketAddr,
+    /// The largest request body, compressed or decompressed.
+    pub body_limit: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({"error": {"code": code, "message": message.into()}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The request body, gunzipped when it says so, within the limit.
+fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>, Response> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "gzip" => {
+            let mut out = Vec::new();
+            let read = flate2::read::GzDecoder::new(&body[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out);
+            match read {
+                Err(e) => Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_gzip",
+                    format!("the body claims gzip but is not: {e}"),
+                )),
+                Ok(_) if out.len() > limit => Err(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the decompressed body is over the {limit}-byte limit"),
+                )),
+                Ok(_) => Ok(out),
+            }
+        }
+        "identity" | "" => Ok(body.to_vec()),
+        other => Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("content-encoding {other:?} is not supported (use gzip or none)"),
+        )),
+    }
+}
+
+async fn traces(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let response = match body {
+        Ok(body) => receive(&state, &headers, body),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is over the {}-byte limit", state.body_limit),
+        ),
+        Err(rejection) => error(rejection.status(), "bad_body", rejection.body_text()),
+    };
+    if !response.status().is_success() {
+        state.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+fn receive(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-protobuf")
+        .to_ascii_lowercase();
+    let json = content_type.starts_with("application/json");
+    if !json
+        && !content_type.starts_with("application/x-protobuf")
+        && !content_type.starts_with("application/protobuf")
+    {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "content-type {content_type:?}: send application/x-protobuf or application/json"
+            ),
+        );
+    }
+    let bytes = match body_bytes(headers, body, state.body_limit) {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    let decoded = if json {
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => sonde_otlp::decode_json(text),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    format!("the JSON body is not UTF-8: {e}"),
+                );
+            }
+        }
+    } else {
+        sonde_otlp::decode_protobuf(&bytes)
+    };
+    let decoded = match decoded {
+        Ok(decoded) => decoded,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()),
+    };
+    let records: Vec<_> = decoded
+        .spans
+        .iter()
+        .map(sonde_otlp::span_to_record)
+        .collect();
+    state
+        .counters
+        .spans_accepted
+        .fetch_add(records.len() as u64, Ordering::Relaxed);
+    state
+        .counters
+        .spans_rejected
+        .fetch_add(decoded.rejected.len() as u64, Ordering::Relaxed);
+    if !records.is_empty() && state.writer.enqueue(records) == sonde_store::Enqueued::Dropped {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the writer's queue and spool are full; retry later",
+        );
+    }
+    if json {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            sonde_otlp::response_json(&decoded.rejected).to_string(),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            sonde_otlp::response_protobuf(&decoded.rejected),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let c = &state.counters;
+    let d = state.writer.diagnostics();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    metric(
+        "sonde_otlp_requests_total",
+        "counter",
+        "OTLP trace requests received.",
+        c.requests.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "sonde_otlp_bad_requests_total",
+        "counter",
+        "OTLP trace requests refused.",
+        c.bad_requests.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "sonde_spans_accepted_total",
+        "counter",
+        "Spans accepted.",
+        c.spans_accepted.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "sonde_spans_rejected_total",
+        "counter",
+        "Spans rejected (malformed ids or times).",
+        c.spans_rejected.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "sonde_writer_queue_depth",
+        "gauge",
+        "Records waiting in the writer's queue.",
+        d.queue_depth.to_string(),
+    );
+    metric(
+        "sonde_writer_queue_capacity",
+        "gauge",
+        "The writer queue's capacity.",
+        d.queue_capacity.to_string(),
+    );
+    metric(
+        "sonde_writer_queue_utilisation_percent",
+        "gauge",
+        "Queue depth over capacity.",
+        d.queue_utilisation_pct.to_string(),
+    );
+    metric(
+        "sonde_writer_written_total",
+        "counter",
+        "Records stored.",
+        d.written.to_string(),
+    );
+    metric(
+        "sonde_writer_spooled_total",
+        "counter",
+        "Records spooled to disk.",
+        d.spooled.to_string(),
+    );
+    metric(
+        "sonde_writer_replayed_total",
+        "counter",
+        "Records replayed from the spool.",
+        d.replayed.to_string(),
+    );
+    metric(
+        "sonde_writer_dropped_total",
+        "counter",
+        "Records lost (spool full).",
+        d.dropped.to_string(),
+    );
+    metric(
+        "sonde_writer_spool_pending_bytes",
+        "gauge",
+        "Spooled bytes waiting for replay.",
+        d.spool_pending_bytes.to_string(),
+    );
+    out.push_str("# HELP sonde_writer_pressure Queue pressure: 1 for the current level.\n# TYPE sonde_writer_pressure gauge\n");
+    for level in ["ok", "elevated", "high", "saturated"] {
+        out.push_str(&format!(
+            "sonde_writer_pressure{{level=\"{level}\"}} {}\n",
+            u8::from(d.pressure.as_str() == level)
+        ));
+    }
+    out.push_str("# HELP sonde_writer_failures_total Failed store writes by class.\n# TYPE sonde_writer_failures_total counter\n");
+    for (class, n) in &d.failures_by_class {
+        out.push_str(&format!(
+            "sonde_writer_failures_total{{class=\"{class}\"}} {n}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The server's routes, writing into `writer`.
+pub fn router(writer: Arc<Writer>, body_limit: usize) -> Router {
+    let state = Arc::new(AppState {
+        writer,
+        body_limit,
+        counters: Counters::default(),
+    });
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then returns (the caller drains the writer).
+pub async fn serve(
+    config: ServeConfig,
+    writer: Arc<Writer>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    serve_on(listener, config.body_limit, writer, shutdown).await
+}
+
+/// Serves on an already bound listener (tests bind port 0).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    body_limit: usize,
+    writer: Arc<Writer>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    tracing::info!(addr = %listener.local_addr()?, "listening for OTLP/HTTP");
+    axum::serve(listener, router(writer, body_limit))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

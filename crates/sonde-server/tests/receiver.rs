@@ -1,0 +1,369 @@
+//! The OTLP/HTTP receiver: protobuf, JSON and gzip bodies are stored; bad bodies get
+//! the right 4xx (never a 5xx, never a silent drop) and touch nothing stored.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+use serde_json::{Value, json};
+use sonde_store::{Scope, StoreUrl, TraceStore, Writer, WriterConfig};
+
+struct Server {
+    url: String,
+    store: Arc<dyn TraceStore>,
+    writer: Arc<Writer>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(body_limit: usize) -> Server {
+    let store = StoreUrl::SqliteMemory.open().await.unwrap();
+    let writer = Arc::new(Writer::start(store.clone(), WriterConfig::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sonde_server::serve_on(
+        listener,
+        body_limit,
+        writer.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        url,
+        store,
+        writer,
+        _stop: stop,
+    }
+}
+
+fn attr(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+    }
+}
+
+fn chat_span(span_id: Vec<u8>, status: i32) -> Span {
+    Span {
+        trace_id: vec![0x0a; 16],
+        span_id,
+        name: "chat gpt-5".into(),
+        kind: 3,
+        start_time_unix_nano: 1_763_789_160_000_000_000,
+        end_time_unix_nano: 1_763_789_161_500_000_000,
+        attributes: vec![
+            attr(
+                "gen_ai.operation.name",
+                any_value::Value::StringValue("chat".into()),
+            ),
+            attr(
+                "gen_ai.provider.name",
+                any_value::Value::StringValue("openai".into()),
+            ),
+            attr(
+                "gen_ai.request.model",
+                any_value::Value::StringValue("gpt-5".into()),
+            ),
+            attr(
+                "gen_ai.usage.input_tokens",
+                any_value::Value::IntValue(1000),
+            ),
+            attr(
+                "gen_ai.usage.cache_read.input_tokens",
+                any_value::Value::IntValue(600),
+            ),
+            attr("gen_ai.usage.output_tokens", any_value::Value::IntValue(80)),
+            attr(
+                "gen_ai.conversation.id",
+                any_value::Value::StringValue("conv-proto".into()),
+            ),
+        ],
+        status: Some(Status {
+            code: status,
+            message: if status == 2 {
+                "boom".into()
+            } else {
+                String::new()
+            },
+        }),
+        ..Default::default()
+    }
+}
+
+fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+async fn llm_calls(store: &dyn TraceStore) -> i64 {
+    store
+        .query("SELECT count(*) FROM events WHERE event_type = 'llm'", &[])
+        .await
+        .unwrap()
+        .rows[0][0]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_spans_are_stored_and_bad_ids_come_back_as_partial_success() {
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let body = request(vec![
+        chat_span(vec![1; 8], 0),
+        chat_span(vec![2; 3], 0),
+        chat_span(vec![3; 8], 2),
+    ])
+    .encode_to_vec();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.url))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+    let answer = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    let partial = answer.partial_success.unwrap();
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial
+            .error_message
+            .contains("spanId must be 16 hex digits"),
+        "{}",
+        partial.error_message
+    );
+
+    server.writer.flush().await;
+    let session = server
+        .store
+        .get_session("conv-proto", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.events.len(), 2);
+    let calls: Vec<&sonde_model::LlmCall> = session
+        .events
+        .iter()
+        .map(|e| e.value.as_llm().unwrap())
+        .collect();
+    for call in &calls {
+        assert_eq!(
+            (
+                call.input_tokens,
+                call.cache_read_tokens,
+                call.output_tokens
+            ),
+            (400, 600, 80)
+        );
+        assert_eq!(call.latency_ms, Some(1500.0));
+    }
+    let failed: Vec<_> = calls.iter().filter_map(|c| c.error.as_deref()).collect();
+    assert_eq!(failed, ["boom"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_and_gzip_bodies_are_accepted() {
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let json_body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331", "name": "chat",
+        "startTimeUnixNano": "1763789160000000000", "endTimeUnixNano": "1763789160500000000",
+        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}},
+                       {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "10"}}]}]}]}]})
+    .to_string();
+    let client = reqwest::Client::new();
+    let plain = client
+        .post(format!("{}/v1/traces", server.url))
+        .header("content-type", "application/json")
+        .body(json_body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.json::<Value>().await.unwrap(), json!({}));
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(
+        json_body
+            .replace("b7ad6b7169203331", "b7ad6b7169203332")
+            .as_bytes(),
+    )
+    .unwrap();
+    let zipped = client
+        .post(format!("{}/v1/traces", server.url))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.status(), 200);
+    server.writer.flush().await;
+    assert_eq!(llm_calls(server.store.as_ref()).await, 2);
+    // The same span again is stored once.
+    client
+        .post(format!("{}/v1/traces", server.url))
+        .header("content-type", "application/json")
+        .body(json_body)
+        .send()
+        .await
+        .unwrap();
+    server.writer.flush().await;
+    assert_eq!(llm_calls(server.store.as_ref()).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_get_the_right_4xx_and_touch_nothing() {
+    let server = start(64 * 1024).await;
+    let client = reqwest::Client::new();
+    let good = request(vec![chat_span(vec![9; 8], 0)]).encode_to_vec();
+    client
+        .post(format!("{}/v1/traces", server.url))
+        .header("content-type", "application/x-protobuf")
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    server.writer.flush().await;
+    assert_eq!(llm_calls(server.store.as_ref()).await, 1);
+
+    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        (
+            "garbage protobuf",
+            "application/x-protobuf",
+            None,
+            vec![0xff, 0xff, 0xff, 0x01],
+            400,
+            "bad_body",
+        ),
+        (
+            "truncated protobuf",
+            "application/x-protobuf",
+            None,
+            good[..good.len() / 2].to_vec(),
+            400,
+            "bad_body",
+        ),
+        (
+            "truncated json",
+            "application/json",
+            None,
+            b"{\"resourceSpans\": [".to_vec(),
+            400,
+            "bad_body",
+        ),
+        (
+            "claims gzip but is not",
+            "application/json",
+            Some("gzip"),
+            b"{}".to_vec(),
+            400,
+            "bad_gzip",
+        ),
+        (
+            "unknown encoding",
+            "application/json",
+            Some("br"),
+            b"{}".to_vec(),
+            415,
+            "unsupported_encoding",
+        ),
+        (
+            "unknown type",
+            "text/plain",
+            None,
+            b"hello".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "oversized",
+            "application/x-protobuf",
+            None,
+            vec![0u8; 65 * 1024],
+            413,
+            "too_large",
+        ),
+    ];
+    for (what, content_type, encoding, body, status, code) in cases {
+        let mut req = client
+            .post(format!("{}/v1/traces", server.url))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(encoding) = encoding {
+            req = req.header("content-encoding", encoding);
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let text = response.text().await.unwrap();
+        if !code.is_empty() {
+            let error: Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: {text}"));
+            assert_eq!(error["error"]["code"], code, "{what}: {text}");
+            assert!(
+                !error["error"]["message"].as_str().unwrap().contains('\n'),
+                "one line"
+            );
+        }
+    }
+    // A gzip bomb is cut at the limit: 413, not memory.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 10 * 1024 * 1024]).unwrap();
+    let bomb = client
+        .post(format!("{}/v1/traces", server.url))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bomb.status(), 413);
+    server.writer.flush().await;
+    assert_eq!(
+        llm_calls(server.store.as_ref()).await,
+        1,
+        "nothing stored was touched"
+    );
+
+    let health = client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+    let metrics = client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sonde_spans_accepted_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sonde_otlp_requests_total 9"), "{metrics}");
+    assert!(
+        metrics.contains("sonde_otlp_bad_requests_total 8"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sonde_writer_pressure{level=\"ok\"} 1"),
+        "{metrics}"
+    );
+}
