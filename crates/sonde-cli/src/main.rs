@@ -93,6 +93,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON,
+    /// gzip) and store them; /healthz and /metrics too. Ctrl-C or SIGTERM drains the
+    /// writer before exiting.
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:4318")]
+        addr: std::net::SocketAddr,
+        /// The writer's spool folder (default: spool/<database> in the data folder).
+        #[arg(long, env = "SONDE_SPOOL")]
+        spool: Option<PathBuf>,
+        /// The largest request body, in bytes.
+        #[arg(long, default_value_t = sonde_server::DEFAULT_BODY_LIMIT)]
+        body_limit: usize,
+    },
     /// Usage, cost, latency and error analytics of LLM calls.
     #[command(subcommand)]
     Stats(stats::Report),
@@ -182,6 +196,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rm { session_id } => sessions::remove(store.as_ref(), &session_id).await,
         Command::Stats(report) => stats::report(store.as_ref(), report).await,
+        Command::Serve {
+            addr,
+            spool,
+            body_limit,
+        } => {
+            let writer = Arc::new(sonde::store::Writer::start(
+                store,
+                sonde::store::WriterConfig {
+                    spool_dir: Some(spool.unwrap_or_else(|| default_spool(&url))),
+                    ..Default::default()
+                },
+            )?);
+            eprintln!("sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces)");
+            let config = sonde_server::ServeConfig { addr, body_limit };
+            sonde_server::serve(config, writer.clone(), sonde_server::shutdown_signal()).await?;
+            let report = writer.shutdown(std::time::Duration::from_secs(30)).await;
+            eprintln!(
+                "sonde: stopped; {} records written{}",
+                report.written,
+                if report.complete {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} bytes left in the spool for the next start",
+                        report.left_in_spool_bytes
+                    )
+                }
+            );
+            Ok(if report.complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Pricing { .. } => Ok(ExitCode::SUCCESS),
         Command::Migrate => {
             let version = store

@@ -703,3 +703,74 @@ fn otlp_json_files_import_as_sessions_and_bad_spans_are_named() {
             .unwrap();
     assert_eq!(sessions["sessions"][0]["session_id"], "conv-1");
 }
+
+/// A minimal HTTP/1.1 POST; returns the status code.
+fn post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn sonde_serve_receives_otlp_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_url(dir.path(), "t.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args(["--db", &db, "serve", "--addr", &addr])
+        .env("SONDE_SPOOL", spool_for(&db))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let span = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7", "name": "chat",
+        "startTimeUnixNano": "1763789160000000000", "endTimeUnixNano": "1763789160900000000",
+        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}},
+                       {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "7"}}]}]}]}]});
+    assert_eq!(
+        post(
+            &addr,
+            "/v1/traces",
+            "application/json",
+            span.to_string().as_bytes()
+        ),
+        200
+    );
+    assert_eq!(
+        post(&addr, "/v1/traces", "application/json", b"{broken"),
+        400
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "a SIGTERM drains and exits 0");
+    let show: Value = serde_json::from_slice(
+        &sonde(&db, &["show", "4bf92f3577b34da6a3ce929d0e0e4736", "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(show["events"][0]["value"]["output_tokens"], 7);
+}
