@@ -84,8 +84,17 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         .into_response()
 }
 
+/// A refused request: status, error code and one-line message.
+struct Refusal(StatusCode, &'static str, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1, self.2)
+    }
+}
+
 /// The request body, gunzipped when it says so, within the limit.
-fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>, Response> {
+fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>, Refusal> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -98,12 +107,12 @@ fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>,
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out);
             match read {
-                Err(e) => Err(error(
+                Err(e) => Err(Refusal(
                     StatusCode::BAD_REQUEST,
                     "bad_gzip",
                     format!("the body claims gzip but is not: {e}"),
                 )),
-                Ok(_) if out.len() > limit => Err(error(
+                Ok(_) if out.len() > limit => Err(Refusal(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",
                     format!("the decompressed body is over the {limit}-byte limit"),
@@ -112,7 +121,7 @@ fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>,
             }
         }
         "identity" | "" => Ok(body.to_vec()),
-        other => Err(error(
+        other => Err(Refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_encoding",
             format!("content-encoding {other:?} is not supported (use gzip or none)"),
@@ -162,7 +171,7 @@ fn receive(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
     }
     let bytes = match body_bytes(headers, body, state.body_limit) {
         Ok(bytes) => bytes,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let decoded = if json {
         match std::str::from_utf8(&bytes) {
