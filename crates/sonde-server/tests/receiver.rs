@@ -241,7 +241,9 @@ async fn bad_bodies_get_the_right_4xx_and_touch_nothing() {
     server.writer.flush().await;
     assert_eq!(llm_calls(server.store.as_ref()).await, 1);
 
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    /// What is sent (name, content type, encoding, body) and the answer (status, code).
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "garbage protobuf",
             "application/x-protobuf",
