@@ -8,6 +8,8 @@
 //!   `{"error": {"code", "message"}}`.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
 
+mod api;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -325,20 +327,30 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-/// The server's routes, writing into `writer`.
+/// The server's routes, writing into `writer` and reading its store.
 pub fn router(writer: Arc<Writer>, body_limit: usize) -> Router {
+    let api = Arc::new(api::Api {
+        store: writer.store().clone(),
+    });
     let state = Arc::new(AppState {
         writer,
         body_limit,
         counters: Counters::default(),
     });
+    let rest = Router::new()
+        .route("/api/v1/sessions", get(api::sessions))
+        .route("/api/v1/sessions/{id}", get(api::session))
+        .route("/api/v1/stats/{report}", get(api::stats))
+        .route("/api/v1/query", post(api::query))
+        .with_state(api);
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .with_state(state)
+        .merge(rest)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
 }
 
 /// Serves until `shutdown` completes, then returns (the caller drains the writer).

@@ -369,3 +369,105 @@ async fn bad_bodies_get_the_right_4xx_and_touch_nothing() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_api_reads_sessions_stats_and_sql_and_refuses_writes() {
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let client = reqwest::Client::new();
+    let mut a = chat_span(vec![1; 8], 0);
+    a.attributes.retain(|kv| kv.key != "gen_ai.conversation.id");
+    let b = chat_span(vec![2; 8], 2);
+    let body = request(vec![a, b]).encode_to_vec();
+    client
+        .post(format!("{}/v1/traces", server.url))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    server.writer.flush().await;
+    let get = |path: &str| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.url);
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, page) = get("/api/v1/sessions").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["sessions"].as_array().unwrap().len(), 2);
+    let (_, first) = get("/api/v1/sessions?limit=1").await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (_, second) = get(&format!("/api/v1/sessions?limit=1&cursor={cursor}")).await;
+    assert_ne!(
+        first["sessions"][0]["session_id"],
+        second["sessions"][0]["session_id"]
+    );
+    let (status, bad) = get("/api/v1/sessions?cursor=nonsense").await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+    let (status, bad) = get("/api/v1/sessions?since=yesterday").await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("bad_parameter"))
+    );
+
+    let (status, session) = get("/api/v1/sessions/conv-proto").await;
+    assert_eq!(status, 200);
+    assert_eq!(session["events"][0]["value"]["error"], "boom");
+    let (status, missing) = get("/api/v1/sessions/nope").await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    let (status, summary) = get("/api/v1/stats/summary").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            summary["calls"].as_u64(),
+            summary["errors"].as_u64(),
+            summary["input_tokens"].as_u64()
+        ),
+        (Some(2), Some(1), Some(800))
+    );
+    let (_, models) = get("/api/v1/stats/models").await;
+    assert_eq!(models[0]["model"], "gpt-5");
+    let (_, latency) = get("/api/v1/stats/latency?group_by=model").await;
+    assert_eq!(latency[0]["p50_ms"], 1500.0);
+    let (_, series) = get("/api/v1/stats/usage?bucket=hour&group_by=provider").await;
+    assert_eq!(series[0]["group"], "openai");
+    let (status, _) = get("/api/v1/stats/usage?bucket=fortnight").await;
+    assert_eq!(status, 400);
+    let (status, _) = get("/api/v1/stats/nonsense").await;
+    assert_eq!(status, 404);
+
+    let post = |body: Value| {
+        let client = client.clone();
+        let url = format!("{}/api/v1/query", server.url);
+        async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, rows) = post(
+        json!({"sql": "SELECT count(*) AS n FROM events WHERE status = ?1", "params": ["error"]}),
+    )
+    .await;
+    assert_eq!((status, rows), (200, json!([{"n": 1}])));
+    let (status, refused) = post(json!({"sql": "DELETE FROM events"})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("not_read_only"))
+    );
+    assert_eq!(llm_calls(server.store.as_ref()).await, 2, "nothing changed");
+    let (status, bad) = post(json!({"query": "SELECT 1"})).await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("bad_body"))
+    );
+}

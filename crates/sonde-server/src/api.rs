@@ -1,0 +1,241 @@
+//! The REST API: sessions, analytics and read-only SQL, as JSON.
+//!
+//! - `GET /api/v1/sessions?limit=&cursor=&since=&until=&model=` — a page of sessions.
+//! - `GET /api/v1/sessions/{id}` — the whole session, or 404.
+//! - `GET /api/v1/stats/{summary|usage|cost|models|keys|latency|errors}?since=&until=&provider=&model=&key=&session=&group_by=&bucket=`
+//!   — the same JSON as `sonde stats ... --json`.
+//! - `POST /api/v1/query` with `{"sql": "...", "params": [...]}` — rows as JSON objects;
+//!   a statement that could write gets 400 `not_read_only`.
+//!
+//! Times are RFC 3339.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+use sonde_model::Timestamp;
+use sonde_store::{
+    AnalyticsFilter, Bucket, GroupBy, QueryError, ReadError, Scope, SessionFilter, TraceStore,
+};
+
+use crate::error;
+
+/// What the API handlers share.
+pub(crate) struct Api {
+    pub store: Arc<dyn TraceStore>,
+}
+
+fn time(value: &Option<String>, name: &str) -> Result<Option<Timestamp>, Response> {
+    value
+        .as_deref()
+        .map(|v| {
+            v.parse::<Timestamp>().map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_parameter",
+                    format!("{name}: expected an RFC 3339 time, got {v:?}"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn read_error(e: ReadError) -> Response {
+    match e {
+        ReadError::InvalidCursor => error(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string()),
+        other => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            other.to_string(),
+        ),
+    }
+}
+
+/// Query parameters of `GET /api/v1/sessions`.
+#[derive(Deserialize)]
+pub(crate) struct SessionsQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    model: Option<String>,
+}
+
+pub(crate) async fn sessions(
+    State(api): State<Arc<Api>>,
+    Query(q): Query<SessionsQuery>,
+) -> Response {
+    let filter = match (time(&q.since, "since"), time(&q.until, "until")) {
+        (Ok(since), Ok(until)) => SessionFilter {
+            scope: Scope::All,
+            since,
+            until,
+            model: q.model,
+            limit: q.limit.unwrap_or(SessionFilter::DEFAULT_LIMIT),
+            cursor: q.cursor,
+            ..Default::default()
+        },
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match api.store.list_sessions(&filter).await {
+        Ok(page) => Json(page).into_response(),
+        Err(e) => read_error(e),
+    }
+}
+
+pub(crate) async fn session(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+    match api.store.get_session(&id, &Scope::All).await {
+        Ok(Some(trace)) => Json(trace).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no session {id}"),
+        ),
+        Err(e) => read_error(e),
+    }
+}
+
+/// Query parameters of `GET /api/v1/stats/...`.
+#[derive(Deserialize)]
+pub(crate) struct StatsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    provider: Option<String>,
+    model: Option<String>,
+    key: Option<String>,
+    session: Option<String>,
+    group_by: Option<String>,
+    bucket: Option<String>,
+}
+
+fn group_by(value: Option<&str>) -> Result<GroupBy, Response> {
+    Ok(match value.unwrap_or("none") {
+        "none" => GroupBy::None,
+        "provider" => GroupBy::Provider,
+        "model" => GroupBy::Model,
+        "key" => GroupBy::Key,
+        "route" => GroupBy::Route,
+        other => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_parameter",
+                format!("group_by: expected none, provider, model, key or route, got {other:?}"),
+            ));
+        }
+    })
+}
+
+fn bucket(value: Option<&str>) -> Result<Bucket, Response> {
+    Ok(match value.unwrap_or("day") {
+        "hour" => Bucket::Hour,
+        "day" => Bucket::Day,
+        "week" => Bucket::Week,
+        other => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_parameter",
+                format!("bucket: expected hour, day or week, got {other:?}"),
+            ));
+        }
+    })
+}
+
+pub(crate) async fn stats(
+    State(api): State<Arc<Api>>,
+    Path(report): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> Response {
+    let (since, until) = match (time(&q.since, "since"), time(&q.until, "until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let filter = AnalyticsFilter {
+        since,
+        until,
+        provider: q.provider,
+        model: q.model,
+        api_key_hash: q.key,
+        session_id: q.session,
+        ..Default::default()
+    };
+    let (g, b) = match (group_by(q.group_by.as_deref()), bucket(q.bucket.as_deref())) {
+        (Ok(g), Ok(b)) => (g, b),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let s = api.store.as_ref();
+    let result: Result<Value, ReadError> = match report.as_str() {
+        "summary" => s
+            .usage_summary(&filter)
+            .await
+            .map(|v| serde_json::to_value(v).unwrap_or_default()),
+        "usage" | "cost" => s
+            .usage_series(&filter, g, b)
+            .await
+            .map(|v| serde_json::to_value(v).unwrap_or_default()),
+        "models" => s
+            .model_stats(&filter)
+            .await
+            .map(|v| serde_json::to_value(v).unwrap_or_default()),
+        "keys" => s
+            .key_stats(&filter)
+            .await
+            .map(|v| serde_json::to_value(v).unwrap_or_default()),
+        "latency" => s
+            .latency_percentiles(&filter, g)
+            .await
+            .map(|v| serde_json::to_value(v).unwrap_or_default()),
+        "errors" => s
+            .error_rates(&filter, g)
+            .await
+            .map(|v| serde_json::to_value(v).unwrap_or_default()),
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no report {other:?}: summary, usage, cost, models, keys, latency or errors"
+                ),
+            );
+        }
+    };
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(e) => read_error(e),
+    }
+}
+
+/// The body of `POST /api/v1/query`.
+#[derive(Deserialize)]
+pub(crate) struct QueryBody {
+    sql: String,
+    #[serde(default)]
+    params: Vec<Value>,
+}
+
+pub(crate) async fn query(
+    State(api): State<Arc<Api>>,
+    body: Result<Json<QueryBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_body", e.body_text()),
+    };
+    match api.store.query(&body.sql, &body.params).await {
+        Ok(result) => Json(result.to_objects()).into_response(),
+        Err(e @ QueryError::NotReadOnly) => {
+            error(StatusCode::BAD_REQUEST, "not_read_only", e.to_string())
+        }
+        Err(e @ (QueryError::Sql(_) | QueryError::Param { .. })) => {
+            error(StatusCode::BAD_REQUEST, "bad_query", e.to_string())
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            e.to_string(),
+        ),
+    }
+}
