@@ -22,19 +22,19 @@ use sonde_store::{
     AnalyticsFilter, Bucket, GroupBy, QueryError, ReadError, Scope, SessionFilter, TraceStore,
 };
 
-use crate::error;
+use crate::{Refusal, error};
 
 /// What the API handlers share.
 pub(crate) struct Api {
     pub store: Arc<dyn TraceStore>,
 }
 
-fn time(value: &Option<String>, name: &str) -> Result<Option<Timestamp>, Response> {
+fn time(value: &Option<String>, name: &str) -> Result<Option<Timestamp>, Refusal> {
     value
         .as_deref()
         .map(|v| {
             v.parse::<Timestamp>().map_err(|_| {
-                error(
+                Refusal(
                     StatusCode::BAD_REQUEST,
                     "bad_parameter",
                     format!("{name}: expected an RFC 3339 time, got {v:?}"),
@@ -79,7 +79,7 @@ pub(crate) async fn sessions(
             cursor: q.cursor,
             ..Default::default()
         },
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     match api.store.list_sessions(&filter).await {
         Ok(page) => Json(page).into_response(),
@@ -112,7 +112,7 @@ pub(crate) struct StatsQuery {
     bucket: Option<String>,
 }
 
-fn group_by(value: Option<&str>) -> Result<GroupBy, Response> {
+fn group_by(value: Option<&str>) -> Result<GroupBy, Refusal> {
     Ok(match value.unwrap_or("none") {
         "none" => GroupBy::None,
         "provider" => GroupBy::Provider,
@@ -120,7 +120,7 @@ fn group_by(value: Option<&str>) -> Result<GroupBy, Response> {
         "key" => GroupBy::Key,
         "route" => GroupBy::Route,
         other => {
-            return Err(error(
+            return Err(Refusal(
                 StatusCode::BAD_REQUEST,
                 "bad_parameter",
                 format!("group_by: expected none, provider, model, key or route, got {other:?}"),
@@ -129,13 +129,13 @@ fn group_by(value: Option<&str>) -> Result<GroupBy, Response> {
     })
 }
 
-fn bucket(value: Option<&str>) -> Result<Bucket, Response> {
+fn bucket(value: Option<&str>) -> Result<Bucket, Refusal> {
     Ok(match value.unwrap_or("day") {
         "hour" => Bucket::Hour,
         "day" => Bucket::Day,
         "week" => Bucket::Week,
         other => {
-            return Err(error(
+            return Err(Refusal(
                 StatusCode::BAD_REQUEST,
                 "bad_parameter",
                 format!("bucket: expected hour, day or week, got {other:?}"),
@@ -151,7 +151,7 @@ pub(crate) async fn stats(
 ) -> Response {
     let (since, until) = match (time(&q.since, "since"), time(&q.until, "until")) {
         (Ok(s), Ok(u)) => (s, u),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let filter = AnalyticsFilter {
         since,
@@ -164,7 +164,7 @@ pub(crate) async fn stats(
     };
     let (g, b) = match (group_by(q.group_by.as_deref()), bucket(q.bucket.as_deref())) {
         (Ok(g), Ok(b)) => (g, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let s = api.store.as_ref();
     let result: Result<Value, ReadError> = match report.as_str() {

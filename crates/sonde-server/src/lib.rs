@@ -87,7 +87,11 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 }
 
 /// A refused request: status, error code and one-line message.
-struct Refusal(StatusCode, &'static str, String);
+pub(crate) struct Refusal(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
