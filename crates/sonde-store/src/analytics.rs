@@ -466,7 +466,7 @@ fn rate(errors: u64, calls: u64) -> f64 {
     }
 }
 
-fn read_error(e: QueryError) -> ReadError {
+pub(crate) fn read_error(e: QueryError) -> ReadError {
     match e {
         QueryError::Closed => ReadError::Closed,
         other => ReadError::Backend(crate::BackendError::new(

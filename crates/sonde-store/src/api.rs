@@ -316,6 +316,61 @@ pub trait TraceStore: Send + Sync + 'static {
     /// The SQL dialect the analytics queries are written in for this backend.
     fn dialect(&self) -> Dialect;
 
+    /// Stores a new API key (its secret's hash, never the secret).
+    async fn create_api_key(&self, key: &crate::ApiKey) -> Result<(), WriteError>;
+
+    /// Revokes an API key; false if there is no active key with this id.
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError>;
+
+    /// Every API key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<crate::ApiKey>, ReadError> {
+        let sql = format!(
+            "SELECT {} FROM api_keys ORDER BY created_at, id",
+            crate::keys::KEY_COLUMNS
+        );
+        let rows = self.query(&sql, &[]).await.map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .iter()
+            .filter_map(|r| crate::keys::key_from_json(r))
+            .collect())
+    }
+
+    /// The active key whose secret this is, if any.
+    async fn find_api_key(&self, secret: &str) -> Result<Option<crate::ApiKey>, ReadError> {
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE secret_hash = ?1 AND revoked_at IS NULL",
+            crate::keys::KEY_COLUMNS
+        );
+        let hash = crate::ApiKey::hash(secret);
+        let rows = self
+            .query(&sql, &[Value::from(hash)])
+            .await
+            .map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| crate::keys::key_from_json(r)))
+    }
+
+    /// Whether any active API key exists (then the server requires one).
+    async fn has_api_keys(&self) -> Result<bool, ReadError> {
+        let rows = self
+            .query(
+                "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            > 0)
+    }
+
     /// Usage and cost totals of the LLM calls matching `filter`.
     async fn usage_summary(&self, filter: &AnalyticsFilter) -> Result<UsageSummary, ReadError> {
         analytics::usage_summary(self, filter).await

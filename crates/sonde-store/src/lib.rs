@@ -21,6 +21,7 @@
 mod analytics;
 mod api;
 mod error;
+mod keys;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
@@ -37,6 +38,7 @@ pub use api::{
     QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore, WriteOutcome,
 };
 pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError};
+pub use keys::ApiKey;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]

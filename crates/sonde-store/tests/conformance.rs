@@ -1254,6 +1254,52 @@ pub async fn analytics_match_an_independent_computation(f: Fixture) {
     );
 }
 
+pub async fn api_keys_store_only_a_hash_and_can_be_revoked(f: Fixture) {
+    let store = f.store.as_ref();
+    assert!(!store.has_api_keys().await.unwrap());
+    let (acme, acme_secret) = ApiKey::generate("acme", "prod", Some("ci".into()), false);
+    let (admin, admin_secret) = ApiKey::generate("ops", "all", None, true);
+    store.create_api_key(&acme).await.unwrap();
+    store.create_api_key(&admin).await.unwrap();
+    assert!(store.has_api_keys().await.unwrap());
+    assert_eq!(
+        store.find_api_key(&acme_secret).await.unwrap(),
+        Some(acme.clone())
+    );
+    assert!(
+        store
+            .find_api_key(&admin_secret)
+            .await
+            .unwrap()
+            .unwrap()
+            .admin
+    );
+    assert_eq!(store.find_api_key("sonde_wrong").await.unwrap(), None);
+    let all = store.api_keys().await.unwrap();
+    assert_eq!(all.len(), 2);
+    // Only the hash is stored: the secret appears nowhere in the table.
+    let dump = store.query("SELECT * FROM api_keys", &[]).await.unwrap();
+    assert!(!serde_json::to_string(&dump).unwrap().contains(&acme_secret));
+    assert!(store.revoke_api_key(&acme.id).await.unwrap());
+    assert!(
+        !store.revoke_api_key(&acme.id).await.unwrap(),
+        "already revoked"
+    );
+    assert_eq!(store.find_api_key(&acme_secret).await.unwrap(), None);
+    assert!(
+        store
+            .api_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|k| k.id == acme.id && !k.is_active())
+    );
+    assert!(
+        store.has_api_keys().await.unwrap(),
+        "the admin key is still active"
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -1277,6 +1323,7 @@ macro_rules! conformance {
             case!(large_and_unicode_payloads_round_trip);
             case!(concurrent_writers_store_each_record_once);
             case!(analytics_match_an_independent_computation);
+            case!(api_keys_store_only_a_hash_and_can_be_revoked);
         }
     };
 }

@@ -37,6 +37,12 @@ impl TraceStore for Switchable {
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), WriteError> {
+        self.inner.create_api_key(key).await
+    }
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError> {
+        self.inner.revoke_api_key(id).await
+    }
     async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(WriteError::Backend(BackendError::new(

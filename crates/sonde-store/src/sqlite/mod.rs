@@ -837,6 +837,46 @@ impl TraceStore for SqliteStore {
         crate::Dialect::Sqlite
     }
 
+    async fn create_api_key(&self, key: &crate::ApiKey) -> Result<(), WriteError> {
+        let key = key.clone();
+        Self::run(&self.writer, move |conn| {
+            conn.execute(
+                &format!(
+                    "INSERT INTO api_keys ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    crate::keys::KEY_COLUMNS
+                ),
+                rusqlite::params![
+                    key.id,
+                    key.name,
+                    key.org,
+                    key.workspace,
+                    i64::from(key.admin),
+                    key.secret_hash,
+                    key.created_at.as_micros(),
+                    key.revoked_at.map(|t| t.as_micros())
+                ],
+            )
+        })
+        .await
+        .ok_or(WriteError::Closed)?
+        .map(|_| ())
+        .map_err(|e| WriteError::Backend(classify(&e)))
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError> {
+        let id = id.to_owned();
+        Self::run(&self.writer, move |conn| {
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                rusqlite::params![id, Timestamp::now().as_micros()],
+            )
+        })
+        .await
+        .ok_or(WriteError::Closed)?
+        .map(|n| n > 0)
+        .map_err(|e| WriteError::Backend(classify(&e)))
+    }
+
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         let (sql, params) = (sql.to_owned(), params.to_vec());
         Self::run(&self.readers, move |conn| run_query(conn, &sql, &params))

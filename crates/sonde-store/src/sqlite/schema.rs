@@ -160,6 +160,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
             )
         },
     },
+    Migration {
+        version: 4,
+        name: "api keys",
+        sql: || crate::keys::KEYS_MIGRATION.to_owned(),
+    },
 ];
 
 /// The newest schema version this build knows.
