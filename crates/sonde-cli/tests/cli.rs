@@ -423,10 +423,7 @@ fn sqlite_and_postgres_export_the_same_records_identically() {
 
     let migrate = sonde(&pg, &["migrate"]);
     assert!(migrate.status.success(), "{}", text(&migrate.stderr));
-    assert_eq!(
-        text(&migrate.stdout),
-        x
-    );
+    assert_eq!(text(&migrate.stdout), x);
     for db in [&sqlite, &pg] {
         let out = sonde(db, &["import", input.to_str().unwrap()]);
         assert!(out.status.success(), "{db}: {}", text(&out.stderr));

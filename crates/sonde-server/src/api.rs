@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -19,10 +20,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use sonde_model::Timestamp;
 use sonde_store::{
-    AnalyticsFilter, Bucket, GroupBy, QueryError, ReadError, Scope, SessionFilter, TraceStore,
+    AnalyticsFilter, Bucket, GroupBy, QueryError, ReadError, SessionFilter, TraceStore,
 };
 
-use crate::{Refusal, error};
+use crate::{Caller, Refusal, error};
 
 /// What the API handlers share.
 pub(crate) struct Api {
@@ -67,11 +68,12 @@ pub(crate) struct SessionsQuery {
 
 pub(crate) async fn sessions(
     State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<SessionsQuery>,
 ) -> Response {
     let filter = match (time(&q.since, "since"), time(&q.until, "until")) {
         (Ok(since), Ok(until)) => SessionFilter {
-            scope: Scope::All,
+            scope: caller.scope(),
             since,
             until,
             model: q.model,
@@ -87,8 +89,13 @@ pub(crate) async fn sessions(
     }
 }
 
-pub(crate) async fn session(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
-    match api.store.get_session(&id, &Scope::All).await {
+pub(crate) async fn session(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    // Another tenant's session is not found, not forbidden: that would confirm it exists.
+    match api.store.get_session(&id, &caller.scope()).await {
         Ok(Some(trace)) => Json(trace).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
@@ -146,6 +153,7 @@ fn bucket(value: Option<&str>) -> Result<Bucket, Refusal> {
 
 pub(crate) async fn stats(
     State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
     Path(report): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> Response {
@@ -154,6 +162,7 @@ pub(crate) async fn stats(
         (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let filter = AnalyticsFilter {
+        scope: caller.scope(),
         since,
         until,
         provider: q.provider,
@@ -218,8 +227,16 @@ pub(crate) struct QueryBody {
 
 pub(crate) async fn query(
     State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
     body: Result<Json<QueryBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    if !caller.is_admin() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "raw SQL can cross tenants: it needs an admin key",
+        );
+    }
     let Json(body) = match body {
         Ok(body) => body,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_body", e.body_text()),

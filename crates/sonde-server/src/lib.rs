@@ -21,8 +21,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, middleware};
 use serde_json::json;
 use sonde_store::Writer;
+use sonde_store::{ApiKey, Scope, TraceStore};
 
 /// The largest request body accepted, compressed or not.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -135,14 +137,92 @@ fn body_bytes(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>,
     }
 }
 
+/// Who is calling: the local user (no keys configured, loopback) or a key's holder.
+#[derive(Clone)]
+pub(crate) enum Caller {
+    Local,
+    Key(ApiKey),
+}
+
+impl Caller {
+    /// What the caller may read.
+    pub(crate) fn scope(&self) -> Scope {
+        match self {
+            Caller::Key(key) if !key.admin => Scope::tenant(key.org.clone(), key.workspace.clone()),
+            _ => Scope::All,
+        }
+    }
+
+    /// Whether the caller may run raw SQL (which can cross tenants).
+    pub(crate) fn is_admin(&self) -> bool {
+        match self {
+            Caller::Local => true,
+            Caller::Key(key) => key.admin,
+        }
+    }
+}
+
+struct Auth {
+    store: Arc<dyn TraceStore>,
+    /// Bound to a loopback address only: without keys, local callers need none.
+    loopback: bool,
+}
+
+/// Checks `Authorization: Bearer KEY`. Keys are required when any is configured, or
+/// when the server listens beyond loopback. Secrets are never logged.
+async fn authenticate(
+    State(auth): State<Arc<Auth>>,
+    mut request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_owned());
+    let caller = match bearer {
+        Some(secret) => match auth.store.find_api_key(&secret).await {
+            Ok(Some(key)) => Caller::Key(key),
+            Ok(None) => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "unknown or revoked API key",
+                );
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_error",
+                    e.to_string(),
+                );
+            }
+        },
+        None => {
+            let required = !auth.loopback || auth.store.has_api_keys().await.unwrap_or(true);
+            if required {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this server needs Authorization: Bearer <key> (sonde keys create)",
+                );
+            }
+            Caller::Local
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
 async fn traces(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     let response = match body {
-        Ok(body) => receive(&state, &headers, body),
+        Ok(body) => receive(&state, &caller, &headers, body),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -156,7 +236,7 @@ async fn traces(
     response
 }
 
-fn receive(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
+fn receive(state: &AppState, caller: &Caller, headers: &HeaderMap, body: Bytes) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -197,11 +277,20 @@ fn receive(state: &AppState, headers: &HeaderMap, body: Bytes) -> Response {
         Ok(decoded) => decoded,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()),
     };
-    let records: Vec<_> = decoded
+    let mut records: Vec<_> = decoded
         .spans
         .iter()
         .map(sonde_otlp::span_to_record)
         .collect();
+    // A tenant's key writes into its own tenant, whatever the spans say.
+    if let Caller::Key(key) = caller
+        && !key.admin
+    {
+        for record in &mut records {
+            record.context.org = Some(key.org.clone());
+            record.context.workspace = Some(key.workspace.clone());
+        }
+    }
     state
         .counters
         .spans_accepted
@@ -331,8 +420,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-/// The server's routes, writing into `writer` and reading its store.
-pub fn router(writer: Arc<Writer>, body_limit: usize) -> Router {
+/// The server's routes, writing into `writer` and reading its store. `loopback` says
+/// whether the server listens on loopback only (then keys are required only once one
+/// exists).
+pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router {
+    let auth = Arc::new(Auth {
+        store: writer.store().clone(),
+        loopback,
+    });
     let api = Arc::new(api::Api {
         store: writer.store().clone(),
     });
@@ -349,11 +444,12 @@ pub fn router(writer: Arc<Writer>, body_limit: usize) -> Router {
         .with_state(api);
     Router::new()
         .route("/v1/traces", post(traces))
-        .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(rest)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(middleware::from_fn_with_state(auth, authenticate))
+        .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(body_limit))
 }
 
@@ -379,10 +475,14 @@ pub async fn serve_on(
     writer: Arc<Writer>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    tracing::info!(addr = %listener.local_addr()?, "listening for OTLP/HTTP");
-    axum::serve(listener, router(writer, body_limit))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening for OTLP/HTTP");
+    axum::serve(
+        listener,
+        router(writer, body_limit, addr.ip().is_loopback()),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 

@@ -471,3 +471,118 @@ async fn the_rest_api_reads_sessions_stats_and_sql_and_refuses_writes() {
         (400, Some("bad_body"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_required_once_configured_and_each_tenant_sees_only_its_own() {
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let (acme, acme_secret) = sonde_store::ApiKey::generate("acme", "prod", None, false);
+    let (globex, globex_secret) = sonde_store::ApiKey::generate("globex", "prod", None, false);
+    let (admin, admin_secret) = sonde_store::ApiKey::generate("ops", "all", None, true);
+    for key in [&acme, &globex, &admin] {
+        server.store.create_api_key(key).await.unwrap();
+    }
+    let client = reqwest::Client::new();
+    let body = request(vec![chat_span(vec![1; 8], 0)]).encode_to_vec();
+    let send = |secret: Option<&str>| {
+        let mut req = client
+            .post(format!("{}/v1/traces", server.url))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone());
+        if let Some(secret) = secret {
+            req = req.bearer_auth(secret);
+        }
+        req.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 401);
+    let wrong = send(Some("sonde_not_a_key")).await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"]["code"],
+        "unauthorized"
+    );
+    assert_eq!(send(Some(&acme_secret)).await.unwrap().status(), 200);
+    server.writer.flush().await;
+    let stored = server
+        .store
+        .get_session("conv-proto", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.events[0].context.org.as_deref(),
+        Some("acme"),
+        "written into the key's tenant"
+    );
+
+    let get = |path: &str, secret: &str| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.url);
+        let secret = secret.to_owned();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(get("/api/v1/sessions/conv-proto", &acme_secret).await, 200);
+    assert_eq!(
+        get("/api/v1/sessions/conv-proto", &globex_secret).await,
+        404,
+        "not 403: that would confirm it exists"
+    );
+    assert_eq!(get("/api/v1/sessions/conv-proto", &admin_secret).await, 200);
+    let page: Value = client
+        .get(format!("{}/api/v1/sessions", server.url))
+        .bearer_auth(&globex_secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["sessions"], json!([]));
+    let summary: Value = client
+        .get(format!("{}/api/v1/stats/summary", server.url))
+        .bearer_auth(&globex_secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["calls"], 0);
+    let query = |secret: &str| {
+        client
+            .post(format!("{}/api/v1/query", server.url))
+            .bearer_auth(secret.to_owned())
+            .json(&json!({"sql": "SELECT count(*) AS n FROM events"}))
+            .send()
+    };
+    assert_eq!(
+        query(&acme_secret).await.unwrap().status(),
+        403,
+        "raw SQL crosses tenants"
+    );
+    assert_eq!(query(&admin_secret).await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "health needs no key"
+    );
+    assert!(server.store.revoke_api_key(&acme.id).await.unwrap());
+    assert_eq!(
+        send(Some(&acme_secret)).await.unwrap().status(),
+        401,
+        "a revoked key stops working"
+    );
+}
