@@ -30,6 +30,37 @@ struct Cli {
     command: Command,
 }
 
+/// `sonde keys ...`.
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; its secret is printed once and only its hash is stored.
+    Create {
+        /// The tenant's organisation.
+        #[arg(long)]
+        org: String,
+        /// The tenant's workspace.
+        #[arg(long)]
+        workspace: String,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: Option<String>,
+        /// The key may read every tenant and run raw SQL.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id (from `sonde keys list`).
+        id: String,
+    },
+}
+
 /// What `sonde import` reads.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ImportFormat {
@@ -110,6 +141,9 @@ enum Command {
     /// Usage, cost, latency and error analytics of LLM calls.
     #[command(subcommand)]
     Stats(stats::Report),
+    /// API keys for `sonde serve`: each writes into and reads from one tenant.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Show the price that applies to a model, and where it comes from.
     Pricing {
         /// The model name, as recorded.
@@ -196,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rm { session_id } => sessions::remove(store.as_ref(), &session_id).await,
         Command::Stats(report) => stats::report(store.as_ref(), report).await,
+        Command::Keys(command) => keys(store.as_ref(), command).await,
         Command::Serve {
             addr,
             spool,
@@ -244,6 +279,62 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Create {
+            org,
+            workspace,
+            name,
+            admin,
+        } => {
+            let (key, secret) = sonde::store::ApiKey::generate(&org, &workspace, name, admin);
+            store.create_api_key(&key).await?;
+            eprintln!(
+                "created key {} for {org}/{workspace}{}; its secret (shown once):",
+                key.id,
+                if admin { " (admin)" } else { "" }
+            );
+            println!("{secret}");
+        }
+        KeysCommand::List { json } => {
+            let keys = store.api_keys().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                let mut t = table::Table::new(&[
+                    "ID",
+                    "NAME",
+                    "ORG",
+                    "WORKSPACE",
+                    "ADMIN",
+                    "CREATED",
+                    "REVOKED",
+                ]);
+                for k in &keys {
+                    t.row(vec![
+                        k.id.clone(),
+                        k.name.clone().unwrap_or_default(),
+                        k.org.clone(),
+                        k.workspace.clone(),
+                        if k.admin { "yes" } else { "no" }.to_owned(),
+                        table::when(k.created_at),
+                        k.revoked_at.map(table::when).unwrap_or_default(),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if !store.revoke_api_key(&id).await? {
+                eprintln!("sonde: no active key {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+            eprintln!("revoked key {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

@@ -423,7 +423,16 @@ fn sqlite_and_postgres_export_the_same_records_identically() {
 
     let migrate = sonde(&pg, &["migrate"]);
     assert!(migrate.status.success(), "{}", text(&migrate.stderr));
-    assert_eq!(text(&migrate.stdout), x);
+    let sqlite_version = text(&sonde(&sqlite, &["migrate"]).stdout).replace("sqlite", "postgres");
+    assert!(
+        sqlite_version.starts_with("postgres database at schema version "),
+        "{sqlite_version}"
+    );
+    assert_eq!(
+        text(&migrate.stdout),
+        sqlite_version,
+        "both backends reach the same schema version"
+    );
     for db in [&sqlite, &pg] {
         let out = sonde(db, &["import", input.to_str().unwrap()]);
         assert!(out.status.success(), "{db}: {}", text(&out.stderr));
@@ -770,4 +779,45 @@ fn sonde_serve_receives_otlp_and_drains_on_sigterm() {
     )
     .unwrap();
     assert_eq!(show["events"][0]["value"]["output_tokens"], 7);
+}
+
+#[test]
+fn keys_are_created_listed_and_revoked_and_the_secret_is_shown_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_url(dir.path(), "t.db");
+    let created = sonde(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--org",
+            "acme",
+            "--workspace",
+            "prod",
+            "--name",
+            "ci",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let secret = text(&created.stdout).trim().to_owned();
+    assert!(
+        secret.starts_with("sonde_") && secret.len() > 40,
+        "{secret}"
+    );
+    let listed: Value =
+        serde_json::from_slice(&sonde(&db, &["keys", "list", "--json"]).stdout).unwrap();
+    let listed_text = listed.to_string();
+    assert_eq!(listed[0]["org"], "acme");
+    assert_eq!(listed[0]["name"], "ci");
+    assert!(
+        !listed_text.contains(&secret),
+        "the secret is never shown again"
+    );
+    let stored = text(&sonde(&db, &["query", "SELECT * FROM api_keys", "--json"]).stdout);
+    assert!(!stored.contains(&secret), "only its hash is stored");
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert!(sonde(&db, &["keys", "revoke", &id]).status.success());
+    assert_eq!(sonde(&db, &["keys", "revoke", &id]).status.code(), Some(1));
+    let table = text(&sonde(&db, &["keys", "list"]).stdout);
+    assert!(table.lines().nth(1).unwrap().contains("acme"), "{table}");
 }
