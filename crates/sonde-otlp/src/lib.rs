@@ -15,13 +15,19 @@
 //! assert_eq!(records[0].kind(), "custom_event");
 //! ```
 
+mod export;
 mod json;
 mod mapping;
 mod proto;
+#[cfg(feature = "exporter")]
+mod sink;
 mod span;
 
+pub use export::{export_request, record_to_span};
 pub use json::{DecodeError, Decoded, Rejected, decode_json};
 pub use mapping::{session_of, span_to_record};
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 pub use proto::{decode_protobuf, from_request, response_json, response_protobuf};
+#[cfg(feature = "exporter")]
+pub use sink::{EXPORT_ATTEMPTS, EXPORT_BATCH, OtlpSink};
 pub use span::{Span, SpanStatus};

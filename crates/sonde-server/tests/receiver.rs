@@ -586,3 +586,123 @@ async fn keys_are_required_once_configured_and_each_tenant_sees_only_its_own() {
         "a revoked key stops working"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sondes_own_exporter_round_trips_every_mapped_field_through_sonde_serve() {
+    use sonde_model::*;
+    use sonde_tracer::TraceSink;
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let ctx = Context::session("export-session");
+    let call = LlmCall {
+        provider: Some("anthropic".into()),
+        model_name: "claude-sonnet-4-5".into(),
+        input_tokens: 200,
+        cache_read_tokens: 800,
+        cache_write_tokens: 50,
+        output_tokens: 60,
+        reasoning_tokens: 10,
+        cost_usd: Some(0.0125),
+        latency_ms: Some(1500.0),
+        time_to_first_token_ms: Some(300.0),
+        stop_reason: Some("end_turn".into()),
+        status: Status::Error,
+        error: Some("overloaded".into()),
+        ..Default::default()
+    };
+    let tool = RuntimeAction {
+        tool_name: Some("Read".into()),
+        tool_call_id: Some("toolu_1".into()),
+        arguments: Some(json!({"path": "README.md"})),
+        result: Some(json!("# Sonde")),
+        duration_ms: Some(42.0),
+        ..Default::default()
+    };
+    let records = vec![
+        Record::new(ctx.clone(), Body::Event(Event::Llm(call.clone()))),
+        Record::new(ctx.clone(), Body::Event(Event::Runtime(tool.clone()))),
+        Record::new(
+            ctx,
+            Body::Message(Message {
+                content: MessageContent::text("not a span"),
+                ..Default::default()
+            }),
+        ),
+    ];
+    let sink = sonde_otlp::OtlpSink::new(&server.url).unwrap();
+    tokio::task::spawn_blocking(move || sink.write(&records))
+        .await
+        .unwrap()
+        .unwrap();
+    server.writer.flush().await;
+
+    let session = server
+        .store
+        .get_session("export-session", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.events.len(),
+        2,
+        "events become spans; messages have none"
+    );
+    let got = session
+        .events
+        .iter()
+        .find_map(|e| e.value.as_llm())
+        .unwrap();
+    assert_eq!(
+        (
+            got.provider.as_deref(),
+            got.model_name.as_str(),
+            got.input_tokens,
+            got.cache_read_tokens,
+            got.cache_write_tokens,
+            got.output_tokens,
+            got.reasoning_tokens
+        ),
+        (Some("anthropic"), "claude-sonnet-4-5", 200, 800, 50, 60, 10),
+        "tokens survive the OpenTelemetry convention (cached inside input) both ways"
+    );
+    assert_eq!(
+        (got.cost_usd, got.latency_ms, got.time_to_first_token_ms),
+        (Some(0.0125), Some(1500.0), Some(300.0))
+    );
+    assert_eq!(
+        (got.stop_reason.as_deref(), got.status, got.error.as_deref()),
+        (Some("end_turn"), Status::Error, Some("overloaded"))
+    );
+    let Event::Runtime(t) = &session
+        .events
+        .iter()
+        .find(|e| matches!(e.value, Event::Runtime(_)))
+        .unwrap()
+        .value
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            t.tool_name.as_deref(),
+            t.tool_call_id.as_deref(),
+            t.duration_ms
+        ),
+        (Some("Read"), Some("toolu_1"), Some(42.0))
+    );
+    assert_eq!(
+        (t.arguments.clone(), t.result.clone()),
+        (tool.arguments, Some(json!("# Sonde")))
+    );
+
+    // A refusing endpoint is an error, not a silent drop.
+    let nowhere = sonde_otlp::OtlpSink::new(&format!("{}/nowhere", server.url)).unwrap();
+    let one = vec![Record::new(
+        Context::session("x"),
+        Body::Event(Event::Llm(call)),
+    )];
+    let err = tokio::task::spawn_blocking(move || nowhere.write(&one))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+}

@@ -30,6 +30,14 @@ pub enum SinkError {
     /// The sink's worker has stopped.
     #[error("the sink is closed")]
     Closed,
+    /// Sending to a remote endpoint failed (after retries).
+    #[error("export to {endpoint} failed: {reason}")]
+    Export {
+        /// Where.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
     /// The writer could neither queue nor spool the records (its spool is full or
     /// there is none); they are counted in its diagnostics.
     #[error("{records} records dropped by the writer: its queue and spool are full")]
