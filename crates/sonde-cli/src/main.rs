@@ -100,8 +100,12 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
         /// Write to this file instead of stdout.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "to")]
         out: Option<PathBuf>,
+        /// Send the events as OTLP/HTTP spans to this OpenTelemetry endpoint instead
+        /// (e.g. http://127.0.0.1:4318 — a collector, Phoenix, Jaeger, another sonde).
+        #[arg(long)]
+        to: Option<String>,
     },
     /// List sessions, newest first.
     Sessions(sessions::ListArgs),
@@ -218,9 +222,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ImportFormat::OtlpJson => records::import_otlp(store, writer, &files, strict).await,
             }
         }
-        Command::Export { session, out } => {
-            records::export(store.as_ref(), session.as_deref(), out.as_deref()).await
-        }
+        Command::Export { session, out, to } => match to {
+            Some(endpoint) => {
+                records::export_otlp(store.as_ref(), session.as_deref(), &endpoint).await
+            }
+            None => records::export(store.as_ref(), session.as_deref(), out.as_deref()).await,
+        },
         Command::Sessions(args) => sessions::list(store.as_ref(), args).await,
         Command::Show { session_id, json } => {
             sessions::show(store.as_ref(), &session_id, json).await

@@ -241,6 +241,42 @@ async fn finish(
     })
 }
 
+/// `sonde export --to URL`: every event of the sessions as OTLP spans.
+pub async fn export_otlp(
+    store: &dyn TraceStore,
+    session: Option<&str>,
+    endpoint: &str,
+) -> anyhow::Result<ExitCode> {
+    use sonde_tracer::TraceSink;
+    let ids = match session {
+        Some(id) => vec![id.to_owned()],
+        None => all_session_ids(store).await?,
+    };
+    let sink = Arc::new(sonde_otlp::OtlpSink::new(endpoint)?);
+    let mut spans = 0usize;
+    for id in &ids {
+        let Some(trace) = store.get_session(id, &Scope::All).await? else {
+            anyhow::bail!("no session {id}");
+        };
+        let records = trace.to_records();
+        spans += records
+            .iter()
+            .filter(|r| matches!(r.body, sonde::Body::Event(_)))
+            .count();
+        let sink = sink.clone();
+        tokio::task::spawn_blocking(move || sink.write(&records)).await??;
+    }
+    // The HTTP client must not be dropped on the async runtime's thread.
+    tokio::task::spawn_blocking(move || drop(sink)).await?;
+    eprintln!(
+        "exported {} spans of {} session{} to {endpoint}",
+        thousands(spans as u64),
+        thousands(ids.len() as u64),
+        plural(ids.len())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Records from OTLP/JSON files: one request per file (pretty-printed or not), or one
 /// per line as the OpenTelemetry file exporters write them.
 fn otlp_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {

@@ -821,3 +821,68 @@ fn keys_are_created_listed_and_revoked_and_the_secret_is_shown_once() {
     let table = text(&sonde(&db, &["keys", "list"]).stdout);
     assert!(table.lines().nth(1).unwrap().contains("acme"), "{table}");
 }
+
+#[test]
+fn sonde_export_to_sends_spans_to_another_sonde() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = db_url(dir.path(), "source.db");
+    let target = db_url(dir.path(), "target.db");
+    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
+    assert!(
+        sonde(&source, &["import", input.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args(["--db", &target, "serve", "--addr", &addr])
+        .env("SONDE_SPOOL", spool_for(&target))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = sonde(&source, &["export", "--to", &format!("http://{addr}")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("exported 6 spans of 3 sessions"),
+        "{}",
+        text(&out.stderr)
+    );
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let summary: Value =
+        serde_json::from_slice(&sonde(&target, &["stats", "summary", "--json"]).stdout).unwrap();
+    assert_eq!(
+        (summary["calls"].as_u64(), summary["input_tokens"].as_u64()),
+        (Some(3), Some(300))
+    );
+    let sessions: Value =
+        serde_json::from_slice(&sonde(&target, &["sessions", "--json"]).stdout).unwrap();
+    let mut ids: Vec<String> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["session-0", "session-1", "session-2"],
+        "sessions keep their ids through gen_ai.conversation.id"
+    );
+}
