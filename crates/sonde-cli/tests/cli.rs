@@ -710,6 +710,31 @@ fn otlp_json_files_import_as_sessions_and_bad_spans_are_named() {
     assert_eq!(sessions["sessions"][0]["session_id"], "conv-1");
 }
 
+/// Starts `sonde serve` on a free loopback port and waits until it listens.
+fn spawn_server(db: &str) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args(["--db", db, "serve", "--addr", &addr])
+        .env("SONDE_SPOOL", spool_for(db))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (server, addr)
+}
+
 /// A minimal HTTP/1.1 POST; returns the status code.
 fn post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
     use std::io::Read;
@@ -729,26 +754,7 @@ fn post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
 fn sonde_serve_receives_otlp_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_url(dir.path(), "t.db");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .args(["--db", &db, "serve", "--addr", &addr])
-        .env("SONDE_SPOOL", spool_for(&db))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "the server never listened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (mut server, addr) = spawn_server(&db);
     let span = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
         "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7", "name": "chat",
         "startTimeUnixNano": "1763789160000000000", "endTimeUnixNano": "1763789160900000000",
@@ -833,26 +839,7 @@ fn sonde_export_to_sends_spans_to_another_sonde() {
             .status
             .success()
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .args(["--db", &target, "serve", "--addr", &addr])
-        .env("SONDE_SPOOL", spool_for(&target))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "the server never listened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (mut server, addr) = spawn_server(&target);
     let out = sonde(&source, &["export", "--to", &format!("http://{addr}")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
