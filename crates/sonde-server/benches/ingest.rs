@@ -5,7 +5,13 @@
 //!
 //! `cargo bench -p sonde-server --bench ingest` (`SONDE_BENCH_SPANS` to change the
 //! 204,800 default). Prints a Markdown table.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +26,10 @@ const BATCH: usize = 512;
 const CLIENTS: usize = 4;
 
 fn attr(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }) }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+    }
 }
 
 fn body(batch: usize) -> Vec<u8> {
@@ -38,12 +47,27 @@ fn body(batch: usize) -> Vec<u8> {
                 start_time_unix_nano: 1_763_789_160_000_000_000 + n * 1_000_000,
                 end_time_unix_nano: 1_763_789_160_000_000_000 + n * 1_000_000 + 800_000_000,
                 attributes: vec![
-                    attr("gen_ai.operation.name", any_value::Value::StringValue("chat".into())),
-                    attr("gen_ai.provider.name", any_value::Value::StringValue("openai".into())),
-                    attr("gen_ai.request.model", any_value::Value::StringValue(format!("gpt-5-{}", n % 8))),
-                    attr("gen_ai.usage.input_tokens", any_value::Value::IntValue(1200)),
+                    attr(
+                        "gen_ai.operation.name",
+                        any_value::Value::StringValue("chat".into()),
+                    ),
+                    attr(
+                        "gen_ai.provider.name",
+                        any_value::Value::StringValue("openai".into()),
+                    ),
+                    attr(
+                        "gen_ai.request.model",
+                        any_value::Value::StringValue(format!("gpt-5-{}", n % 8)),
+                    ),
+                    attr(
+                        "gen_ai.usage.input_tokens",
+                        any_value::Value::IntValue(1200),
+                    ),
                     attr("gen_ai.usage.output_tokens", any_value::Value::IntValue(90)),
-                    attr("gen_ai.input.messages", any_value::Value::StringValue(content.clone())),
+                    attr(
+                        "gen_ai.input.messages",
+                        any_value::Value::StringValue(content.clone()),
+                    ),
                 ],
                 ..Default::default()
             }
@@ -51,7 +75,10 @@ fn body(batch: usize) -> Vec<u8> {
         .collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -61,31 +88,56 @@ fn body(batch: usize) -> Vec<u8> {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn disk_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let total: usize = std::env::var("SONDE_BENCH_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(204_800);
+    let total: usize = std::env::var("SONDE_BENCH_SPANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(204_800);
     let batches = total / BATCH;
     let bodies: Vec<Vec<u8>> = (0..batches).map(body).collect();
     let body_bytes: usize = bodies.iter().map(Vec::len).sum();
 
     // Baseline: the same records straight into a store.
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let base_dir = tempfile::tempdir().unwrap();
     let baseline = client_rt.block_on(async {
-        let store = SqliteStore::open(base_dir.path().join("baseline.db")).await.unwrap();
+        let store = SqliteStore::open(base_dir.path().join("baseline.db"))
+            .await
+            .unwrap();
         let records: Vec<Vec<_>> = bodies
             .iter()
-            .map(|b| sonde_otlp::decode_protobuf(b).unwrap().spans.iter().map(sonde_otlp::span_to_record).collect())
+            .map(|b| {
+                sonde_otlp::decode_protobuf(b)
+                    .unwrap()
+                    .spans
+                    .iter()
+                    .map(sonde_otlp::span_to_record)
+                    .collect()
+            })
             .collect();
         let started = Instant::now();
         for chunk in records.chunks(8) {
@@ -97,13 +149,35 @@ fn main() {
 
     // Through the server, on a runtime of its own.
     let dir = tempfile::tempdir().unwrap();
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (store, writer, url) = server_rt.block_on(async {
-        let store: Arc<dyn TraceStore> = Arc::new(SqliteStore::open(dir.path().join("ingest.db")).await.unwrap());
-        let writer = Arc::new(Writer::start(store.clone(), WriterConfig { spool_dir: Some(dir.path().join("spool")), ..Default::default() }).unwrap());
+        let store: Arc<dyn TraceStore> = Arc::new(
+            SqliteStore::open(dir.path().join("ingest.db"))
+                .await
+                .unwrap(),
+        );
+        let writer = Arc::new(
+            Writer::start(
+                store.clone(),
+                WriterConfig {
+                    spool_dir: Some(dir.path().join("spool")),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-        tokio::spawn(sonde_server::serve_on(listener, sonde_server::DEFAULT_BODY_LIMIT, writer.clone(), std::future::pending()));
+        tokio::spawn(sonde_server::serve_on(
+            listener,
+            sonde_server::DEFAULT_BODY_LIMIT,
+            writer.clone(),
+            std::future::pending(),
+        ));
         (store, writer, url)
     });
     let bodies = Arc::new(bodies);
@@ -115,7 +189,13 @@ fn main() {
             let (client, bodies, url) = (client.clone(), bodies.clone(), url.clone());
             tasks.push(tokio::spawn(async move {
                 for b in (c..bodies.len()).step_by(CLIENTS) {
-                    let r = client.post(&url).header("content-type", "application/x-protobuf").body(bodies[b].clone()).send().await.unwrap();
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/x-protobuf")
+                        .body(bodies[b].clone())
+                        .send()
+                        .await
+                        .unwrap();
                     assert!(r.status().is_success(), "{}", r.status());
                 }
             }));
@@ -128,7 +208,13 @@ fn main() {
     let stored = server_rt.block_on(async {
         writer.flush().await;
         loop {
-            let n = store.query("SELECT count(*) FROM events", &[]).await.unwrap().rows[0][0].as_u64().unwrap();
+            let n = store
+                .query("SELECT count(*) FROM events", &[])
+                .await
+                .unwrap()
+                .rows[0][0]
+                .as_u64()
+                .unwrap();
             if n >= (batches * BATCH) as u64 {
                 break started.elapsed();
             }
@@ -138,10 +224,31 @@ fn main() {
     let spans = (batches * BATCH) as f64;
     println!("| scenario | spans | time | spans/s |");
     println!("|---|---|---|---|");
-    println!("| baseline: the same records written straight into SQLite | {} | {:.2} s | {:.0} |", spans, baseline.as_secs_f64(), spans / baseline.as_secs_f64());
-    println!("| OTLP/HTTP protobuf, {CLIENTS} clients, {BATCH} spans per request, until queryable | {} | {:.2} s | {:.0} |", spans, stored.as_secs_f64(), spans / stored.as_secs_f64());
+    println!(
+        "| baseline: the same records written straight into SQLite | {} | {:.2} s | {:.0} |",
+        spans,
+        baseline.as_secs_f64(),
+        spans / baseline.as_secs_f64()
+    );
+    println!(
+        "| OTLP/HTTP protobuf, {CLIENTS} clients, {BATCH} spans per request, until queryable | {} | {:.2} s | {:.0} |",
+        spans,
+        stored.as_secs_f64(),
+        spans / stored.as_secs_f64()
+    );
     println!();
-    println!("ratio to baseline: {:.2}; requests all answered after {:.2} s", baseline.as_secs_f64() / stored.as_secs_f64(), sent.as_secs_f64());
-    println!("request bytes per span: {:.0}; on disk (database + WAL) per span: {:.0} bytes", body_bytes as f64 / spans, disk_bytes(dir.path()) as f64 / spans);
-    println!("peak memory of the whole process (clients, server, baseline): {:.0} MB", peak_rss_mb());
+    println!(
+        "ratio to baseline: {:.2}; requests all answered after {:.2} s",
+        baseline.as_secs_f64() / stored.as_secs_f64(),
+        sent.as_secs_f64()
+    );
+    println!(
+        "request bytes per span: {:.0}; on disk (database + WAL) per span: {:.0} bytes",
+        body_bytes as f64 / spans,
+        disk_bytes(dir.path()) as f64 / spans
+    );
+    println!(
+        "peak memory of the whole process (clients, server, baseline): {:.0} MB",
+        peak_rss_mb()
+    );
 }
