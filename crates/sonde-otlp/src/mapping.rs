@@ -284,15 +284,28 @@ fn error_of(span: &Span) -> Option<String> {
         .or_else(|| Some("error".to_owned()))
 }
 
-/// Where the span came from, kept whole: nothing an instrumentation sends is dropped.
-fn otel_metadata(span: &Span) -> Metadata {
+/// The names of `attrs` (every alias).
+fn names(attrs: &[Attr]) -> impl Iterator<Item = &'static str> + '_ {
+    ALIASES
+        .iter()
+        .filter(move |(a, _)| attrs.contains(a))
+        .flat_map(|(_, names)| names.iter().copied())
+}
+
+/// Where the span came from: every attribute is kept, except the content the mapping
+/// already stored in typed fields (`consumed`), so that it is not stored twice.
+fn otel_metadata(span: &Span, consumed: &[Attr]) -> Metadata {
     let mut otel = Map::new();
     otel.insert("span_name".into(), json!(span.name));
     otel.insert("span_kind".into(), json!(span.kind));
     if let Some(scope) = &span.scope {
         otel.insert("scope".into(), json!(scope));
     }
-    otel.insert("attributes".into(), Value::Object(span.attributes.clone()));
+    let mut attributes = span.attributes.clone();
+    for name in names(consumed) {
+        attributes.remove(name);
+    }
+    otel.insert("attributes".into(), Value::Object(attributes));
     if !span.resource.is_empty() {
         otel.insert("resource".into(), Value::Object(span.resource.clone()));
     }
@@ -330,7 +343,7 @@ fn llm_call(span: &Span, duration_ms: f64) -> LlmCall {
             Value::String(s) => Some(s),
             _ => None,
         }),
-        metadata: otel_metadata(span),
+        metadata: otel_metadata(span, &[Attr::InputMessages, Attr::OutputMessages]),
         ..Default::default()
     };
     call.status = if call.error.is_some() {
@@ -378,7 +391,7 @@ fn tool_call(span: &Span, duration_ms: f64) -> RuntimeAction {
         },
         error,
         duration_ms: Some(duration_ms),
-        metadata: otel_metadata(span),
+        metadata: otel_metadata(span, &[Attr::ToolArguments, Attr::ToolResult]),
         ..Default::default()
     }
 }
@@ -413,7 +426,7 @@ pub fn span_to_record(span: &Span) -> Record {
                 "kind": text(&span.attributes, Attr::SpanKind).or_else(|| text(&span.attributes, Attr::Operation)),
                 "error": error_of(span),
             }),
-            metadata: otel_metadata(span),
+            metadata: otel_metadata(span, &[]),
             ..Default::default()
         }),
     };
