@@ -141,6 +141,9 @@ enum Command {
         /// The largest request body, in bytes.
         #[arg(long, default_value_t = sonde_server::DEFAULT_BODY_LIMIT)]
         body_limit: usize,
+        /// Where to listen for OTLP/gRPC.
+        #[arg(long, default_value = "127.0.0.1:4317")]
+        grpc_addr: std::net::SocketAddr,
     },
     /// Usage, cost, latency and error analytics of LLM calls.
     #[command(subcommand)]
@@ -242,6 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             addr,
             spool,
             body_limit,
+            grpc_addr,
         } => {
             let writer = Arc::new(sonde::store::Writer::start(
                 store,
@@ -250,9 +254,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ..Default::default()
                 },
             )?);
-            eprintln!("sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces)");
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let wait = move || {
+                let mut stopped = stopped.clone();
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }
+            };
+            tokio::spawn(async move {
+                sonde_server::shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            let grpc_listener = tokio::net::TcpListener::bind(grpc_addr)
+                .await
+                .with_context(|| format!("cannot listen on {grpc_addr}"))?;
+            let grpc = tokio::spawn(sonde_server::serve_grpc(
+                grpc_listener,
+                writer.clone(),
+                wait(),
+            ));
+            eprintln!(
+                "sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces) and {grpc_addr} (OTLP/gRPC)"
+            );
             let config = sonde_server::ServeConfig { addr, body_limit };
-            sonde_server::serve(config, writer.clone(), sonde_server::shutdown_signal()).await?;
+            sonde_server::serve(config, writer.clone(), wait()).await?;
+            grpc.await??;
             let report = writer.shutdown(std::time::Duration::from_secs(30)).await;
             eprintln!(
                 "sonde: stopped; {} records written{}",

@@ -712,14 +712,27 @@ fn otlp_json_files_import_as_sessions_and_bad_spans_are_named() {
 
 /// Starts `sonde serve` on a free loopback port and waits until it listens.
 fn spawn_server(db: &str) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (addr, grpc_addr) = (
+        format!("127.0.0.1:{}", free()),
+        format!("127.0.0.1:{}", free()),
+    );
     let server = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .args(["--db", db, "serve", "--addr", &addr])
+        .args([
+            "--db",
+            db,
+            "serve",
+            "--addr",
+            &addr,
+            "--grpc-addr",
+            &grpc_addr,
+        ])
         .env("SONDE_SPOOL", spool_for(db))
         .stderr(Stdio::null())
         .spawn()

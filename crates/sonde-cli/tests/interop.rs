@@ -39,23 +39,47 @@ fn sonde(db: &str, args: &[&str]) -> Value {
 
 #[test]
 fn the_python_sdk_sends_genai_spans_by_setting_one_environment_variable() {
+    python_sdk_round_trip("http/protobuf");
+}
+
+#[test]
+fn the_python_sdk_sends_genai_spans_over_grpc() {
+    python_sdk_round_trip("grpc");
+}
+
+fn python_sdk_round_trip(protocol: &str) {
     let python = python();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (addr, grpc_addr) = (
+        format!("127.0.0.1:{}", free()),
+        format!("127.0.0.1:{}", free()),
+    );
     let mut server = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .args(["--db", &db, "serve", "--addr", &addr])
+        .args([
+            "--db",
+            &db,
+            "serve",
+            "--addr",
+            &addr,
+            "--grpc-addr",
+            &grpc_addr,
+        ])
         .env("SONDE_SPOOL", dir.path().join("spool"))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
+    while std::net::TcpStream::connect(&addr).is_err()
+        || std::net::TcpStream::connect(&grpc_addr).is_err()
+    {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the server never listened"
@@ -65,7 +89,18 @@ fn the_python_sdk_sends_genai_spans_by_setting_one_environment_variable() {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/genai_agent.py");
     let out = Command::new(&python)
         .arg(&script)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!(
+                "http://{}",
+                if protocol == "grpc" {
+                    &grpc_addr
+                } else {
+                    &addr
+                }
+            ),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
         .output()
         .unwrap();
     assert!(

@@ -9,6 +9,9 @@
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
 
 mod api;
+mod grpc;
+
+pub use grpc::serve_grpc;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -162,6 +165,24 @@ impl Caller {
     }
 }
 
+/// The records of `spans`; a tenant's key writes into its own tenant, whatever the
+/// spans say.
+pub(crate) fn tenant_records(
+    caller: &Caller,
+    spans: &[sonde_otlp::Span],
+) -> Vec<sonde_model::Record> {
+    let mut records: Vec<_> = spans.iter().map(sonde_otlp::span_to_record).collect();
+    if let Caller::Key(key) = caller
+        && !key.admin
+    {
+        for record in &mut records {
+            record.context.org = Some(key.org.clone());
+            record.context.workspace = Some(key.workspace.clone());
+        }
+    }
+    records
+}
+
 struct Auth {
     store: Arc<dyn TraceStore>,
     /// Bound to a loopback address only: without keys, local callers need none.
@@ -277,20 +298,7 @@ fn receive(state: &AppState, caller: &Caller, headers: &HeaderMap, body: Bytes) 
         Ok(decoded) => decoded,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()),
     };
-    let mut records: Vec<_> = decoded
-        .spans
-        .iter()
-        .map(sonde_otlp::span_to_record)
-        .collect();
-    // A tenant's key writes into its own tenant, whatever the spans say.
-    if let Caller::Key(key) = caller
-        && !key.admin
-    {
-        for record in &mut records {
-            record.context.org = Some(key.org.clone());
-            record.context.workspace = Some(key.workspace.clone());
-        }
-    }
+    let records = tenant_records(caller, &decoded.spans);
     state
         .counters
         .spans_accepted

@@ -1,8 +1,15 @@
 """An unmodified OpenTelemetry-instrumented program: it only knows
-OTEL_EXPORTER_OTLP_ENDPOINT. It records a GenAI chat span, a tool span under an agent
-span, and a failed chat, then exits (the SDK flushes on shutdown)."""
+OTEL_EXPORTER_OTLP_ENDPOINT (and OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf or grpc).
+It records a GenAI chat span, a tool span under an agent span, and a failed chat, then
+exits (the SDK flushes on shutdown)."""
+import os
+
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc":
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+else:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor

@@ -1,0 +1,97 @@
+//! OTLP/gRPC: the same spans, mapping, keys and writer as OTLP/HTTP, on `:4317`.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use sonde_store::{TraceStore, Writer};
+use tonic::{Request, Response, Status};
+
+use crate::Caller;
+
+struct Traces {
+    writer: Arc<Writer>,
+    store: Arc<dyn TraceStore>,
+    loopback: bool,
+}
+
+impl Traces {
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let bearer = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_owned());
+        match bearer {
+            Some(secret) => match self.store.find_api_key(&secret).await {
+                Ok(Some(key)) => Ok(Caller::Key(key)),
+                Ok(None) => Err(Status::unauthenticated("unknown or revoked API key")),
+                Err(e) => Err(Status::unavailable(e.to_string())),
+            },
+            None if !self.loopback || self.store.has_api_keys().await.unwrap_or(true) => Err(
+                Status::unauthenticated("this server needs authorization: Bearer <key>"),
+            ),
+            None => Ok(Caller::Local),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Traces {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let decoded = sonde_otlp::from_request(request.into_inner());
+        let records = crate::tenant_records(&caller, &decoded.spans);
+        if !records.is_empty() && self.writer.enqueue(records) == sonde_store::Enqueued::Dropped {
+            return Err(Status::resource_exhausted(
+                "the writer's queue and spool are full; retry later",
+            ));
+        }
+        let partial_success = (!decoded.rejected.is_empty()).then(|| ExportTracePartialSuccess {
+            rejected_spans: decoded.rejected.len() as i64,
+            error_message: decoded
+                .rejected
+                .iter()
+                .take(5)
+                .map(|r| format!("span {:?}: {}", r.name, r.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success,
+        }))
+    }
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes.
+pub async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    writer: Arc<Writer>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), crate::ServeError> {
+    let loopback = listener.local_addr()?.ip().is_loopback();
+    let service = Traces {
+        store: writer.store().clone(),
+        writer,
+        loopback,
+    };
+    tonic::transport::Server::builder()
+        .add_service(
+            TraceServiceServer::new(service)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .max_decoding_message_size(crate::DEFAULT_BODY_LIMIT),
+        )
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await
+        .map_err(|e| crate::ServeError::Io(std::io::Error::other(e.to_string())))
+}
