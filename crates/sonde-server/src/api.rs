@@ -4,6 +4,7 @@
 //! - `GET /api/v1/sessions/{id}` — the whole session, or 404.
 //! - `GET /api/v1/stats/{summary|usage|cost|models|keys|latency|errors}?since=&until=&provider=&model=&key=&session=&group_by=&bucket=`
 //!   — the same JSON as `sonde stats ... --json`.
+//! - `POST /api/v1/records` — Sonde record JSONL, stored through the writer.
 //! - `POST /api/v1/query` with `{"sql": "...", "params": [...]}` — rows as JSON objects;
 //!   a statement that could write gets 400 `not_read_only`.
 //!
@@ -28,6 +29,7 @@ use crate::{Caller, Refusal, error};
 /// What the API handlers share.
 pub(crate) struct Api {
     pub store: Arc<dyn TraceStore>,
+    pub writer: Arc<sonde_store::Writer>,
 }
 
 fn time(value: &Option<String>, name: &str) -> Result<Option<Timestamp>, Refusal> {
@@ -215,6 +217,57 @@ pub(crate) async fn stats(
         Ok(value) => Json(value).into_response(),
         Err(e) => read_error(e),
     }
+}
+
+/// `POST /api/v1/records`: Sonde record JSONL. Valid lines are stored (through the
+/// writer); bad ones come back as `{"rejected": [{"line", "reason"}]}` with status 200
+/// when some lines were good, 400 when none was. A tenant key's records go into its
+/// tenant.
+pub(crate) async fn records(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "bad_body", "the body is not UTF-8");
+    };
+    let mut records = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match sonde_model::Record::from_json_line(line.trim()) {
+            Ok(mut record) => {
+                if let Caller::Key(key) = &caller
+                    && !key.admin
+                {
+                    record.context.org = Some(key.org.clone());
+                    record.context.workspace = Some(key.workspace.clone());
+                }
+                records.push(record);
+            }
+            Err(e) => {
+                rejected.push(serde_json::json!({"line": index + 1, "reason": e.to_string()}))
+            }
+        }
+    }
+    if records.is_empty() && !rejected.is_empty() {
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({
+            "error": {"code": "bad_body", "message": format!("no valid record: {} bad lines", rejected.len())},
+            "rejected": rejected,
+        })))
+            .into_response();
+    }
+    let accepted = records.len();
+    if !records.is_empty() && api.writer.enqueue(records) == sonde_store::Enqueued::Dropped {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the writer's queue and spool are full; retry later",
+        );
+    }
+    Json(serde_json::json!({"accepted": accepted, "rejected": rejected})).into_response()
 }
 
 /// The body of `POST /api/v1/query`.

@@ -438,6 +438,7 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
     });
     let api = Arc::new(api::Api {
         store: writer.store().clone(),
+        writer: writer.clone(),
     });
     let state = Arc::new(AppState {
         writer,
@@ -449,6 +450,7 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         .route("/api/v1/sessions/{id}", get(api::session))
         .route("/api/v1/stats/{report}", get(api::stats))
         .route("/api/v1/query", post(api::query))
+        .route("/api/v1/records", post(api::records))
         .with_state(api);
     Router::new()
         .route("/v1/traces", post(traces))

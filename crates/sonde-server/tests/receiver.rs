@@ -706,3 +706,58 @@ async fn sondes_own_exporter_round_trips_every_mapped_field_through_sonde_serve(
         .unwrap_err();
     assert!(err.to_string().contains("HTTP 404"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_jsonl_is_accepted_and_bad_lines_are_named() {
+    use sonde_model::*;
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let client = reqwest::Client::new();
+    let good = Record::new(
+        Context::session("jsonl-session"),
+        Body::Event(Event::Llm(LlmCall {
+            model_name: "m".into(),
+            input_tokens: 5,
+            ..Default::default()
+        })),
+    );
+    let body = format!(
+        "{}\n{{broken\n\n{}\n",
+        good.to_json_line(),
+        r#"{"schema_version":9}"#
+    );
+    let r = client
+        .post(format!("{}/api/v1/records", server.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["accepted"], 1);
+    assert_eq!(answer["rejected"][0]["line"], 2);
+    assert_eq!(answer["rejected"][1]["line"], 4);
+    assert!(
+        answer["rejected"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported schema_version 9")
+    );
+    server.writer.flush().await;
+    assert_eq!(
+        server
+            .store
+            .get_session("jsonl-session", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap()
+            .to_records(),
+        vec![good]
+    );
+    let r = client
+        .post(format!("{}/api/v1/records", server.url))
+        .body("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
