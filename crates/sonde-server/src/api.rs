@@ -239,12 +239,7 @@ pub(crate) async fn records(
         }
         match sonde_model::Record::from_json_line(line.trim()) {
             Ok(mut record) => {
-                if let Caller::Key(key) = &caller
-                    && !key.admin
-                {
-                    record.context.org = Some(key.org.clone());
-                    record.context.workspace = Some(key.workspace.clone());
-                }
+                crate::stamp_tenant(&caller, &mut record);
                 records.push(record);
             }
             Err(e) => {

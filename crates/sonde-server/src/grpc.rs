@@ -21,22 +21,16 @@ struct Traces {
 
 impl Traces {
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let bearer = request
+        let authorization = request
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_owned());
-        match bearer {
-            Some(secret) => match self.store.find_api_key(&secret).await {
-                Ok(Some(key)) => Ok(Caller::Key(key)),
-                Ok(None) => Err(Status::unauthenticated("unknown or revoked API key")),
-                Err(e) => Err(Status::unavailable(e.to_string())),
-            },
-            None if !self.loopback || self.store.has_api_keys().await.unwrap_or(true) => Err(
-                Status::unauthenticated("this server needs authorization: Bearer <key>"),
-            ),
-            None => Ok(Caller::Local),
-        }
+            .and_then(|v| v.to_str().ok());
+        crate::identify(self.store.as_ref(), self.loopback, authorization)
+            .await
+            .map_err(|denied| match denied {
+                crate::Denied::Unauthenticated(why) => Status::unauthenticated(why),
+                crate::Denied::Unavailable(why) => Status::unavailable(why),
+            })
     }
 }
 

@@ -165,22 +165,57 @@ impl Caller {
     }
 }
 
-/// The records of `spans`; a tenant's key writes into its own tenant, whatever the
-/// spans say.
+/// A tenant's key writes into its own tenant, whatever the record says.
+pub(crate) fn stamp_tenant(caller: &Caller, record: &mut sonde_model::Record) {
+    if let Caller::Key(key) = caller
+        && !key.admin
+    {
+        record.context.org = Some(key.org.clone());
+        record.context.workspace = Some(key.workspace.clone());
+    }
+}
+
+/// The records of `spans`, in the caller's tenant.
 pub(crate) fn tenant_records(
     caller: &Caller,
     spans: &[sonde_otlp::Span],
 ) -> Vec<sonde_model::Record> {
     let mut records: Vec<_> = spans.iter().map(sonde_otlp::span_to_record).collect();
-    if let Caller::Key(key) = caller
-        && !key.admin
-    {
-        for record in &mut records {
-            record.context.org = Some(key.org.clone());
-            record.context.workspace = Some(key.workspace.clone());
-        }
+    for record in &mut records {
+        stamp_tenant(caller, record);
     }
     records
+}
+
+/// Why a caller was turned away.
+pub(crate) enum Denied {
+    /// No key, a wrong one, or a revoked one.
+    Unauthenticated(&'static str),
+    /// The key store could not be read.
+    Unavailable(String),
+}
+
+/// Who is calling, from an `Authorization` value (`Bearer KEY`). Keys are required
+/// when any is configured, or when the server listens beyond loopback.
+pub(crate) async fn identify(
+    store: &dyn TraceStore,
+    loopback: bool,
+    authorization: Option<&str>,
+) -> Result<Caller, Denied> {
+    let secret = authorization.map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    match secret {
+        Some(secret) => match store.find_api_key(secret).await {
+            Ok(Some(key)) => Ok(Caller::Key(key)),
+            Ok(None) => Err(Denied::Unauthenticated("unknown or revoked API key")),
+            Err(e) => Err(Denied::Unavailable(e.to_string())),
+        },
+        None if !loopback || store.has_api_keys().await.unwrap_or(true) => {
+            Err(Denied::Unauthenticated(
+                "this server needs Authorization: Bearer <key> (sonde keys create)",
+            ))
+        }
+        None => Ok(Caller::Local),
+    }
 }
 
 struct Auth {
@@ -196,39 +231,19 @@ async fn authenticate(
     mut request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
-    let bearer = request
+    let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_owned());
-    let caller = match bearer {
-        Some(secret) => match auth.store.find_api_key(&secret).await {
-            Ok(Some(key)) => Caller::Key(key),
-            Ok(None) => {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "unknown or revoked API key",
-                );
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_error",
-                    e.to_string(),
-                );
-            }
-        },
-        None => {
-            let required = !auth.loopback || auth.store.has_api_keys().await.unwrap_or(true);
-            if required {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "this server needs Authorization: Bearer <key> (sonde keys create)",
-                );
-            }
-            Caller::Local
+        .map(str::to_owned);
+    let caller = match identify(auth.store.as_ref(), auth.loopback, authorization.as_deref()).await
+    {
+        Ok(caller) => caller,
+        Err(Denied::Unauthenticated(why)) => {
+            return error(StatusCode::UNAUTHORIZED, "unauthorized", why);
+        }
+        Err(Denied::Unavailable(why)) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "store_error", why);
         }
     };
     request.extensions_mut().insert(caller);
