@@ -283,7 +283,20 @@ impl SessionTrace {
         if let Some(started) = &self.started {
             return Some(started.timestamp);
         }
-        self.to_records().first().map(|r| r.timestamp)
+        let steps = self
+            .steps
+            .iter()
+            .flat_map(|s| [s.started_at(), s.completed_at()])
+            .flatten();
+        self.ended
+            .iter()
+            .map(|e| e.timestamp)
+            .chain(steps)
+            .chain(self.events.iter().map(|e| e.timestamp))
+            .chain(self.messages.iter().map(|e| e.timestamp))
+            .chain(self.outcome_rewards.iter().map(|e| e.timestamp))
+            .chain(self.event_rewards.iter().map(|e| e.timestamp))
+            .min()
     }
 
     /// Session metadata (from `session_started`; empty when there is none).

@@ -392,6 +392,25 @@ impl StoredColumns {
     }
 }
 
+/// `ON CONFLICT ... DO UPDATE` merging a batch's delta into a `sessions` row, with the
+/// dialect's two-argument minimum and maximum (`min`/`max` in SQLite,
+/// `least`/`greatest` in PostgreSQL).
+pub(crate) fn session_upsert_tail(min: &str, max: &str) -> String {
+    format!(
+        "ON CONFLICT (session_id) DO UPDATE SET
+             org = coalesce(sessions.org, excluded.org),
+             workspace = coalesce(sessions.workspace, excluded.workspace),
+             started_at = {min}(sessions.started_at, excluded.started_at),
+             last_at = {max}(sessions.last_at, excluded.last_at),
+             event_count = sessions.event_count + excluded.event_count,
+             llm_calls = sessions.llm_calls + excluded.llm_calls,
+             message_count = sessions.message_count + excluded.message_count,
+             total_tokens = sessions.total_tokens + excluded.total_tokens,
+             cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN sessions.cost_usd
+                             ELSE coalesce(sessions.cost_usd, 0) + excluded.cost_usd END"
+    )
+}
+
 /// One microsecond-hour: rows of `llm_hourly` start at multiples of it.
 pub(crate) const HOUR_MICROS: i64 = 3_600_000_000;
 

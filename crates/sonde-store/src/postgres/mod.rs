@@ -443,23 +443,14 @@ async fn upsert_sessions(
         Box::new(d.iter().map(|d| d.cost_usd).collect::<Vec<_>>()),
     ];
     let stmt = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
+            "{} {}",
             "INSERT INTO sessions (session_id, org, workspace, started_at, last_at, event_count,
                  llm_calls, message_count, total_tokens, cost_usd)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-                 $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::float8[])
-             ON CONFLICT (session_id) DO UPDATE SET
-                 org = coalesce(sessions.org, excluded.org),
-                 workspace = coalesce(sessions.workspace, excluded.workspace),
-                 started_at = least(sessions.started_at, excluded.started_at),
-                 last_at = greatest(sessions.last_at, excluded.last_at),
-                 event_count = sessions.event_count + excluded.event_count,
-                 llm_calls = sessions.llm_calls + excluded.llm_calls,
-                 message_count = sessions.message_count + excluded.message_count,
-                 total_tokens = sessions.total_tokens + excluded.total_tokens,
-                 cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN sessions.cost_usd
-                                 ELSE coalesce(sessions.cost_usd, 0) + excluded.cost_usd END",
-        )
+                 $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::float8[])",
+            crate::rows::session_upsert_tail("least", "greatest")
+        ))
         .await?;
     tx.execute(&stmt, &params(&values)).await?;
     Ok(())

@@ -322,22 +322,13 @@ fn write_rows(
         }
     }
     {
-        let mut upsert = tx.prepare_cached(
+        let mut upsert = tx.prepare_cached(&format!(
+            "{} {}",
             "INSERT INTO sessions (session_id, org, workspace, started_at, last_at, event_count,
                  llm_calls, message_count, total_tokens, cost_usd)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (session_id) DO UPDATE SET
-                 org = coalesce(sessions.org, excluded.org),
-                 workspace = coalesce(sessions.workspace, excluded.workspace),
-                 started_at = min(sessions.started_at, excluded.started_at),
-                 last_at = max(sessions.last_at, excluded.last_at),
-                 event_count = sessions.event_count + excluded.event_count,
-                 llm_calls = sessions.llm_calls + excluded.llm_calls,
-                 message_count = sessions.message_count + excluded.message_count,
-                 total_tokens = sessions.total_tokens + excluded.total_tokens,
-                 cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN sessions.cost_usd
-                                 ELSE coalesce(sessions.cost_usd, 0) + excluded.cost_usd END",
-        )?;
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            crate::rows::session_upsert_tail("min", "max")
+        ))?;
         for (session_id, d) in crate::rows::session_deltas(&inserted) {
             upsert.execute(rusqlite::params![
                 session_id,
