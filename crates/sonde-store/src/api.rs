@@ -296,6 +296,12 @@ pub trait TraceStore: Send + Sync + 'static {
     /// as it is and counted as a duplicate.
     async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError>;
 
+    /// Stores records in one transaction, replacing any stored record with the same id
+    /// (its counts and roll-ups with it). For sources that learn more about a record
+    /// later, such as a streamed response whose usage grows; lifecycle records
+    /// (`session_*`, `step_*`) are kept as first stored, as [`TraceStore::write`] does.
+    async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError>;
+
     /// The whole session — steps, events, messages, rewards — if it exists in `scope`.
     async fn get_session(
         &self,
@@ -321,6 +327,39 @@ pub trait TraceStore: Send + Sync + 'static {
 
     /// Revokes an API key; false if there is no active key with this id.
     async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError>;
+
+    /// The sync cursors stored for `source` (such as `claude` or `codex`), by path: how
+    /// far a transcript sync has read each file, as the sync encoded it.
+    async fn sync_cursors(
+        &self,
+        source: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ReadError> {
+        let rows = self
+            .query(
+                "SELECT path, cursor FROM sync_cursors WHERE source = ?1",
+                &[Value::from(source)],
+            )
+            .await
+            .map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .iter()
+            .filter_map(|r| match (r.first(), r.get(1)) {
+                (Some(Value::String(path)), Some(Value::String(cursor))) => {
+                    Some((path.clone(), cursor.clone()))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Stores sync cursors for `source` in one transaction, replacing those stored for
+    /// the same paths.
+    async fn save_sync_cursors(
+        &self,
+        source: &str,
+        cursors: &[(String, String)],
+    ) -> Result<(), WriteError>;
 
     /// Every API key, oldest first.
     async fn api_keys(&self) -> Result<Vec<crate::ApiKey>, ReadError> {

@@ -21,6 +21,7 @@
 mod analytics;
 mod api;
 mod error;
+mod cursors;
 mod keys;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -411,6 +411,31 @@ pub(crate) fn session_upsert_tail(min: &str, max: &str) -> String {
     )
 }
 
+/// What a write does with a record whose id is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    /// Keep the stored record; count the new one as a duplicate.
+    KeepStored,
+    /// Replace the stored record (lifecycle records excepted, which are kept).
+    Replace,
+}
+
+/// Recounts one session's summary counters from its stored rows, after replaced rows
+/// changed them; `param` is the dialect's first placeholder (`?1` or `$1`).
+pub(crate) fn recount_session_sql(param: &str) -> String {
+    format!(
+        "UPDATE sessions SET
+             event_count = (SELECT count(*) FROM events WHERE session_id = {param}),
+             llm_calls = (SELECT count(*) FROM events WHERE session_id = {param} AND event_type = 'llm'),
+             message_count = (SELECT count(*) FROM messages WHERE session_id = {param}),
+             total_tokens = (SELECT coalesce(sum(total_tokens), 0) FROM events
+                             WHERE session_id = {param} AND event_type = 'llm'),
+             cost_usd = (SELECT sum(cost_usd) FROM events
+                         WHERE session_id = {param} AND event_type = 'llm')
+         WHERE session_id = {param}"
+    )
+}
+
 /// One microsecond-hour: rows of `llm_hourly` start at multiples of it.
 pub(crate) const HOUR_MICROS: i64 = 3_600_000_000;
 
@@ -456,6 +481,11 @@ pub(crate) struct Rollups {
 }
 
 impl Rollups {
+    /// True when no call was added or taken away.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hourly.is_empty() && self.key_daily.is_empty()
+    }
+
     /// Adds (`sign` 1) or takes away (`sign` -1) one LLM call.
     pub(crate) fn add(
         &mut self,

@@ -1300,6 +1300,106 @@ pub async fn api_keys_store_only_a_hash_and_can_be_revoked(f: Fixture) {
     );
 }
 
+pub async fn replacing_a_record_updates_it_and_every_count(f: Fixture) {
+    let mut records = full_session("s-1", 0, "claude-sonnet-4-5", Context::default());
+    f.store.write(&records).await.unwrap();
+    // A streamed response learned more: its usage grew and its stop reason arrived.
+    let position = records
+        .iter()
+        .position(|r| matches!(&r.body, Body::Event(Event::Llm(_))))
+        .unwrap();
+    let mut grown = records[position].clone();
+    if let Body::Event(Event::Llm(call)) = &mut grown.body {
+        call.output_tokens += 500;
+        call.cost_usd = Some(0.5);
+        call.stop_reason = Some("tool_use".into());
+    }
+    records[position] = grown.clone();
+    let new_message = rec(
+        "s-1-late",
+        99,
+        &Context::session("s-1"),
+        Body::Message(Message {
+            content: MessageContent::text("late"),
+            message_type: "assistant_reply".into(),
+            ..Default::default()
+        }),
+    );
+    records.push(new_message.clone());
+    // Lifecycle records are kept as first stored.
+    let mut restarted = records[0].clone();
+    if let Body::SessionStarted(s) = &mut restarted.body {
+        s.metadata.insert("changed".into(), json!(true));
+    }
+    let outcome = f
+        .store
+        .replace(&[grown.clone(), new_message, restarted])
+        .await
+        .unwrap();
+    assert_eq!(outcome.written, 2);
+    assert_eq!(outcome.duplicates, 1);
+    let session = f
+        .store
+        .get_session("s-1", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session, folded(&records));
+
+    let calls: Vec<&LlmCall> = records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Event(Event::Llm(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let tokens: u64 = calls.iter().map(|c| c.total_tokens()).sum();
+    let cost: f64 = calls.iter().filter_map(|c| c.cost_usd).sum();
+    let page = f
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(page.sessions[0].events, 5);
+    assert_eq!(page.sessions[0].llm_calls, 2);
+    assert_eq!(page.sessions[0].messages, 3);
+    assert_eq!(page.sessions[0].total_tokens, tokens);
+    assert!((page.sessions[0].cost_usd.unwrap() - cost).abs() < 1e-12);
+    // The roll-up (no filter) and the raw events (a filter off the hour) agree.
+    let raw = AnalyticsFilter {
+        since: Some(at(-1)),
+        ..Default::default()
+    };
+    for filter in [AnalyticsFilter::default(), raw] {
+        let summary = f.store.usage_summary(&filter).await.unwrap();
+        assert_eq!(summary.calls, 2);
+        assert_eq!(summary.total_tokens, tokens);
+        assert!((summary.reported_cost_usd - cost).abs() < 1e-12);
+    }
+}
+
+pub async fn sync_cursors_are_kept_per_source_and_path(f: Fixture) {
+    assert!(f.store.sync_cursors("claude").await.unwrap().is_empty());
+    let first = vec![
+        ("/a.jsonl".to_owned(), r#"{"offset":10}"#.to_owned()),
+        ("/b.jsonl".to_owned(), r#"{"offset":20}"#.to_owned()),
+    ];
+    f.store.save_sync_cursors("claude", &first).await.unwrap();
+    f.store
+        .save_sync_cursors("codex", &[("/a.jsonl".into(), "other".into())])
+        .await
+        .unwrap();
+    f.store
+        .save_sync_cursors("claude", &[("/a.jsonl".into(), r#"{"offset":99}"#.into())])
+        .await
+        .unwrap();
+    let stored = f.store.sync_cursors("claude").await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored["/a.jsonl"], r#"{"offset":99}"#);
+    assert_eq!(stored["/b.jsonl"], r#"{"offset":20}"#);
+    assert_eq!(f.store.sync_cursors("codex").await.unwrap()["/a.jsonl"], "other");
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -1315,6 +1415,8 @@ macro_rules! conformance {
             }
             case!(a_whole_session_round_trips);
             case!(writing_a_record_twice_stores_it_once);
+            case!(replacing_a_record_updates_it_and_every_count);
+            case!(sync_cursors_are_kept_per_source_and_path);
             case!(sessions_list_newest_first_with_filters);
             case!(pages_cover_every_session_once_and_bad_cursors_are_refused);
             case!(deleting_a_session_removes_all_of_it_and_nothing_else);

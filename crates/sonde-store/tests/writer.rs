@@ -58,6 +58,16 @@ impl TraceStore for Switchable {
         }
         self.inner.write(records).await
     }
+    async fn save_sync_cursors(
+        &self,
+        source: &str,
+        cursors: &[(String, String)],
+    ) -> Result<(), WriteError> {
+        self.inner.save_sync_cursors(source, cursors).await
+    }
+    async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
+        self.inner.replace(records).await
+    }
     async fn get_session(
         &self,
         id: &str,

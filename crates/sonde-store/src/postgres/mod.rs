@@ -6,7 +6,7 @@
 
 mod schema;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -22,7 +22,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::api::Cursor;
 use crate::rows::{
     Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, Rollups, SHARED_COLUMNS,
-    StoredColumns, Table,
+    StoredColumns, Table, WriteMode,
 };
 use crate::{
     BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
@@ -268,12 +268,45 @@ async fn insert_table(
     Ok(stored.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
+/// Deletes the stored versions of `rows` that [`WriteMode::Replace`] replaces, and takes
+/// them out of the roll-ups; returns the sessions whose counters must be recounted.
+async fn remove_replaced(
+    tx: &deadpool_postgres::Transaction<'_>,
+    groups: &BTreeMap<Table, Vec<&RecordRow>>,
+) -> Result<BTreeSet<String>, tokio_postgres::Error> {
+    let mut sessions = BTreeSet::new();
+    for (table, rows) in groups {
+        if *table == Table::Lifecycle {
+            continue;
+        }
+        let delete = tx
+            .prepare_cached(&format!("DELETE FROM {} WHERE id = $1", table.name()))
+            .await?;
+        for row in rows {
+            if *table == Table::Events {
+                subtract_rollups(tx, "id", &row.id).await?;
+            }
+            if tx.execute(&delete, &[&row.id]).await? > 0 {
+                sessions.insert(row.context.session_id.clone());
+            }
+        }
+    }
+    Ok(sessions)
+}
+
 async fn write_batch(
     pool: &Pool,
     groups: &BTreeMap<Table, Vec<&RecordRow>>,
+    mode: WriteMode,
 ) -> Result<usize, BackendError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(|e| classify(&e))?;
+    let replaced_sessions = match mode {
+        WriteMode::KeepStored => BTreeSet::new(),
+        WriteMode::Replace => remove_replaced(&tx, groups)
+            .await
+            .map_err(|e| classify(&e))?,
+    };
     let mut inserted: Vec<&RecordRow> = Vec::new();
     for (table, rows) in groups {
         let ids = insert_table(&tx, *table, rows)
@@ -294,6 +327,17 @@ async fn write_batch(
     apply_rollups(&tx, &crate::rows::rollup_deltas(inserted.iter().copied()))
         .await
         .map_err(|e| classify(&e))?;
+    if !replaced_sessions.is_empty() {
+        let recount = tx
+            .prepare_cached(&crate::rows::recount_session_sql("$1"))
+            .await
+            .map_err(|e| classify(&e))?;
+        for session_id in &replaced_sessions {
+            tx.execute(&recount, &[session_id])
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+    }
     tx.commit().await.map_err(|e| classify(&e))?;
     Ok(inserted.len())
 }
@@ -374,20 +418,20 @@ async fn apply_rollup(
     Ok(())
 }
 
-/// Takes a session's LLM calls out of the hourly roll-up.
-async fn subtract_session_rollup(
+/// Takes the LLM calls whose `column` equals `value` (a session's, or one event) out
+/// of the roll-ups.
+async fn subtract_rollups(
     tx: &deadpool_postgres::Transaction<'_>,
-    session_id: &str,
+    column: &str,
+    value: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT ts, {} FROM events WHERE session_id = $1 AND event_type = 'llm'",
-                crate::rows::ROLLUP_SOURCE_COLUMNS
-            ),
-            &[&session_id],
-        )
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT ts, {} FROM events WHERE {column} = $1 AND event_type = 'llm'",
+            crate::rows::ROLLUP_SOURCE_COLUMNS
+        ))
         .await?;
+    let rows = tx.query(&stmt, &[&value]).await?;
     let mut rollups = Rollups::default();
     for r in &rows {
         let columns = crate::rows::stored_llm_columns(
@@ -411,6 +455,9 @@ async fn subtract_session_rollup(
         );
         let ts = r.try_get::<_, DateTime<Utc>>(0)?.timestamp_micros();
         rollups.add(ts, &r.try_get(1)?, &r.try_get(2)?, &columns, -1);
+    }
+    if rollups.is_empty() {
+        return Ok(());
     }
     apply_rollups(tx, &rollups).await?;
     tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", &[])
@@ -534,7 +581,11 @@ async fn apply_lifecycle(
     Ok(())
 }
 
-async fn write_rows(pool: Pool, rows: Vec<RecordRow>) -> Result<WriteOutcome, WriteError> {
+async fn write_rows(
+    pool: Pool,
+    rows: Vec<RecordRow>,
+    mode: WriteMode,
+) -> Result<WriteOutcome, WriteError> {
     // A record id twice in one batch counts once; rows are sorted by id so that
     // concurrent writers take row locks in the same order (no deadlocks).
     let mut seen = HashSet::with_capacity(rows.len());
@@ -553,7 +604,7 @@ async fn write_rows(pool: Pool, rows: Vec<RecordRow>) -> Result<WriteOutcome, Wr
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match write_batch(&pool, &groups).await {
+        match write_batch(&pool, &groups, mode).await {
             Ok(written) => {
                 return Ok(WriteOutcome {
                     written,
@@ -780,7 +831,7 @@ async fn delete_session(pool: Pool, session_id: String, scope: Scope) -> Result<
     {
         return Ok(false);
     }
-    subtract_session_rollup(&tx, &session_id)
+    subtract_rollups(&tx, "session_id", &session_id)
         .await
         .map_err(backend)?;
     for table in Table::ALL
@@ -968,7 +1019,17 @@ impl TraceStore for PostgresStore {
             return Ok(WriteOutcome::default());
         }
         let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        self.on_runtime(write_rows(self.pool.clone(), rows))
+        self.on_runtime(write_rows(self.pool.clone(), rows, WriteMode::KeepStored))
+            .await
+            .ok_or(WriteError::Closed)?
+    }
+
+    async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
+        if records.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        self.on_runtime(write_rows(self.pool.clone(), rows, WriteMode::Replace))
             .await
             .ok_or(WriteError::Closed)?
     }
@@ -1005,6 +1066,34 @@ impl TraceStore for PostgresStore {
 
     fn dialect(&self) -> crate::Dialect {
         crate::Dialect::Postgres
+    }
+
+    async fn save_sync_cursors(
+        &self,
+        source: &str,
+        cursors: &[(String, String)],
+    ) -> Result<(), WriteError> {
+        let (pool, source, cursors) = (self.pool.clone(), source.to_owned(), cursors.to_vec());
+        self.on_runtime(async move {
+            let backend = |e: tokio_postgres::Error| WriteError::Backend(classify(&e));
+            let mut client = pool
+                .get()
+                .await
+                .map_err(|e| WriteError::Backend(pool_error(e)))?;
+            let tx = client.transaction().await.map_err(backend)?;
+            let upsert = tx
+                .prepare_cached(&crate::cursors::upsert_sql(|i| format!("${i}")))
+                .await
+                .map_err(backend)?;
+            for (path, cursor) in &cursors {
+                tx.execute(&upsert, &[&source, path, cursor])
+                    .await
+                    .map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)
+        })
+        .await
+        .ok_or(WriteError::Closed)?
     }
 
     async fn create_api_key(&self, key: &crate::ApiKey) -> Result<(), WriteError> {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use sonde_model::{Record, SessionTrace, Timestamp};
 
 use crate::api::Cursor;
-use crate::rows::Rollups;
+use crate::rows::{Rollups, WriteMode};
 use crate::rows::{
     Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, SHARED_COLUMNS,
     StoredColumns, Table,
@@ -301,8 +301,13 @@ fn values(row: &RecordRow) -> Vec<Bound<'_>> {
 fn write_rows(
     conn: &mut Connection,
     rows: Vec<RecordRow>,
+    mode: WriteMode,
 ) -> Result<WriteOutcome, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let replaced_sessions = match mode {
+        WriteMode::KeepStored => Vec::new(),
+        WriteMode::Replace => remove_replaced(&tx, &rows)?,
+    };
     let mut outcome = WriteOutcome::default();
     let mut inserted: Vec<RecordRow> = Vec::with_capacity(rows.len());
     {
@@ -350,8 +355,33 @@ fn write_rows(
         }
     }
     apply_rollups(&tx, &crate::rows::rollup_deltas(&inserted))?;
+    for session_id in &replaced_sessions {
+        tx.prepare_cached(&crate::rows::recount_session_sql("?1"))?
+            .execute([session_id])?;
+    }
     tx.commit()?;
     Ok(outcome)
+}
+
+/// Deletes the stored versions of `rows` that [`WriteMode::Replace`] replaces, and takes
+/// them out of the roll-ups; returns the sessions whose counters must be recounted.
+fn remove_replaced(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[RecordRow],
+) -> Result<Vec<String>, rusqlite::Error> {
+    let mut sessions = std::collections::BTreeSet::new();
+    for row in rows.iter().filter(|r| r.table != Table::Lifecycle) {
+        if row.table == Table::Events {
+            subtract_rollups(tx, "id", &row.id)?;
+        }
+        let removed = tx
+            .prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", row.table.name()))?
+            .execute([&row.id])?;
+        if removed > 0 {
+            sessions.insert(row.context.session_id.clone());
+        }
+    }
+    Ok(sessions.into_iter().collect())
 }
 
 /// Adds deltas to both roll-ups.
@@ -408,17 +438,19 @@ fn apply_rollup(
     Ok(())
 }
 
-/// Takes a session's LLM calls out of the hourly roll-up.
-fn subtract_session_rollup(
+/// Takes the LLM calls whose `column` equals `value` (a session's, or one event) out
+/// of the roll-ups.
+fn subtract_rollups(
     tx: &rusqlite::Transaction<'_>,
-    session_id: &str,
+    column: &str,
+    value: &str,
 ) -> Result<(), rusqlite::Error> {
     let mut rollups = Rollups::default();
-    let mut stmt = tx.prepare(&format!(
-        "SELECT ts, {} FROM events WHERE session_id = ?1 AND event_type = 'llm'",
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT ts, {} FROM events WHERE {column} = ?1 AND event_type = 'llm'",
         crate::rows::ROLLUP_SOURCE_COLUMNS
     ))?;
-    let mut rows = stmt.query([session_id])?;
+    let mut rows = stmt.query([value])?;
     while let Some(r) = rows.next()? {
         let columns = crate::rows::stored_llm_columns(
             r.get(3)?,
@@ -443,6 +475,9 @@ fn subtract_session_rollup(
     }
     drop(rows);
     drop(stmt);
+    if rollups.is_empty() {
+        return Ok(());
+    }
     apply_rollups(tx, &rollups)?;
     tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", [])?;
     tx.execute("DELETE FROM llm_key_daily WHERE calls <= 0", [])?;
@@ -687,7 +722,7 @@ fn delete_session(
     if !session_visible(&tx, session_id, scope)? {
         return Ok(false);
     }
-    subtract_session_rollup(&tx, session_id)?;
+    subtract_rollups(&tx, "session_id", session_id)?;
     for table in Table::ALL
         .iter()
         .map(|t| t.name())
@@ -788,10 +823,25 @@ impl TraceStore for SqliteStore {
             return Ok(WriteOutcome::default());
         }
         let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        Self::run(&self.writer, move |conn| write_rows(conn, rows))
-            .await
-            .ok_or(WriteError::Closed)?
-            .map_err(|e| WriteError::Backend(classify(&e)))
+        Self::run(&self.writer, move |conn| {
+            write_rows(conn, rows, WriteMode::KeepStored)
+        })
+        .await
+        .ok_or(WriteError::Closed)?
+        .map_err(|e| WriteError::Backend(classify(&e)))
+    }
+
+    async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
+        if records.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        Self::run(&self.writer, move |conn| {
+            write_rows(conn, rows, WriteMode::Replace)
+        })
+        .await
+        .ok_or(WriteError::Closed)?
+        .map_err(|e| WriteError::Backend(classify(&e)))
     }
 
     async fn get_session(
@@ -826,6 +876,28 @@ impl TraceStore for SqliteStore {
 
     fn dialect(&self) -> crate::Dialect {
         crate::Dialect::Sqlite
+    }
+
+    async fn save_sync_cursors(
+        &self,
+        source: &str,
+        cursors: &[(String, String)],
+    ) -> Result<(), WriteError> {
+        let (source, cursors) = (source.to_owned(), cursors.to_vec());
+        Self::run(&self.writer, move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut upsert =
+                    tx.prepare_cached(&crate::cursors::upsert_sql(|i| format!("?{i}")))?;
+                for (path, cursor) in &cursors {
+                    upsert.execute(rusqlite::params![source, path, cursor])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+        .ok_or(WriteError::Closed)?
+        .map_err(|e| WriteError::Backend(classify(&e)))
     }
 
     async fn create_api_key(&self, key: &crate::ApiKey) -> Result<(), WriteError> {

@@ -165,6 +165,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "api keys",
         sql: || crate::keys::KEYS_MIGRATION.to_owned(),
     },
+    Migration {
+        version: 5,
+        name: "sync cursors",
+        sql: || crate::cursors::CURSORS_MIGRATION.to_owned(),
+    },
 ];
 
 /// The newest schema version this build knows.
