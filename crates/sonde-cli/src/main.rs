@@ -3,6 +3,7 @@
 mod records;
 mod sessions;
 mod stats;
+mod sync;
 mod table;
 
 use std::path::PathBuf;
@@ -162,6 +163,11 @@ enum Command {
     /// Apply pending database migrations (every command also does when it opens the
     /// database) and print the schema version.
     Migrate,
+    /// Turn Claude Code and Codex CLI transcripts into traces: one LLM call per API
+    /// response (tokens and cost), tool calls with their results, subagents nested
+    /// under the call that spawned them. Incremental: a second run reads only what
+    /// was appended.
+    Sync(sync::SyncArgs),
     /// Delete a session and everything in it.
     Rm {
         /// The session id.
@@ -204,6 +210,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return stats::pricing(model, *json);
     }
     let url = cli.db.clone().unwrap_or_else(StoreUrl::default_url);
+    if let Command::Sync(args) = cli.command {
+        return sync::run(args, &url).await;
+    }
     let store = open_store(Some(&url))
         .await
         .context("cannot open the database")?;
@@ -298,7 +307,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Pricing { .. } => Ok(ExitCode::SUCCESS),
+        Command::Pricing { .. } | Command::Sync(_) => Ok(ExitCode::SUCCESS),
         Command::Migrate => {
             let version = store
                 .query("SELECT max(version) AS version FROM schema_migrations", &[])

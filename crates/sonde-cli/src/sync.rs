@@ -1,0 +1,228 @@
+//! `sonde sync`: agent CLI transcripts into the store or another target.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use sonde_sync::{
+    CursorFile, LangfuseConfig, LangfuseTarget, SinkTarget, Source, StoreTarget, SyncOptions,
+    SyncResult, SyncTarget, Syncer,
+};
+
+use crate::table::thousands;
+
+/// Which agent's logs to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Agent {
+    /// Claude Code (`~/.claude/projects`, or `$CLAUDE_CONFIG_DIR/projects`).
+    Claude,
+    /// Codex CLI (`~/.codex/sessions`, or `$CODEX_HOME/sessions`).
+    Codex,
+    /// Both.
+    All,
+}
+
+/// `sonde sync` arguments.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Whose logs: claude, codex or all.
+    #[arg(value_enum)]
+    agent: Agent,
+    /// Read this folder (walked recursively) or file instead of the agent's own;
+    /// repeat for several. Not with `all`.
+    #[arg(long)]
+    path: Vec<PathBuf>,
+    /// Send elsewhere than the database: `-` (record JSONL on stdout), `langfuse`
+    /// (LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY), or an OTLP/HTTP
+    /// endpoint such as http://127.0.0.1:4318.
+    #[arg(long)]
+    to: Option<String>,
+    /// Where a target other than the database keeps its sync cursors (default: a file
+    /// per target in the data folder).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Read and count, but send and save nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep following the logs, shipping new turns as they are written.
+    #[arg(long)]
+    watch: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("sonde")
+}
+
+fn target(
+    args: &SyncArgs,
+    db: &str,
+    handle: tokio::runtime::Handle,
+    store: Option<Arc<dyn sonde::store::TraceStore>>,
+) -> anyhow::Result<Box<dyn SyncTarget>> {
+    let cursors = || {
+        CursorFile::new(args.state.clone().unwrap_or_else(|| {
+            let to = args.to.as_deref().unwrap_or(db);
+            data_dir()
+                .join("sync-state")
+                .join(format!("{}.json", sonde::derived_id(&["sync", to])))
+        }))
+    };
+    Ok(match args.to.as_deref() {
+        None => Box::new(StoreTarget::new(
+            store.context("no database to sync into")?,
+            handle,
+        )),
+        Some("-") => Box::new(SinkTarget::stdout(cursors())),
+        Some("langfuse") => Box::new(LangfuseTarget::new(LangfuseConfig::from_env()?, cursors())?),
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Box::new(SinkTarget::otlp(url, cursors())?)
+        }
+        Some(other) => anyhow::bail!(
+            "--to {other}: expected -, langfuse, or an http:// or https:// OTLP endpoint"
+        ),
+    })
+}
+
+fn print_summary(result: &SyncResult, to_stderr: bool) {
+    let mut line = format!(
+        "{}: {} files scanned, {} updated, {:.1} MB, {} spans",
+        result.source,
+        thousands(result.files_scanned),
+        thousands(result.files_updated),
+        result.bytes_read as f64 / 1e6,
+        thousands(result.spans_synced),
+    );
+    if result.spans_replaced > 0 {
+        line.push_str(&format!(" ({} updated)", thousands(result.spans_replaced)));
+    }
+    line.push_str(&format!(
+        ", {} errors in {:.2} s → {}{}",
+        thousands(result.errors),
+        result.duration_ms as f64 / 1000.0,
+        result.target,
+        if result.dry_run { " (dry run)" } else { "" }
+    ));
+    if !result.skipped.is_empty() {
+        let skipped: Vec<String> = result
+            .skipped
+            .iter()
+            .map(|(what, n)| format!("{what} {}", thousands(*n)))
+            .collect();
+        line.push_str(&format!("\n  skipped: {}", skipped.join(", ")));
+    }
+    for message in &result.error_messages {
+        line.push_str(&format!("\n  error: {message}"));
+    }
+    if to_stderr {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// Runs `sonde sync`.
+pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
+    if args.agent == Agent::All && !args.path.is_empty() {
+        anyhow::bail!("--path needs one agent: sonde sync claude --path DIR, or codex");
+    }
+    let sources: Vec<(Source, Vec<PathBuf>, bool)> = match args.agent {
+        Agent::Claude | Agent::Codex => {
+            let source = if args.agent == Agent::Claude {
+                Source::Claude
+            } else {
+                Source::Codex
+            };
+            if args.path.is_empty() {
+                vec![(source, source.default_roots(), false)]
+            } else {
+                vec![(source, args.path.clone(), true)]
+            }
+        }
+        Agent::All => [Source::Claude, Source::Codex]
+            .into_iter()
+            .map(|s| (s, s.default_roots(), false))
+            .collect(),
+    };
+    // Default folders that do not exist are skipped; a --path that does not is an error.
+    let sources: Vec<(Source, Vec<PathBuf>)> = sources
+        .into_iter()
+        .map(|(source, roots, explicit)| {
+            let roots = if explicit {
+                roots
+            } else {
+                roots.into_iter().filter(|r| r.exists()).collect()
+            };
+            (source, roots)
+        })
+        .collect();
+    let store = if args.to.is_none() {
+        Some(
+            crate::open_store(Some(db))
+                .await
+                .context("cannot open the database")?,
+        )
+    } else {
+        None
+    };
+    let handle = tokio::runtime::Handle::current();
+    let stop = Arc::new(AtomicBool::new(false));
+    if args.watch {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let records_on_stdout = args.to.as_deref() == Some("-");
+    let json = args.json;
+    let db = db.to_owned();
+    let results = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<SyncResult>> {
+        let mut target = target(&args, &db, handle, store)?;
+        let options = SyncOptions {
+            dry_run: args.dry_run,
+            progress: !args.json && !args.watch,
+        };
+        let mut syncer = Syncer::new(target.as_mut(), options);
+        if args.watch {
+            let mut on_run = |result: &SyncResult| {
+                if result.files_updated > 0 || result.errors > 0 {
+                    print_summary(result, true);
+                }
+            };
+            sonde_sync::watch(&mut syncer, &sources, &|| stop.load(Ordering::SeqCst), &mut on_run)?;
+            return Ok(Vec::new());
+        }
+        let mut results = Vec::new();
+        for (source, roots) in &sources {
+            results.push(syncer.run(*source, roots)?);
+        }
+        Ok(results)
+    })
+    .await??;
+    if json {
+        let value = match results.as_slice() {
+            [one] => serde_json::to_value(one)?,
+            many => serde_json::to_value(many)?,
+        };
+        let text = serde_json::to_string_pretty(&value)?;
+        if records_on_stdout {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    } else {
+        for result in &results {
+            print_summary(result, records_on_stdout);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,812 @@
+//! Claude Code transcripts (`~/.claude/projects/<project>/<session>.jsonl`) as records.
+//!
+//! - A session per `sessionId`; a step per user prompt (sidechains start none).
+//! - **One LLM call per API response.** Claude Code writes one response as several
+//!   lines that share `message.id` and `requestId`, one content block each, with usage
+//!   that only grows. The copies are merged: content from all of them, usage from the
+//!   best copy — a non-sidechain copy before a sidechain one, else the one with the
+//!   largest input + output + cache-creation + cache-read. The call's id is derived from
+//!   (`message.id`, `requestId`) alone, so a response copied into another file (a
+//!   resumed session) is stored once, as `ccusage` counts it once.
+//! - Tool calls are runtime events: a `tool_use` paired with its `tool_result` (input,
+//!   output, `is_error`, duration), child spans of the response that asked for them.
+//! - Subagents nest under the `Task` / `Agent` call that spawned them: its span id is
+//!   derived from the `agentId` its result names, and every line of the agent's own file
+//!   (`agent-<id>.jsonl`, flat or under `<session>/subagents/`) has that span as parent.
+//!   Inline sidechains (older versions) nest under the pending `Task` call.
+//! - User prompts and assistant text are messages; `system` and `summary` lines are
+//!   custom events; `progress`, `attachment`, `file-history-snapshot`,
+//!   `queue-operation` and unknown lines are skipped and counted.
+//!
+//! What is still open at the end of a run — the last response, tool calls without a
+//! result — is sent as it is and kept in the parser state; when the next run learns
+//! more, it is sent again as a replacement.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sonde_model::{
+    Body, CustomEvent, Event, LlmCall, LlmCallRecord, Message, MessageContent, Metadata, Record,
+    RuntimeAction, SessionStarted, Status, StepStarted, Timestamp, derived_id,
+};
+
+use crate::emit::{Emitted, context, first_line, record, span_id};
+
+/// Tool calls awaiting their result that a file's state keeps at most (older ones are
+/// dropped: an interrupted call never gets one).
+const MAX_PENDING_TOOLS: usize = 256;
+
+/// Where a file sits: its name and project, and the session and agent its name gives.
+#[derive(Debug, Clone, Default)]
+pub struct ClaudeFile {
+    /// The file name, used in ids of lines that have no uuid.
+    pub name: String,
+    /// The project: the folder that holds the session file.
+    pub project: String,
+    /// The session id from the file name (`<session>.jsonl`), if it is one.
+    pub session_hint: Option<String>,
+    /// The agent id from an `agent-<id>.jsonl` name.
+    pub agent_hint: Option<String>,
+    /// The agent type from `agent-<id>.meta.json`, if any.
+    pub agent_type: Option<String>,
+}
+
+/// Token usage of one copy of a response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct Usage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation: Option<CacheCreation>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct CacheCreation {
+    #[serde(default)]
+    ephemeral_5m_input_tokens: u64,
+    #[serde(default)]
+    ephemeral_1h_input_tokens: u64,
+}
+
+impl Usage {
+    fn sum(&self) -> u64 {
+        self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens.unwrap_or(0)
+            + self.cache_read_input_tokens.unwrap_or(0)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Blocks(Vec<Value>),
+}
+
+#[derive(Deserialize)]
+struct ApiMessage {
+    id: Option<String>,
+    model: Option<String>,
+    content: Option<Content>,
+    stop_reason: Option<String>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Line {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    uuid: Option<String>,
+    session_id: Option<String>,
+    timestamp: Option<String>,
+    #[serde(default)]
+    is_sidechain: bool,
+    #[serde(default)]
+    is_meta: bool,
+    #[serde(default)]
+    is_compact_summary: bool,
+    #[serde(default)]
+    is_api_error_message: bool,
+    agent_id: Option<String>,
+    cwd: Option<String>,
+    git_branch: Option<String>,
+    version: Option<String>,
+    request_id: Option<String>,
+    message: Option<ApiMessage>,
+    tool_use_result: Option<Box<serde_json::value::RawValue>>,
+    subtype: Option<String>,
+    summary: Option<String>,
+    leaf_uuid: Option<String>,
+    #[serde(rename = "costUSD")]
+    cost_usd: Option<f64>,
+}
+
+/// A response being assembled from its copies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OpenResponse {
+    key: (String, String),
+    session_id: String,
+    step_id: Option<String>,
+    parent: Option<String>,
+    sidechain: bool,
+    model: String,
+    usage: Usage,
+    blocks: Vec<Value>,
+    first_ts: i64,
+    last_ts: i64,
+    request_ts: Option<i64>,
+    stop_reason: Option<String>,
+    cost_usd: Option<f64>,
+    api_error: bool,
+    first_uuid: Option<String>,
+    agent_type: Option<String>,
+    /// Sent before, in an earlier run, so the next send replaces it.
+    sent: bool,
+}
+
+/// A tool call awaiting its result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingTool {
+    id: String,
+    name: String,
+    input: Value,
+    ts: i64,
+    session_id: String,
+    step_id: Option<String>,
+    parent: String,
+    sent: bool,
+}
+
+/// A Claude Code file's parser state, carried from one run to the next.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ClaudeState {
+    line_no: u64,
+    last_ts: Option<i64>,
+    started: Vec<String>,
+    steps: u32,
+    step_id: Option<String>,
+    main_input_ts: Option<i64>,
+    side_input_ts: Option<i64>,
+    open: Option<OpenResponse>,
+    pending: Vec<PendingTool>,
+    /// `Task` calls awaiting a result, newest last: the parents of inline sidechains.
+    tasks: Vec<String>,
+    /// `summary` lines seen before any timestamp.
+    summaries: Vec<(String, Option<String>, u64)>,
+}
+
+fn ts_of(line: &Line) -> Option<i64> {
+    line.timestamp
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map(Timestamp::as_micros)
+}
+
+fn text_of_blocks(blocks: &[Value]) -> String {
+    let texts: Vec<&str> = blocks
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    texts.join("\n\n")
+}
+
+/// The text of a tool result's `content`: a string, or text blocks.
+fn tool_output_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => text_of_blocks(blocks),
+        _ => String::new(),
+    }
+}
+
+/// The agent a `Task` / `Agent` result names: `toolUseResult.agentId`, or the
+/// `agentId: <id>` line of an asynchronous launch.
+fn agent_of_result(line: &Line, output: &str) -> Option<String> {
+    if let Some(raw) = &line.tool_use_result {
+        #[derive(Deserialize)]
+        struct AgentResult {
+            #[serde(rename = "agentId")]
+            agent_id: Option<String>,
+        }
+        if let Ok(AgentResult { agent_id: Some(id) }) = serde_json::from_str(raw.get()) {
+            return Some(id);
+        }
+    }
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("agentId:"))
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+}
+
+fn is_agent_tool(name: &str) -> bool {
+    matches!(name, "Task" | "Agent")
+}
+
+impl ClaudeState {
+    /// Reads one complete line (without its newline).
+    pub fn line(&mut self, file: &ClaudeFile, bytes: &[u8], out: &mut Emitted) {
+        self.line_no += 1;
+        out.lines += 1;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let line: Line = match serde_json::from_slice(bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                out.error(format!("{}:{}: {e}", file.name, self.line_no));
+                return;
+            }
+        };
+        let ts = ts_of(&line);
+        if let Some(ts) = ts {
+            self.last_ts = Some(ts);
+            if !self.summaries.is_empty() {
+                self.flush_summaries(file, ts, &line, out);
+            }
+        }
+        let kind = line.kind.as_deref();
+        match kind {
+            Some("user") => self.user(file, &line, out),
+            Some("assistant") => self.assistant(file, &line, out),
+            // Early `ccusage`-era lines: a bare API message with usage and a cost.
+            None if line.message.as_ref().is_some_and(|m| m.usage.is_some()) => {
+                self.assistant(file, &line, out);
+            }
+            Some("system") => self.system(file, &line, bytes, out),
+            Some("summary") => {
+                let summary = line.summary.clone().unwrap_or_default();
+                self.summaries
+                    .push((summary, line.leaf_uuid.clone(), self.line_no));
+                if let Some(ts) = self.last_ts {
+                    self.flush_summaries(file, ts, &line, out);
+                }
+            }
+            Some(other) => out.skip(other),
+            None => out.skip("untyped"),
+        }
+    }
+
+    /// Sends what is still open: the last response and tool calls without a result,
+    /// as they are now; a later run replaces them when it learns more.
+    pub fn end_of_run(&mut self, out: &mut Emitted) {
+        if let Some(open) = &mut self.open {
+            let records = response_records(open);
+            open.sent = true;
+            out.replacements.extend(records);
+        }
+        for tool in &mut self.pending {
+            if !tool.sent {
+                tool.sent = true;
+                out.replacements.push(tool_record(tool, None));
+            }
+        }
+    }
+
+    fn session_of(&self, file: &ClaudeFile, line: &Line) -> String {
+        line.session_id
+            .clone()
+            .or_else(|| file.session_hint.clone())
+            .unwrap_or_else(|| derived_id(&["claude-code", &file.project, &file.name]))
+    }
+
+    /// The agent this line belongs to, when it is in an agent's own file.
+    fn agent_of_line<'a>(&self, file: &'a ClaudeFile, line: &'a Line) -> Option<&'a str> {
+        file.agent_hint
+            .as_deref()
+            .or(line.agent_id.as_deref().filter(|_| line.is_sidechain))
+    }
+
+    /// The step and parent span of a line's records.
+    fn place(&self, file: &ClaudeFile, line: &Line) -> (Option<String>, Option<String>) {
+        if let Some(agent) = self.agent_of_line(file, line) {
+            return (
+                Some(format!("agent-{agent}")),
+                Some(span_id(&["agent", agent])),
+            );
+        }
+        if line.is_sidechain {
+            let parent = self.tasks.last().map(|t| span_id(&["tool", t]));
+            return (self.step_id.clone(), parent);
+        }
+        (self.step_id.clone(), None)
+    }
+
+    fn ensure_session(&mut self, file: &ClaudeFile, line: &Line, session_id: &str, ts: i64, out: &mut Emitted) {
+        if self.started.iter().any(|s| s == session_id) {
+            return;
+        }
+        self.started.push(session_id.to_owned());
+        // An agent's file does not start its parent's session: the main file does,
+        // with the session's first timestamp.
+        if self.agent_of_line(file, line).is_some() {
+            return;
+        }
+        let mut metadata = Metadata::new();
+        metadata.insert("source".into(), json!("claude-code"));
+        metadata.insert("project".into(), json!(file.project));
+        if let Some(cwd) = &line.cwd {
+            metadata.insert("cwd".into(), json!(cwd));
+        }
+        if let Some(branch) = line.git_branch.as_deref().filter(|b| !b.is_empty()) {
+            metadata.insert("git_branch".into(), json!(branch));
+        }
+        if let Some(version) = &line.version {
+            metadata.insert("agent_version".into(), json!(version));
+        }
+        out.records.push(record(
+            derived_id(&["claude-code", session_id, "session_started"]),
+            ts,
+            context(session_id, None, span_id(&["session", session_id]), None),
+            Body::SessionStarted(SessionStarted {
+                metadata,
+                ..SessionStarted::default()
+            }),
+        ));
+    }
+
+    fn line_id(&self, file: &ClaudeFile, line: &Line, what: &str) -> String {
+        match &line.uuid {
+            Some(uuid) => derived_id(&["claude-code", uuid, what]),
+            None => derived_id(&["claude-code", &file.name, &self.line_no.to_string(), what]),
+        }
+    }
+
+    fn user(&mut self, file: &ClaudeFile, line: &Line, out: &mut Emitted) {
+        let Some(ts) = ts_of(line).or(self.last_ts) else {
+            out.skip("user.no_timestamp");
+            return;
+        };
+        let session_id = self.session_of(file, line);
+        self.ensure_session(file, line, &session_id, ts, out);
+        let content = match line.message.as_ref().and_then(|m| m.content.as_ref()) {
+            Some(c) => c,
+            None => {
+                out.skip("user.no_content");
+                return;
+            }
+        };
+        let sidechain = line.is_sidechain || self.agent_of_line(file, line).is_some();
+        if sidechain {
+            self.side_input_ts = Some(ts);
+        } else {
+            self.main_input_ts = Some(ts);
+        }
+        let (text, json) = match content {
+            Content::Text(text) => (text.clone(), None),
+            Content::Blocks(blocks) => {
+                let mut results = false;
+                for block in blocks.iter().filter(|b| b["type"] == "tool_result") {
+                    results = true;
+                    self.tool_result(line, block, ts, out);
+                }
+                if results {
+                    return;
+                }
+                let json = blocks
+                    .iter()
+                    .any(|b| b["type"] != "text")
+                    .then(|| Value::Array(blocks.clone()));
+                (text_of_blocks(blocks), json)
+            }
+        };
+        if line.is_meta {
+            out.skip("user.meta");
+            return;
+        }
+        let message_type = if line.is_compact_summary {
+            "compact_summary"
+        } else if sidechain {
+            "subagent_prompt"
+        } else {
+            "user_prompt"
+        };
+        if message_type == "user_prompt" {
+            self.steps += 1;
+            let step_id = line
+                .uuid
+                .clone()
+                .unwrap_or_else(|| format!("turn-{}", self.steps));
+            let mut metadata = Metadata::new();
+            if let Some(branch) = line.git_branch.as_deref().filter(|b| !b.is_empty()) {
+                metadata.insert("git_branch".into(), json!(branch));
+            }
+            out.records.push(record(
+                self.line_id(file, line, "step"),
+                ts,
+                context(&session_id, Some(&step_id), span_id(&["step", &step_id]), None),
+                Body::StepStarted(StepStarted {
+                    step_index: self.steps - 1,
+                    turn_number: Some(i64::from(self.steps)),
+                    metadata,
+                }),
+            ));
+            self.step_id = Some(step_id);
+        }
+        let (step, parent) = self.place(file, line);
+        let (from, to) = match message_type {
+            "subagent_prompt" => ("agent", "subagent"),
+            "compact_summary" => ("runtime", "agent"),
+            _ => ("human", "agent"),
+        };
+        out.records.push(record(
+            self.line_id(file, line, "message"),
+            ts,
+            context(
+                &session_id,
+                step.as_deref(),
+                span_id(&["message", &self.line_id(file, line, "message")]),
+                parent,
+            ),
+            Body::Message(Message {
+                content: MessageContent {
+                    text: Some(text),
+                    json,
+                },
+                message_type: message_type.into(),
+                from_role: Some(from.into()),
+                to_role: Some(to.into()),
+                ..Message::default()
+            }),
+        ));
+    }
+
+    fn tool_result(&mut self, line: &Line, block: &Value, ts: i64, out: &mut Emitted) {
+        let Some(id) = block["tool_use_id"].as_str() else {
+            out.skip("tool_result.no_id");
+            return;
+        };
+        // The response that asked for this tool is complete once its result is back.
+        if let Some(open) = &self.open
+            && open.blocks.iter().any(|b| b["id"] == id)
+        {
+            self.finish_open(out);
+        }
+        let Some(position) = self.pending.iter().position(|t| t.id == id) else {
+            out.skip("tool_result.unpaired");
+            return;
+        };
+        let tool = self.pending.remove(position);
+        self.tasks.retain(|t| t != id);
+        let content = block.get("content").cloned().unwrap_or(Value::Null);
+        let output = tool_output_text(&content);
+        let is_error = block["is_error"].as_bool().unwrap_or(false);
+        let agent = is_agent_tool(&tool.name)
+            .then(|| agent_of_result(line, &output))
+            .flatten();
+        let result = ToolResult {
+            content,
+            is_error,
+            error: is_error.then(|| first_line(&output)),
+            end_ts: ts,
+            agent,
+        };
+        let done = tool_record(&tool, Some(&result));
+        if tool.sent {
+            out.replacements.push(done);
+        } else {
+            out.records.push(done);
+        }
+    }
+
+    fn assistant(&mut self, file: &ClaudeFile, line: &Line, out: &mut Emitted) {
+        let Some(message) = &line.message else {
+            out.skip("assistant.no_message");
+            return;
+        };
+        let Some(ts) = ts_of(line).or(self.last_ts) else {
+            out.skip("assistant.no_timestamp");
+            return;
+        };
+        let session_id = self.session_of(file, line);
+        self.ensure_session(file, line, &session_id, ts, out);
+        let key = match (&message.id, &line.request_id) {
+            (Some(m), Some(r)) => (m.clone(), r.clone()),
+            (Some(m), None) => (m.clone(), String::new()),
+            _ => (self.line_id(file, line, "response"), String::new()),
+        };
+        let blocks: Vec<Value> = match &message.content {
+            Some(Content::Blocks(blocks)) => blocks.clone(),
+            Some(Content::Text(text)) => vec![json!({"type": "text", "text": text})],
+            None => Vec::new(),
+        };
+        let usage = message.usage.clone().unwrap_or_default();
+        let sidechain = line.is_sidechain || self.agent_of_line(file, line).is_some();
+        let same = self.open.as_ref().is_some_and(|o| o.key == key);
+        if !same {
+            self.finish_open(out);
+            let (step_id, parent) = self.place(file, line);
+            let request_ts = if sidechain {
+                self.side_input_ts
+            } else {
+                self.main_input_ts
+            };
+            self.open = Some(OpenResponse {
+                key: key.clone(),
+                session_id: session_id.clone(),
+                step_id,
+                parent,
+                sidechain,
+                model: message.model.clone().unwrap_or_default(),
+                usage: usage.clone(),
+                blocks: Vec::new(),
+                first_ts: ts,
+                last_ts: ts,
+                request_ts,
+                stop_reason: None,
+                cost_usd: None,
+                api_error: false,
+                first_uuid: line.uuid.clone(),
+                agent_type: file.agent_type.clone(),
+                sent: false,
+            });
+        }
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        // The best copy's usage: a main-chain copy before a sidechain one, then the
+        // largest.
+        if (!sidechain && open.sidechain) || (sidechain == open.sidechain && usage.sum() > open.usage.sum()) {
+            open.usage = usage;
+            open.sidechain = sidechain;
+        }
+        open.last_ts = open.last_ts.max(ts);
+        if message.stop_reason.is_some() {
+            open.stop_reason.clone_from(&message.stop_reason);
+        }
+        if line.cost_usd.is_some() {
+            open.cost_usd = line.cost_usd;
+        }
+        open.api_error |= line.is_api_error_message;
+        let span = span_id(&["llm", &open.key.0, &open.key.1]);
+        let (session, step) = (open.session_id.clone(), open.step_id.clone());
+        for block in blocks {
+            if open.blocks.contains(&block) {
+                continue;
+            }
+            if block["type"] == "tool_use"
+                && let Some(id) = block["id"].as_str()
+                && !self.pending.iter().any(|t| t.id == id)
+            {
+                let name = block["name"].as_str().unwrap_or_default().to_owned();
+                if is_agent_tool(&name) && !sidechain {
+                    self.tasks.push(id.to_owned());
+                }
+                self.pending.push(PendingTool {
+                    id: id.to_owned(),
+                    name,
+                    input: block.get("input").cloned().unwrap_or(Value::Null),
+                    ts,
+                    session_id: session.clone(),
+                    step_id: step.clone(),
+                    parent: span.clone(),
+                    sent: false,
+                });
+                if self.pending.len() > MAX_PENDING_TOOLS {
+                    self.pending.remove(0);
+                }
+            }
+            open.blocks.push(block);
+        }
+    }
+
+    /// Sends the open response: it is complete.
+    fn finish_open(&mut self, out: &mut Emitted) {
+        if let Some(open) = self.open.take() {
+            let records = response_records(&open);
+            if open.sent {
+                out.replacements.extend(records);
+            } else {
+                out.records.extend(records);
+            }
+        }
+    }
+
+    fn system(&mut self, file: &ClaudeFile, line: &Line, bytes: &[u8], out: &mut Emitted) {
+        let Some(ts) = ts_of(line).or(self.last_ts) else {
+            out.skip("system.no_timestamp");
+            return;
+        };
+        let session_id = self.session_of(file, line);
+        self.ensure_session(file, line, &session_id, ts, out);
+        let mut data: serde_json::Map<String, Value> = serde_json::from_slice(bytes).unwrap_or_default();
+        for envelope in [
+            "type", "uuid", "parentUuid", "sessionId", "timestamp", "cwd", "gitBranch",
+            "version", "userType", "isSidechain", "slug", "subtype", "entrypoint",
+        ] {
+            data.remove(envelope);
+        }
+        let subtype = line.subtype.as_deref().unwrap_or("system");
+        let (step, parent) = self.place(file, line);
+        let id = self.line_id(file, line, "system");
+        out.records.push(record(
+            id.clone(),
+            ts,
+            context(&session_id, step.as_deref(), span_id(&["system", &id]), parent),
+            Body::Event(Event::Custom(CustomEvent {
+                system_instance_id: Some("claude-code".into()),
+                name: format!("claude_code.{subtype}"),
+                data: Value::Object(data),
+                ..CustomEvent::default()
+            })),
+        ));
+    }
+
+    fn flush_summaries(&mut self, file: &ClaudeFile, ts: i64, line: &Line, out: &mut Emitted) {
+        let session_id = self.session_of(file, line);
+        for (summary, leaf, line_no) in std::mem::take(&mut self.summaries) {
+            let id = derived_id(&["claude-code", &file.name, &line_no.to_string(), "summary"]);
+            out.records.push(record(
+                id.clone(),
+                ts,
+                context(&session_id, None, span_id(&["summary", &id]), None),
+                Body::Event(Event::Custom(CustomEvent {
+                    system_instance_id: Some("claude-code".into()),
+                    name: "claude_code.summary".into(),
+                    data: json!({"summary": summary, "leaf_uuid": leaf}),
+                    ..CustomEvent::default()
+                })),
+            ));
+        }
+    }
+}
+
+/// A tool call's result, when it has come back.
+struct ToolResult {
+    content: Value,
+    is_error: bool,
+    error: Option<String>,
+    end_ts: i64,
+    agent: Option<String>,
+}
+
+/// A tool call as a runtime event; a subagent's `Task` call takes the span id its
+/// agent's records name as parent.
+fn tool_record(tool: &PendingTool, result: Option<&ToolResult>) -> Record {
+    let agent = result.and_then(|r| r.agent.as_deref());
+    let span = match agent {
+        Some(agent) => span_id(&["agent", agent]),
+        None => span_id(&["tool", &tool.id]),
+    };
+    let mut metadata = Metadata::new();
+    if let Some(agent) = agent {
+        metadata.insert("agent_id".into(), json!(agent));
+    }
+    if result.is_none() {
+        metadata.insert("pending".into(), json!(true));
+    }
+    let action = RuntimeAction {
+        system_instance_id: Some("claude-code".into()),
+        tool_name: Some(tool.name.clone()),
+        tool_call_id: Some(tool.id.clone()),
+        arguments: Some(tool.input.clone()),
+        result: result.map(|r| r.content.clone()),
+        status: if result.is_some_and(|r| r.is_error) {
+            Status::Error
+        } else {
+            Status::Ok
+        },
+        error: result.and_then(|r| r.error.clone()),
+        duration_ms: result.map(|r| (r.end_ts - tool.ts).max(0) as f64 / 1000.0),
+        metadata,
+        ..RuntimeAction::default()
+    };
+    record(
+        derived_id(&["claude-code", "tool", &tool.id]),
+        tool.ts,
+        context(
+            &tool.session_id,
+            tool.step_id.as_deref(),
+            span,
+            Some(tool.parent.clone()),
+        ),
+        Body::Event(Event::Runtime(action)),
+    )
+}
+
+/// A response's LLM call and, when it said something, its reply message.
+fn response_records(open: &OpenResponse) -> Vec<Record> {
+    let (message_id, request_id) = (&open.key.0, &open.key.1);
+    let span = span_id(&["llm", message_id, request_id]);
+    let ctx = context(&open.session_id, open.step_id.as_deref(), span.clone(), open.parent.clone());
+    let mut records = Vec::with_capacity(2);
+    if open.model != "<synthetic>" {
+        let u = &open.usage;
+        let mut metadata = Metadata::new();
+        metadata.insert("message_id".into(), json!(message_id));
+        if !request_id.is_empty() {
+            metadata.insert("request_id".into(), json!(request_id));
+        }
+        if let Some(uuid) = &open.first_uuid {
+            metadata.insert("uuid".into(), json!(uuid));
+        }
+        if open.sidechain {
+            metadata.insert("sidechain".into(), json!(true));
+        }
+        if let Some(agent_type) = &open.agent_type {
+            metadata.insert("agent_type".into(), json!(agent_type));
+        }
+        let thinking: Vec<&Value> = open
+            .blocks
+            .iter()
+            .filter(|b| b["type"] == "thinking" || b["type"] == "redacted_thinking")
+            .collect();
+        let call_records = if thinking.is_empty() {
+            Vec::new()
+        } else {
+            vec![LlmCallRecord {
+                response: Some(json!({"content": thinking})),
+                ..LlmCallRecord::default()
+            }]
+        };
+        let cache_1h = u.cache_creation.as_ref().map_or(0, |c| c.ephemeral_1h_input_tokens);
+        let call = LlmCall {
+            system_instance_id: Some("claude-code".into()),
+            provider: Some("anthropic".into()),
+            model_name: open.model.clone(),
+            operation: Some("chat".into()),
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_input_tokens.unwrap_or(0),
+            cache_write_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+            cache_write_1h_tokens: cache_1h,
+            cost_usd: open.cost_usd,
+            latency_ms: open
+                .request_ts
+                .filter(|r| *r <= open.last_ts)
+                .map(|r| (open.last_ts - r) as f64 / 1000.0),
+            status: if open.api_error { Status::Error } else { Status::Ok },
+            error: open.api_error.then(|| first_line(&text_of_blocks(&open.blocks))),
+            stop_reason: open.stop_reason.clone(),
+            call_records,
+            metadata,
+            ..LlmCall::default()
+        };
+        records.push(record(
+            derived_id(&["claude-code", "response", message_id, request_id]),
+            open.first_ts,
+            ctx.clone(),
+            Body::Event(Event::Llm(call)),
+        ));
+    }
+    let text = text_of_blocks(&open.blocks);
+    if !text.is_empty() {
+        let (from, to) = if open.sidechain {
+            ("subagent", "agent")
+        } else {
+            ("agent", "human")
+        };
+        records.push(record(
+            derived_id(&["claude-code", "reply", message_id, request_id]),
+            open.last_ts,
+            ctx,
+            Body::Message(Message {
+                content: MessageContent::text(text),
+                message_type: "assistant_reply".into(),
+                from_role: Some(from.into()),
+                to_role: Some(to.into()),
+                ..Message::default()
+            }),
+        ));
+    }
+    records
+}
+
+/// The agent type an `agent-<id>.meta.json` beside the file names, if any.
+pub(crate) fn agent_type(meta: &[u8]) -> Option<String> {
+    serde_json::from_slice::<BTreeMap<String, Value>>(meta)
+        .ok()?
+        .get("agentType")?
+        .as_str()
+        .map(str::to_owned)
+}

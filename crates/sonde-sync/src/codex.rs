@@ -1,0 +1,462 @@
+//! Codex CLI rollouts (`~/.codex/sessions/**/rollout-*.jsonl`) as records.
+//!
+//! - `session_meta` starts the session (cwd, CLI version, originator, git branch);
+//!   `turn_context` sets the model of the calls that follow.
+//! - `event_msg` `user_message` starts a step with the prompt as a message.
+//! - `event_msg` `token_count` is one API response: an LLM call with
+//!   `info.last_token_usage` (or the growth of `info.total_token_usage` when the last
+//!   usage is missing; a repeated total is the same response reported twice). Codex
+//!   counts cached tokens inside input; Sonde's convention keeps them apart.
+//! - `response_item` `function_call` / `custom_tool_call` pair with their
+//!   `*_output` by `call_id` as runtime events; assistant `message`s are replies.
+//!   Reasoning, user-role items (the same prompt again, with instructions) and unknown
+//!   types are skipped and counted.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sonde_model::{
+    Body, Event, LlmCall, Message, MessageContent, Metadata, Record, RuntimeAction, SessionStarted,
+    Status, StepStarted, Timestamp, derived_id,
+};
+
+use crate::emit::{Emitted, context, first_line, record, span_id};
+
+/// Tool calls awaiting output that a file's state keeps at most.
+const MAX_PENDING_TOOLS: usize = 256;
+
+#[derive(Deserialize)]
+struct Line {
+    timestamp: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    payload: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct TokenUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    cached_input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    reasoning_output_tokens: u64,
+    #[serde(default)]
+    total_tokens: u64,
+}
+
+impl TokenUsage {
+    fn minus(&self, earlier: &TokenUsage) -> TokenUsage {
+        TokenUsage {
+            input_tokens: self.input_tokens.saturating_sub(earlier.input_tokens),
+            cached_input_tokens: self
+                .cached_input_tokens
+                .saturating_sub(earlier.cached_input_tokens),
+            output_tokens: self.output_tokens.saturating_sub(earlier.output_tokens),
+            reasoning_output_tokens: self
+                .reasoning_output_tokens
+                .saturating_sub(earlier.reasoning_output_tokens),
+            total_tokens: self.total_tokens.saturating_sub(earlier.total_tokens),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingTool {
+    call_id: String,
+    name: String,
+    input: Value,
+    ts: i64,
+    step_id: Option<String>,
+    line_no: u64,
+    sent: bool,
+}
+
+/// A Codex rollout's parser state, carried from one run to the next.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CodexState {
+    line_no: u64,
+    session_id: Option<String>,
+    started: bool,
+    model: Option<String>,
+    steps: u32,
+    step_id: Option<String>,
+    input_ts: Option<i64>,
+    total: Option<TokenUsage>,
+    pending: Vec<PendingTool>,
+}
+
+/// The session id a rollout's name ends with (`rollout-<time>-<uuid>.jsonl`).
+pub(crate) fn session_from_name(name: &str) -> Option<String> {
+    let stem = name.strip_suffix(".jsonl")?;
+    let tail = stem.get(stem.len().checked_sub(36)?..)?;
+    (tail.len() == 36 && tail.chars().filter(|c| *c == '-').count() == 4).then(|| tail.to_owned())
+}
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        _ => String::new(),
+    }
+}
+
+impl CodexState {
+    fn session(&self, file_name: &str) -> String {
+        self.session_id
+            .clone()
+            .or_else(|| session_from_name(file_name))
+            .unwrap_or_else(|| derived_id(&["codex", file_name]))
+    }
+
+    fn id(&self, file_name: &str, what: &str) -> String {
+        derived_id(&["codex", &self.session(file_name), &self.line_no.to_string(), what])
+    }
+
+    /// Reads one complete line (without its newline).
+    pub fn line(&mut self, file_name: &str, bytes: &[u8], out: &mut Emitted) {
+        self.line_no += 1;
+        out.lines += 1;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let line: Line = match serde_json::from_slice(bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                out.error(format!("{file_name}:{}: {e}", self.line_no));
+                return;
+            }
+        };
+        let Some(ts) = line
+            .timestamp
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .map(Timestamp::as_micros)
+        else {
+            out.skip("no_timestamp");
+            return;
+        };
+        let p = &line.payload;
+        match line.kind.as_deref() {
+            Some("session_meta") => {
+                if let Some(id) = p["id"].as_str() {
+                    self.session_id = Some(id.to_owned());
+                }
+                self.start(file_name, ts, p, out);
+            }
+            Some("turn_context") => {
+                if let Some(model) = p["model"].as_str() {
+                    self.model = Some(model.to_owned());
+                }
+            }
+            Some("event_msg") => match p["type"].as_str() {
+                Some("user_message") => self.prompt(file_name, ts, p, out),
+                Some("token_count") => self.token_count(file_name, ts, p, out),
+                Some(other) => out.skip(&format!("event_msg.{other}")),
+                None => out.skip("event_msg"),
+            },
+            Some("response_item") => match p["type"].as_str() {
+                Some("function_call" | "custom_tool_call") => self.tool_call(ts, p, out),
+                Some("function_call_output" | "custom_tool_call_output") => {
+                    self.tool_output(file_name, ts, p, out);
+                }
+                Some("message") if p["role"] == "assistant" => self.reply(file_name, ts, p, out),
+                Some("message") => out.skip("response_item.message.user"),
+                Some(other) => out.skip(&format!("response_item.{other}")),
+                None => out.skip("response_item"),
+            },
+            Some(other) => out.skip(other),
+            None => out.skip("untyped"),
+        }
+    }
+
+    /// Sends tool calls still waiting for output, as they are now.
+    pub fn end_of_run(&mut self, file_name: &str, out: &mut Emitted) {
+        let session = self.session(file_name);
+        for tool in &mut self.pending {
+            if !tool.sent {
+                tool.sent = true;
+                out.replacements.push(tool_record(&session, tool, None));
+            }
+        }
+    }
+
+    fn start(&mut self, file_name: &str, ts: i64, meta: &Value, out: &mut Emitted) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let session = self.session(file_name);
+        let mut metadata = Metadata::new();
+        metadata.insert("source".into(), json!("codex"));
+        for (from, to) in [
+            ("cwd", "cwd"),
+            ("cli_version", "agent_version"),
+            ("originator", "originator"),
+            ("model_provider", "model_provider"),
+        ] {
+            if let Some(v) = meta[from].as_str() {
+                metadata.insert(to.into(), json!(v));
+            }
+        }
+        if let Some(branch) = meta["git"]["branch"].as_str() {
+            metadata.insert("git_branch".into(), json!(branch));
+        }
+        if let Some(cwd) = meta["cwd"].as_str()
+            && let Some(project) = cwd.rsplit('/').find(|s| !s.is_empty())
+        {
+            metadata.insert("project".into(), json!(project));
+        }
+        out.records.push(record(
+            derived_id(&["codex", &session, "session_started"]),
+            ts,
+            context(&session, None, span_id(&["session", &session]), None),
+            Body::SessionStarted(SessionStarted {
+                metadata,
+                ..SessionStarted::default()
+            }),
+        ));
+    }
+
+    fn prompt(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
+        if !self.started {
+            self.start(file_name, ts, &Value::Null, out);
+        }
+        let session = self.session(file_name);
+        self.steps += 1;
+        self.input_ts = Some(ts);
+        let step_id = format!("{session}-turn-{}", self.steps);
+        out.records.push(record(
+            self.id(file_name, "step"),
+            ts,
+            context(&session, Some(&step_id), span_id(&["step", &step_id]), None),
+            Body::StepStarted(StepStarted {
+                step_index: self.steps - 1,
+                turn_number: Some(i64::from(self.steps)),
+                ..StepStarted::default()
+            }),
+        ));
+        self.step_id = Some(step_id);
+        let id = self.id(file_name, "message");
+        out.records.push(record(
+            id.clone(),
+            ts,
+            context(&session, self.step_id.as_deref(), span_id(&["message", &id]), None),
+            Body::Message(Message {
+                content: MessageContent::text(p["message"].as_str().unwrap_or_default()),
+                message_type: "user_prompt".into(),
+                from_role: Some("human".into()),
+                to_role: Some("agent".into()),
+                ..Message::default()
+            }),
+        ));
+    }
+
+    fn token_count(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
+        let info = &p["info"];
+        if info.is_null() {
+            out.skip("event_msg.token_count.empty");
+            return;
+        }
+        let parse = |v: &Value| serde_json::from_value::<TokenUsage>(v.clone()).ok();
+        let total = parse(&info["total_token_usage"]);
+        if let (Some(total), Some(previous)) = (&total, &self.total)
+            && total == previous
+        {
+            out.skip("event_msg.token_count.repeated");
+            return;
+        }
+        let usage = match (parse(&info["last_token_usage"]), &total) {
+            (Some(last), _) => last,
+            (None, Some(total)) => total.minus(&self.total.clone().unwrap_or_default()),
+            (None, None) => {
+                out.skip("event_msg.token_count.no_usage");
+                return;
+            }
+        };
+        if total.is_some() {
+            self.total = total;
+        }
+        if !self.started {
+            self.start(file_name, ts, &Value::Null, out);
+        }
+        let session = self.session(file_name);
+        let model = info["model"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| self.model.clone())
+            .unwrap_or_else(|| "unknown".into());
+        let mut call = LlmCall {
+            system_instance_id: Some("codex".into()),
+            provider: Some("openai".into()),
+            model_name: model,
+            operation: Some("chat".into()),
+            latency_ms: self
+                .input_ts
+                .filter(|t| *t <= ts)
+                .map(|t| (ts - t) as f64 / 1000.0),
+            ..LlmCall::default()
+        };
+        call.set_usage_cached_in_input(
+            usage.input_tokens,
+            usage.cached_input_tokens,
+            0,
+            usage.output_tokens,
+            usage.reasoning_output_tokens,
+        );
+        let id = self.id(file_name, "llm");
+        out.records.push(record(
+            id.clone(),
+            ts,
+            context(&session, self.step_id.as_deref(), span_id(&["llm", &id]), None),
+            Body::Event(Event::Llm(call)),
+        ));
+        self.input_ts = Some(ts);
+    }
+
+    fn tool_call(&mut self, ts: i64, p: &Value, out: &mut Emitted) {
+        let Some(call_id) = p["call_id"].as_str() else {
+            out.skip("response_item.tool_call.no_call_id");
+            return;
+        };
+        let input = match (&p["arguments"], &p["input"]) {
+            (Value::String(args), _) => {
+                serde_json::from_str(args).unwrap_or_else(|_| Value::String(args.clone()))
+            }
+            (Value::Null, input) => input.clone(),
+            (args, _) => args.clone(),
+        };
+        self.pending.push(PendingTool {
+            call_id: call_id.to_owned(),
+            name: p["name"].as_str().unwrap_or_default().to_owned(),
+            input,
+            ts,
+            step_id: self.step_id.clone(),
+            line_no: self.line_no,
+            sent: false,
+        });
+        if self.pending.len() > MAX_PENDING_TOOLS {
+            self.pending.remove(0);
+        }
+    }
+
+    fn tool_output(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
+        self.input_ts = Some(ts);
+        let call_id = p["call_id"].as_str().unwrap_or_default();
+        let Some(position) = self.pending.iter().position(|t| t.call_id == call_id) else {
+            out.skip("response_item.tool_output.unpaired");
+            return;
+        };
+        let tool = self.pending.remove(position);
+        let output = p.get("output").cloned().unwrap_or(Value::Null);
+        let session = self.session(file_name);
+        let done = tool_record(&session, &tool, Some((&output, ts)));
+        if tool.sent {
+            out.replacements.push(done);
+        } else {
+            out.records.push(done);
+        }
+    }
+
+    fn reply(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
+        let text = text_of(&p["content"]);
+        if text.is_empty() {
+            out.skip("response_item.message.empty");
+            return;
+        }
+        let session = self.session(file_name);
+        let id = self.id(file_name, "reply");
+        out.records.push(record(
+            id.clone(),
+            ts,
+            context(&session, self.step_id.as_deref(), span_id(&["message", &id]), None),
+            Body::Message(Message {
+                content: MessageContent::text(text),
+                message_type: "assistant_reply".into(),
+                from_role: Some("agent".into()),
+                to_role: Some("human".into()),
+                ..Message::default()
+            }),
+        ));
+    }
+}
+
+/// Whether a tool's output reports failure: a non-zero `exit_code` in its metadata
+/// (exec outputs are JSON text `{"output": ..., "metadata": {"exit_code": N}}`).
+fn failed(output: &Value) -> Option<String> {
+    let parsed = match output {
+        Value::String(s) if s.starts_with('{') => serde_json::from_str::<Value>(s).ok()?,
+        other => other.clone(),
+    };
+    let code = parsed["metadata"]["exit_code"].as_i64()?;
+    (code != 0).then(|| {
+        let text = parsed["output"].as_str().unwrap_or_default();
+        format!("exit code {code}: {}", first_line(text))
+    })
+}
+
+fn tool_record(session: &str, tool: &PendingTool, output: Option<(&Value, i64)>) -> Record {
+    let error = output.and_then(|(o, _)| failed(o));
+    let mut metadata = Metadata::new();
+    if output.is_none() {
+        metadata.insert("pending".into(), json!(true));
+    }
+    let action = RuntimeAction {
+        system_instance_id: Some("codex".into()),
+        tool_name: Some(tool.name.clone()),
+        tool_call_id: Some(tool.call_id.clone()),
+        arguments: Some(tool.input.clone()),
+        result: output.map(|(o, _)| o.clone()),
+        status: if error.is_some() {
+            Status::Error
+        } else {
+            Status::Ok
+        },
+        error,
+        duration_ms: output.map(|(_, end)| (end - tool.ts).max(0) as f64 / 1000.0),
+        metadata,
+        ..RuntimeAction::default()
+    };
+    record(
+        derived_id(&["codex", session, "tool", &tool.call_id, &tool.line_no.to_string()]),
+        tool.ts,
+        context(
+            session,
+            tool.step_id.as_deref(),
+            span_id(&["tool", session, &tool.call_id]),
+            None,
+        ),
+        Body::Event(Event::Runtime(action)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_come_from_rollout_names() {
+        assert_eq!(
+            session_from_name(
+                "rollout-2026-01-02T03-04-05-11111111-1111-4111-8111-111111111111.jsonl"
+            )
+            .as_deref(),
+            Some("11111111-1111-4111-8111-111111111111")
+        );
+        assert_eq!(session_from_name("notes.jsonl"), None);
+    }
+
+    #[test]
+    fn nonzero_exit_codes_are_failures() {
+        let out = json!(r#"{"output":"no such file\n","metadata":{"exit_code":2}}"#);
+        assert_eq!(failed(&out).as_deref(), Some("exit code 2: no such file"));
+        assert_eq!(failed(&json!(r#"{"output":"","metadata":{"exit_code":0}}"#)), None);
+        assert_eq!(failed(&json!("plain text")), None);
+    }
+}

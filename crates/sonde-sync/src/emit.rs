@@ -1,0 +1,131 @@
+//! What a source parser hands the syncer: new records, records that replace ones sent
+//! before, and counts of what it read; and the deterministic ids every source uses.
+
+use std::collections::BTreeMap;
+
+use sonde_model::{Body, Context, Record, Timestamp, derived_id};
+
+/// The most error messages a run keeps (the count goes on).
+pub const MAX_ERROR_MESSAGES: usize = 20;
+
+/// Records a parser produced from some lines.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// Records seen for the first time.
+    pub records: Vec<Record>,
+    /// Records that replace versions sent before (a response that grew, a tool call
+    /// whose result arrived); a store replaces them, other targets send them again.
+    pub replacements: Vec<Record>,
+    /// Lines read.
+    pub lines: u64,
+    /// Lines and fields skipped, by what they were (`progress`, `user.meta`, ...).
+    pub skipped: BTreeMap<String, u64>,
+    /// Lines that could not be read, as `file:line: reason`.
+    pub errors: Vec<String>,
+    /// How many lines could not be read (more than `errors` keeps).
+    pub error_count: u64,
+}
+
+impl Emitted {
+    /// Counts a skipped line or field.
+    pub(crate) fn skip(&mut self, what: &str) {
+        *self.skipped.entry(what.to_owned()).or_default() += 1;
+    }
+
+    /// Counts a line that could not be read.
+    pub(crate) fn error(&mut self, message: String) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_ERROR_MESSAGES {
+            self.errors.push(message);
+        }
+    }
+
+    /// Records in this batch, new and replacing.
+    pub fn len(&self) -> usize {
+        self.records.len() + self.replacements.len()
+    }
+
+    /// True when there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.replacements.is_empty()
+    }
+
+    /// Moves the records out, keeping the counts.
+    pub(crate) fn take_records(&mut self) -> (Vec<Record>, Vec<Record>) {
+        (
+            std::mem::take(&mut self.records),
+            std::mem::take(&mut self.replacements),
+        )
+    }
+}
+
+/// `len` hex digits derived from `parts`.
+fn hex_id(parts: &[&str], len: usize) -> String {
+    let mut id = derived_id(parts).replace('-', "");
+    id.truncate(len);
+    id
+}
+
+/// A span id (16 hex digits) derived from `parts`: the same on every machine.
+pub(crate) fn span_id(parts: &[&str]) -> String {
+    hex_id(parts, 16)
+}
+
+/// The trace id (32 hex digits) of a session: every span of a session is in one trace,
+/// so that a subagent's spans nest under the tool call that spawned it.
+pub(crate) fn trace_id(session_id: &str) -> String {
+    hex_id(&["trace", session_id], 32)
+}
+
+/// The context of a record in `session_id`.
+pub(crate) fn context(
+    session_id: &str,
+    step_id: Option<&str>,
+    span: String,
+    parent: Option<String>,
+) -> Context {
+    Context {
+        session_id: session_id.to_owned(),
+        step_id: step_id.map(str::to_owned),
+        trace_id: Some(trace_id(session_id)),
+        span_id: Some(span),
+        parent_span_id: parent,
+        ..Context::default()
+    }
+}
+
+/// A record at `ts` microseconds.
+pub(crate) fn record(id: String, ts: i64, context: Context, body: Body) -> Record {
+    Record {
+        id,
+        timestamp: Timestamp::from_micros(ts),
+        context,
+        body,
+    }
+}
+
+/// The first line of `text`, cut to 200 characters: an error message from tool output.
+pub(crate) fn first_line(text: &str) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    line.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_hex_of_the_right_length_and_deterministic() {
+        assert_eq!(span_id(&["a"]).len(), 16);
+        assert_eq!(trace_id("s").len(), 32);
+        assert_eq!(span_id(&["a"]), span_id(&["a"]));
+        assert_ne!(span_id(&["a"]), span_id(&["b"]));
+        assert!(trace_id("s").chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn error_lines_are_the_first_non_empty_line() {
+        assert_eq!(first_line("\n  \nboom\nmore"), "boom");
+        assert_eq!(first_line(&"x".repeat(500)).len(), 200);
+    }
+}

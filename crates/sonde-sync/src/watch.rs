@@ -1,0 +1,114 @@
+//! Following the logs live, and the progress line of long runs.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use notify::Watcher;
+
+use crate::{Source, SyncError, SyncResult, Syncer};
+
+/// The longest a change waits before a watching sync picks it up, when file
+/// notifications are missing (or missed one).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a burst of notifications is let settle before the sync runs.
+const SETTLE: Duration = Duration::from_millis(50);
+/// A run shows progress once it has lasted this long.
+const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+/// How often the progress line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// Syncs `sources` again and again: at once, then whenever a file under their roots
+/// changes (file notifications, where the system has them), and at least every
+/// [`POLL_INTERVAL`]. A run over unchanged files only looks at their sizes and times,
+/// so polling costs little. Each run's result goes to `on_run`; the loop ends when
+/// `stop` says so, or on the first error.
+pub fn watch(
+    syncer: &mut Syncer<'_>,
+    sources: &[(Source, Vec<PathBuf>)],
+    stop: &dyn Fn() -> bool,
+    on_run: &mut dyn FnMut(&SyncResult),
+) -> Result<(), SyncError> {
+    let (changed, changes) = mpsc::channel::<()>();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = changed.send(());
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "file notifications unavailable; polling");
+            None
+        }
+    };
+    if let Some(w) = watcher.as_mut() {
+        for root in sources.iter().flat_map(|(_, roots)| roots) {
+            if let Err(e) = w.watch(root, notify::RecursiveMode::Recursive) {
+                tracing::warn!(root = %root.display(), error = %e, "cannot watch; polling");
+            }
+        }
+    }
+    while !stop() {
+        for (source, roots) in sources {
+            let result = syncer.run(*source, roots)?;
+            on_run(&result);
+        }
+        match changes.recv_timeout(POLL_INTERVAL) {
+            Ok(()) => {
+                std::thread::sleep(SETTLE);
+                while changes.try_recv().is_ok() {}
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL_INTERVAL),
+        }
+    }
+    Ok(())
+}
+
+/// A progress line on standard error, shown once a run has lasted a second.
+pub(crate) struct Progress {
+    enabled: bool,
+    total: usize,
+    started: Instant,
+    drawn: Option<Instant>,
+}
+
+impl Progress {
+    pub(crate) fn new(enabled: bool, total: usize) -> Self {
+        Self {
+            enabled: enabled && std::io::stderr().is_terminal(),
+            total,
+            started: Instant::now(),
+            drawn: None,
+        }
+    }
+
+    pub(crate) fn tick(&mut self, result: &SyncResult) {
+        if !self.enabled || self.started.elapsed() < PROGRESS_AFTER {
+            return;
+        }
+        if self.drawn.is_some_and(|d| d.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        self.drawn = Some(Instant::now());
+        let mb = result.bytes_read as f64 / 1e6;
+        let rate = mb / self.started.elapsed().as_secs_f64().max(1e-3);
+        let _ = write!(
+            std::io::stderr(),
+            "\r  files {}/{}  {:.1} MB ({:.0} MB/s)  spans {}   ",
+            result.files_scanned,
+            self.total,
+            mb,
+            rate,
+            result.spans_synced
+        );
+    }
+
+    pub(crate) fn finish(&mut self) {
+        if self.drawn.is_some() {
+            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(72));
+        }
+    }
+}
