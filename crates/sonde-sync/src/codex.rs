@@ -231,7 +231,7 @@ impl CodexState {
         let session = self.session(file_name);
         self.steps += 1;
         self.input_ts = Some(ts);
-        let step_id = format!("{session}-turn-{}", self.steps);
+        let step_id = format!("turn-{}", self.steps);
         out.records.push(record(
             self.id(file_name, "step"),
             ts,

@@ -84,7 +84,7 @@ pub enum SyncError {
 pub enum Source {
     /// Claude Code: `~/.claude/projects/<project>/<session>.jsonl`.
     Claude,
-    /// Codex CLI: `~/.codex/sessions/**/rollout-*.jsonl`.
+    /// Codex CLI: `~/.codex/sessions/**/rollout-*.jsonl` (every `.jsonl` under it).
     Codex,
 }
 
@@ -215,9 +215,7 @@ pub fn discover(source: Source, root: &Path) -> Result<Vec<SourceFile>, SyncErro
             } else if kind.is_file() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                let wanted = name.ends_with(".jsonl")
-                    && (source == Source::Claude || name.starts_with("rollout-"));
-                if wanted {
+                if name.ends_with(".jsonl") {
                     files.push(path);
                 }
             }
