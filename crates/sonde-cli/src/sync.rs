@@ -198,7 +198,12 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
                     print_summary(result, true);
                 }
             };
-            sonde_sync::watch(&mut syncer, &sources, &|| stop.load(Ordering::SeqCst), &mut on_run)?;
+            sonde_sync::watch(
+                &mut syncer,
+                &sources,
+                &|| stop.load(Ordering::SeqCst),
+                &mut on_run,
+            )?;
             return Ok(Vec::new());
         }
         let mut results = Vec::new();

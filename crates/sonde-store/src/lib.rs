@@ -20,8 +20,8 @@
 
 mod analytics;
 mod api;
-mod error;
 mod cursors;
+mod error;
 mod keys;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -1397,7 +1397,10 @@ pub async fn sync_cursors_are_kept_per_source_and_path(f: Fixture) {
     assert_eq!(stored.len(), 2);
     assert_eq!(stored["/a.jsonl"], r#"{"offset":99}"#);
     assert_eq!(stored["/b.jsonl"], r#"{"offset":20}"#);
-    assert_eq!(f.store.sync_cursors("codex").await.unwrap()["/a.jsonl"], "other");
+    assert_eq!(
+        f.store.sync_cursors("codex").await.unwrap()["/a.jsonl"],
+        "other"
+    );
 }
 
 macro_rules! conformance {

@@ -322,7 +322,14 @@ impl ClaudeState {
         (self.step_id.clone(), None)
     }
 
-    fn ensure_session(&mut self, file: &ClaudeFile, line: &Line, session_id: &str, ts: i64, out: &mut Emitted) {
+    fn ensure_session(
+        &mut self,
+        file: &ClaudeFile,
+        line: &Line,
+        session_id: &str,
+        ts: i64,
+        out: &mut Emitted,
+    ) {
         if self.started.iter().any(|s| s == session_id) {
             return;
         }
@@ -424,7 +431,12 @@ impl ClaudeState {
             out.records.push(record(
                 self.line_id(file, line, "step"),
                 ts,
-                context(&session_id, Some(&step_id), span_id(&["step", &step_id]), None),
+                context(
+                    &session_id,
+                    Some(&step_id),
+                    span_id(&["step", &step_id]),
+                    None,
+                ),
                 Body::StepStarted(StepStarted {
                     step_index: self.steps - 1,
                     turn_number: Some(i64::from(self.steps)),
@@ -556,7 +568,9 @@ impl ClaudeState {
         };
         // The best copy's usage: a main-chain copy before a sidechain one, then the
         // largest.
-        if (!sidechain && open.sidechain) || (sidechain == open.sidechain && usage.sum() > open.usage.sum()) {
+        if (!sidechain && open.sidechain)
+            || (sidechain == open.sidechain && usage.sum() > open.usage.sum())
+        {
             open.usage = usage;
             open.sidechain = sidechain;
         }
@@ -619,10 +633,22 @@ impl ClaudeState {
         };
         let session_id = self.session_of(file, line);
         self.ensure_session(file, line, &session_id, ts, out);
-        let mut data: serde_json::Map<String, Value> = serde_json::from_slice(bytes).unwrap_or_default();
+        let mut data: serde_json::Map<String, Value> =
+            serde_json::from_slice(bytes).unwrap_or_default();
         for envelope in [
-            "type", "uuid", "parentUuid", "sessionId", "timestamp", "cwd", "gitBranch",
-            "version", "userType", "isSidechain", "slug", "subtype", "entrypoint",
+            "type",
+            "uuid",
+            "parentUuid",
+            "sessionId",
+            "timestamp",
+            "cwd",
+            "gitBranch",
+            "version",
+            "userType",
+            "isSidechain",
+            "slug",
+            "subtype",
+            "entrypoint",
         ] {
             data.remove(envelope);
         }
@@ -632,7 +658,12 @@ impl ClaudeState {
         out.records.push(record(
             id.clone(),
             ts,
-            context(&session_id, step.as_deref(), span_id(&["system", &id]), parent),
+            context(
+                &session_id,
+                step.as_deref(),
+                span_id(&["system", &id]),
+                parent,
+            ),
             Body::Event(Event::Custom(CustomEvent {
                 system_instance_id: Some("claude-code".into()),
                 name: format!("claude_code.{subtype}"),
@@ -718,7 +749,12 @@ fn tool_record(tool: &PendingTool, result: Option<&ToolResult>) -> Record {
 fn response_records(open: &OpenResponse) -> Vec<Record> {
     let (message_id, request_id) = (&open.key.0, &open.key.1);
     let span = span_id(&["llm", message_id, request_id]);
-    let ctx = context(&open.session_id, open.step_id.as_deref(), span.clone(), open.parent.clone());
+    let ctx = context(
+        &open.session_id,
+        open.step_id.as_deref(),
+        span.clone(),
+        open.parent.clone(),
+    );
     let mut records = Vec::with_capacity(2);
     if open.model != "<synthetic>" {
         let u = &open.usage;
@@ -749,7 +785,10 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
                 ..LlmCallRecord::default()
             }]
         };
-        let cache_1h = u.cache_creation.as_ref().map_or(0, |c| c.ephemeral_1h_input_tokens);
+        let cache_1h = u
+            .cache_creation
+            .as_ref()
+            .map_or(0, |c| c.ephemeral_1h_input_tokens);
         let call = LlmCall {
             system_instance_id: Some("claude-code".into()),
             provider: Some("anthropic".into()),
@@ -765,8 +804,14 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
                 .request_ts
                 .filter(|r| *r <= open.last_ts)
                 .map(|r| (open.last_ts - r) as f64 / 1000.0),
-            status: if open.api_error { Status::Error } else { Status::Ok },
-            error: open.api_error.then(|| first_line(&text_of_blocks(&open.blocks))),
+            status: if open.api_error {
+                Status::Error
+            } else {
+                Status::Ok
+            },
+            error: open
+                .api_error
+                .then(|| first_line(&text_of_blocks(&open.blocks))),
             stop_reason: open.stop_reason.clone(),
             call_records,
             metadata,

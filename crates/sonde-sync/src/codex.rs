@@ -116,7 +116,12 @@ impl CodexState {
     }
 
     fn id(&self, file_name: &str, what: &str) -> String {
-        derived_id(&["codex", &self.session(file_name), &self.line_no.to_string(), what])
+        derived_id(&[
+            "codex",
+            &self.session(file_name),
+            &self.line_no.to_string(),
+            what,
+        ])
     }
 
     /// Reads one complete line (without its newline).
@@ -247,7 +252,12 @@ impl CodexState {
         out.records.push(record(
             id.clone(),
             ts,
-            context(&session, self.step_id.as_deref(), span_id(&["message", &id]), None),
+            context(
+                &session,
+                self.step_id.as_deref(),
+                span_id(&["message", &id]),
+                None,
+            ),
             Body::Message(Message {
                 content: MessageContent::text(p["message"].as_str().unwrap_or_default()),
                 message_type: "user_prompt".into(),
@@ -314,7 +324,12 @@ impl CodexState {
         out.records.push(record(
             id.clone(),
             ts,
-            context(&session, self.step_id.as_deref(), span_id(&["llm", &id]), None),
+            context(
+                &session,
+                self.step_id.as_deref(),
+                span_id(&["llm", &id]),
+                None,
+            ),
             Body::Event(Event::Llm(call)),
         ));
         self.input_ts = Some(ts);
@@ -375,7 +390,12 @@ impl CodexState {
         out.records.push(record(
             id.clone(),
             ts,
-            context(&session, self.step_id.as_deref(), span_id(&["message", &id]), None),
+            context(
+                &session,
+                self.step_id.as_deref(),
+                span_id(&["message", &id]),
+                None,
+            ),
             Body::Message(Message {
                 content: MessageContent::text(text),
                 message_type: "assistant_reply".into(),
@@ -424,7 +444,13 @@ fn tool_record(session: &str, tool: &PendingTool, output: Option<(&Value, i64)>)
         ..RuntimeAction::default()
     };
     record(
-        derived_id(&["codex", session, "tool", &tool.call_id, &tool.line_no.to_string()]),
+        derived_id(&[
+            "codex",
+            session,
+            "tool",
+            &tool.call_id,
+            &tool.line_no.to_string(),
+        ]),
         tool.ts,
         context(
             session,
@@ -456,7 +482,10 @@ mod tests {
     fn nonzero_exit_codes_are_failures() {
         let out = json!(r#"{"output":"no such file\n","metadata":{"exit_code":2}}"#);
         assert_eq!(failed(&out).as_deref(), Some("exit code 2: no such file"));
-        assert_eq!(failed(&json!(r#"{"output":"","metadata":{"exit_code":0}}"#)), None);
+        assert_eq!(
+            failed(&json!(r#"{"output":"","metadata":{"exit_code":0}}"#)),
+            None
+        );
         assert_eq!(failed(&json!("plain text")), None);
     }
 }

@@ -69,10 +69,7 @@ impl LangfuseTarget {
                 target: "langfuse".into(),
                 reason: e.to_string(),
             })?;
-        let url = format!(
-            "{}/api/public/ingestion",
-            config.host.trim_end_matches('/')
-        );
+        let url = format!("{}/api/public/ingestion", config.host.trim_end_matches('/'));
         Ok(Self {
             config,
             url,
@@ -89,7 +86,8 @@ impl LangfuseTarget {
     }
 
     fn post(&self, batch: &[Value]) -> Result<(), SyncError> {
-        let body = serde_json::to_vec(&json!({ "batch": batch })).map_err(|e| self.fail(e.to_string()))?;
+        let body =
+            serde_json::to_vec(&json!({ "batch": batch })).map_err(|e| self.fail(e.to_string()))?;
         let auth = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             self.config.public_key, self.config.secret_key
@@ -172,7 +170,9 @@ fn envelope(kind: &str, ts: Timestamp, body: Value) -> Value {
 /// an observation per record that has one.
 pub fn ingestion_events(records: &[Record]) -> Vec<Value> {
     let mut events = Vec::with_capacity(records.len() + 1);
-    let mut traces: BTreeMap<String, (&Record, Option<&Map<String, Value>>)> = BTreeMap::new();
+    // Per trace: the record that opens it, and its session metadata when known.
+    type Opening<'a> = (&'a Record, Option<&'a Map<String, Value>>);
+    let mut traces: BTreeMap<String, Opening<'_>> = BTreeMap::new();
     for record in records {
         let entry = traces.entry(trace_of(record)).or_insert((record, None));
         if let Body::SessionStarted(s) = &record.body {
@@ -271,7 +271,11 @@ impl SyncTarget for LangfuseTarget {
         self.cursors.load(source)
     }
 
-    fn send(&mut self, mut records: Vec<Record>, replacements: Vec<Record>) -> Result<(), SyncError> {
+    fn send(
+        &mut self,
+        mut records: Vec<Record>,
+        replacements: Vec<Record>,
+    ) -> Result<(), SyncError> {
         records.extend(replacements);
         let mut batch = Vec::new();
         let mut bytes = 0;

@@ -109,7 +109,9 @@ impl Source {
     /// assert!(!sonde_sync::Source::Claude.default_roots().is_empty());
     /// ```
     pub fn default_roots(self) -> Vec<PathBuf> {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
         match self {
             Source::Claude => match std::env::var("CLAUDE_CONFIG_DIR") {
                 Ok(dirs) if !dirs.trim().is_empty() => dirs
@@ -167,19 +169,20 @@ fn claude_file(root: &Path, path: &Path) -> ClaudeFile {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (project, session_hint) =
-        match components.iter().rposition(|c| c == "subagents") {
-            // <project>/<session>/subagents/[workflows/<run>/]agent-<id>.jsonl
-            Some(i) if i >= 2 => (components[i - 2].clone(), Some(components[i - 1].clone())),
-            _ => (
-                components.last().cloned().unwrap_or(root_name),
-                is_uuid(&stem).then(|| stem.clone()),
-            ),
-        };
+    let (project, session_hint) = match components.iter().rposition(|c| c == "subagents") {
+        // <project>/<session>/subagents/[workflows/<run>/]agent-<id>.jsonl
+        Some(i) if i >= 2 => (components[i - 2].clone(), Some(components[i - 1].clone())),
+        _ => (
+            components.last().cloned().unwrap_or(root_name),
+            is_uuid(&stem).then(|| stem.clone()),
+        ),
+    };
     let agent_hint = stem.strip_prefix("agent-").map(str::to_owned);
     let agent_type = agent_hint.as_ref().and_then(|_| {
         let meta = path.with_file_name(format!("{stem}.meta.json"));
-        std::fs::read(meta).ok().and_then(|m| claude::agent_type(&m))
+        std::fs::read(meta)
+            .ok()
+            .and_then(|m| claude::agent_type(&m))
     });
     ClaudeFile {
         name,
@@ -208,7 +211,9 @@ pub fn discover(source: Source, root: &Path) -> Result<Vec<SourceFile>, SyncErro
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).map_err(|e| read_error(&dir, e))? {
             let entry = entry.map_err(|e| read_error(&dir, e))?;
-            let kind = entry.file_type().map_err(|e| read_error(&entry.path(), e))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| read_error(&entry.path(), e))?;
             let path = entry.path();
             if kind.is_dir() {
                 dirs.push(path);
@@ -457,13 +462,14 @@ impl<'a> Syncer<'a> {
                 cursor = Cursor::default();
             }
             let mut parser = Parser::new(file, std::mem::take(&mut cursor.state));
-            let offset = match self.read_file(file, cursor.offset, &mut parser, &mut out, &mut result) {
-                Ok(offset) => offset,
-                Err(e) => {
-                    result.note_error(e.to_string());
-                    continue;
-                }
-            };
+            let offset =
+                match self.read_file(file, cursor.offset, &mut parser, &mut out, &mut result) {
+                    Ok(offset) => offset,
+                    Err(e) => {
+                        result.note_error(e.to_string());
+                        continue;
+                    }
+                };
             parser.end_of_run(&mut out);
             result.bytes_read += offset - cursor.offset;
             result.files_updated += 1;

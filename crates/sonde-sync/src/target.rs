@@ -36,8 +36,11 @@ pub trait SyncTarget: Send {
     fn flush(&mut self) -> Result<(), SyncError>;
 
     /// Saves cursors of `source` (after [`SyncTarget::flush`]).
-    fn save_cursors(&mut self, source: &str, cursors: Vec<(String, String)>)
-    -> Result<(), SyncError>;
+    fn save_cursors(
+        &mut self,
+        source: &str,
+        cursors: Vec<(String, String)>,
+    ) -> Result<(), SyncError>;
 }
 
 enum Job {
@@ -263,7 +266,11 @@ impl SinkTarget {
             target: endpoint.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(Self::new(format!("otlp {endpoint}"), Box::new(sink), cursors))
+        Ok(Self::new(
+            format!("otlp {endpoint}"),
+            Box::new(sink),
+            cursors,
+        ))
     }
 }
 
@@ -276,7 +283,11 @@ impl SyncTarget for SinkTarget {
         self.cursors.load(source)
     }
 
-    fn send(&mut self, mut records: Vec<Record>, replacements: Vec<Record>) -> Result<(), SyncError> {
+    fn send(
+        &mut self,
+        mut records: Vec<Record>,
+        replacements: Vec<Record>,
+    ) -> Result<(), SyncError> {
         records.extend(replacements);
         self.sink.write(&records).map_err(|e| SyncError::Target {
             target: self.name.clone(),

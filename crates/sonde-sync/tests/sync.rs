@@ -154,7 +154,11 @@ fn piecewise_equals_whole(name: &str, source: &Path, cuts: &[usize]) {
         std::io::Write::write_all(&mut file, &bytes[written..cut]).unwrap();
         written = cut;
         let result = f.sync(Source::Claude, dir.path());
-        assert_eq!(result.errors, 0, "cut at {cut}: {:?}", result.error_messages);
+        assert_eq!(
+            result.errors, 0,
+            "cut at {cut}: {:?}",
+            result.error_messages
+        );
     }
     let pieces = f.records();
     assert_eq!(pieces.len(), whole.len(), "{name} cut at {cuts:?}");
@@ -195,7 +199,13 @@ fn appending_lines_adds_exactly_the_new_events_wherever_the_file_is_cut() {
     );
     let starts = line_starts(&source);
     for step in [3, 7, 11] {
-        let cuts: Vec<usize> = starts.iter().copied().step_by(step).skip(1).take(4).collect();
+        let cuts: Vec<usize> = starts
+            .iter()
+            .copied()
+            .step_by(step)
+            .skip(1)
+            .take(4)
+            .collect();
         piecewise_equals_whole("03eb5929-52b3-4b13-ada3-b93ae35806b8.jsonl", &source, &cuts);
     }
 }
@@ -203,7 +213,9 @@ fn appending_lines_adds_exactly_the_new_events_wherever_the_file_is_cut() {
 #[test]
 fn a_response_split_over_two_runs_keeps_its_largest_usage() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("7c6b8f0e-0000-4000-8000-000000000001.jsonl");
+    let path = dir
+        .path()
+        .join("7c6b8f0e-0000-4000-8000-000000000001.jsonl");
     let line = |output: u64, block: &str| {
         format!(
             r#"{{"type":"assistant","uuid":"u-{output}","sessionId":"7c6b8f0e-0000-4000-8000-000000000001","timestamp":"2026-01-01T00:00:0{}Z","requestId":"req_1","message":{{"id":"msg_1","model":"claude-sonnet-4-5","content":[{block}],"usage":{{"input_tokens":10,"output_tokens":{output},"cache_read_input_tokens":100}}}}}}"#,
@@ -213,10 +225,17 @@ fn a_response_split_over_two_runs_keeps_its_largest_usage() {
     std::fs::write(&path, line(1, r#"{"type":"text","text":"Hello"}"#)).unwrap();
     let f = Fixture::new();
     f.sync(Source::Claude, dir.path());
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     std::io::Write::write_all(
         &mut file,
-        line(7, r#"{"type":"tool_use","id":"toolu_1","name":"Read","input":{}}"#).as_bytes(),
+        line(
+            7,
+            r#"{"type":"tool_use","id":"toolu_1","name":"Read","input":{}}"#,
+        )
+        .as_bytes(),
     )
     .unwrap();
     let second = f.sync(Source::Claude, dir.path());
@@ -244,7 +263,9 @@ fn a_response_split_over_two_runs_keeps_its_largest_usage() {
 fn a_replaced_or_truncated_file_is_read_again_from_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let source = data("claude-code/01_cclogviewer_v1.0.61_inline_sidechain.jsonl");
-    let path = dir.path().join("f48d4407-3211-4227-9787-2fba4bc7c9bb.jsonl");
+    let path = dir
+        .path()
+        .join("f48d4407-3211-4227-9787-2fba4bc7c9bb.jsonl");
     let bytes = std::fs::read(&source).unwrap();
     let f = Fixture::new();
     std::fs::write(&path, &bytes).unwrap();
@@ -283,10 +304,18 @@ fn claude_code_sessions_map_to_full_traces() {
         })
         .collect();
     assert!(!tools.is_empty());
-    assert!(tools.iter().all(|(_, a)| a.result.is_some() && a.duration_ms.is_some()));
+    assert!(
+        tools
+            .iter()
+            .all(|(_, a)| a.result.is_some() && a.duration_ms.is_some())
+    );
     let failed: Vec<_> = tools.iter().filter(|(_, a)| !a.status.is_ok()).collect();
     assert_eq!(failed.len(), 6);
-    assert!(failed.iter().all(|(_, a)| a.error.as_deref().is_some_and(|e| !e.is_empty())));
+    assert!(
+        failed
+            .iter()
+            .all(|(_, a)| a.error.as_deref().is_some_and(|e| !e.is_empty()))
+    );
 
     // Session metadata, steps per prompt, prompts and replies as messages.
     let started = records
@@ -333,10 +362,18 @@ fn claude_code_sessions_map_to_full_traces() {
             .filter(|(_, e)| matches!(e, Event::Llm(_)))
             .collect();
         assert!(!llm_children.is_empty());
-        assert!(llm_children.iter().all(|(r, _)| r.context.parent_span_id == span));
+        assert!(
+            llm_children
+                .iter()
+                .all(|(r, _)| r.context.parent_span_id == span)
+        );
         // The subagent's tools are children of its calls.
-        assert!(children.iter().any(|(r, e)| matches!(e, Event::Runtime(_))
-            && llm_children.iter().any(|(l, _)| l.context.span_id == r.context.parent_span_id)));
+        assert!(children.iter().any(|(r, e)| {
+            matches!(e, Event::Runtime(_))
+                && llm_children
+                    .iter()
+                    .any(|(l, _)| l.context.span_id == r.context.parent_span_id)
+        }));
     }
 
     // An inline sidechain (Claude Code 1.0) nests under the pending Task call.
@@ -351,8 +388,14 @@ fn claude_code_sessions_map_to_full_traces() {
         .filter(|(_, e)| matches!(e, Event::Llm(c) if c.metadata.get("sidechain").is_some()))
         .collect();
     assert_eq!(side.len(), 2);
-    assert!(side.iter().all(|(r, _)| r.context.parent_span_id == task.0.context.span_id));
-    assert!(side.iter().all(|(_, e)| e.as_llm().unwrap().model_name == "claude-sonnet-4-20250514"));
+    assert!(
+        side.iter()
+            .all(|(r, _)| r.context.parent_span_id == task.0.context.span_id)
+    );
+    assert!(
+        side.iter()
+            .all(|(_, e)| e.as_llm().unwrap().model_name == "claude-sonnet-4-20250514")
+    );
 }
 
 #[test]
@@ -371,7 +414,10 @@ fn every_synthetic_shape_is_read_or_counted_never_fatal() {
             _ => None,
         })
         .collect();
-    assert!(names.contains(&"claude_code.away_summary") || names.contains(&"claude_code.stop_hook_summary"));
+    assert!(
+        names.contains(&"claude_code.away_summary")
+            || names.contains(&"claude_code.stop_hook_summary")
+    );
     let f2 = Fixture::new();
     f2.sync(Source::Claude, &data("claude-code"));
     let names: Vec<String> = f2
@@ -404,12 +450,23 @@ fn codex_rollouts_map_tokens_tools_and_replies() {
         })
         .collect();
     assert_eq!(calls.len(), 2);
-    let first = calls.iter().find(|c| c.model_name == "gpt-5.2-codex").unwrap();
+    let first = calls
+        .iter()
+        .find(|c| c.model_name == "gpt-5.2-codex")
+        .unwrap();
     assert_eq!(
-        (first.input_tokens, first.cache_read_tokens, first.output_tokens, first.reasoning_tokens),
+        (
+            first.input_tokens,
+            first.cache_read_tokens,
+            first.output_tokens,
+            first.reasoning_tokens
+        ),
         (750, 250, 125, 75)
     );
-    let second = calls.iter().find(|c| c.model_name == "gpt-5.3-codex").unwrap();
+    let second = calls
+        .iter()
+        .find(|c| c.model_name == "gpt-5.3-codex")
+        .unwrap();
     assert_eq!((second.input_tokens, second.cache_read_tokens), (2000, 500));
 
     // Tool calls paired with their outputs by call_id; replies and prompts.
@@ -423,10 +480,23 @@ fn codex_rollouts_map_tokens_tools_and_replies() {
         .collect();
     tools.sort_by_key(|(t, _)| *t);
     let tools: Vec<_> = tools.into_iter().map(|(_, a)| a).collect();
-    let names: Vec<_> = tools.iter().filter_map(|a| a.tool_name.as_deref()).collect();
-    assert_eq!(names, ["exec_command", "apply_patch", "mcp__synthetic__lookup"]);
-    assert!(tools.iter().all(|a| a.result.is_some() && a.duration_ms == Some(1000.0)));
-    assert_eq!(tools[0].arguments.as_ref().unwrap()["cmd"], "find . -maxdepth 1 -type f");
+    let names: Vec<_> = tools
+        .iter()
+        .filter_map(|a| a.tool_name.as_deref())
+        .collect();
+    assert_eq!(
+        names,
+        ["exec_command", "apply_patch", "mcp__synthetic__lookup"]
+    );
+    assert!(
+        tools
+            .iter()
+            .all(|a| a.result.is_some() && a.duration_ms == Some(1000.0))
+    );
+    assert_eq!(
+        tools[0].arguments.as_ref().unwrap()["cmd"],
+        "find . -maxdepth 1 -type f"
+    );
     let mut messages: Vec<_> = records
         .iter()
         .filter(|r| r.context.session_id == session)

@@ -17,11 +17,11 @@ use serde_json::Value;
 use sonde_model::{Record, SessionTrace, Timestamp};
 
 use crate::api::Cursor;
-use crate::rows::{Rollups, WriteMode};
 use crate::rows::{
     Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, SHARED_COLUMNS,
     StoredColumns, Table,
 };
+use crate::rows::{Rollups, WriteMode};
 use crate::{
     BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
     SessionPage, SessionSummary, TraceStore, WriteError, WriteOutcome,
