@@ -17,7 +17,12 @@ fn transcripts(name: &str) -> PathBuf {
 }
 
 fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp").arg("-r").arg(from).arg(to).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 

@@ -31,13 +31,43 @@ pub fn new_id() -> String {
 /// assert_ne!(a, sonde_model::derived_id(&["claude-code", "session.jsonl", "43"]));
 /// ```
 pub fn derived_id(parts: &[&str]) -> String {
+    Uuid::new_v5(&SONDE_NAMESPACE, &id_name(parts)).to_string()
+}
+
+/// A deterministic id derived from `parts` that sorts by `at`, to the millisecond: a
+/// UUID version 8 laid out as version 7 is (48 bits of Unix milliseconds first), with
+/// the rest from the hash of `parts`.
+///
+/// Stores keep ids in a B-tree; ids that arrive in time order append to it instead of
+/// landing all over it, which is what makes bulk loads of derived ids fast.
+///
+/// ```
+/// use sonde_model::{Timestamp, derived_id_at};
+/// let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+/// let later: Timestamp = "2026-01-01T00:00:01Z".parse().unwrap();
+/// assert_eq!(derived_id_at(t, &["a"]), derived_id_at(t, &["a"]));
+/// assert_ne!(derived_id_at(t, &["a"]), derived_id_at(t, &["b"]));
+/// assert!(derived_id_at(t, &["z"]) < derived_id_at(later, &["a"]));
+/// ```
+pub fn derived_id_at(at: crate::Timestamp, parts: &[&str]) -> String {
+    let hash = Uuid::new_v5(&SONDE_NAMESPACE, &id_name(parts)).as_u128();
+    let millis = u128::try_from(at.as_micros().div_euclid(1000)).unwrap_or(0) & ((1 << 48) - 1);
+    let bits = (millis << 80)
+        | (0x8 << 76)
+        | (((hash >> 64) & 0xfff) << 64)
+        | (0b10 << 62)
+        | (hash & ((1 << 62) - 1));
+    Uuid::from_u128(bits).to_string()
+}
+
+fn id_name(parts: &[&str]) -> Vec<u8> {
     let mut name = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
     for part in parts {
         // Length-prefix each part so that ["ab", "c"] and ["a", "bc"] differ.
         name.extend_from_slice(&(part.len() as u64).to_le_bytes());
         name.extend_from_slice(part.as_bytes());
     }
-    Uuid::new_v5(&SONDE_NAMESPACE, &name).to_string()
+    name
 }
 
 #[cfg(test)]

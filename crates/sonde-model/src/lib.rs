@@ -35,7 +35,7 @@ mod timestamp;
 pub use event::{
     CustomEvent, EnvironmentFeedback, Event, LlmCall, LlmCallRecord, RuntimeAction, Status,
 };
-pub use id::{derived_id, new_id};
+pub use id::{derived_id, derived_id_at, new_id};
 pub use message::{Message, MessageContent};
 pub use record::{
     Body, Context, ParseError, RECORD_KINDS, Record, SCHEMA_VERSION, SessionEnded, SessionStarted,

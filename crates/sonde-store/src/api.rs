@@ -328,8 +328,8 @@ pub trait TraceStore: Send + Sync + 'static {
     /// Revokes an API key; false if there is no active key with this id.
     async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError>;
 
-    /// The sync cursors stored for `source` (such as `claude` or `codex`), by path: how
-    /// far a transcript sync has read each file, as the sync encoded it.
+    /// The sync cursors stored for `source` (such as `claude` or `codex`): each file's
+    /// [`SyncCursor::position`], by path.
     async fn sync_cursors(
         &self,
         source: &str,
@@ -353,12 +353,29 @@ pub trait TraceStore: Send + Sync + 'static {
             .collect())
     }
 
+    /// The parser state stored with one file's sync cursor, if any.
+    async fn sync_state(&self, source: &str, path: &str) -> Result<Option<String>, ReadError> {
+        let rows = self
+            .query(
+                "SELECT state FROM sync_cursors WHERE source = ?1 AND path = ?2",
+                &[Value::from(source), Value::from(path)],
+            )
+            .await
+            .map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
     /// Stores sync cursors for `source` in one transaction, replacing those stored for
     /// the same paths.
     async fn save_sync_cursors(
         &self,
         source: &str,
-        cursors: &[(String, String)],
+        cursors: &[crate::SyncCursor],
     ) -> Result<(), WriteError>;
 
     /// Every API key, oldest first.

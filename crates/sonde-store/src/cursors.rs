@@ -1,11 +1,28 @@
 //! Sync cursors: how far a transcript sync has read each source file, kept in the
 //! store it syncs into, so that the next run starts where this one stopped.
 
+/// One file's sync cursor as a sync stores it.
+///
+/// ```
+/// let c = sonde_store::SyncCursor { path: "/a.jsonl".into(), position: "{}".into(), state: "{}".into() };
+/// assert_eq!(c.path, "/a.jsonl");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncCursor {
+    /// The file.
+    pub path: String,
+    /// Where the sync stopped (small: read for every file on every run).
+    pub position: String,
+    /// The parser's state there (read only when the file has changed).
+    pub state: String,
+}
+
 /// Migration 5: the `sync_cursors` table (the same in both dialects).
 pub(crate) const CURSORS_MIGRATION: &str = "CREATE TABLE sync_cursors (
     source TEXT NOT NULL,
     path TEXT NOT NULL,
     cursor TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (source, path)
 )";
 
@@ -13,10 +30,11 @@ pub(crate) const CURSORS_MIGRATION: &str = "CREATE TABLE sync_cursors (
 /// a parameter number to the dialect's placeholder.
 pub(crate) fn upsert_sql(p: impl Fn(usize) -> String) -> String {
     format!(
-        "INSERT INTO sync_cursors (source, path, cursor) VALUES ({}, {}, {})
-         ON CONFLICT (source, path) DO UPDATE SET cursor = excluded.cursor",
+        "INSERT INTO sync_cursors (source, path, cursor, state) VALUES ({}, {}, {}, {})
+         ON CONFLICT (source, path) DO UPDATE SET cursor = excluded.cursor, state = excluded.state",
         p(1),
         p(2),
-        p(3)
+        p(3),
+        p(4)
     )
 }

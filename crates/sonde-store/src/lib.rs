@@ -38,6 +38,7 @@ pub use analytics::{
 pub use api::{
     QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore, WriteOutcome,
 };
+pub use cursors::SyncCursor;
 pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError};
 pub use keys::ApiKey;
 #[cfg(feature = "postgres")]

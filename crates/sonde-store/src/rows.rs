@@ -102,6 +102,8 @@ pub(crate) struct RecordRow {
     pub ts: i64,
     pub context: Context,
     pub payload: String,
+    /// The payload compressed, when the backend stores it so (SQLite, large payloads).
+    pub packed_payload: Option<Vec<u8>>,
     pub extra: Extra,
 }
 
@@ -231,6 +233,7 @@ impl RecordRow {
             ts: record.timestamp.as_micros(),
             context: record.context.clone(),
             payload: record.body.payload_json(),
+            packed_payload: None,
             extra,
         }
     }

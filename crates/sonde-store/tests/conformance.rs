@@ -1379,18 +1379,23 @@ pub async fn replacing_a_record_updates_it_and_every_count(f: Fixture) {
 }
 
 pub async fn sync_cursors_are_kept_per_source_and_path(f: Fixture) {
+    let cursor = |path: &str, position: &str, state: &str| SyncCursor {
+        path: path.into(),
+        position: position.into(),
+        state: state.into(),
+    };
     assert!(f.store.sync_cursors("claude").await.unwrap().is_empty());
     let first = vec![
-        ("/a.jsonl".to_owned(), r#"{"offset":10}"#.to_owned()),
-        ("/b.jsonl".to_owned(), r#"{"offset":20}"#.to_owned()),
+        cursor("/a.jsonl", r#"{"offset":10}"#, "s-a"),
+        cursor("/b.jsonl", r#"{"offset":20}"#, "s-b"),
     ];
     f.store.save_sync_cursors("claude", &first).await.unwrap();
     f.store
-        .save_sync_cursors("codex", &[("/a.jsonl".into(), "other".into())])
+        .save_sync_cursors("codex", &[cursor("/a.jsonl", "other", "")])
         .await
         .unwrap();
     f.store
-        .save_sync_cursors("claude", &[("/a.jsonl".into(), r#"{"offset":99}"#.into())])
+        .save_sync_cursors("claude", &[cursor("/a.jsonl", r#"{"offset":99}"#, "s-a2")])
         .await
         .unwrap();
     let stored = f.store.sync_cursors("claude").await.unwrap();
@@ -1401,6 +1406,13 @@ pub async fn sync_cursors_are_kept_per_source_and_path(f: Fixture) {
         f.store.sync_cursors("codex").await.unwrap()["/a.jsonl"],
         "other"
     );
+    let state = |source: &'static str, path: &'static str| {
+        let store = f.store.clone();
+        async move { store.sync_state(source, path).await.unwrap() }
+    };
+    assert_eq!(state("claude", "/a.jsonl").await.as_deref(), Some("s-a2"));
+    assert_eq!(state("claude", "/b.jsonl").await.as_deref(), Some("s-b"));
+    assert_eq!(state("claude", "/c.jsonl").await, None);
 }
 
 macro_rules! conformance {

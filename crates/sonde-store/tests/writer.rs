@@ -61,7 +61,7 @@ impl TraceStore for Switchable {
     async fn save_sync_cursors(
         &self,
         source: &str,
-        cursors: &[(String, String)],
+        cursors: &[sonde_store::SyncCursor],
     ) -> Result<(), WriteError> {
         self.inner.save_sync_cursors(source, cursors).await
     }

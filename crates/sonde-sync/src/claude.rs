@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sonde_model::{
     Body, CustomEvent, Event, LlmCall, LlmCallRecord, Message, MessageContent, Metadata, Record,
-    RuntimeAction, SessionStarted, Status, StepStarted, Timestamp, derived_id,
+    RuntimeAction, SessionStarted, Status, StepStarted, Timestamp, derived_id, derived_id_at,
 };
 
 use crate::emit::{Emitted, context, first_line, record, span_id};
@@ -84,11 +84,24 @@ impl Usage {
     }
 }
 
+/// Message content: a string or content blocks (read as a JSON value first: cheaper
+/// than serde's untagged buffering).
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(from = "Value")]
 enum Content {
     Text(String),
     Blocks(Vec<Value>),
+    Other,
+}
+
+impl From<Value> for Content {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::String(text) => Content::Text(text),
+            Value::Array(blocks) => Content::Blocks(blocks),
+            _ => Content::Other,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -241,7 +254,7 @@ impl ClaudeState {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let line: Line = match serde_json::from_slice(bytes) {
+        let mut line: Line = match serde_json::from_slice(bytes) {
             Ok(line) => line,
             Err(e) => {
                 out.error(format!("{}:{}: {e}", file.name, self.line_no));
@@ -257,11 +270,11 @@ impl ClaudeState {
         }
         let kind = line.kind.as_deref();
         match kind {
-            Some("user") => self.user(file, &line, out),
-            Some("assistant") => self.assistant(file, &line, out),
+            Some("user") => self.user(file, &mut line, out),
+            Some("assistant") => self.assistant(file, &mut line, out),
             // Early `ccusage`-era lines: a bare API message with usage and a cost.
             None if line.message.as_ref().is_some_and(|m| m.usage.is_some()) => {
-                self.assistant(file, &line, out);
+                self.assistant(file, &mut line, out);
             }
             Some("system") => self.system(file, &line, bytes, out),
             Some("summary") => {
@@ -362,21 +375,25 @@ impl ClaudeState {
         ));
     }
 
-    fn line_id(&self, file: &ClaudeFile, line: &Line, what: &str) -> String {
+    fn line_id(&self, file: &ClaudeFile, line: &Line, ts: i64, what: &str) -> String {
+        let at = Timestamp::from_micros(ts);
         match &line.uuid {
-            Some(uuid) => derived_id(&["claude-code", uuid, what]),
-            None => derived_id(&["claude-code", &file.name, &self.line_no.to_string(), what]),
+            Some(uuid) => derived_id_at(at, &["claude-code", uuid, what]),
+            None => derived_id_at(
+                at,
+                &["claude-code", &file.name, &self.line_no.to_string(), what],
+            ),
         }
     }
 
-    fn user(&mut self, file: &ClaudeFile, line: &Line, out: &mut Emitted) {
+    fn user(&mut self, file: &ClaudeFile, line: &mut Line, out: &mut Emitted) {
         let Some(ts) = ts_of(line).or(self.last_ts) else {
             out.skip("user.no_timestamp");
             return;
         };
         let session_id = self.session_of(file, line);
         self.ensure_session(file, line, &session_id, ts, out);
-        let content = match line.message.as_ref().and_then(|m| m.content.as_ref()) {
+        let content = match line.message.as_mut().and_then(|m| m.content.take()) {
             Some(c) => c,
             None => {
                 out.skip("user.no_content");
@@ -390,7 +407,8 @@ impl ClaudeState {
             self.main_input_ts = Some(ts);
         }
         let (text, json) = match content {
-            Content::Text(text) => (text.clone(), None),
+            Content::Text(text) => (text, None),
+            Content::Other => (String::new(), None),
             Content::Blocks(blocks) => {
                 let mut results = false;
                 for block in blocks.iter().filter(|b| b["type"] == "tool_result") {
@@ -404,7 +422,7 @@ impl ClaudeState {
                     .iter()
                     .any(|b| b["type"] != "text")
                     .then(|| Value::Array(blocks.clone()));
-                (text_of_blocks(blocks), json)
+                (text_of_blocks(&blocks), json)
             }
         };
         if line.is_meta {
@@ -429,7 +447,7 @@ impl ClaudeState {
                 metadata.insert("git_branch".into(), json!(branch));
             }
             out.records.push(record(
-                self.line_id(file, line, "step"),
+                self.line_id(file, line, ts, "step"),
                 ts,
                 context(
                     &session_id,
@@ -452,12 +470,12 @@ impl ClaudeState {
             _ => ("human", "agent"),
         };
         out.records.push(record(
-            self.line_id(file, line, "message"),
+            self.line_id(file, line, ts, "message"),
             ts,
             context(
                 &session_id,
                 step.as_deref(),
-                span_id(&["message", &self.line_id(file, line, "message")]),
+                span_id(&["message", &self.line_id(file, line, ts, "message")]),
                 parent,
             ),
             Body::Message(Message {
@@ -511,7 +529,9 @@ impl ClaudeState {
         }
     }
 
-    fn assistant(&mut self, file: &ClaudeFile, line: &Line, out: &mut Emitted) {
+    fn assistant(&mut self, file: &ClaudeFile, line: &mut Line, out: &mut Emitted) {
+        let content = line.message.as_mut().and_then(|m| m.content.take());
+        let line = &*line;
         let Some(message) = &line.message else {
             out.skip("assistant.no_message");
             return;
@@ -525,12 +545,12 @@ impl ClaudeState {
         let key = match (&message.id, &line.request_id) {
             (Some(m), Some(r)) => (m.clone(), r.clone()),
             (Some(m), None) => (m.clone(), String::new()),
-            _ => (self.line_id(file, line, "response"), String::new()),
+            _ => (self.line_id(file, line, ts, "response"), String::new()),
         };
-        let blocks: Vec<Value> = match &message.content {
-            Some(Content::Blocks(blocks)) => blocks.clone(),
+        let blocks: Vec<Value> = match content {
+            Some(Content::Blocks(blocks)) => blocks,
             Some(Content::Text(text)) => vec![json!({"type": "text", "text": text})],
-            None => Vec::new(),
+            Some(Content::Other) | None => Vec::new(),
         };
         let usage = message.usage.clone().unwrap_or_default();
         let sidechain = line.is_sidechain || self.agent_of_line(file, line).is_some();
@@ -654,7 +674,7 @@ impl ClaudeState {
         }
         let subtype = line.subtype.as_deref().unwrap_or("system");
         let (step, parent) = self.place(file, line);
-        let id = self.line_id(file, line, "system");
+        let id = self.line_id(file, line, ts, "system");
         out.records.push(record(
             id.clone(),
             ts,
@@ -676,7 +696,10 @@ impl ClaudeState {
     fn flush_summaries(&mut self, file: &ClaudeFile, ts: i64, line: &Line, out: &mut Emitted) {
         let session_id = self.session_of(file, line);
         for (summary, leaf, line_no) in std::mem::take(&mut self.summaries) {
-            let id = derived_id(&["claude-code", &file.name, &line_no.to_string(), "summary"]);
+            let id = derived_id_at(
+                Timestamp::from_micros(ts),
+                &["claude-code", &file.name, &line_no.to_string(), "summary"],
+            );
             out.records.push(record(
                 id.clone(),
                 ts,
@@ -733,7 +756,10 @@ fn tool_record(tool: &PendingTool, result: Option<&ToolResult>) -> Record {
         ..RuntimeAction::default()
     };
     record(
-        derived_id(&["claude-code", "tool", &tool.id]),
+        derived_id_at(
+            Timestamp::from_micros(tool.ts),
+            &["claude-code", "tool", &tool.id],
+        ),
         tool.ts,
         context(
             &tool.session_id,
@@ -818,7 +844,10 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
             ..LlmCall::default()
         };
         records.push(record(
-            derived_id(&["claude-code", "response", message_id, request_id]),
+            derived_id_at(
+                Timestamp::from_micros(open.first_ts),
+                &["claude-code", "response", message_id, request_id],
+            ),
             open.first_ts,
             ctx.clone(),
             Body::Event(Event::Llm(call)),
@@ -832,7 +861,10 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
             ("agent", "human")
         };
         records.push(record(
-            derived_id(&["claude-code", "reply", message_id, request_id]),
+            derived_id_at(
+                Timestamp::from_micros(open.first_ts),
+                &["claude-code", "reply", message_id, request_id],
+            ),
             open.last_ts,
             ctx,
             Body::Message(Message {

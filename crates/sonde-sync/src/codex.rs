@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sonde_model::{
     Body, Event, LlmCall, Message, MessageContent, Metadata, Record, RuntimeAction, SessionStarted,
-    Status, StepStarted, Timestamp, derived_id,
+    Status, StepStarted, Timestamp, derived_id, derived_id_at,
 };
 
 use crate::emit::{Emitted, context, first_line, record, span_id};
@@ -115,13 +115,16 @@ impl CodexState {
             .unwrap_or_else(|| derived_id(&["codex", file_name]))
     }
 
-    fn id(&self, file_name: &str, what: &str) -> String {
-        derived_id(&[
-            "codex",
-            &self.session(file_name),
-            &self.line_no.to_string(),
-            what,
-        ])
+    fn id(&self, file_name: &str, ts: i64, what: &str) -> String {
+        derived_id_at(
+            Timestamp::from_micros(ts),
+            &[
+                "codex",
+                &self.session(file_name),
+                &self.line_no.to_string(),
+                what,
+            ],
+        )
     }
 
     /// Reads one complete line (without its newline).
@@ -238,7 +241,7 @@ impl CodexState {
         self.input_ts = Some(ts);
         let step_id = format!("turn-{}", self.steps);
         out.records.push(record(
-            self.id(file_name, "step"),
+            self.id(file_name, ts, "step"),
             ts,
             context(&session, Some(&step_id), span_id(&["step", &step_id]), None),
             Body::StepStarted(StepStarted {
@@ -248,7 +251,7 @@ impl CodexState {
             }),
         ));
         self.step_id = Some(step_id);
-        let id = self.id(file_name, "message");
+        let id = self.id(file_name, ts, "message");
         out.records.push(record(
             id.clone(),
             ts,
@@ -320,7 +323,7 @@ impl CodexState {
             usage.output_tokens,
             usage.reasoning_output_tokens,
         );
-        let id = self.id(file_name, "llm");
+        let id = self.id(file_name, ts, "llm");
         out.records.push(record(
             id.clone(),
             ts,
@@ -386,7 +389,7 @@ impl CodexState {
             return;
         }
         let session = self.session(file_name);
-        let id = self.id(file_name, "reply");
+        let id = self.id(file_name, ts, "reply");
         out.records.push(record(
             id.clone(),
             ts,
@@ -444,13 +447,16 @@ fn tool_record(session: &str, tool: &PendingTool, output: Option<(&Value, i64)>)
         ..RuntimeAction::default()
     };
     record(
-        derived_id(&[
-            "codex",
-            session,
-            "tool",
-            &tool.call_id,
-            &tool.line_no.to_string(),
-        ]),
+        derived_id_at(
+            Timestamp::from_micros(tool.ts),
+            &[
+                "codex",
+                session,
+                "tool",
+                &tool.call_id,
+                &tool.line_no.to_string(),
+            ],
+        ),
         tool.ts,
         context(
             session,

@@ -74,7 +74,19 @@ pub(crate) fn span_id(parts: &[&str]) -> String {
 /// The trace id (32 hex digits) of a session: every span of a session is in one trace,
 /// so that a subagent's spans nest under the tool call that spawned it.
 pub(crate) fn trace_id(session_id: &str) -> String {
-    hex_id(&["trace", session_id], 32)
+    thread_local! {
+        /// The last session's trace id: records come a session at a time.
+        static LAST: std::cell::RefCell<(String, String)> = const {
+            std::cell::RefCell::new((String::new(), String::new()))
+        };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != session_id || last.1.is_empty() {
+            *last = (session_id.to_owned(), hex_id(&["trace", session_id], 32));
+        }
+        last.1.clone()
+    })
 }
 
 /// The context of a record in `session_id`.

@@ -271,6 +271,10 @@ impl SyncTarget for LangfuseTarget {
         self.cursors.load(source)
     }
 
+    fn load_state(&mut self, source: &str, path: &str) -> Result<Option<String>, SyncError> {
+        self.cursors.state(source, path)
+    }
+
     fn send(
         &mut self,
         mut records: Vec<Record>,
@@ -302,7 +306,7 @@ impl SyncTarget for LangfuseTarget {
     fn save_cursors(
         &mut self,
         source: &str,
-        cursors: Vec<(String, String)>,
+        cursors: Vec<sonde_store::SyncCursor>,
     ) -> Result<(), SyncError> {
         self.cursors.save(source, cursors)
     }

@@ -43,7 +43,7 @@ pub use target::{CursorFile, SinkTarget, StoreTarget, SyncTarget};
 pub use watch::{POLL_INTERVAL, watch};
 
 /// Records sent to the target at a time.
-pub const RECORD_BATCH: usize = 4096;
+pub const RECORD_BATCH: usize = 2048;
 /// Files whose cursors are saved together (after a flush).
 pub const CURSOR_BATCH: usize = 1024;
 /// Bytes read from a file at a time.
@@ -241,15 +241,13 @@ pub fn discover(source: Source, root: &Path) -> Result<Vec<SourceFile>, SyncErro
         .collect())
 }
 
-/// How far a file has been read, and the parser's state there.
+/// How far a file has been read (the parser's state there is kept beside it).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Cursor {
     size: u64,
     mtime_ns: u64,
     inode: u64,
     offset: u64,
-    #[serde(default)]
-    state: Value,
 }
 
 /// A file's size, modification time and inode.
@@ -403,7 +401,7 @@ impl<'a> Syncer<'a> {
         source: Source,
         out: &mut Emitted,
         result: &mut SyncResult,
-        cursors: &mut Vec<(String, String)>,
+        cursors: &mut Vec<sonde_store::SyncCursor>,
     ) -> Result<(), SyncError> {
         self.send(out, result)?;
         if self.options.dry_run || cursors.is_empty() {
@@ -455,13 +453,22 @@ impl<'a> Syncer<'a> {
             {
                 continue;
             }
+            let known_state = known.is_some();
             let mut cursor = known.unwrap_or_default();
             // Replaced or truncated: read it again from the start; record ids keep the
             // result exact.
-            if cursor.inode != inode || size < cursor.offset {
+            let state = if cursor.inode != inode || size < cursor.offset {
                 cursor = Cursor::default();
-            }
-            let mut parser = Parser::new(file, std::mem::take(&mut cursor.state));
+                Value::Null
+            } else if known_state {
+                self.target
+                    .load_state(source.name(), &key)?
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or(Value::Null)
+            } else {
+                Value::Null
+            };
+            let mut parser = Parser::new(file, state);
             let offset =
                 match self.read_file(file, cursor.offset, &mut parser, &mut out, &mut result) {
                     Ok(offset) => offset,
@@ -474,14 +481,17 @@ impl<'a> Syncer<'a> {
             result.bytes_read += offset - cursor.offset;
             result.files_updated += 1;
             result.absorb(&mut out);
-            let cursor = Cursor {
+            let position = Cursor {
                 size,
                 mtime_ns,
                 inode,
                 offset,
-                state: parser.state(),
             };
-            cursors.push((key, serde_json::to_string(&cursor).unwrap_or_default()));
+            cursors.push(sonde_store::SyncCursor {
+                path: key,
+                position: serde_json::to_string(&position).unwrap_or_default(),
+                state: parser.state().to_string(),
+            });
             if out.len() >= RECORD_BATCH {
                 self.send(&mut out, &mut result)?;
             }
@@ -515,10 +525,10 @@ impl<'a> Syncer<'a> {
         let mut consumed = offset;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         loop {
-            let filled = buf.len();
-            buf.resize(filled + READ_CHUNK, 0);
-            let n = handle.read(&mut buf[filled..]).map_err(read_error)?;
-            buf.truncate(filled + n);
+            let n = (&mut handle)
+                .take(READ_CHUNK as u64)
+                .read_to_end(&mut buf)
+                .map_err(read_error)?;
             if n == 0 {
                 break;
             }

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use sonde_model::Record;
-use sonde_store::TraceStore;
+use sonde_store::{SyncCursor, TraceStore};
 use sonde_tracer::TraceSink;
 
 use crate::SyncError;
@@ -26,8 +26,11 @@ pub trait SyncTarget: Send {
     /// A short description for the summary (`sqlite:/path`, `langfuse https://…`).
     fn describe(&self) -> String;
 
-    /// The stored cursors of `source`, by file path.
+    /// The stored cursor positions of `source`, by file path.
     fn load_cursors(&mut self, source: &str) -> Result<BTreeMap<String, String>, SyncError>;
+
+    /// The parser state stored with one file's cursor.
+    fn load_state(&mut self, source: &str, path: &str) -> Result<Option<String>, SyncError>;
 
     /// Sends new records and replacements of records sent before.
     fn send(&mut self, records: Vec<Record>, replacements: Vec<Record>) -> Result<(), SyncError>;
@@ -36,26 +39,32 @@ pub trait SyncTarget: Send {
     fn flush(&mut self) -> Result<(), SyncError>;
 
     /// Saves cursors of `source` (after [`SyncTarget::flush`]).
-    fn save_cursors(
-        &mut self,
-        source: &str,
-        cursors: Vec<(String, String)>,
-    ) -> Result<(), SyncError>;
+    fn save_cursors(&mut self, source: &str, cursors: Vec<SyncCursor>) -> Result<(), SyncError>;
 }
 
-enum Job {
-    Write(Vec<Record>, Vec<Record>),
-    Flush(SyncSender<()>),
+/// Threads that turn batches into rows and hand them to the store, so that one
+/// batch is prepared while the store writes another. Order between them does not
+/// matter: a write keeps what is stored and a replacement replaces it, so a
+/// replacement overtaking the first version of its record ends the same.
+const STORE_WORKERS: usize = 2;
+
+/// Batches sent and not yet stored, and the first failure.
+#[derive(Default)]
+struct InFlight {
+    batches: usize,
+    failure: Option<String>,
 }
 
-/// A Sonde store: records are written on a thread of their own while the syncer reads
+type Shared = Arc<(Mutex<InFlight>, Condvar)>;
+
+/// A Sonde store: records are written by threads of their own while the syncer reads
 /// on; replacements replace; cursors are kept in the store itself.
 pub struct StoreTarget {
     store: Arc<dyn TraceStore>,
     handle: tokio::runtime::Handle,
-    jobs: Option<SyncSender<Job>>,
-    worker: Option<JoinHandle<()>>,
-    failure: Arc<Mutex<Option<String>>>,
+    jobs: Option<SyncSender<(Vec<Record>, Vec<Record>)>>,
+    workers: Vec<JoinHandle<()>>,
+    shared: Shared,
 }
 
 impl StoreTarget {
@@ -63,25 +72,37 @@ impl StoreTarget {
     /// it from a thread outside that runtime (for instance in `spawn_blocking`).
     pub fn new(store: Arc<dyn TraceStore>, handle: tokio::runtime::Handle) -> Self {
         let (jobs, receiver) = sync_channel(STORE_QUEUE_BATCHES);
-        let failure = Arc::new(Mutex::new(None));
-        let worker = {
-            let (store, handle, failure) = (store.clone(), handle.clone(), failure.clone());
-            std::thread::Builder::new()
-                .name("sonde-sync-store".into())
-                .spawn(move || store_worker(store, handle, receiver, failure))
-                .ok()
-        };
+        let receiver = Arc::new(Mutex::new(receiver));
+        let shared: Shared = Arc::default();
+        let workers: Vec<JoinHandle<()>> = (0..STORE_WORKERS)
+            .filter_map(|i| {
+                let (store, handle, receiver, shared) = (
+                    store.clone(),
+                    handle.clone(),
+                    receiver.clone(),
+                    shared.clone(),
+                );
+                std::thread::Builder::new()
+                    .name(format!("sonde-sync-store-{i}"))
+                    .spawn(move || store_worker(store, handle, receiver, shared))
+                    .ok()
+            })
+            .collect();
         Self {
             store,
             handle,
-            jobs: worker.is_some().then_some(jobs),
-            worker,
-            failure,
+            jobs: (!workers.is_empty()).then_some(jobs),
+            workers,
+            shared,
         }
     }
 
     fn check(&self) -> Result<(), SyncError> {
-        match self.failure.lock().ok().and_then(|f| f.clone()) {
+        let failure = self.shared.0.lock().map_or_else(
+            |_| Some("store writer panicked".into()),
+            |f| f.failure.clone(),
+        );
+        match failure {
             Some(reason) => Err(SyncError::Target {
                 target: self.describe(),
                 reason,
@@ -101,30 +122,33 @@ impl StoreTarget {
 fn store_worker(
     store: Arc<dyn TraceStore>,
     handle: tokio::runtime::Handle,
-    jobs: Receiver<Job>,
-    failure: Arc<Mutex<Option<String>>>,
+    jobs: Arc<Mutex<Receiver<(Vec<Record>, Vec<Record>)>>>,
+    shared: Shared,
 ) {
-    for job in jobs {
-        match job {
-            Job::Write(records, replacements) => {
-                let failed = failure.lock().map(|f| f.is_some()).unwrap_or(true);
-                if failed {
-                    continue;
-                }
-                let result = handle.block_on(async {
-                    store.write(&records).await?;
-                    store.replace(&replacements).await
-                });
-                if let Err(e) = result
-                    && let Ok(mut f) = failure.lock()
-                {
-                    *f = Some(e.to_string());
-                }
-            }
-            Job::Flush(done) => {
-                let _ = done.send(());
+    loop {
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok((records, replacements)) = job else {
+            return;
+        };
+        let failed = shared.0.lock().map(|f| f.failure.is_some()).unwrap_or(true);
+        let result = if failed {
+            Ok(())
+        } else {
+            handle.block_on(async {
+                store.write(&records).await?;
+                store.replace(&replacements).await.map(|_| ())
+            })
+        };
+        if let Ok(mut in_flight) = shared.0.lock() {
+            in_flight.batches = in_flight.batches.saturating_sub(1);
+            if let Err(e) = result {
+                in_flight.failure.get_or_insert(e.to_string());
             }
         }
+        shared.1.notify_all();
     }
 }
 
@@ -142,26 +166,36 @@ impl SyncTarget for StoreTarget {
             })
     }
 
+    fn load_state(&mut self, source: &str, path: &str) -> Result<Option<String>, SyncError> {
+        self.handle
+            .block_on(self.store.sync_state(source, path))
+            .map_err(|e| SyncError::Target {
+                target: self.describe(),
+                reason: e.to_string(),
+            })
+    }
+
     fn send(&mut self, records: Vec<Record>, replacements: Vec<Record>) -> Result<(), SyncError> {
         self.check()?;
         let jobs = self.jobs.as_ref().ok_or_else(|| self.closed())?;
-        jobs.send(Job::Write(records, replacements))
+        if let Ok(mut in_flight) = self.shared.0.lock() {
+            in_flight.batches += 1;
+        }
+        jobs.send((records, replacements))
             .map_err(|_| self.closed())
     }
 
     fn flush(&mut self) -> Result<(), SyncError> {
-        let jobs = self.jobs.as_ref().ok_or_else(|| self.closed())?;
-        let (done, wait) = sync_channel(1);
-        jobs.send(Job::Flush(done)).map_err(|_| self.closed())?;
-        wait.recv().map_err(|_| self.closed())?;
+        let (lock, done) = &*self.shared;
+        let mut in_flight = lock.lock().map_err(|_| self.closed())?;
+        while in_flight.batches > 0 {
+            in_flight = done.wait(in_flight).map_err(|_| self.closed())?;
+        }
+        drop(in_flight);
         self.check()
     }
 
-    fn save_cursors(
-        &mut self,
-        source: &str,
-        cursors: Vec<(String, String)>,
-    ) -> Result<(), SyncError> {
+    fn save_cursors(&mut self, source: &str, cursors: Vec<SyncCursor>) -> Result<(), SyncError> {
         self.handle
             .block_on(self.store.save_sync_cursors(source, &cursors))
             .map_err(|e| SyncError::Target {
@@ -174,25 +208,29 @@ impl SyncTarget for StoreTarget {
 impl Drop for StoreTarget {
     fn drop(&mut self) {
         self.jobs.take();
-        if let Some(worker) = self.worker.take() {
+        for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
     }
 }
 
-/// Cursors in a JSON file, for targets that cannot keep them: `{source: {path: cursor}}`,
-/// replaced atomically (write, fsync, rename).
+/// Cursors in a JSON file, for targets that cannot keep them:
+/// `{source: {path: [position, state]}}`, replaced atomically (write, fsync, rename).
 #[derive(Debug, Clone)]
 pub struct CursorFile {
     path: PathBuf,
+    cache: Option<CursorMap>,
 }
 
-type CursorMap = BTreeMap<String, BTreeMap<String, String>>;
+type CursorMap = BTreeMap<String, BTreeMap<String, (String, String)>>;
 
 impl CursorFile {
     /// Cursors kept in `path` (created on first save).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            cache: None,
+        }
     }
 
     /// The file's path.
@@ -207,28 +245,52 @@ impl CursorFile {
         }
     }
 
-    fn read_all(&self) -> Result<CursorMap, SyncError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.error(e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CursorMap::new()),
-            Err(e) => Err(self.error(e)),
+    fn all(&mut self) -> Result<&mut CursorMap, SyncError> {
+        if self.cache.is_none() {
+            let map = match std::fs::read(&self.path) {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.error(e))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => CursorMap::new(),
+                Err(e) => return Err(self.error(e)),
+            };
+            self.cache = Some(map);
         }
+        Ok(self.cache.get_or_insert_default())
     }
 
-    /// The cursors of `source`.
-    pub fn load(&self, source: &str) -> Result<BTreeMap<String, String>, SyncError> {
-        Ok(self.read_all()?.remove(source).unwrap_or_default())
+    /// The cursor positions of `source`, by path.
+    pub fn load(&mut self, source: &str) -> Result<BTreeMap<String, String>, SyncError> {
+        Ok(self
+            .all()?
+            .get(source)
+            .map(|m| {
+                m.iter()
+                    .map(|(p, (pos, _))| (p.clone(), pos.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The state stored with one cursor.
+    pub fn state(&mut self, source: &str, path: &str) -> Result<Option<String>, SyncError> {
+        Ok(self
+            .all()?
+            .get(source)
+            .and_then(|m| m.get(path))
+            .map(|(_, state)| state.clone()))
     }
 
     /// Saves cursors of `source`, keeping the others.
-    pub fn save(&self, source: &str, cursors: Vec<(String, String)>) -> Result<(), SyncError> {
-        let mut all = self.read_all()?;
-        all.entry(source.to_owned()).or_default().extend(cursors);
+    pub fn save(&mut self, source: &str, cursors: Vec<SyncCursor>) -> Result<(), SyncError> {
+        let all = self.all()?;
+        let entries = all.entry(source.to_owned()).or_default();
+        for c in cursors {
+            entries.insert(c.path, (c.position, c.state));
+        }
+        let bytes = serde_json::to_vec(&*all).map_err(|e| self.error(e))?;
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| self.error(e))?;
         }
         let tmp = self.path.with_extension("tmp");
-        let bytes = serde_json::to_vec(&all).map_err(|e| self.error(e))?;
         let mut file = std::fs::File::create(&tmp).map_err(|e| self.error(e))?;
         file.write_all(&bytes).map_err(|e| self.error(e))?;
         file.sync_all().map_err(|e| self.error(e))?;
@@ -283,6 +345,10 @@ impl SyncTarget for SinkTarget {
         self.cursors.load(source)
     }
 
+    fn load_state(&mut self, source: &str, path: &str) -> Result<Option<String>, SyncError> {
+        self.cursors.state(source, path)
+    }
+
     fn send(
         &mut self,
         mut records: Vec<Record>,
@@ -302,11 +368,7 @@ impl SyncTarget for SinkTarget {
         })
     }
 
-    fn save_cursors(
-        &mut self,
-        source: &str,
-        cursors: Vec<(String, String)>,
-    ) -> Result<(), SyncError> {
+    fn save_cursors(&mut self, source: &str, cursors: Vec<SyncCursor>) -> Result<(), SyncError> {
         self.cursors.save(source, cursors)
     }
 }

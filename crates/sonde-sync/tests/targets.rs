@@ -86,7 +86,7 @@ fn otlp_into_a_sonde_server_gives_the_same_calls_and_tokens() {
         },
     ));
     let state = tempfile::tempdir().unwrap();
-    let cursors = CursorFile::new(state.path().join("otlp.json"));
+    let mut cursors = CursorFile::new(state.path().join("otlp.json"));
     let mut target = SinkTarget::otlp(&url, cursors.clone()).unwrap();
     let first = Syncer::new(&mut target, SyncOptions::default())
         .run(Source::Claude, &[data("claude-code")])

@@ -1071,7 +1071,7 @@ impl TraceStore for PostgresStore {
     async fn save_sync_cursors(
         &self,
         source: &str,
-        cursors: &[(String, String)],
+        cursors: &[crate::SyncCursor],
     ) -> Result<(), WriteError> {
         let (pool, source, cursors) = (self.pool.clone(), source.to_owned(), cursors.to_vec());
         self.on_runtime(async move {
@@ -1085,8 +1085,8 @@ impl TraceStore for PostgresStore {
                 .prepare_cached(&crate::cursors::upsert_sql(|i| format!("${i}")))
                 .await
                 .map_err(backend)?;
-            for (path, cursor) in &cursors {
-                tx.execute(&upsert, &[&source, path, cursor])
+            for c in &cursors {
+                tx.execute(&upsert, &[&source, &c.path, &c.position, &c.state])
                     .await
                     .map_err(backend)?;
             }

