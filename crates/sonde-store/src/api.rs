@@ -357,7 +357,7 @@ pub trait TraceStore: Send + Sync + 'static {
     async fn sync_state(&self, source: &str, path: &str) -> Result<Option<String>, ReadError> {
         let rows = self
             .query(
-                "SELECT state FROM sync_cursors WHERE source = ?1 AND path = ?2",
+                "SELECT state FROM sync_states WHERE source = ?1 AND path = ?2",
                 &[Value::from(source), Value::from(path)],
             )
             .await

@@ -178,18 +178,13 @@ fn claude_file(root: &Path, path: &Path) -> ClaudeFile {
         ),
     };
     let agent_hint = stem.strip_prefix("agent-").map(str::to_owned);
-    let agent_type = agent_hint.as_ref().and_then(|_| {
-        let meta = path.with_file_name(format!("{stem}.meta.json"));
-        std::fs::read(meta)
-            .ok()
-            .and_then(|m| claude::agent_type(&m))
-    });
     ClaudeFile {
         name,
         project,
         session_hint: session_hint.filter(|s| is_uuid(s)),
         agent_hint,
-        agent_type,
+        // Read when the file is parsed, not for every file of every run.
+        agent_type: None,
     }
 }
 
@@ -226,7 +221,9 @@ pub fn discover(source: Source, root: &Path) -> Result<Vec<SourceFile>, SyncErro
             }
         }
     }
-    files.sort();
+    // By bytes: cheaper than comparing path components, and the same order here (a
+    // session's file before its folder of subagents).
+    files.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     let root_dir = if meta.is_dir() {
         root.to_path_buf()
     } else {
@@ -337,10 +334,21 @@ enum Parser {
 impl Parser {
     fn new(file: &SourceFile, state: Value) -> Self {
         match &file.claude {
-            Some(info) => Parser::Claude(
-                info.clone(),
-                Box::new(serde_json::from_value(state).unwrap_or_default()),
-            ),
+            Some(info) => {
+                let mut info = info.clone();
+                if let Some(stem) = file.path.file_stem().filter(|_| info.agent_hint.is_some()) {
+                    let meta = file
+                        .path
+                        .with_file_name(format!("{}.meta.json", stem.to_string_lossy()));
+                    info.agent_type = std::fs::read(meta)
+                        .ok()
+                        .and_then(|m| claude::agent_type(&m));
+                }
+                Parser::Claude(
+                    info,
+                    Box::new(serde_json::from_value(state).unwrap_or_default()),
+                )
+            }
             None => Parser::Codex(
                 file.path
                     .file_name()

@@ -57,12 +57,15 @@ struct InFlight {
 
 type Shared = Arc<(Mutex<InFlight>, Condvar)>;
 
+/// A batch for the store: new records, and replacements.
+type Batch = (Vec<Record>, Vec<Record>);
+
 /// A Sonde store: records are written by threads of their own while the syncer reads
 /// on; replacements replace; cursors are kept in the store itself.
 pub struct StoreTarget {
     store: Arc<dyn TraceStore>,
     handle: tokio::runtime::Handle,
-    jobs: Option<SyncSender<(Vec<Record>, Vec<Record>)>>,
+    jobs: Option<SyncSender<Batch>>,
     workers: Vec<JoinHandle<()>>,
     shared: Shared,
 }
@@ -122,7 +125,7 @@ impl StoreTarget {
 fn store_worker(
     store: Arc<dyn TraceStore>,
     handle: tokio::runtime::Handle,
-    jobs: Arc<Mutex<Receiver<(Vec<Record>, Vec<Record>)>>>,
+    jobs: Arc<Mutex<Receiver<Batch>>>,
     shared: Shared,
 ) {
     loop {

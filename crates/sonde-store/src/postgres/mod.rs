@@ -1081,12 +1081,14 @@ impl TraceStore for PostgresStore {
                 .await
                 .map_err(|e| WriteError::Backend(pool_error(e)))?;
             let tx = client.transaction().await.map_err(backend)?;
-            let upsert = tx
-                .prepare_cached(&crate::cursors::upsert_sql(|i| format!("${i}")))
-                .await
-                .map_err(backend)?;
+            let [position_sql, state_sql] = crate::cursors::upsert_sql(|i| format!("${i}"));
+            let positions = tx.prepare_cached(&position_sql).await.map_err(backend)?;
+            let states = tx.prepare_cached(&state_sql).await.map_err(backend)?;
             for c in &cursors {
-                tx.execute(&upsert, &[&source, &c.path, &c.position, &c.state])
+                tx.execute(&positions, &[&source, &c.path, &c.position])
+                    .await
+                    .map_err(backend)?;
+                tx.execute(&states, &[&source, &c.path, &c.state])
                     .await
                     .map_err(backend)?;
             }

@@ -47,8 +47,19 @@ pub struct SqliteStore {
     writer: Sender<Job>,
     readers: Sender<Job>,
     path: Option<PathBuf>,
-    /// Dropped with the store, which stops the checkpointer.
-    _checkpointer: Option<Sender<Job>>,
+    /// The checkpointer: dropping the sender stops it; the store's drop waits for it.
+    checkpointer: Option<(Sender<Job>, std::thread::JoinHandle<()>)>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Wait for the last checkpoint, so that the next open finds an empty log
+        // instead of replaying it.
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
 }
 
 /// How often the checkpointer copies the write-ahead log into the database.
@@ -60,9 +71,11 @@ const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
 /// Checkpoints the WAL on a thread and connection of its own, so that the writer
 /// appends while pages are copied and synced (SQLite's own checkpoints run inside the
 /// commit that crosses the limit, stalling the writer for the fsyncs).
-fn spawn_checkpointer(conn: Connection) -> std::io::Result<Sender<Job>> {
+fn spawn_checkpointer(
+    conn: Connection,
+) -> std::io::Result<(Sender<Job>, std::thread::JoinHandle<()>)> {
     let (stop, stopped) = crossbeam_channel::bounded::<Job>(0);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("sonde-sqlite-checkpointer".into())
         .spawn(move || {
             while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
@@ -75,7 +88,7 @@ fn spawn_checkpointer(conn: Connection) -> std::io::Result<Sender<Job>> {
             // The store is gone: leave an empty log behind when nobody else writes.
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         })?;
-    Ok(stop)
+    Ok((stop, thread))
 }
 
 /// Maps a rusqlite error to a classified backend error.
@@ -200,7 +213,7 @@ impl SqliteStore {
             writer,
             readers,
             path: Some(path.to_path_buf()),
-            _checkpointer: Some(checkpointer),
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -225,7 +238,7 @@ impl SqliteStore {
             readers: writer.clone(),
             writer,
             path: None,
-            _checkpointer: None,
+            checkpointer: None,
         })
     }
 
@@ -939,10 +952,12 @@ impl TraceStore for SqliteStore {
         Self::run(&self.writer, move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
-                let mut upsert =
-                    tx.prepare_cached(&crate::cursors::upsert_sql(|i| format!("?{i}")))?;
+                let [position_sql, state_sql] = crate::cursors::upsert_sql(|i| format!("?{i}"));
+                let mut positions = tx.prepare_cached(&position_sql)?;
+                let mut states = tx.prepare_cached(&state_sql)?;
                 for c in &cursors {
-                    upsert.execute(rusqlite::params![source, c.path, c.position, c.state])?;
+                    positions.execute(rusqlite::params![source, c.path, c.position])?;
+                    states.execute(rusqlite::params![source, c.path, c.state])?;
                 }
             }
             tx.commit()
