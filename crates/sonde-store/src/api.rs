@@ -138,7 +138,8 @@ pub struct SessionSummary {
     pub messages: u64,
     /// Tokens of every kind over all LLM calls.
     pub total_tokens: u64,
-    /// Sum of the costs reported with the LLM calls, if any reported one.
+    /// Sum of the LLM calls' costs (each the reported cost, else the one computed from
+    /// the price table), if any call has one.
     pub cost_usd: Option<f64>,
     /// Models called, sorted.
     pub models: Vec<String>,

@@ -246,10 +246,11 @@ impl RecordRow {
         matches!(self.extra, Extra::Message { .. })
     }
 
-    /// Total tokens and reported cost, for LLM calls.
+    /// Total tokens and cost (reported, else computed), for LLM calls.
     pub(crate) fn llm_usage(&self) -> Option<(i64, Option<f64>)> {
         match &self.extra {
-            Extra::Event(e) => e.tokens.map(|t| (t[5], e.cost_usd)),
+            // The reported cost, else Sonde's (as analytics count `cost_usd`).
+            Extra::Event(e) => e.tokens.map(|t| (t[5], e.cost_usd.or(e.computed_cost_usd))),
             _ => None,
         }
     }
@@ -433,7 +434,7 @@ pub(crate) fn recount_session_sql(param: &str) -> String {
              message_count = (SELECT count(*) FROM messages WHERE session_id = {param}),
              total_tokens = (SELECT coalesce(sum(total_tokens), 0) FROM events
                              WHERE session_id = {param} AND event_type = 'llm'),
-             cost_usd = (SELECT sum(cost_usd) FROM events
+             cost_usd = (SELECT sum(coalesce(cost_usd, computed_cost_usd)) FROM events
                          WHERE session_id = {param} AND event_type = 'llm')
          WHERE session_id = {param}"
     )
