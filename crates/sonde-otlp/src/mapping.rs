@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use sonde_model::{
     Body, Context, CustomEvent, Event, LlmCall, LlmCallRecord, Metadata, Record, RuntimeAction,
-    Status, Timestamp, derived_id,
+    Status, Timestamp, derived_id_at,
 };
 
 use crate::span::{Span, SpanStatus};
@@ -430,11 +430,13 @@ pub fn span_to_record(span: &Span) -> Record {
             ..Default::default()
         }),
     };
+    let start =
+        Timestamp::from_micros(i64::try_from(span.start_unix_nano / 1000).unwrap_or(i64::MAX));
     Record {
-        id: derived_id(&["otlp", &span.trace_id, &span.span_id]),
-        timestamp: Timestamp::from_micros(
-            i64::try_from(span.start_unix_nano / 1000).unwrap_or(i64::MAX),
-        ),
+        // Time-ordered, so that the store's id index appends; a retried export has the
+        // same ids and start times, so it is still stored once.
+        id: derived_id_at(start, &["otlp", &span.trace_id, &span.span_id]),
+        timestamp: start,
         context: Context {
             session_id: session_of(span),
             trace_id: Some(span.trace_id.clone()),
