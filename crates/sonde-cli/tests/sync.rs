@@ -17,6 +17,7 @@ fn transcripts(name: &str) -> PathBuf {
 }
 
 fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
     let status = Command::new("cp")
         .arg("-r")
         .arg(from)
@@ -195,6 +196,48 @@ fn records_go_to_stdout_with_cursors_in_a_state_file() {
         lines.len()
     );
     assert_eq!(summary["dry_run"], true);
+}
+
+#[test]
+fn sync_all_reads_both_agents_from_their_homes() {
+    let dir = tempfile::tempdir().unwrap();
+    let claude = dir.path().join("claude");
+    let codex = dir.path().join("codex");
+    copy_tree(&transcripts("claude-code"), &claude.join("projects"));
+    copy_tree(&transcripts("codex"), &codex.join("sessions"));
+    let db = format!("sqlite://{}/all.db", dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args(["--db", &db, "sync", "all", "--json"])
+        .env("CLAUDE_CONFIG_DIR", &claude)
+        .env("CODEX_HOME", &codex)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_source: BTreeMap<&str, u64> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["source"].as_str().unwrap(),
+                r["files_updated"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_source, BTreeMap::from([("claude", 8), ("codex", 3)]));
+    let models = json(&sonde(&db, &["stats", "models", "--json"]));
+    let providers: Vec<&str> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["provider"].as_str())
+        .collect();
+    assert!(providers.contains(&"anthropic") && providers.contains(&"openai"));
 }
 
 #[test]
