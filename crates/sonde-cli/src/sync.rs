@@ -156,10 +156,25 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
     let sources: Vec<(Source, Vec<PathBuf>)> = sources
         .into_iter()
         .map(|(source, roots, explicit)| {
-            let roots = if explicit {
+            let roots: Vec<PathBuf> = if explicit {
                 roots
             } else {
-                roots.into_iter().filter(|r| r.exists()).collect()
+                let found: Vec<PathBuf> = roots.iter().filter(|r| r.exists()).cloned().collect();
+                if found.is_empty() {
+                    let looked: Vec<String> =
+                        roots.iter().map(|r| r.display().to_string()).collect();
+                    eprintln!(
+                        "no {} logs in {} (set {} or pass --path)",
+                        source.name(),
+                        looked.join(" or "),
+                        if source == Source::Claude {
+                            "CLAUDE_CONFIG_DIR"
+                        } else {
+                            "CODEX_HOME"
+                        }
+                    );
+                }
+                found
             };
             (source, roots)
         })
