@@ -1,5 +1,5 @@
 //! End-to-end OTLP/HTTP ingest into SQLite: several concurrent clients send batches of
-//! 512 GenAI spans (~1 KB of content each) to `sonde serve`, timed until every span is
+//! 512 GenAI spans (~900 bytes of varied message text each) to `sonde serve`, timed until every span is
 //! queryable; beside a baseline measured in the same run — the same records written
 //! straight into the store (no HTTP, no decoding, no writer).
 //!
@@ -32,8 +32,74 @@ fn attr(key: &str, value: any_value::Value) -> KeyValue {
     }
 }
 
+/// About 900 bytes of message JSON that reads like a conversation: words drawn from a
+/// vocabulary by a fixed pseudo-random sequence, different for every span, so that it
+/// compresses as real text does (a repeated character would flatter compression).
+fn content(n: u64) -> String {
+    const WORDS: [&str; 48] = [
+        "the",
+        "agent",
+        "reads",
+        "file",
+        "src/main.rs",
+        "and",
+        "calls",
+        "tool",
+        "with",
+        "arguments",
+        "result",
+        "error",
+        "retry",
+        "because",
+        "test",
+        "failed",
+        "on",
+        "line",
+        "42",
+        "fix",
+        "import",
+        "module",
+        "function",
+        "returns",
+        "value",
+        "expected",
+        "actual",
+        "assert",
+        "cargo",
+        "build",
+        "warning",
+        "unused",
+        "variable",
+        "please",
+        "explain",
+        "why",
+        "this",
+        "happens",
+        "patch",
+        "applied",
+        "successfully",
+        "next",
+        "step",
+        "is",
+        "to",
+        "run",
+        "benchmarks",
+        "again",
+    ];
+    let mut state = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut text = String::from(r#"[{"role":"user","parts":[{"type":"text","content":""#);
+    while text.len() < 880 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        text.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
+        text.push(' ');
+    }
+    text.push_str(r#""}]}]"#);
+    text
+}
+
 fn body(batch: usize) -> Vec<u8> {
-    let content = "x".repeat(900);
     let spans = (0..BATCH)
         .map(|i| {
             let n = (batch * BATCH + i) as u64;
@@ -66,7 +132,7 @@ fn body(batch: usize) -> Vec<u8> {
                     attr("gen_ai.usage.output_tokens", any_value::Value::IntValue(90)),
                     attr(
                         "gen_ai.input.messages",
-                        any_value::Value::StringValue(content.clone()),
+                        any_value::Value::StringValue(content(n)),
                     ),
                 ],
                 ..Default::default()
