@@ -4,7 +4,8 @@
 //! straight into the store (no HTTP, no decoding, no writer).
 //!
 //! `cargo bench -p sonde-server --bench ingest` (`SONDE_BENCH_SPANS` to change the
-//! 204,800 default). Prints a Markdown table.
+//! 204,800 default). Prints a Markdown table. The server runs in a child process (this
+//! benchmark again) so that its peak memory is its own.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -13,6 +14,7 @@
     clippy::print_stdout
 )]
 
+use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -171,8 +173,21 @@ fn disk_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Set in the server process: the folder of its database.
+const SERVE_ENV: &str = "SONDE_BENCH_SERVE_DIR";
+/// Set in the server process: how many spans to wait for.
+const EXPECT_ENV: &str = "SONDE_BENCH_EXPECT";
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    if let Some(dir) = std::env::var_os(SERVE_ENV) {
+        let expect = std::env::var(EXPECT_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        serve(std::path::Path::new(&dir), expect);
         return;
     }
     let total: usize = std::env::var("SONDE_BENCH_SPANS")
@@ -213,39 +228,21 @@ fn main() {
         started.elapsed()
     });
 
-    // Through the server, on a runtime of its own.
+    // Through the server, in a process of its own (this benchmark again, as a server),
+    // so that its memory is measured alone.
     let dir = tempfile::tempdir().unwrap();
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
+    let mut server = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--bench")
+        .env(SERVE_ENV, dir.path())
+        .env(EXPECT_ENV, (batches * BATCH).to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let (store, writer, url) = server_rt.block_on(async {
-        let store: Arc<dyn TraceStore> = Arc::new(
-            SqliteStore::open(dir.path().join("ingest.db"))
-                .await
-                .unwrap(),
-        );
-        let writer = Arc::new(
-            Writer::start(
-                store.clone(),
-                WriterConfig {
-                    spool_dir: Some(dir.path().join("spool")),
-                    ..Default::default()
-                },
-            )
-            .unwrap(),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-        tokio::spawn(sonde_server::serve_on(
-            listener,
-            sonde_server::DEFAULT_BODY_LIMIT,
-            writer.clone(),
-            std::future::pending(),
-        ));
-        (store, writer, url)
-    });
+    let mut answers = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    answers.read_line(&mut line).unwrap();
+    let url = line.trim().to_owned();
     let bodies = Arc::new(bodies);
     let started = Instant::now();
     client_rt.block_on(async {
@@ -271,22 +268,13 @@ fn main() {
         }
     });
     let sent = started.elapsed();
-    let stored = server_rt.block_on(async {
-        writer.flush().await;
-        loop {
-            let n = store
-                .query("SELECT count(*) FROM events", &[])
-                .await
-                .unwrap()
-                .rows[0][0]
-                .as_u64()
-                .unwrap();
-            if n >= (batches * BATCH) as u64 {
-                break started.elapsed();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
+    // Ask the server to wait until every span is queryable; it answers with its peak.
+    writeln!(server.stdin.as_mut().unwrap(), "stored?").unwrap();
+    line.clear();
+    answers.read_line(&mut line).unwrap();
+    let stored = started.elapsed();
+    let server_peak_mb: f64 = line.trim().parse().unwrap();
+    server.wait().unwrap();
     let spans = (batches * BATCH) as f64;
     println!("| scenario | spans | time | spans/s |");
     println!("|---|---|---|---|");
@@ -314,7 +302,64 @@ fn main() {
         disk_bytes(dir.path()) as f64 / spans
     );
     println!(
-        "peak memory of the whole process (clients, server, baseline): {:.0} MB",
+        "peak memory of the server process: {server_peak_mb:.0} MB (of the benchmark process, with clients, requests and the baseline: {:.0} MB)",
         peak_rss_mb()
     );
+}
+
+/// The server half: serves OTLP/HTTP into a SQLite store in the folder `SERVE_ENV`
+/// names, prints its URL, and on a line from stdin waits until `EXPECT_ENV` spans are
+/// queryable, then prints its peak memory in MB and exits.
+fn serve(dir: &std::path::Path, expect: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (store, writer) = rt.block_on(async {
+        let store: Arc<dyn TraceStore> =
+            Arc::new(SqliteStore::open(dir.join("ingest.db")).await.unwrap());
+        let writer = Arc::new(
+            Writer::start(
+                store.clone(),
+                WriterConfig {
+                    spool_dir: Some(dir.join("spool")),
+                    queue_capacity: std::env::var("SONDE_BENCH_QUEUE")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(sonde_store::DEFAULT_QUEUE_CAPACITY),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("http://{}/v1/traces", listener.local_addr().unwrap());
+        tokio::spawn(sonde_server::serve_on(
+            listener,
+            sonde_server::DEFAULT_BODY_LIMIT,
+            writer.clone(),
+            std::future::pending(),
+        ));
+        (store, writer)
+    });
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    rt.block_on(async {
+        writer.flush().await;
+        loop {
+            let n = store
+                .query("SELECT count(*) FROM events", &[])
+                .await
+                .unwrap()
+                .rows[0][0]
+                .as_u64()
+                .unwrap();
+            if n >= expect {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    println!("{:.1}", peak_rss_mb());
 }
