@@ -64,6 +64,8 @@ impl Drop for SqliteStore {
 
 /// How often the checkpointer copies the write-ahead log into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long the last checkpoint waits for other connections' transactions.
+const FINAL_CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// WAL pages after which the writer checkpoints by itself (when the checkpointer
 /// falls behind): 64 MiB at 4 KiB pages.
 const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
@@ -85,7 +87,9 @@ fn spawn_checkpointer(
                     tracing::debug!(error = %e, "checkpoint failed; retrying");
                 }
             }
-            // The store is gone: leave an empty log behind when nobody else writes.
+            // The store is gone: leave an empty log behind when nobody else writes (and
+            // do not hold its drop for long if another process is reading).
+            let _ = conn.busy_timeout(FINAL_CHECKPOINT_WAIT);
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         })?;
     Ok((stop, thread))
