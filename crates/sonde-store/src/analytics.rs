@@ -33,8 +33,32 @@ impl Dialect {
         }
     }
 
+    /// A time column of `sessions s` as microseconds since the epoch.
+    pub(crate) fn session_micros(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("s.{column}"),
+            Dialect::Postgres => format!("(EXTRACT(EPOCH FROM s.{column}) * 1000000)::int8"),
+        }
+    }
+
+    /// Text compared byte by byte (PostgreSQL's default collation is the locale's).
+    pub(crate) fn bytewise(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => expr.to_owned(),
+            Dialect::Postgres => format!("{expr} COLLATE \"C\""),
+        }
+    }
+
+    /// `expr`'s values joined by U+001F (the unit separator).
+    pub(crate) fn joined(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("group_concat({expr}, char(31))"),
+            Dialect::Postgres => format!("string_agg({expr}, chr(31))"),
+        }
+    }
+
     /// A time parameter (bound as microseconds since the epoch).
-    fn ts_param(self, placeholder: &str) -> String {
+    pub(crate) fn ts_param(self, placeholder: &str) -> String {
         match self {
             Dialect::Sqlite => placeholder.to_owned(),
             Dialect::Postgres => {
@@ -43,14 +67,14 @@ impl Dialect {
         }
     }
 
-    fn metadata_match(self, path_or_key: &str, value: &str) -> String {
+    pub(crate) fn metadata_match(self, path_or_key: &str, value: &str) -> String {
         match self {
             Dialect::Sqlite => format!("json_extract(s.metadata, {path_or_key}) = {value}"),
             Dialect::Postgres => format!("s.metadata -> {path_or_key}::text = {value}::jsonb"),
         }
     }
 
-    fn text(self, placeholder: &str) -> String {
+    pub(crate) fn text(self, placeholder: &str) -> String {
         match self {
             Dialect::Sqlite => placeholder.to_owned(),
             Dialect::Postgres => format!("{placeholder}::text"),
@@ -298,13 +322,13 @@ pub struct ErrorStats {
 }
 
 /// SQL text with its parameters.
-struct Sql {
-    dialect: Dialect,
-    params: Vec<Value>,
+pub(crate) struct Sql {
+    pub(crate) dialect: Dialect,
+    pub(crate) params: Vec<Value>,
 }
 
 impl Sql {
-    fn new(dialect: Dialect) -> Self {
+    pub(crate) fn new(dialect: Dialect) -> Self {
         Self {
             dialect,
             params: Vec::new(),
@@ -312,9 +336,27 @@ impl Sql {
     }
 
     /// Adds a parameter; returns its placeholder.
-    fn param(&mut self, value: impl Into<Value>) -> String {
+    pub(crate) fn param(&mut self, value: impl Into<Value>) -> String {
         self.params.push(value.into());
         format!("?{}", self.params.len())
+    }
+
+    /// "The session's metadata has `key` = `value`", over `sessions s`.
+    pub(crate) fn metadata_clause(&mut self, key: &str, value: &Value) -> String {
+        let d = self.dialect;
+        let key = match d {
+            Dialect::Sqlite => self.param(format!("$.\"{}\"", key.replace('"', "\\\""))),
+            Dialect::Postgres => self.param(key.to_owned()),
+        };
+        let value = match d {
+            // SQLite's json_extract gives booleans as 0 / 1.
+            Dialect::Sqlite => self.param(match value {
+                Value::Bool(b) => Value::from(i64::from(*b)),
+                other => other.clone(),
+            }),
+            Dialect::Postgres => self.param(value.clone()),
+        };
+        d.metadata_match(&key, &value)
     }
 
     /// The filter as a WHERE condition over the hourly roll-up `llm_hourly h`, when the
@@ -417,20 +459,9 @@ impl Sql {
             clauses.push(format!("e.status = {}", d.text(&p)));
         }
         for (key, value) in &f.metadata {
-            let key = match d {
-                Dialect::Sqlite => self.param(format!("$.\"{}\"", key.replace('"', "\\\""))),
-                Dialect::Postgres => self.param(key.clone()),
-            };
-            let value = match d {
-                Dialect::Sqlite => self.param(match value {
-                    Value::Bool(b) => Value::from(i64::from(*b)),
-                    other => other.clone(),
-                }),
-                Dialect::Postgres => self.param(value.clone()),
-            };
+            let matches = self.metadata_clause(key, value);
             clauses.push(format!(
-                "EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = e.session_id AND {})",
-                d.metadata_match(&key, &value)
+                "EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = e.session_id AND {matches})"
             ));
         }
         clauses.join(" AND ")

@@ -310,8 +310,11 @@ pub trait TraceStore: Send + Sync + 'static {
         scope: &Scope,
     ) -> Result<Option<SessionTrace>, ReadError>;
 
-    /// A page of sessions matching `filter`, newest first.
-    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, ReadError>;
+    /// A page of sessions matching `filter`, newest first. Written once over the
+    /// backend's [`Dialect`] and run through [`TraceStore::query`].
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
+        crate::listing::list_sessions(self, filter).await
+    }
 
     /// Deletes everything of the session; false if it did not exist in `scope`.
     async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError>;

@@ -23,6 +23,7 @@ mod api;
 mod cursors;
 mod error;
 mod keys;
+mod listing;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rows;

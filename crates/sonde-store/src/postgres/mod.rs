@@ -19,14 +19,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
-use crate::api::Cursor;
 use crate::rows::{
     Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, Rollups, SHARED_COLUMNS,
     StoredColumns, Table, WriteMode,
 };
 use crate::{
-    BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
-    SessionPage, SessionSummary, TraceStore, WriteError, WriteOutcome,
+    BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, TraceStore,
+    WriteError, WriteOutcome,
 };
 
 /// Connections kept in the pool.
@@ -698,126 +697,6 @@ async fn read_session(
     Ok(SessionTrace::from_records(records).into_iter().next())
 }
 
-async fn list_sessions(pool: Pool, filter: SessionFilter) -> Result<SessionPage, ReadError> {
-    let backend = |e: tokio_postgres::Error| ReadError::Backend(classify(&e));
-    let mut clauses: Vec<String> = Vec::new();
-    let mut values: Vec<Param<'static>> = Vec::new();
-    let mut push = |clause: &str, args: Vec<Param<'static>>, values: &mut Vec<Param<'static>>| {
-        let mut clause = clause.to_owned();
-        for arg in args {
-            values.push(arg);
-            clause = clause.replacen('#', &format!("${}", values.len()), 1);
-        }
-        clauses.push(clause);
-    };
-    if let Scope::Tenant { org, workspace } = &filter.scope {
-        push(
-            "s.org = # AND s.workspace = #",
-            vec![Box::new(org.clone()), Box::new(workspace.clone())],
-            &mut values,
-        );
-    }
-    if let Some(since) = filter.since {
-        push(
-            "s.started_at >= #",
-            vec![Box::new(at(since.as_micros()))],
-            &mut values,
-        );
-    }
-    if let Some(until) = filter.until {
-        push(
-            "s.started_at < #",
-            vec![Box::new(at(until.as_micros()))],
-            &mut values,
-        );
-    }
-    for (key, value) in &filter.metadata {
-        push(
-            "s.metadata -> #::text = #::jsonb",
-            vec![Box::new(key.clone()), Box::new(value.clone())],
-            &mut values,
-        );
-    }
-    if let Some(model) = &filter.model {
-        push(
-            "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND e.model = #)",
-            vec![Box::new(model.clone())],
-            &mut values,
-        );
-    }
-    if let Some(cursor) = &filter.cursor {
-        let cursor = Cursor::decode(cursor)?;
-        push(
-            "(s.started_at < # OR (s.started_at = # AND s.session_id COLLATE \"C\" < # COLLATE \"C\"))",
-            vec![
-                Box::new(at(cursor.started_at)),
-                Box::new(at(cursor.started_at)),
-                Box::new(cursor.session_id),
-            ],
-            &mut values,
-        );
-    }
-    let limit = filter.limit.clamp(1, SessionFilter::MAX_LIMIT);
-    values.push(Box::new(limit as i64 + 1));
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT s.session_id, s.org, s.workspace, s.started_at, s.ended_at, s.last_at,
-                s.event_count, s.llm_calls, s.message_count, s.total_tokens, s.cost_usd, s.metadata,
-                (SELECT string_agg(m.model, chr(31) ORDER BY m.model COLLATE \"C\") FROM
-                    (SELECT DISTINCT model FROM events e WHERE e.session_id = s.session_id
-                       AND e.model IS NOT NULL) m)
-         FROM sessions s {where_sql}
-         ORDER BY s.started_at DESC, s.session_id COLLATE \"C\" DESC
-         LIMIT ${}",
-        values.len()
-    );
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| ReadError::Backend(pool_error(e)))?;
-    let rows = client
-        .query(&sql, &params(&values))
-        .await
-        .map_err(backend)?;
-    let mut sessions = Vec::with_capacity(rows.len());
-    for row in rows {
-        let models: Option<String> = row.try_get(12).map_err(backend)?;
-        let ts = |i: usize| -> Result<Option<Timestamp>, ReadError> {
-            Ok(row
-                .try_get::<_, Option<DateTime<Utc>>>(i)
-                .map_err(backend)?
-                .map(Timestamp::from_datetime))
-        };
-        let count = |i: usize| -> Result<u64, ReadError> {
-            Ok(row.try_get::<_, i64>(i).map_err(backend)?.max(0) as u64)
-        };
-        let metadata: Value = row.try_get(11).map_err(backend)?;
-        sessions.push(SessionSummary {
-            session_id: row.try_get(0).map_err(backend)?,
-            org: row.try_get(1).map_err(backend)?,
-            workspace: row.try_get(2).map_err(backend)?,
-            started_at: ts(3)?.unwrap_or(Timestamp::from_micros(0)),
-            ended_at: ts(4)?,
-            last_at: ts(5)?.unwrap_or(Timestamp::from_micros(0)),
-            events: count(6)?,
-            llm_calls: count(7)?,
-            messages: count(8)?,
-            total_tokens: count(9)?,
-            cost_usd: row.try_get(10).map_err(backend)?,
-            metadata: match metadata {
-                Value::Object(map) => map,
-                _ => serde_json::Map::new(),
-            },
-            models: crate::api::split_models(models),
-        });
-    }
-    Ok(SessionPage::cut(sessions, limit))
-}
-
 async fn delete_session(pool: Pool, session_id: String, scope: Scope) -> Result<bool, ReadError> {
     let backend = |e: tokio_postgres::Error| ReadError::Backend(classify(&e));
     let mut client = pool
@@ -1046,12 +925,6 @@ impl TraceStore for PostgresStore {
         ))
         .await
         .ok_or(ReadError::Closed)?
-    }
-
-    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
-        self.on_runtime(list_sessions(self.pool.clone(), filter.clone()))
-            .await
-            .ok_or(ReadError::Closed)?
     }
 
     async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {

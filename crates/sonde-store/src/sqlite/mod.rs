@@ -17,15 +17,14 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
 use serde_json::Value;
 use sonde_model::{Record, SessionTrace, Timestamp};
 
-use crate::api::Cursor;
 use crate::rows::{
     Extra, Lifecycle, ROLLUP_COLUMNS, RecordRow, RollupDelta, RollupKey, SHARED_COLUMNS,
     StoredColumns, Table,
 };
 use crate::rows::{Rollups, WriteMode};
 use crate::{
-    BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, SessionFilter,
-    SessionPage, SessionSummary, TraceStore, WriteError, WriteOutcome,
+    BackendError, ErrorClass, OpenError, QueryError, QueryResult, ReadError, Scope, TraceStore,
+    WriteError, WriteOutcome,
 };
 
 /// Read-only connections kept for a database file.
@@ -667,119 +666,6 @@ fn stored_columns(row: &rusqlite::Row<'_>) -> Result<StoredColumns, rusqlite::Er
     })
 }
 
-fn list_sessions(conn: &Connection, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
-    let backend = |e: rusqlite::Error| ReadError::Backend(classify(&e));
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Sql> = Vec::new();
-    let mut push = |clause: &str, values: Vec<Sql>, params: &mut Vec<Sql>| {
-        let mut clause = clause.to_owned();
-        for value in values {
-            params.push(value);
-            clause = clause.replacen('#', &format!("?{}", params.len()), 1);
-        }
-        clauses.push(clause);
-    };
-    if let Scope::Tenant { org, workspace } = &filter.scope {
-        push(
-            "s.org = # AND s.workspace = #",
-            vec![Sql::Text(org.clone()), Sql::Text(workspace.clone())],
-            &mut params,
-        );
-    }
-    if let Some(since) = filter.since {
-        push(
-            "s.started_at >= #",
-            vec![Sql::Integer(since.as_micros())],
-            &mut params,
-        );
-    }
-    if let Some(until) = filter.until {
-        push(
-            "s.started_at < #",
-            vec![Sql::Integer(until.as_micros())],
-            &mut params,
-        );
-    }
-    for (key, value) in &filter.metadata {
-        let path = format!("$.\"{}\"", key.replace('"', "\\\""));
-        push(
-            "json_extract(s.metadata, #) = #",
-            vec![Sql::Text(path), json_to_sql(value)],
-            &mut params,
-        );
-    }
-    if let Some(model) = &filter.model {
-        push(
-            "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND e.model = #)",
-            vec![Sql::Text(model.clone())],
-            &mut params,
-        );
-    }
-    if let Some(cursor) = &filter.cursor {
-        let cursor = Cursor::decode(cursor)?;
-        push(
-            "(s.started_at < # OR (s.started_at = # AND s.session_id < #))",
-            vec![
-                Sql::Integer(cursor.started_at),
-                Sql::Integer(cursor.started_at),
-                Sql::Text(cursor.session_id),
-            ],
-            &mut params,
-        );
-    }
-    let limit = filter.limit.clamp(1, SessionFilter::MAX_LIMIT);
-    params.push(Sql::Integer(limit as i64 + 1));
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT s.session_id, s.org, s.workspace, s.started_at, s.ended_at, s.last_at,
-                s.event_count, s.llm_calls, s.message_count, s.total_tokens, s.cost_usd, s.metadata,
-                (SELECT group_concat(model, char(31)) FROM
-                    (SELECT DISTINCT model FROM events e WHERE e.session_id = s.session_id
-                       AND e.model IS NOT NULL ORDER BY model))
-         FROM sessions s {where_sql}
-         ORDER BY s.started_at DESC, s.session_id DESC
-         LIMIT ?{}",
-        params.len()
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-    let mut rows = stmt
-        .query(params_from_iter(params.iter()))
-        .map_err(backend)?;
-    let mut sessions = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        let get_err = |e: rusqlite::Error| ReadError::Backend(classify(&e));
-        let metadata: String = row.get(11).map_err(get_err)?;
-        let models: Option<String> = row.get(12).map_err(get_err)?;
-        let session_id: String = row.get(0).map_err(get_err)?;
-        sessions.push(SessionSummary {
-            metadata: serde_json::from_str(&metadata).map_err(|e| ReadError::Corrupt {
-                id: session_id.clone(),
-                reason: e.to_string(),
-            })?,
-            session_id,
-            org: row.get(1).map_err(get_err)?,
-            workspace: row.get(2).map_err(get_err)?,
-            started_at: Timestamp::from_micros(row.get(3).map_err(get_err)?),
-            ended_at: row
-                .get::<_, Option<i64>>(4)
-                .map_err(get_err)?
-                .map(Timestamp::from_micros),
-            last_at: Timestamp::from_micros(row.get(5).map_err(get_err)?),
-            events: row.get::<_, i64>(6).map_err(get_err)?.max(0) as u64,
-            llm_calls: row.get::<_, i64>(7).map_err(get_err)?.max(0) as u64,
-            messages: row.get::<_, i64>(8).map_err(get_err)?.max(0) as u64,
-            total_tokens: row.get::<_, i64>(9).map_err(get_err)?.max(0) as u64,
-            cost_usd: row.get(10).map_err(get_err)?,
-            models: crate::api::split_models(models),
-        });
-    }
-    Ok(SessionPage::cut(sessions, limit))
-}
-
 fn delete_session(
     conn: &mut Connection,
     session_id: &str,
@@ -924,13 +810,6 @@ impl TraceStore for SqliteStore {
         })
         .await
         .ok_or(ReadError::Closed)?
-    }
-
-    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
-        let filter = filter.clone();
-        Self::run(&self.readers, move |conn| list_sessions(conn, &filter))
-            .await
-            .ok_or(ReadError::Closed)?
     }
 
     async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {
