@@ -258,10 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let writer = Arc::new(sonde::store::Writer::start(
                 store,
-                sonde::store::WriterConfig {
-                    spool_dir: Some(spool.unwrap_or_else(|| default_spool(&url))),
-                    ..Default::default()
-                },
+                sonde_server::writer_config(spool.unwrap_or_else(|| default_spool(&url))),
             )?);
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let wait = move || {

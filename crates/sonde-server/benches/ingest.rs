@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use sonde_store::{SqliteStore, TraceStore, Writer, WriterConfig};
+use sonde_store::{SqliteStore, TraceStore, Writer};
 
 const BATCH: usize = 512;
 const CLIENTS: usize = 4;
@@ -320,17 +320,18 @@ fn serve(dir: &std::path::Path, expect: u64) {
         let store: Arc<dyn TraceStore> =
             Arc::new(SqliteStore::open(dir.join("ingest.db")).await.unwrap());
         let writer = Arc::new(
-            Writer::start(
-                store.clone(),
-                WriterConfig {
-                    spool_dir: Some(dir.join("spool")),
-                    queue_capacity: std::env::var("SONDE_BENCH_QUEUE")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(sonde_store::DEFAULT_QUEUE_CAPACITY),
-                    ..Default::default()
-                },
-            )
+            Writer::start(store.clone(), {
+                // What `sonde serve` runs, unless the environment says otherwise.
+                let mut config = sonde_server::writer_config(dir.join("spool"));
+                let knob = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+                if let Some(queue) = knob("SONDE_BENCH_QUEUE") {
+                    config.queue_capacity = queue;
+                }
+                if let Some(batch) = knob("SONDE_BENCH_BATCH") {
+                    config.batch_size = batch;
+                }
+                config
+            })
             .unwrap(),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

