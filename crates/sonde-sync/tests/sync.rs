@@ -130,14 +130,14 @@ fn the_same_data_synced_anywhere_gives_the_same_records() {
 
 /// Syncs `lines` of a file written in pieces, cut at `cuts` (byte offsets, some inside
 /// a line), and returns the records; compares with one run over the whole file.
-fn piecewise_equals_whole(name: &str, source: &Path, cuts: &[usize]) {
+fn piecewise_equals_whole_of(kind: Source, name: &str, source: &Path, cuts: &[usize]) {
     let bytes = std::fs::read(source).unwrap();
     let whole = {
         let f = Fixture::new();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("project")).unwrap();
         std::fs::write(dir.path().join("project").join(name), &bytes).unwrap();
-        f.sync(Source::Claude, dir.path());
+        f.sync(kind, dir.path());
         f.records()
     };
     let f = Fixture::new();
@@ -153,7 +153,7 @@ fn piecewise_equals_whole(name: &str, source: &Path, cuts: &[usize]) {
             .unwrap();
         std::io::Write::write_all(&mut file, &bytes[written..cut]).unwrap();
         written = cut;
-        let result = f.sync(Source::Claude, dir.path());
+        let result = f.sync(kind, dir.path());
         assert_eq!(
             result.errors, 0,
             "cut at {cut}: {:?}",
@@ -165,6 +165,10 @@ fn piecewise_equals_whole(name: &str, source: &Path, cuts: &[usize]) {
     for (p, w) in pieces.iter().zip(&whole) {
         assert_eq!(p, w, "{name} cut at {cuts:?}");
     }
+}
+
+fn piecewise_equals_whole(name: &str, source: &Path, cuts: &[usize]) {
+    piecewise_equals_whole_of(Source::Claude, name, source, cuts);
 }
 
 fn line_starts(path: &Path) -> Vec<usize> {
@@ -207,6 +211,23 @@ fn appending_lines_adds_exactly_the_new_events_wherever_the_file_is_cut() {
             .take(4)
             .collect();
         piecewise_equals_whole("03eb5929-52b3-4b13-ada3-b93ae35806b8.jsonl", &source, &cuts);
+    }
+}
+
+#[test]
+fn codex_rollouts_cut_anywhere_end_as_one_sync() {
+    // A tool call and its output, token counts and replies, split over runs.
+    for name in [
+        "claude-code-log_synthetic_rollout-2026-01-02T03-04-05-11111111-1111-4111-8111-111111111111.jsonl",
+        "ccusage_fixture_codex_session-alpha.jsonl",
+    ] {
+        let source = data("codex").join(name);
+        let starts = line_starts(&source);
+        for (i, start) in starts.iter().enumerate().skip(1) {
+            piecewise_equals_whole_of(Source::Codex, name, &source, &[*start]);
+            let middle = (starts[i - 1] + start) / 2;
+            piecewise_equals_whole_of(Source::Codex, name, &source, &[middle]);
+        }
     }
 }
 
