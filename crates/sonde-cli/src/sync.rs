@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
-use sonde_sync::{
+use sonde::sync::{
     CursorFile, LangfuseConfig, LangfuseTarget, SinkTarget, Source, StoreTarget, SyncOptions,
     SyncResult, SyncTarget, Syncer,
 };
@@ -213,7 +213,7 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
                     print_summary(result, true);
                 }
             };
-            sonde_sync::watch(
+            sonde::sync::watch(
                 &mut syncer,
                 &sources,
                 &|| stop.load(Ordering::SeqCst),

@@ -6,7 +6,9 @@
 //!   from `sonde-model`;
 //! - [`SessionTracer`], hooks and sinks ([`JsonlSink`], [`StderrSink`], [`TeeSink`],
 //!   [`StoreSink`]) from `sonde-tracer`;
-//! - the [`store`] module: [`store::TraceStore`] and its backends, from `sonde-store`.
+//! - the [`store`] module: [`store::TraceStore`] and its backends, from `sonde-store`;
+//! - with the `sync` feature, the `sync` module: transcript sync of Claude Code and
+//!   Codex logs, from `sonde-sync`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,4 +36,10 @@ pub use sonde_tracer::*;
 /// take and return.
 pub mod store {
     pub use sonde_store::*;
+}
+
+/// Transcript sync: agent CLI logs (Claude Code, Codex) into traces, incrementally.
+#[cfg(feature = "sync")]
+pub mod sync {
+    pub use sonde_sync::*;
 }
