@@ -886,3 +886,62 @@ fn sonde_export_to_sends_spans_to_another_sonde() {
         "sessions keep their ids through gen_ai.conversation.id"
     );
 }
+
+#[test]
+fn otlp_targets_send_the_headers_otel_exporter_otlp_headers_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = db_url(dir.path(), "target.db");
+    let created = sonde(
+        &target,
+        &["keys", "create", "--org", "acme", "--workspace", "prod"],
+    );
+    let secret = text(&created.stdout).trim().to_owned();
+    let (mut server, addr) = spawn_server(&target);
+    let codex = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sonde-sync/tests/data/codex");
+    let sync = |headers: Option<&str>, state: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sonde"));
+        command
+            .args([
+                "--db",
+                &db_url(dir.path(), "unused.db"),
+                "sync",
+                "codex",
+                "--path",
+            ])
+            .arg(&codex)
+            .args(["--to", &format!("http://{addr}"), "--state"])
+            .arg(dir.path().join(state))
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            .env_remove("OTEL_EXPORTER_OTLP_HEADERS");
+        if let Some(h) = headers {
+            command.env("OTEL_EXPORTER_OTLP_HEADERS", h);
+        }
+        command.output().unwrap()
+    };
+    // Without the key the server refuses, and the error says so (without the secret).
+    let refused = sync(None, "a.json");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("401"),
+        "{}",
+        text(&refused.stderr)
+    );
+    // A malformed variable is a one-line error naming it.
+    let bad = sync(Some("no-equals"), "b.json");
+    assert!(
+        text(&bad.stderr).contains("OTEL_EXPORTER_OTLP_HEADERS"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let sent = sync(Some(&format!("Authorization=Bearer%20{secret}")), "c.json");
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert!(!text(&sent.stderr).contains(&secret));
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let summary: Value =
+        serde_json::from_slice(&sonde(&target, &["stats", "summary", "--json"]).stdout).unwrap();
+    assert_eq!(summary["calls"].as_u64(), Some(2), "{summary}");
+}

@@ -27,11 +27,74 @@ pub struct OtlpSink {
     /// inside an async runtime).
     client: std::sync::OnceLock<reqwest::blocking::Client>,
     service: String,
+    headers: Vec<(String, String)>,
+}
+
+/// Headers from `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
+/// `key=value` pairs separated by commas, values percent-encoded (the OpenTelemetry
+/// exporter convention), e.g. `Authorization=Bearer%20sk-123`.
+///
+/// ```
+/// let headers = sonde_otlp::parse_headers("Authorization=Bearer%20abc, x-team = ops").unwrap();
+/// assert_eq!(headers[0], ("Authorization".to_owned(), "Bearer abc".to_owned()));
+/// assert_eq!(headers[1], ("x-team".to_owned(), "ops".to_owned()));
+/// assert!(sonde_otlp::parse_headers("no-equals-sign").is_err());
+/// ```
+pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut headers = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("entry `{entry}` is not key=value"))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("entry `{entry}` has no key"));
+        }
+        headers.push((key.to_owned(), percent_decode(value.trim())?));
+    }
+    Ok(headers)
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent escape in `{text}`"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{text}` is not UTF-8 once decoded"))
+}
+
+/// The exporter headers the environment names (see [`parse_headers`]).
+fn env_headers() -> Result<Vec<(String, String)>, SinkError> {
+    for name in [
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ] {
+        if let Ok(text) = std::env::var(name) {
+            return parse_headers(&text).map_err(|reason| SinkError::Export {
+                endpoint: name.to_owned(),
+                reason,
+            });
+        }
+    }
+    Ok(Vec::new())
 }
 
 impl OtlpSink {
     /// A sink to an OTLP/HTTP endpoint (`http://host:4318`, or the full
-    /// `.../v1/traces` URL).
+    /// `.../v1/traces` URL), sending the headers `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or
+    /// `OTEL_EXPORTER_OTLP_HEADERS` name (an `Authorization` for a hosted backend).
     pub fn new(endpoint: &str) -> Result<Self, SinkError> {
         let endpoint = endpoint.trim_end_matches('/');
         let url = if endpoint.ends_with("/v1/traces") {
@@ -49,6 +112,7 @@ impl OtlpSink {
             url,
             client: std::sync::OnceLock::new(),
             service: "sonde".to_owned(),
+            headers: env_headers()?,
         })
     }
 
@@ -76,12 +140,14 @@ impl OtlpSink {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(100 << (2 * attempt.min(3))));
             }
-            let response = self
+            let mut request = self
                 .client()?
                 .post(&self.url)
-                .header("content-type", "application/x-protobuf")
-                .body(body.clone())
-                .send();
+                .header("content-type", "application/x-protobuf");
+            for (key, value) in &self.headers {
+                request = request.header(key, value);
+            }
+            let response = request.body(body.clone()).send();
             match response {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
