@@ -251,8 +251,30 @@ impl CodexState {
             }),
         ));
         self.step_id = Some(step_id);
-        let id = self.id(file_name, ts, "message");
-        out.records.push(record(
+        let text = p["message"].as_str().unwrap_or_default().to_owned();
+        out.records.push(self.message(
+            file_name,
+            ts,
+            "message",
+            text,
+            "user_prompt",
+            ("human", "agent"),
+        ));
+    }
+
+    /// A message record in the current step; `roles` is (from, to).
+    fn message(
+        &self,
+        file_name: &str,
+        ts: i64,
+        what: &str,
+        text: String,
+        message_type: &str,
+        roles: (&str, &str),
+    ) -> Record {
+        let session = self.session(file_name);
+        let id = self.id(file_name, ts, what);
+        record(
             id.clone(),
             ts,
             context(
@@ -262,13 +284,13 @@ impl CodexState {
                 None,
             ),
             Body::Message(Message {
-                content: MessageContent::text(p["message"].as_str().unwrap_or_default()),
-                message_type: "user_prompt".into(),
-                from_role: Some("human".into()),
-                to_role: Some("agent".into()),
+                content: MessageContent::text(text),
+                message_type: message_type.into(),
+                from_role: Some(roles.0.into()),
+                to_role: Some(roles.1.into()),
                 ..Message::default()
             }),
-        ));
+        )
     }
 
     fn token_count(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
@@ -388,24 +410,13 @@ impl CodexState {
             out.skip("response_item.message.empty");
             return;
         }
-        let session = self.session(file_name);
-        let id = self.id(file_name, ts, "reply");
-        out.records.push(record(
-            id.clone(),
+        out.records.push(self.message(
+            file_name,
             ts,
-            context(
-                &session,
-                self.step_id.as_deref(),
-                span_id(&["message", &id]),
-                None,
-            ),
-            Body::Message(Message {
-                content: MessageContent::text(text),
-                message_type: "assistant_reply".into(),
-                from_role: Some("agent".into()),
-                to_role: Some("human".into()),
-                ..Message::default()
-            }),
+            "reply",
+            text,
+            "assistant_reply",
+            ("agent", "human"),
         ));
     }
 }
