@@ -183,11 +183,7 @@ async fn open_store(db: Option<&str>) -> anyhow::Result<Arc<dyn TraceStore>> {
 
 /// The spool folder of a database: `spool/<id of the url>` in the data folder.
 fn default_spool(url: &str) -> PathBuf {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir);
-    data.join("sonde")
+    StoreUrl::data_dir()
         .join("spool")
         .join(sonde::derived_id(&["spool", url]))
 }

@@ -54,14 +54,6 @@ pub struct SyncArgs {
     json: bool,
 }
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("sonde")
-}
-
 fn target(
     args: &SyncArgs,
     db: &str,
@@ -71,7 +63,7 @@ fn target(
     let cursors = || {
         CursorFile::new(args.state.clone().unwrap_or_else(|| {
             let to = args.to.as_deref().unwrap_or(db);
-            data_dir()
+            sonde::store::StoreUrl::data_dir()
                 .join("sync-state")
                 .join(format!("{}.json", sonde::derived_id(&["sync", to])))
         }))

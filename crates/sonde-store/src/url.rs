@@ -70,11 +70,21 @@ impl StoreUrl {
     /// assert!(url.starts_with("sqlite://"));
     /// ```
     pub fn default_url() -> String {
-        let dir = std::env::var_os("XDG_DATA_HOME")
+        format!("sqlite://{}", Self::data_dir().join("sonde.db").display())
+    }
+
+    /// Sonde's data folder: `$XDG_DATA_HOME/sonde`, else `~/.local/share/sonde`, where
+    /// the default database, spools and sync state files live.
+    ///
+    /// ```
+    /// assert!(sonde_store::StoreUrl::data_dir().ends_with("sonde"));
+    /// ```
+    pub fn data_dir() -> PathBuf {
+        std::env::var_os("XDG_DATA_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-            .unwrap_or_else(std::env::temp_dir);
-        format!("sqlite://{}", dir.join("sonde").join("sonde.db").display())
+            .unwrap_or_else(std::env::temp_dir)
+            .join("sonde")
     }
 
     /// Opens (creating and migrating when needed) the store this URL names.
