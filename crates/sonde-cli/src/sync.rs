@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use sonde::sync::{
-    CursorFile, LangfuseConfig, LangfuseTarget, SinkTarget, Source, StoreTarget, SyncOptions,
-    SyncResult, SyncTarget, Syncer,
+    CursorFile, LangfuseConfig, SinkTarget, Source, StoreTarget, SyncOptions, SyncResult,
+    SyncTarget, Syncer,
 };
 
 use crate::table::thousands;
@@ -74,7 +74,10 @@ fn target(
             handle,
         )),
         Some("-") => Box::new(SinkTarget::stdout(cursors())),
-        Some("langfuse") => Box::new(LangfuseTarget::new(LangfuseConfig::from_env()?, cursors())?),
+        Some("langfuse") => Box::new(SinkTarget::langfuse(
+            LangfuseConfig::from_env()?,
+            cursors(),
+        )?),
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
             Box::new(SinkTarget::otlp(url, cursors())?)
         }

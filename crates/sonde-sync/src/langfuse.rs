@@ -13,8 +13,9 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 use sonde_model::{Body, Event, Record, Timestamp, new_id};
 
+use sonde_tracer::{SinkError, TraceSink};
+
 use crate::SyncError;
-use crate::target::{CursorFile, SyncTarget};
 
 /// Langfuse refuses batches over 3.5 MB; stay well under it.
 pub const MAX_BATCH_BYTES: usize = 3_000_000;
@@ -51,41 +52,40 @@ impl LangfuseConfig {
     }
 }
 
-/// Sends records to Langfuse; cursors are kept in a [`CursorFile`].
-pub struct LangfuseTarget {
+/// Sends records to Langfuse (a [`TraceSink`]: the sync uses it through
+/// [`SinkTarget::langfuse`](crate::SinkTarget::langfuse), a tracer can use it too).
+pub struct LangfuseSink {
     config: LangfuseConfig,
     url: String,
     client: reqwest::blocking::Client,
-    cursors: CursorFile,
 }
 
-impl LangfuseTarget {
-    /// A target for `config`, with cursors in `cursors`.
-    pub fn new(config: LangfuseConfig, cursors: CursorFile) -> Result<Self, SyncError> {
+impl LangfuseSink {
+    /// A sink for `config`.
+    pub fn new(config: LangfuseConfig) -> Result<Self, SinkError> {
+        let url = format!("{}/api/public/ingestion", config.host.trim_end_matches('/'));
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| SyncError::Target {
-                target: "langfuse".into(),
+            .map_err(|e| SinkError::Export {
+                endpoint: url.clone(),
                 reason: e.to_string(),
             })?;
-        let url = format!("{}/api/public/ingestion", config.host.trim_end_matches('/'));
         Ok(Self {
             config,
             url,
             client,
-            cursors,
         })
     }
 
-    fn fail(&self, reason: impl Into<String>) -> SyncError {
-        SyncError::Target {
-            target: format!("langfuse {}", self.config.host),
+    fn fail(&self, reason: impl Into<String>) -> SinkError {
+        SinkError::Export {
+            endpoint: self.url.clone(),
             reason: reason.into(),
         }
     }
 
-    fn post(&self, batch: &[Value]) -> Result<(), SyncError> {
+    fn post(&self, batch: &[Value]) -> Result<(), SinkError> {
         let body =
             serde_json::to_vec(&json!({ "batch": batch })).map_err(|e| self.fail(e.to_string()))?;
         let auth = base64::engine::general_purpose::STANDARD.encode(format!(
@@ -262,28 +262,11 @@ pub fn ingestion_events(records: &[Record]) -> Vec<Value> {
     events
 }
 
-impl SyncTarget for LangfuseTarget {
-    fn describe(&self) -> String {
-        format!("langfuse {}", self.config.host)
-    }
-
-    fn load_cursors(&mut self, source: &str) -> Result<BTreeMap<String, String>, SyncError> {
-        self.cursors.load(source)
-    }
-
-    fn load_state(&mut self, source: &str, path: &str) -> Result<Option<String>, SyncError> {
-        self.cursors.state(source, path)
-    }
-
-    fn send(
-        &mut self,
-        mut records: Vec<Record>,
-        replacements: Vec<Record>,
-    ) -> Result<(), SyncError> {
-        records.extend(replacements);
+impl TraceSink for LangfuseSink {
+    fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         let mut batch = Vec::new();
         let mut bytes = 0;
-        for event in ingestion_events(&records) {
+        for event in ingestion_events(records) {
             let size = event.to_string().len();
             if !batch.is_empty() && bytes + size > MAX_BATCH_BYTES {
                 self.post(&batch)?;
@@ -293,21 +276,9 @@ impl SyncTarget for LangfuseTarget {
             bytes += size;
             batch.push(event);
         }
-        if !batch.is_empty() {
-            self.post(&batch)?;
+        if batch.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SyncError> {
-        Ok(())
-    }
-
-    fn save_cursors(
-        &mut self,
-        source: &str,
-        cursors: Vec<sonde_store::SyncCursor>,
-    ) -> Result<(), SyncError> {
-        self.cursors.save(source, cursors)
+        self.post(&batch)
     }
 }

@@ -38,7 +38,7 @@ use serde_json::Value;
 pub use claude::{ClaudeFile, ClaudeState};
 pub use codex::CodexState;
 pub use emit::{Emitted, MAX_ERROR_MESSAGES};
-pub use langfuse::{LangfuseConfig, LangfuseTarget, MAX_BATCH_BYTES, ingestion_events};
+pub use langfuse::{LangfuseConfig, LangfuseSink, MAX_BATCH_BYTES, ingestion_events};
 pub use target::{CursorFile, SinkTarget, StoreTarget, SyncTarget};
 pub use watch::{POLL_INTERVAL, watch};
 

@@ -337,6 +337,16 @@ impl SinkTarget {
             cursors,
         ))
     }
+
+    /// Langfuse's ingestion API (see [`LangfuseSink`](crate::LangfuseSink)).
+    pub fn langfuse(config: crate::LangfuseConfig, cursors: CursorFile) -> Result<Self, SyncError> {
+        let name = format!("langfuse {}", config.host);
+        let sink = crate::LangfuseSink::new(config).map_err(|e| SyncError::Target {
+            target: name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::new(name, Box::new(sink), cursors))
+    }
 }
 
 impl SyncTarget for SinkTarget {

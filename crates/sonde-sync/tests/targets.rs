@@ -12,8 +12,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sonde_store::{StoreUrl, TraceStore, Writer, WriterConfig};
 use sonde_sync::{
-    CursorFile, LangfuseConfig, LangfuseTarget, SinkTarget, Source, StoreTarget, SyncOptions,
-    Syncer,
+    CursorFile, LangfuseConfig, SinkTarget, Source, StoreTarget, SyncOptions, Syncer,
 };
 
 fn data(path: &str) -> PathBuf {
@@ -208,7 +207,7 @@ fn langfuse_ingestion_gets_valid_batches_of_traces_and_nested_observations() {
         public_key: "pk-lf-test".into(),
         secret_key: "sk-lf-test".into(),
     };
-    let mut target = LangfuseTarget::new(
+    let mut target = SinkTarget::langfuse(
         config.clone(),
         CursorFile::new(state.path().join("lf.json")),
     )
@@ -278,7 +277,7 @@ fn langfuse_ingestion_gets_valid_batches_of_traces_and_nested_observations() {
         ..config
     };
     let mut target =
-        LangfuseTarget::new(wrong, CursorFile::new(state.path().join("lf2.json"))).unwrap();
+        SinkTarget::langfuse(wrong, CursorFile::new(state.path().join("lf2.json"))).unwrap();
     let refused = Syncer::new(&mut target, SyncOptions::default())
         .run(Source::Claude, &[data("claude-code")]);
     let message = refused.unwrap_err().to_string();
