@@ -132,6 +132,23 @@ impl PostgresStore {
 }
 
 /// The URL without its password, for messages.
+impl PostgresStore {
+    /// Stores records on the store's runtime.
+    async fn write_in_mode(
+        &self,
+        records: &[Record],
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, WriteError> {
+        if records.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        self.on_runtime(write_rows(self.pool.clone(), rows, mode))
+            .await
+            .ok_or(WriteError::Closed)?
+    }
+}
+
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
@@ -894,23 +911,11 @@ impl TraceStore for PostgresStore {
     }
 
     async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
-        if records.is_empty() {
-            return Ok(WriteOutcome::default());
-        }
-        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        self.on_runtime(write_rows(self.pool.clone(), rows, WriteMode::KeepStored))
-            .await
-            .ok_or(WriteError::Closed)?
+        self.write_in_mode(records, WriteMode::KeepStored).await
     }
 
     async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
-        if records.is_empty() {
-            return Ok(WriteOutcome::default());
-        }
-        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        self.on_runtime(write_rows(self.pool.clone(), rows, WriteMode::Replace))
-            .await
-            .ok_or(WriteError::Closed)?
+        self.write_in_mode(records, WriteMode::Replace).await
     }
 
     async fn get_session(

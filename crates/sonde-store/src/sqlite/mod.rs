@@ -220,6 +220,24 @@ impl SqliteStore {
         })
     }
 
+    /// Stores records on the writer thread (rows and compressed payloads are made on
+    /// the caller's).
+    async fn write_in_mode(
+        &self,
+        records: &[Record],
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, WriteError> {
+        if records.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        payload::pack(&mut rows);
+        Self::run(&self.writer, move |conn| write_rows(conn, rows, mode))
+            .await
+            .ok_or(WriteError::Closed)?
+            .map_err(|e| WriteError::Backend(classify(&e)))
+    }
+
     /// A throwaway database in memory: one connection, on one dedicated thread.
     ///
     /// ```
@@ -772,31 +790,11 @@ impl TraceStore for SqliteStore {
     }
 
     async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
-        if records.is_empty() {
-            return Ok(WriteOutcome::default());
-        }
-        let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        payload::pack(&mut rows);
-        Self::run(&self.writer, move |conn| {
-            write_rows(conn, rows, WriteMode::KeepStored)
-        })
-        .await
-        .ok_or(WriteError::Closed)?
-        .map_err(|e| WriteError::Backend(classify(&e)))
+        self.write_in_mode(records, WriteMode::KeepStored).await
     }
 
     async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
-        if records.is_empty() {
-            return Ok(WriteOutcome::default());
-        }
-        let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        payload::pack(&mut rows);
-        Self::run(&self.writer, move |conn| {
-            write_rows(conn, rows, WriteMode::Replace)
-        })
-        .await
-        .ok_or(WriteError::Closed)?
-        .map_err(|e| WriteError::Backend(classify(&e)))
+        self.write_in_mode(records, WriteMode::Replace).await
     }
 
     async fn get_session(
