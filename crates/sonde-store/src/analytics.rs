@@ -74,6 +74,15 @@ impl Dialect {
         }
     }
 
+    /// An aggregate packing the non-null values of `expr` as the latency runs hold them
+    /// (see [`crate::latency_runs`]).
+    pub(crate) fn packed(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("sonde_packed({expr})"),
+            Dialect::Postgres => format!("string_agg(float8send({expr}), ''::bytea)"),
+        }
+    }
+
     pub(crate) fn text(self, placeholder: &str) -> String {
         match self {
             Dialect::Sqlite => placeholder.to_owned(),
@@ -137,6 +146,17 @@ impl GroupBy {
             GroupBy::Model => "NULLIF(h.model, '')",
             GroupBy::Key => "NULLIF(h.api_key_hash, '')",
             GroupBy::Route => "NULLIF(h.request_path, '')",
+        }
+    }
+
+    /// The dimension column grouped by, if any.
+    fn column(self) -> Option<&'static str> {
+        match self {
+            GroupBy::None => None,
+            GroupBy::Provider => Some("provider"),
+            GroupBy::Model => Some("model"),
+            GroupBy::Key => Some("api_key_hash"),
+            GroupBy::Route => Some("request_path"),
         }
     }
 
@@ -382,17 +402,19 @@ impl Sql {
     fn rollup_conditions(&mut self, f: &AnalyticsFilter, granule: i64) -> Option<String> {
         let aligned =
             |t: Option<Timestamp>| t.is_none_or(|t| t.as_micros().rem_euclid(granule) == 0);
-        if f.session_id.is_some()
-            || !f.metadata.is_empty()
-            || f.status.is_some()
-            || f.gateway_key_id.is_some()
-            || !aligned(f.since)
-            || !aligned(f.until)
-        {
+        if !rollups_answer(f) || !aligned(f.since) || !aligned(f.until) {
             return None;
         }
-        let d = self.dialect;
         let mut clauses = vec!["h.calls > 0".to_owned()];
+        clauses.extend(self.rollup_key_conditions(f));
+        Some(clauses.join(" AND "))
+    }
+
+    /// Conditions on the key columns of a roll-up or run table `h`: tenant, hours,
+    /// provider, model, API key.
+    fn rollup_key_conditions(&mut self, f: &AnalyticsFilter) -> Vec<String> {
+        let d = self.dialect;
+        let mut clauses = Vec::new();
         if let Scope::Tenant { org, workspace } = &f.scope {
             let (o, w) = (self.param(org.clone()), self.param(workspace.clone()));
             clauses.push(format!(
@@ -419,7 +441,7 @@ impl Sql {
                 clauses.push(format!("h.{column} = {}", d.text(&p)));
             }
         }
-        Some(clauses.join(" AND "))
+        clauses
     }
 
     /// The filter as a WHERE condition over `events e`.
@@ -466,6 +488,15 @@ impl Sql {
         }
         clauses.join(" AND ")
     }
+}
+
+/// True when the roll-ups (and their latency runs) can answer `f` for whole granules:
+/// no session, metadata, status or gateway-key filter, which they do not record.
+fn rollups_answer(f: &AnalyticsFilter) -> bool {
+    f.session_id.is_none()
+        && f.metadata.is_empty()
+        && f.status.is_none()
+        && f.gateway_key_id.is_none()
 }
 
 const COST: &str = "COALESCE(e.cost_usd, e.computed_cost_usd)";
@@ -517,80 +548,151 @@ fn group_order(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
 /// A group's key: the values of its grouping columns.
 type GroupKey = Vec<Option<String>>;
 
-/// Exact percentiles `ps` (in percent) of `column` per group of `groups`.
+/// Exact percentiles `ps` (in percent) of `column` (`latency_ms` or `ttft_ms`) per
+/// group of the dimension columns `dims`: the group's call count and its percentiles.
+/// Groups without a value are left out.
 async fn percentiles(
     store: &(impl TraceStore + ?Sized),
     f: &AnalyticsFilter,
-    groups: &[&str],
+    dims: &[&str],
     column: &str,
     ps: &[u64],
 ) -> Result<HashMap<GroupKey, (u64, Vec<f64>)>, ReadError> {
-    let mut sql = Sql::new(store.dialect());
-    let filter = sql.filter(f);
-    let select_groups: Vec<String> = groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| format!("{g} AS g{i}"))
-        .collect();
-    let partition = if groups.is_empty() {
-        String::new()
-    } else {
-        format!("PARTITION BY {}", groups.join(", "))
-    };
-    let ranks: Vec<String> = ps
-        .iter()
-        .flat_map(|p| {
-            [
-                format!("(n - 1) * {p} / 100"),
-                format!("(n - 1) * {p} / 100 + 1"),
-            ]
-        })
-        .collect();
-    let out_groups: Vec<String> = (0..groups.len()).map(|i| format!("g{i}, ")).collect();
-    let statement = format!(
-        "WITH v AS (SELECT {sel} e.{column} AS x,
-                ROW_NUMBER() OVER ({partition} ORDER BY e.{column}) - 1 AS rn,
-                COUNT(*) OVER ({partition}) AS n
-             FROM events e WHERE {filter} AND e.{column} IS NOT NULL)
-         SELECT {outg} n, rn, x FROM v WHERE rn IN ({ranks})",
-        sel = select_groups
-            .iter()
-            .map(|s| format!("{s}, "))
-            .collect::<String>(),
-        outg = out_groups.concat(),
-        ranks = ranks.join(", "),
-    );
-    let result = store
-        .query(&statement, &sql.params)
-        .await
-        .map_err(read_error)?;
-    let mut by_group: HashMap<GroupKey, (u64, HashMap<u64, f64>)> = HashMap::new();
-    for row in &result.rows {
-        let key: GroupKey = row[..groups.len()].iter().map(opt_text).collect();
-        let n = int(&row[groups.len()]);
-        let rn = int(&row[groups.len() + 1]);
-        let x = float(&row[groups.len() + 2]);
-        let entry = by_group.entry(key).or_insert_with(|| (n, HashMap::new()));
-        entry.1.insert(rn, x);
+    let mut by_group: HashMap<GroupKey, Vec<f64>> = HashMap::new();
+    for sql in value_queries(store.dialect(), f, dims, column) {
+        let rows = store
+            .read_values(&sql.text, &sql.params)
+            .await
+            .map_err(read_error)?;
+        for (group, values) in rows {
+            let all = by_group.entry(group).or_default();
+            if all.is_empty() {
+                *all = values;
+            } else {
+                all.extend(values);
+            }
+        }
     }
     Ok(by_group
         .into_iter()
-        .map(|(key, (n, values))| {
-            let computed = ps
-                .iter()
-                .map(|p| {
-                    let scaled = (n - 1) * p;
-                    let (lo, frac) = (scaled / 100, (scaled % 100) as f64 / 100.0);
-                    let x_lo = values.get(&lo).copied().unwrap_or(f64::NAN);
-                    match values.get(&(lo + 1)) {
-                        Some(x_hi) if frac > 0.0 => x_lo + (x_hi - x_lo) * frac,
-                        _ => x_lo,
-                    }
-                })
-                .collect();
-            (key, (n, computed))
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(key, mut values)| {
+            let n = values.len() as u64;
+            (
+                key,
+                (n, crate::latency_runs::exact_percentiles(&mut values, ps)),
+            )
         })
         .collect())
+}
+
+/// A statement with its parameters.
+struct Statement {
+    text: String,
+    params: Vec<Value>,
+}
+
+/// The statements whose rows are (group…, packed values of `column`) and whose union is
+/// every value `f` selects. When the latency runs can answer `f`, the whole granules
+/// of the range (hours; days when grouping or filtering by key) come from the runs and
+/// only the partial granules at its edges from the events; otherwise everything comes
+/// from the events.
+fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -> Vec<Statement> {
+    let by_key = dims.contains(&"api_key_hash") || f.api_key_hash.is_some();
+    let (table, granule, answers) = if by_key {
+        let only_keys = dims.iter().all(|d| *d == "api_key_hash");
+        let answers = only_keys && f.provider.is_none() && f.model.is_none();
+        ("llm_key_daily_runs", crate::rows::DAY_MICROS, answers)
+    } else {
+        ("llm_hourly_runs", crate::rows::HOUR_MICROS, true)
+    };
+    let first = f.since.map(|t| {
+        let x = t.as_micros();
+        Timestamp::from_micros(x + (granule - x.rem_euclid(granule)) % granule)
+    });
+    let end = f
+        .until
+        .map(|t| Timestamp::from_micros(t.as_micros() - t.as_micros().rem_euclid(granule)));
+    let whole_granules = match (first, end) {
+        (Some(a), Some(b)) => a < b,
+        _ => true,
+    };
+    if !(answers && rollups_answer(f) && whole_granules) {
+        return vec![event_values(d, f, dims, column)];
+    }
+    let mut middle = f.clone();
+    (middle.since, middle.until) = (first, end);
+    let mut sql = Sql::new(d);
+    let conditions = sql.rollup_key_conditions(&middle);
+    let groups: String = dims
+        .iter()
+        .enumerate()
+        .map(|(i, dim)| match *dim {
+            "model" => format!("h.model AS g{i}, "),
+            other => format!("NULLIF(h.{other}, '') AS g{i}, "),
+        })
+        .collect();
+    let values = if column == "ttft_ms" {
+        "ttfts"
+    } else {
+        "latencies"
+    };
+    let mut statements = vec![Statement {
+        text: format!(
+            "SELECT {groups}h.{values} FROM {table} h{}",
+            if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            }
+        ),
+        params: sql.params,
+    }];
+    if let (Some(since), Some(first)) = (f.since, first)
+        && since < first
+    {
+        let mut edge = f.clone();
+        edge.until = Some(first);
+        statements.push(event_values(d, &edge, dims, column));
+    }
+    if let (Some(until), Some(end)) = (f.until, end)
+        && end < until
+    {
+        let mut edge = f.clone();
+        edge.since = Some(end);
+        statements.push(event_values(d, &edge, dims, column));
+    }
+    statements
+}
+
+/// The values of `column` per group of `dims`, packed, straight from the events.
+fn event_values(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -> Statement {
+    let mut sql = Sql::new(d);
+    let filter = sql.filter(f);
+    let groups: Vec<String> = dims
+        .iter()
+        .enumerate()
+        .map(|(i, dim)| format!("e.{dim} AS g{i}"))
+        .collect();
+    let group_by = if dims.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " GROUP BY {}",
+            (1..=dims.len())
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Statement {
+        text: format!(
+            "SELECT {}{} FROM events e WHERE {filter} AND e.{column} IS NOT NULL{group_by}",
+            groups.iter().map(|g| format!("{g}, ")).collect::<String>(),
+            d.packed(&format!("e.{column}"))
+        ),
+        params: sql.params,
+    }
 }
 
 /// Usage and cost totals.
@@ -731,7 +833,7 @@ pub(crate) async fn model_stats(
         .query(&statement, &sql.params)
         .await
         .map_err(read_error)?;
-    let p95 = percentiles(store, f, &["e.provider", "e.model"], "latency_ms", &[95]).await?;
+    let p95 = percentiles(store, f, &["provider", "model"], "latency_ms", &[95]).await?;
     let mut stats: Vec<ModelStats> = r
         .rows
         .iter()
@@ -812,10 +914,7 @@ pub(crate) async fn latency_percentiles(
     f: &AnalyticsFilter,
     group_by: GroupBy,
 ) -> Result<Vec<LatencyStats>, ReadError> {
-    let groups: Vec<&str> = match group_by {
-        GroupBy::None => vec![],
-        other => vec![other.expr()],
-    };
+    let groups: Vec<&str> = group_by.column().into_iter().collect();
     let latency = percentiles(store, f, &groups, "latency_ms", &[50, 90, 95, 99]).await?;
     let ttft = percentiles(store, f, &groups, "ttft_ms", &[50, 95]).await?;
     let mut keys: Vec<GroupKey> = latency.keys().chain(ttft.keys()).cloned().collect();

@@ -273,6 +273,9 @@ impl QueryResult {
     }
 }
 
+/// One row of [`TraceStore::read_values`]: the group's text columns and its values.
+pub type GroupValues = (Vec<Option<String>>, Vec<f64>);
+
 /// A place where records are kept and can be asked about.
 ///
 /// Every backend passes the same conformance tests: writing is idempotent by record id,
@@ -322,6 +325,25 @@ pub trait TraceStore: Send + Sync + 'static {
     /// Runs one read-only SQL statement with positional parameters (`?1`, `$1`).
     /// Anything that could write is refused before it runs.
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError>;
+
+    /// Runs one read-only SQL statement whose last column is packed values (8-byte
+    /// big-endian doubles, as the latency runs store them and `float8send` writes them)
+    /// and whose other columns are text: each row's group and its values, unpacked.
+    /// The exact percentiles read their values through it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use sonde_store::TraceStore;
+    /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+    /// let rows = store.read_values("SELECT 'a', x'3ff8000000000000'", &[]).await.unwrap();
+    /// assert_eq!(rows, vec![(vec![Some("a".to_owned())], vec![1.5])]);
+    /// # }
+    /// ```
+    async fn read_values(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<GroupValues>, QueryError>;
 
     /// The SQL dialect the analytics queries are written in for this backend.
     fn dialect(&self) -> Dialect;

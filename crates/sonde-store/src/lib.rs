@@ -23,6 +23,7 @@ mod api;
 mod cursors;
 mod error;
 mod keys;
+mod latency_runs;
 mod listing;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -37,7 +38,8 @@ pub use analytics::{
     SeriesPoint, UsageSummary,
 };
 pub use api::{
-    QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore, WriteOutcome,
+    GroupValues, QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore,
+    WriteOutcome,
 };
 pub use cursors::SyncCursor;
 pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError};

@@ -5,6 +5,7 @@
 use sonde_model::{Body, Context, Event, Record, Timestamp};
 
 use crate::ReadError;
+use crate::latency_runs::RunValues;
 
 /// The table a record kind lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -477,11 +478,16 @@ pub(crate) const DAY_MICROS: i64 = 24 * HOUR_MICROS;
 
 /// The two roll-ups: `llm_hourly` by hour and provider / model / route, and
 /// `llm_key_daily` by day and API key (kept apart so that many keys do not multiply the
-/// hourly rows).
+/// hourly rows), with the latency runs of the same keys (see [`crate::latency_runs`]).
 #[derive(Debug, Default)]
 pub(crate) struct Rollups {
     pub hourly: std::collections::BTreeMap<RollupKey, RollupDelta>,
     pub key_daily: std::collections::BTreeMap<RollupKey, RollupDelta>,
+    /// Values for `llm_hourly_runs`.
+    pub hourly_runs: std::collections::BTreeMap<RollupKey, RunValues>,
+    /// Values for `llm_key_daily_runs` (calls without a key under the empty key, so that
+    /// they form their own group as they do in the events).
+    pub key_daily_runs: std::collections::BTreeMap<RollupKey, RunValues>,
 }
 
 impl Rollups {
@@ -512,17 +518,26 @@ impl Rollups {
             api_key_hash: String::new(),
             request_path: text(&e.request_path),
         };
+        let daily = RollupKey {
+            hour: ts - ts.rem_euclid(DAY_MICROS),
+            org: text(org),
+            workspace: text(workspace),
+            provider: String::new(),
+            model: String::new(),
+            api_key_hash: text(&e.api_key_hash),
+            request_path: String::new(),
+        };
+        if e.latency_ms.is_some() || e.ttft_ms.is_some() {
+            for runs in [
+                self.hourly_runs.entry(hourly.clone()).or_default(),
+                self.key_daily_runs.entry(daily.clone()).or_default(),
+            ] {
+                runs.latencies.extend(e.latency_ms);
+                runs.ttfts.extend(e.ttft_ms);
+            }
+        }
         add_to_rollup(self.hourly.entry(hourly).or_default(), e, sign);
-        if let Some(key) = &e.api_key_hash {
-            let daily = RollupKey {
-                hour: ts - ts.rem_euclid(DAY_MICROS),
-                org: text(org),
-                workspace: text(workspace),
-                provider: String::new(),
-                model: String::new(),
-                api_key_hash: key.clone(),
-                request_path: String::new(),
-            };
+        if e.api_key_hash.is_some() {
             add_to_rollup(self.key_daily.entry(daily).or_default(), e, sign);
         }
     }
@@ -564,10 +579,10 @@ fn add_to_rollup(d: &mut RollupDelta, e: &EventColumns, sign: i64) {
 /// Reads back the roll-up relevant columns of an LLM event row (for deletions):
 /// `ts, org, workspace, provider, model, api_key_hash, request_path, input, output,
 /// cache read, cache write, reasoning, total, cost_usd, computed_cost_usd, status,
-/// response_status, latency_ms`.
+/// response_status, latency_ms, ttft_ms`.
 pub(crate) const ROLLUP_SOURCE_COLUMNS: &str = "org, workspace, provider, model, api_key_hash, request_path, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-     cost_usd, computed_cost_usd, status, response_status, latency_ms";
+     cost_usd, computed_cost_usd, status, response_status, latency_ms, ttft_ms";
 
 /// The event columns of a stored LLM call, from [`ROLLUP_SOURCE_COLUMNS`] values.
 #[allow(clippy::too_many_arguments)]
@@ -582,6 +597,7 @@ pub(crate) fn stored_llm_columns(
     status: &str,
     response_status: Option<i32>,
     latency_ms: Option<f64>,
+    ttft_ms: Option<f64>,
 ) -> EventColumns {
     EventColumns {
         event_type: "llm",
@@ -592,7 +608,7 @@ pub(crate) fn stored_llm_columns(
         cost_usd,
         computed_cost_usd,
         latency_ms,
-        ttft_ms: None,
+        ttft_ms,
         response_status,
         request_path,
         api_key_hash,

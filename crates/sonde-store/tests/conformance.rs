@@ -1415,6 +1415,228 @@ pub async fn sync_cursors_are_kept_per_source_and_path(f: Fixture) {
     assert_eq!(state("claude", "/c.jsonl").await, None);
 }
 
+/// One LLM call of the percentile case, as the test knows it.
+#[derive(Clone)]
+struct Timed {
+    id: String,
+    ts: i64,
+    session: usize,
+    model: &'static str,
+    key: Option<&'static str>,
+    latency: Option<f64>,
+    ttft: Option<f64>,
+}
+
+impl Timed {
+    fn record(&self) -> Record {
+        Record {
+            id: self.id.clone(),
+            timestamp: Timestamp::from_micros(self.ts),
+            context: Context::session(format!("p-{}", self.session)),
+            body: Body::Event(Event::Llm(LlmCall {
+                provider: Some("openai".into()),
+                model_name: self.model.into(),
+                input_tokens: 1,
+                latency_ms: self.latency,
+                time_to_first_token_ms: self.ttft,
+                api_key_hash: self.key.map(Into::into),
+                ..Default::default()
+            })),
+        }
+    }
+}
+
+/// Checks latency percentiles under `filter` against the calls it keeps, for every
+/// grouping the runs serve.
+async fn assert_percentiles(
+    store: &dyn TraceStore,
+    calls: &[Timed],
+    filter: &AnalyticsFilter,
+    keep: &dyn Fn(&Timed) -> bool,
+    when: &str,
+) {
+    for group_by in [GroupBy::None, GroupBy::Model, GroupBy::Key] {
+        let group = |c: &Timed| match group_by {
+            GroupBy::Model => Some(c.model.to_owned()),
+            GroupBy::Key => c.key.map(str::to_owned),
+            _ => None,
+        };
+        let mut want: std::collections::BTreeMap<Option<String>, (Vec<f64>, Vec<f64>)> =
+            Default::default();
+        for c in calls.iter().filter(|c| keep(c)) {
+            let entry = want.entry(group(c)).or_default();
+            entry.0.extend(c.latency);
+            entry.1.extend(c.ttft);
+        }
+        want.retain(|_, (l, t)| !l.is_empty() || !t.is_empty());
+        let got = store.latency_percentiles(filter, group_by).await.unwrap();
+        assert_eq!(
+            got.iter().map(|l| l.group.clone()).collect::<Vec<_>>(),
+            want.keys().cloned().collect::<Vec<_>>(),
+            "{when}: groups by {group_by:?}"
+        );
+        for (l, (lat, ttft)) in got.iter().zip(want.values()) {
+            let what = format!("{when}: {group_by:?} {l:?}");
+            assert_eq!(l.count, lat.len() as u64, "{what}");
+            for (got, p) in [
+                (l.p50_ms, 0.5),
+                (l.p90_ms, 0.9),
+                (l.p95_ms, 0.95),
+                (l.p99_ms, 0.99),
+            ] {
+                assert!(close_opt(got, percentile(lat, p)), "{what} p{p}");
+            }
+            assert!(
+                close_opt(l.ttft_p50_ms, percentile(ttft, 0.5)),
+                "{what} ttft p50"
+            );
+            assert!(
+                close_opt(l.ttft_p95_ms, percentile(ttft, 0.95)),
+                "{what} ttft p95"
+            );
+        }
+    }
+    let models = store.model_stats(filter).await.unwrap();
+    for m in &models {
+        let lat: Vec<f64> = calls
+            .iter()
+            .filter(|c| keep(c) && c.model == m.model)
+            .filter_map(|c| c.latency)
+            .collect();
+        assert!(
+            close_opt(m.p95_latency_ms, percentile(&lat, 0.95)),
+            "{when}: {m:?}"
+        );
+    }
+}
+
+/// Percentiles read the stored latency runs for whole hours and days and the events for
+/// the partial ones at a range's edges; the runs follow every write (more values than
+/// one run holds, appended over many batches), deletion and replacement.
+pub async fn percentiles_stay_exact_through_appends_deletions_and_replacements(f: Fixture) {
+    // 2026-03-02T00:00:00Z, a Monday.
+    let day0 = 1_772_409_600_000_000i64;
+    let (hour, day) = (3_600_000_000i64, 86_400_000_000i64);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let mut calls: Vec<Timed> = (0..6_000)
+        .map(|i| Timed {
+            id: format!("p-{i:05}"),
+            // Most in one hour of one model (more than one run holds), the rest over two days.
+            ts: if i % 3 == 0 {
+                day0 + next(2 * day as u64) as i64
+            } else {
+                day0 + 10 * hour + next(hour as u64) as i64
+            },
+            session: i % 4,
+            model: if i % 3 == 0 && i % 2 == 0 {
+                "m-b"
+            } else {
+                "m-a"
+            },
+            key: [Some("k-1"), Some("k-2"), None][i % 3],
+            latency: (i % 13 != 0).then(|| next(1_000_000) as f64 / 8.0),
+            ttft: (i % 4 != 0).then(|| next(10_000) as f64 / 3.0),
+        })
+        .collect();
+    for batch in calls.chunks(700) {
+        let records: Vec<Record> = batch.iter().map(Timed::record).collect();
+        f.store.write(&records).await.unwrap();
+    }
+    let store = f.store.as_ref();
+    type Keep = Box<dyn Fn(&Timed) -> bool>;
+    let (mid_since, mid_until) = (day0 + 10 * hour + 1_234_567, day0 + day + 13 * hour + 7);
+    let cases: Vec<(&str, AnalyticsFilter, Keep)> = vec![
+        ("everything", AnalyticsFilter::default(), Box::new(|_| true)),
+        (
+            "partial hours and days at both edges",
+            AnalyticsFilter {
+                since: Some(Timestamp::from_micros(mid_since)),
+                until: Some(Timestamp::from_micros(mid_until)),
+                ..Default::default()
+            },
+            Box::new(move |c| c.ts >= mid_since && c.ts < mid_until),
+        ),
+        (
+            "inside one hour",
+            AnalyticsFilter {
+                since: Some(Timestamp::from_micros(day0 + 10 * hour + 5)),
+                until: Some(Timestamp::from_micros(day0 + 10 * hour + hour / 2)),
+                ..Default::default()
+            },
+            Box::new(move |c| c.ts >= day0 + 10 * hour + 5 && c.ts < day0 + 10 * hour + hour / 2),
+        ),
+        (
+            "one key",
+            AnalyticsFilter {
+                api_key_hash: Some("k-2".into()),
+                ..Default::default()
+            },
+            Box::new(|c| c.key == Some("k-2")),
+        ),
+        (
+            "one model",
+            AnalyticsFilter {
+                model: Some("m-b".into()),
+                ..Default::default()
+            },
+            Box::new(|c| c.model == "m-b"),
+        ),
+        (
+            "one session (from the events)",
+            AnalyticsFilter {
+                session_id: Some("p-2".into()),
+                ..Default::default()
+            },
+            Box::new(|c| c.session == 2),
+        ),
+    ];
+    let check = |calls: Vec<Timed>, stage: &'static str| {
+        let cases = &cases;
+        async move {
+            for (name, filter, keep) in cases {
+                assert_percentiles(
+                    store,
+                    &calls,
+                    filter,
+                    keep.as_ref(),
+                    &format!("{stage}, {name}"),
+                )
+                .await;
+            }
+        }
+    };
+    check(calls.clone(), "written in batches").await;
+
+    assert!(f.store.delete_session("p-1", &Scope::All).await.unwrap());
+    calls.retain(|c| c.session != 1);
+    check(calls.clone(), "after a deletion").await;
+
+    let mut changed: Vec<Timed> = calls
+        .iter()
+        .filter(|c| c.session == 0)
+        .take(300)
+        .cloned()
+        .collect();
+    for (i, c) in changed.iter_mut().enumerate() {
+        c.latency = (i % 2 == 0).then_some(99_999.5 + i as f64);
+        c.ttft = None;
+    }
+    let records: Vec<Record> = changed.iter().map(Timed::record).collect();
+    f.store.replace(&records).await.unwrap();
+    for c in &changed {
+        if let Some(stored) = calls.iter_mut().find(|s| s.id == c.id) {
+            *stored = c.clone();
+        }
+    }
+    check(calls.clone(), "after a replacement").await;
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -1440,6 +1662,7 @@ macro_rules! conformance {
             case!(large_and_unicode_payloads_round_trip);
             case!(concurrent_writers_store_each_record_once);
             case!(analytics_match_an_independent_computation);
+            case!(percentiles_stay_exact_through_appends_deletions_and_replacements);
             case!(api_keys_store_only_a_hash_and_can_be_revoked);
         }
     };

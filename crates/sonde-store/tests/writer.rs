@@ -84,6 +84,14 @@ impl TraceStore for Switchable {
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         self.inner.query(sql, params).await
     }
+
+    async fn read_values(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<sonde_store::GroupValues>, QueryError> {
+        self.inner.read_values(sql, params).await
+    }
 }
 
 fn events(session: &str, n: usize) -> Vec<Record> {

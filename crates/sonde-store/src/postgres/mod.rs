@@ -4,6 +4,7 @@
 //! Every operation runs on the Tokio runtime the store was opened on, so the store can
 //! be used from any executor (the tracer's sink thread uses a plain blocking wait).
 
+mod runs;
 mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -340,7 +341,14 @@ async fn write_batch(
                 .map_err(|e| classify(&e))?;
         }
     }
-    apply_rollups(&tx, &crate::rows::rollup_deltas(inserted.iter().copied()))
+    let rollups = crate::rows::rollup_deltas(inserted.iter().copied());
+    apply_rollups(&tx, &rollups)
+        .await
+        .map_err(|e| classify(&e))?;
+    runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)
+        .await
+        .map_err(|e| classify(&e))?;
+    runs::append(&tx, "llm_key_daily_runs", &rollups.key_daily_runs)
         .await
         .map_err(|e| classify(&e))?;
     if !replaced_sessions.is_empty() {
@@ -367,6 +375,22 @@ async fn apply_rollups(
     apply_rollup(tx, "llm_key_daily", &rollups.key_daily).await
 }
 
+/// The key columns of roll-up (or run) rows as seven arrays: hour, then six texts.
+fn rollup_key_arrays<'a>(keys: &[&'a RollupKey]) -> Vec<Param<'a>> {
+    let text = |f: fn(&RollupKey) -> &str| -> Param<'a> {
+        Box::new(keys.iter().map(|k| f(k)).collect::<Vec<&str>>())
+    };
+    vec![
+        Box::new(keys.iter().map(|k| k.hour).collect::<Vec<i64>>()),
+        text(|k| &k.org),
+        text(|k| &k.workspace),
+        text(|k| &k.provider),
+        text(|k| &k.model),
+        text(|k| &k.api_key_hash),
+        text(|k| &k.request_path),
+    ]
+}
+
 /// Adds deltas to one roll-up table, in one statement.
 async fn apply_rollup(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -378,19 +402,8 @@ async fn apply_rollup(
     }
     let k: Vec<&RollupKey> = deltas.keys().collect();
     let d: Vec<&RollupDelta> = deltas.values().collect();
-    let text = |f: fn(&RollupKey) -> &str| -> Param<'_> {
-        Box::new(k.iter().map(|k| f(k)).collect::<Vec<&str>>())
-    };
-    let mut values: Vec<Param<'_>> = vec![
-        Box::new(k.iter().map(|k| k.hour).collect::<Vec<i64>>()),
-        text(|k| &k.org),
-        text(|k| &k.workspace),
-        text(|k| &k.provider),
-        text(|k| &k.model),
-        text(|k| &k.api_key_hash),
-        text(|k| &k.request_path),
-        Box::new(d.iter().map(|d| d.calls).collect::<Vec<i64>>()),
-    ];
+    let mut values = rollup_key_arrays(&k);
+    values.push(Box::new(d.iter().map(|d| d.calls).collect::<Vec<i64>>()));
     for i in 0..6 {
         values.push(Box::new(
             d.iter().map(|d| d.tokens[i]).collect::<Vec<i64>>(),
@@ -468,6 +481,7 @@ async fn subtract_rollups(
             &r.try_get::<_, String>(15)?,
             r.try_get(16)?,
             r.try_get(17)?,
+            r.try_get(18)?,
         );
         let ts = r.try_get::<_, DateTime<Utc>>(0)?.timestamp_micros();
         rollups.add(ts, &r.try_get(1)?, &r.try_get(2)?, &columns, -1);
@@ -476,6 +490,8 @@ async fn subtract_rollups(
         return Ok(());
     }
     apply_rollups(tx, &rollups).await?;
+    runs::remove(tx, "llm_hourly_runs", &rollups.hourly_runs).await?;
+    runs::remove(tx, "llm_key_daily_runs", &rollups.key_daily_runs).await?;
     tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", &[])
         .await?;
     tx.execute("DELETE FROM llm_key_daily WHERE calls <= 0", &[])
@@ -815,31 +831,20 @@ fn bind(value: &Value, ty: &Type, index: usize) -> Result<Param<'static>, QueryE
     })
 }
 
-async fn run_query(
-    pool: Pool,
-    sql: String,
-    params_json: Vec<Value>,
-) -> Result<QueryResult, QueryError> {
-    if !crate::starts_read_only(&sql) {
-        return Err(QueryError::NotReadOnly);
-    }
-    let sql_err = |e: tokio_postgres::Error| match e.code() {
+fn sql_error(e: tokio_postgres::Error) -> QueryError {
+    match e.code() {
         Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => QueryError::NotReadOnly,
         _ => QueryError::Sql(classify(&e).message),
-    };
-    let sql = dollar_params(sql.trim().trim_end_matches(';'));
-    let mut client: Object = pool
-        .get()
-        .await
-        .map_err(|e| QueryError::Sql(pool_error(e).message))?;
-    // A read-only transaction: PostgreSQL itself refuses any write.
-    let tx = client
-        .build_transaction()
-        .read_only(true)
-        .start()
-        .await
-        .map_err(sql_err)?;
-    let inner = tx.prepare(&sql).await.map_err(sql_err)?;
+    }
+}
+
+/// A statement of a read-only transaction, prepared, with its parameters bound.
+async fn prepare_read_only(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params_json: &[Value],
+) -> Result<(tokio_postgres::Statement, Vec<Param<'static>>), QueryError> {
+    let inner = tx.prepare(sql).await.map_err(sql_error)?;
     if inner.params().len() != params_json.len() {
         return Err(QueryError::Param {
             index: params_json.len().min(inner.params().len()) + 1,
@@ -856,6 +861,71 @@ async fn run_query(
         .enumerate()
         .map(|(i, (v, ty))| bind(v, ty, i + 1))
         .collect::<Result<_, _>>()?;
+    Ok((inner, bound))
+}
+
+/// A pooled connection for a read-only statement, and the statement in `$n` form;
+/// refuses anything that does not start as a read.
+async fn read_only_client(pool: &Pool, sql: &str) -> Result<(Object, String), QueryError> {
+    if !crate::starts_read_only(sql) {
+        return Err(QueryError::NotReadOnly);
+    }
+    let client: Object = pool
+        .get()
+        .await
+        .map_err(|e| QueryError::Sql(pool_error(e).message))?;
+    Ok((client, dollar_params(sql.trim().trim_end_matches(';'))))
+}
+
+/// Runs a read-only statement whose last column is packed values (see
+/// [`crate::latency_runs`]) and whose others are the group.
+async fn read_values(
+    pool: Pool,
+    sql: String,
+    params_json: Vec<Value>,
+) -> Result<Vec<crate::GroupValues>, QueryError> {
+    let (mut client, sql) = read_only_client(&pool, &sql).await?;
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(sql_error)?;
+    let (stmt, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
+    let n = stmt.columns().len();
+    let mut out = Vec::new();
+    for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_error)? {
+        let group = (0..n.saturating_sub(1))
+            .map(|i| row.try_get::<_, Option<String>>(i))
+            .collect::<Result<_, _>>()
+            .map_err(sql_error)?;
+        let mut values = Vec::new();
+        if let Some(bytes) = row
+            .try_get::<_, Option<&[u8]>>(n.saturating_sub(1))
+            .map_err(sql_error)?
+        {
+            crate::latency_runs::unpack_into(bytes, &mut values);
+        }
+        out.push((group, values));
+    }
+    tx.rollback().await.map_err(sql_error)?;
+    Ok(out)
+}
+
+async fn run_query(
+    pool: Pool,
+    sql: String,
+    params_json: Vec<Value>,
+) -> Result<QueryResult, QueryError> {
+    let (mut client, sql) = read_only_client(&pool, &sql).await?;
+    // A read-only transaction: PostgreSQL itself refuses any write.
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(sql_error)?;
+    let (inner, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
     let columns: Vec<String> = inner
         .columns()
         .iter()
@@ -865,7 +935,7 @@ async fn run_query(
     let rows = if explain {
         tx.query(&inner, &params(&bound))
             .await
-            .map_err(sql_err)?
+            .map_err(sql_error)?
             .iter()
             .map(|r| {
                 (0..columns.len())
@@ -885,10 +955,10 @@ async fn run_query(
         let stmt = tx
             .prepare_typed(&wrapped, inner.params())
             .await
-            .map_err(sql_err)?;
+            .map_err(sql_error)?;
         let mut rows = Vec::new();
-        for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_err)? {
-            let text: String = row.try_get(0).map_err(sql_err)?;
+        for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_error)? {
+            let text: String = row.try_get(0).map_err(sql_error)?;
             let object: serde_json::Map<String, Value> =
                 serde_json::from_str(&text).map_err(|e| QueryError::Sql(e.to_string()))?;
             rows.push(
@@ -900,7 +970,7 @@ async fn run_query(
         }
         rows
     };
-    tx.rollback().await.map_err(sql_err)?;
+    tx.rollback().await.map_err(sql_error)?;
     Ok(QueryResult { columns, rows })
 }
 
@@ -1030,6 +1100,20 @@ impl TraceStore for PostgresStore {
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         self.on_runtime(run_query(
+            self.pool.clone(),
+            sql.to_owned(),
+            params.to_vec(),
+        ))
+        .await
+        .ok_or(QueryError::Closed)?
+    }
+
+    async fn read_values(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<crate::GroupValues>, QueryError> {
+        self.on_runtime(read_values(
             self.pool.clone(),
             sql.to_owned(),
             params.to_vec(),

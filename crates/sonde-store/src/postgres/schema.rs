@@ -173,6 +173,20 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "sync cursors",
         sql: || crate::cursors::CURSORS_MIGRATION.to_owned(),
     },
+    Migration {
+        version: 6,
+        name: "latency runs for exact percentiles",
+        sql: || {
+            crate::latency_runs::runs_migration(
+                "BIGINT",
+                "BYTEA",
+                "(floor(EXTRACT(EPOCH FROM ts) / 3600) * 3600000000)::int8",
+                "(floor(EXTRACT(EPOCH FROM ts) / 86400) * 86400000000)::int8",
+                |column| crate::Dialect::Postgres.packed(column),
+                "''::bytea",
+            )
+        },
+    },
 ];
 
 /// The newest schema version this build knows.

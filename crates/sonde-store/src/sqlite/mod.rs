@@ -6,6 +6,7 @@
 //! async runtime's worker threads.
 
 mod payload;
+mod runs;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -129,7 +130,13 @@ fn configure(conn: &Connection, url: &str) -> Result<(), OpenError> {
         "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
     )
     .map_err(|e| schema::open_failed(url, &e))?;
-    payload::register(conn).map_err(|e| schema::open_failed(url, &e))
+    register_functions(conn).map_err(|e| schema::open_failed(url, &e))
+}
+
+/// The store's own SQL functions: `sonde_payload(payload)` and `sonde_packed(x)`.
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    payload::register(conn)?;
+    runs::register(conn)
 }
 
 impl SqliteStore {
@@ -249,6 +256,7 @@ impl SqliteStore {
     pub async fn open_in_memory() -> Result<Self, OpenError> {
         let url = "sqlite::memory:";
         let mut conn = Connection::open_in_memory().map_err(|e| schema::open_failed(url, &e))?;
+        register_functions(&conn).map_err(|e| schema::open_failed(url, &e))?;
         schema::migrate(&mut conn)?;
         let (writer, jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_thread("sonde-sqlite-memory".into(), conn, jobs).map_err(|e| OpenError::Backend {
@@ -436,7 +444,10 @@ fn write_rows(
             apply_lifecycle(&tx, &row.context.session_id, &row.id, row.ts, change)?;
         }
     }
-    apply_rollups(&tx, &crate::rows::rollup_deltas(&inserted))?;
+    let rollups = crate::rows::rollup_deltas(&inserted);
+    apply_rollups(&tx, &rollups)?;
+    runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)?;
+    runs::append(&tx, "llm_key_daily_runs", &rollups.key_daily_runs)?;
     for session_id in &replaced_sessions {
         tx.prepare_cached(&crate::rows::recount_session_sql("?1"))?
             .execute([session_id])?;
@@ -552,6 +563,7 @@ fn subtract_rollups(
             &r.get::<_, String>(15)?,
             r.get(16)?,
             r.get(17)?,
+            r.get(18)?,
         );
         rollups.add(r.get(0)?, &r.get(1)?, &r.get(2)?, &columns, -1);
     }
@@ -561,6 +573,8 @@ fn subtract_rollups(
         return Ok(());
     }
     apply_rollups(tx, &rollups)?;
+    runs::remove(tx, "llm_hourly_runs", &rollups.hourly_runs)?;
+    runs::remove(tx, "llm_key_daily_runs", &rollups.key_daily_runs)?;
     tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", [])?;
     tx.execute("DELETE FROM llm_key_daily WHERE calls <= 0", [])?;
     Ok(())
@@ -733,23 +747,29 @@ fn sql_to_json(value: ValueRef<'_>) -> Value {
     }
 }
 
-fn run_query(
+fn sql_error(e: rusqlite::Error) -> QueryError {
+    match e {
+        rusqlite::Error::MultipleStatement => QueryError::NotReadOnly,
+        other => QueryError::Sql(other.to_string()),
+    }
+}
+
+/// Runs one read-only statement, turning each row into a `T` with `row_of` (given the
+/// column count); refuses anything that could write.
+fn read_only<T>(
     conn: &mut Connection,
     sql: &str,
     params: &[Value],
-) -> Result<QueryResult, QueryError> {
+    mut row_of: impl FnMut(&rusqlite::Row<'_>, usize) -> Result<T, rusqlite::Error>,
+) -> Result<(Vec<String>, Vec<T>), QueryError> {
     if !crate::starts_read_only(sql) {
         return Err(QueryError::NotReadOnly);
     }
-    let sql_err = |e: rusqlite::Error| match e {
-        rusqlite::Error::MultipleStatement => QueryError::NotReadOnly,
-        other => QueryError::Sql(other.to_string()),
-    };
     // query_only makes SQLite itself refuse any write, whatever the statement says.
     conn.pragma_update(None, "query_only", true)
-        .map_err(sql_err)?;
+        .map_err(sql_error)?;
     let result = (|| {
-        let mut stmt = conn.prepare(sql).map_err(sql_err)?;
+        let mut stmt = conn.prepare(sql).map_err(sql_error)?;
         if !stmt.readonly() {
             return Err(QueryError::NotReadOnly);
         }
@@ -767,20 +787,47 @@ fn run_query(
         let bound: Vec<Sql> = params.iter().map(json_to_sql).collect();
         let mut rows = stmt
             .query(params_from_iter(bound.iter()))
-            .map_err(sql_err)?;
+            .map_err(sql_error)?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(sql_err)? {
-            let mut values = Vec::with_capacity(columns.len());
-            for i in 0..columns.len() {
-                values.push(sql_to_json(row.get_ref(i).map_err(sql_err)?));
-            }
-            out.push(values);
+        while let Some(row) = rows.next().map_err(sql_error)? {
+            out.push(row_of(row, columns.len()).map_err(sql_error)?);
         }
-        Ok(QueryResult { columns, rows: out })
+        Ok((columns, out))
     })();
     conn.pragma_update(None, "query_only", false)
-        .map_err(sql_err)?;
+        .map_err(sql_error)?;
     result
+}
+
+fn run_query(
+    conn: &mut Connection,
+    sql: &str,
+    params: &[Value],
+) -> Result<QueryResult, QueryError> {
+    let (columns, rows) = read_only(conn, sql, params, |row, n| {
+        (0..n).map(|i| row.get_ref(i).map(sql_to_json)).collect()
+    })?;
+    Ok(QueryResult { columns, rows })
+}
+
+/// Runs a read-only statement whose last column is packed values (see
+/// [`crate::latency_runs`]) and whose others are the group.
+fn read_values(
+    conn: &mut Connection,
+    sql: &str,
+    params: &[Value],
+) -> Result<Vec<crate::GroupValues>, QueryError> {
+    let (_, rows) = read_only(conn, sql, params, |row, n| {
+        let group = (0..n.saturating_sub(1))
+            .map(|i| row.get::<_, Option<String>>(i))
+            .collect::<Result<_, _>>()?;
+        let mut values = Vec::new();
+        if let ValueRef::Blob(bytes) = row.get_ref(n.saturating_sub(1))? {
+            crate::latency_runs::unpack_into(bytes, &mut values);
+        }
+        Ok((group, values))
+    })?;
+    Ok(rows)
 }
 
 #[async_trait]
@@ -891,6 +938,17 @@ impl TraceStore for SqliteStore {
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         let (sql, params) = (sql.to_owned(), params.to_vec());
         Self::run(&self.readers, move |conn| run_query(conn, &sql, &params))
+            .await
+            .ok_or(QueryError::Closed)?
+    }
+
+    async fn read_values(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<crate::GroupValues>, QueryError> {
+        let (sql, params) = (sql.to_owned(), params.to_vec());
+        Self::run(&self.readers, move |conn| read_values(conn, &sql, &params))
             .await
             .ok_or(QueryError::Closed)?
     }

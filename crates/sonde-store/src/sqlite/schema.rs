@@ -170,6 +170,20 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "sync cursors",
         sql: || crate::cursors::CURSORS_MIGRATION.to_owned(),
     },
+    Migration {
+        version: 6,
+        name: "latency runs for exact percentiles",
+        sql: || {
+            crate::latency_runs::runs_migration(
+                "INTEGER",
+                "BLOB",
+                "ts - ((ts % 3600000000) + 3600000000) % 3600000000",
+                "ts - ((ts % 86400000000) + 86400000000) % 86400000000",
+                |column| crate::Dialect::Sqlite.packed(column),
+                "x''",
+            )
+        },
+    },
 ];
 
 /// The newest schema version this build knows.

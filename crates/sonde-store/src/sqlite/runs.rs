@@ -1,0 +1,179 @@
+//! The latency runs (see [`crate::latency_runs`]) in SQLite: appended to in the write
+//! transaction, taken from on deletion, and `sonde_packed(x)`, the aggregate that packs
+//! values the way the runs hold them.
+//!
+//! The store has one writer thread, so reading a run and writing it back cannot race.
+
+use std::collections::BTreeMap;
+
+use rusqlite::functions::{Aggregate, Context, FunctionFlags};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use crate::latency_runs::{RunValues, pack, packed_len, run_to_append_to, take_out};
+use crate::rows::RollupKey;
+
+/// `WHERE` over a run table's key columns (`?1` … `?7`).
+const KEY_MATCH: &str = "hour = ?1 AND org = ?2 AND workspace = ?3 AND provider = ?4 \
+     AND model = ?5 AND api_key_hash = ?6 AND request_path = ?7";
+
+fn key_params(k: &RollupKey) -> [&dyn rusqlite::ToSql; 7] {
+    [
+        &k.hour,
+        &k.org,
+        &k.workspace,
+        &k.provider,
+        &k.model,
+        &k.api_key_hash,
+        &k.request_path,
+    ]
+}
+
+/// Appends each key's values to its newest run, or to a new run when they would make
+/// it hold more than [`RUN_VALUES`].
+pub(super) fn append(
+    tx: &Transaction<'_>,
+    table: &str,
+    runs: &BTreeMap<RollupKey, RunValues>,
+) -> Result<(), rusqlite::Error> {
+    let mut newest = tx.prepare_cached(&format!(
+        "SELECT run, latencies, ttfts FROM {table} WHERE {KEY_MATCH} ORDER BY run DESC LIMIT 1"
+    ))?;
+    let mut update = tx.prepare_cached(&format!(
+        "UPDATE {table} SET latencies = ?9, ttfts = ?10 WHERE {KEY_MATCH} AND run = ?8"
+    ))?;
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (hour, org, workspace, provider, model, api_key_hash, request_path,
+             run, latencies, ttfts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?;
+    for (k, values) in runs {
+        let key = key_params(k);
+        let last: Option<(i64, Vec<u8>, Vec<u8>)> = newest
+            .query_row(&key[..], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let held = last
+            .as_ref()
+            .map(|(run, l, t)| (*run, packed_len(l).max(packed_len(t))));
+        let run = run_to_append_to(held, values.len());
+        let (existing, mut latencies, mut ttfts) = match last {
+            Some((last, l, t)) if last == run => (true, l, t),
+            _ => (false, Vec::new(), Vec::new()),
+        };
+        latencies.extend(pack(&values.latencies));
+        ttfts.extend(pack(&values.ttfts));
+        let mut params: Vec<&dyn rusqlite::ToSql> = key.to_vec();
+        params.extend([&run as &dyn rusqlite::ToSql, &latencies, &ttfts]);
+        if existing {
+            update.execute(&params[..])?;
+        } else {
+            insert.execute(&params[..])?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes each key's values out of its runs (one occurrence each); runs left empty are
+/// deleted.
+pub(super) fn remove(
+    tx: &Transaction<'_>,
+    table: &str,
+    runs: &BTreeMap<RollupKey, RunValues>,
+) -> Result<(), rusqlite::Error> {
+    let mut all = tx.prepare_cached(&format!(
+        "SELECT run, latencies, ttfts FROM {table} WHERE {KEY_MATCH} ORDER BY run"
+    ))?;
+    let mut update = tx.prepare_cached(&format!(
+        "UPDATE {table} SET latencies = ?9, ttfts = ?10 WHERE {KEY_MATCH} AND run = ?8"
+    ))?;
+    let mut delete = tx.prepare_cached(&format!(
+        "DELETE FROM {table} WHERE {KEY_MATCH} AND run = ?8"
+    ))?;
+    for (k, values) in runs {
+        let key = key_params(k);
+        let stored = all
+            .query_map(&key[..], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (run, change) in take_out(stored, values) {
+            let mut params: Vec<&dyn rusqlite::ToSql> = key.to_vec();
+            params.push(&run);
+            match &change {
+                None => delete.execute(&params[..])?,
+                Some((l, t)) => {
+                    params.extend([l as &dyn rusqlite::ToSql, t]);
+                    update.execute(&params[..])?
+                }
+            };
+        }
+    }
+    Ok(())
+}
+
+/// `sonde_packed(x)`: the non-null values of `x` packed as the runs hold them (NULL when
+/// there are none).
+struct Packed;
+
+impl Aggregate<Vec<u8>, Option<Vec<u8>>> for Packed {
+    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    fn step(&self, ctx: &mut Context<'_>, acc: &mut Vec<u8>) -> rusqlite::Result<()> {
+        let value = match ctx.get_raw(0) {
+            ValueRef::Real(f) => f,
+            ValueRef::Integer(i) => i as f64,
+            _ => return Ok(()),
+        };
+        acc.extend(value.to_be_bytes());
+        Ok(())
+    }
+
+    fn finalize(
+        &self,
+        _: &mut Context<'_>,
+        acc: Option<Vec<u8>>,
+    ) -> rusqlite::Result<Option<Vec<u8>>> {
+        Ok(acc.filter(|a| !a.is_empty()))
+    }
+}
+
+/// Registers `sonde_packed(x)` on a connection.
+pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_aggregate_function(
+        "sonde_packed",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        Packed,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_aggregate_skips_nulls_and_is_null_over_nothing() {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        let packed: Vec<u8> = conn
+            .query_row(
+                "SELECT sonde_packed(x) FROM (SELECT 1.5 AS x UNION ALL SELECT NULL UNION ALL SELECT 2)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut values = Vec::new();
+        crate::latency_runs::unpack_into(&packed, &mut values);
+        values.sort_by(f64::total_cmp);
+        assert_eq!(values, vec![1.5, 2.0]);
+        let none: Option<Vec<u8>> = conn
+            .query_row("SELECT sonde_packed(NULL)", [], |r| r.get(0))
+            .unwrap();
+        assert!(none.is_none());
+    }
+}
