@@ -123,6 +123,12 @@ async fn bench(name: &str, store: Arc<dyn TraceStore>, total: usize) {
         until: Some(Timestamp::from_micros(START + 46 * DAY)),
         ..Default::default()
     };
+    // `--since 7d` style: a week that starts and ends inside an hour.
+    let week = AnalyticsFilter {
+        since: Some(Timestamp::from_micros(START + 60 * DAY + 49_384_123_456)),
+        until: Some(Timestamp::from_micros(START + 67 * DAY + 49_384_123_456)),
+        ..Default::default()
+    };
     let baseline = time(|| s.query("SELECT sum(input_tokens) FROM events", &[])).await;
     println!(
         "\n### {name}: {total} LLM calls (written in {:.0} s, {:.0} calls/s)\n",
@@ -133,13 +139,14 @@ async fn bench(name: &str, store: Arc<dyn TraceStore>, total: usize) {
         "Baseline, same run: one pass over the events table (`SELECT sum(input_tokens) FROM events`) = {}\n",
         ms(baseline)
     );
-    println!("| query | 90 days | ratio to baseline | one day |");
-    println!("|---|---|---|---|");
+    println!("| query | 90 days | ratio to baseline | one day | 7 days from 13:43:04 |");
+    println!("|---|---|---|---|---|");
     macro_rules! row {
         ($label:expr, $f:ident $(, $arg:expr)*) => {{
             let whole = time(|| s.$f(&all $(, $arg)*)).await;
             let one = time(|| s.$f(&day $(, $arg)*)).await;
-            println!("| {} | {} | {:.1} | {} |", $label, ms(whole), whole.as_secs_f64() / baseline.as_secs_f64(), ms(one));
+            let seven = time(|| s.$f(&week $(, $arg)*)).await;
+            println!("| {} | {} | {:.1} | {} | {} |", $label, ms(whole), whole.as_secs_f64() / baseline.as_secs_f64(), ms(one), ms(seven));
         }};
     }
     row!("summary (usage and cost)", usage_summary);

@@ -379,35 +379,55 @@ impl Sql {
         d.metadata_match(&key, &value)
     }
 
-    /// The filter as a WHERE condition over the hourly roll-up `llm_hourly h`, when the
-    /// roll-up answers it exactly: no key, session, metadata, status or gateway-key
-    /// filter, and times on the hour.
-    fn rollup_filter(&mut self, f: &AnalyticsFilter) -> Option<String> {
+    /// The hourly roll-up as the row source `h` of `f`'s calls, when it can answer `f`
+    /// (no key filter; see [`Sql::rollup_source`]).
+    fn hourly_source(&mut self, f: &AnalyticsFilter) -> Option<String> {
         if f.api_key_hash.is_some() {
             return None;
         }
-        self.rollup_conditions(f, crate::rows::HOUR_MICROS)
+        self.rollup_source(f, Rollup::Hourly)
     }
 
-    /// The filter as a WHERE condition over the daily per-key roll-up `llm_key_daily h`,
-    /// when it answers it exactly: no provider, model, session, metadata, status or
-    /// gateway-key filter, and times at midnight UTC.
-    fn key_rollup_filter(&mut self, f: &AnalyticsFilter) -> Option<String> {
+    /// The daily per-key roll-up as the row source `h` of `f`'s calls that have a key,
+    /// when it can answer `f` (no provider or model filter).
+    fn key_daily_source(&mut self, f: &AnalyticsFilter) -> Option<String> {
         if f.provider.is_some() || f.model.is_some() {
             return None;
         }
-        self.rollup_conditions(f, crate::rows::DAY_MICROS)
+        self.rollup_source(f, Rollup::KeyDaily)
     }
 
-    fn rollup_conditions(&mut self, f: &AnalyticsFilter, granule: i64) -> Option<String> {
-        let aligned =
-            |t: Option<Timestamp>| t.is_none_or(|t| t.as_micros().rem_euclid(granule) == 0);
-        if !rollups_answer(f) || !aligned(f.since) || !aligned(f.until) {
+    /// `(…) h`: the roll-up's rows for the whole granules of `f`'s range, and for the
+    /// partial granules at its edges the events themselves, shaped as roll-up rows (one
+    /// per call). `None` when the roll-up records too little for `f` (see
+    /// [`rollups_answer`]) or the range holds no whole granule.
+    fn rollup_source(&mut self, f: &AnalyticsFilter, rollup: Rollup) -> Option<String> {
+        let (table, granule) = rollup.table_and_granule();
+        if !rollups_answer(f) {
             return None;
         }
-        let mut clauses = vec!["h.calls > 0".to_owned()];
-        clauses.extend(self.rollup_key_conditions(f));
-        Some(clauses.join(" AND "))
+        let (first, end) = whole_granules(f, granule)?;
+        let mut middle = f.clone();
+        (middle.since, middle.until) = (first, end);
+        let mut conditions = vec!["h.calls > 0".to_owned()];
+        conditions.extend(self.rollup_key_conditions(&middle));
+        let mut parts = vec![format!(
+            "SELECT {} FROM {table} h WHERE {}",
+            crate::rows::ROLLUP_COLUMNS.join(", "),
+            conditions.join(" AND ")
+        )];
+        for edge in edges(f, first, end) {
+            let filter = self.filter(&edge);
+            parts.push(format!(
+                "SELECT {} FROM events e WHERE {filter}{}",
+                rollup.event_row(self.dialect),
+                match rollup {
+                    Rollup::Hourly => "",
+                    Rollup::KeyDaily => " AND e.api_key_hash IS NOT NULL",
+                }
+            ));
+        }
+        Some(format!("({}) h", parts.join(" UNION ALL ")))
     }
 
     /// Conditions on the key columns of a roll-up or run table `h`: tenant, hours,
@@ -488,6 +508,97 @@ impl Sql {
         }
         clauses.join(" AND ")
     }
+}
+
+/// A roll-up table.
+#[derive(Clone, Copy)]
+enum Rollup {
+    /// `llm_hourly`: hour × tenant × provider × model × route.
+    Hourly,
+    /// `llm_key_daily`: day × tenant × API key, calls with a key only.
+    KeyDaily,
+}
+
+impl Rollup {
+    fn table_and_granule(self) -> (&'static str, i64) {
+        match self {
+            Rollup::Hourly => ("llm_hourly", crate::rows::HOUR_MICROS),
+            Rollup::KeyDaily => ("llm_key_daily", crate::rows::DAY_MICROS),
+        }
+    }
+
+    /// An event `e` as a row of this roll-up (the columns of `ROLLUP_COLUMNS`).
+    fn event_row(self, d: Dialect) -> String {
+        let (_, granule) = self.table_and_granule();
+        let m = d.ts_micros();
+        let (provider, model, key, route) = match self {
+            Rollup::Hourly => (
+                "coalesce(e.provider, '')",
+                "coalesce(e.model, '')",
+                "''",
+                "coalesce(e.request_path, '')",
+            ),
+            Rollup::KeyDaily => ("''", "''", "coalesce(e.api_key_hash, '')", "''"),
+        };
+        format!(
+            "{m} - ((({m}) % {granule}) + {granule}) % {granule}, coalesce(e.org, ''),
+             coalesce(e.workspace, ''), {provider}, {model}, {key}, {route}, 1,
+             coalesce(e.input_tokens, 0), coalesce(e.output_tokens, 0),
+             coalesce(e.cache_read_tokens, 0), coalesce(e.cache_write_tokens, 0),
+             coalesce(e.reasoning_tokens, 0), coalesce(e.total_tokens, 0),
+             coalesce(e.cost_usd, e.computed_cost_usd, 0), coalesce(e.cost_usd, 0),
+             coalesce(e.computed_cost_usd, 0), CASE WHEN {FAILED} THEN 1 ELSE 0 END,
+             CASE WHEN e.response_status >= 400 AND e.response_status < 500 THEN 1 ELSE 0 END,
+             CASE WHEN e.response_status >= 500 THEN 1 ELSE 0 END, coalesce(e.latency_ms, 0),
+             CASE WHEN e.latency_ms IS NOT NULL THEN 1 ELSE 0 END"
+        )
+    }
+}
+
+/// The whole granules inside `f`'s range, as `(first, end)`: from the first granule
+/// start at or after `since` to the last one at or before `until` (unbounded where `f`
+/// is). `None` when the range holds no whole granule.
+fn whole_granules(
+    f: &AnalyticsFilter,
+    granule: i64,
+) -> Option<(Option<Timestamp>, Option<Timestamp>)> {
+    let first = f.since.map(|t| {
+        let x = t.as_micros();
+        Timestamp::from_micros(x + (granule - x.rem_euclid(granule)) % granule)
+    });
+    let end = f
+        .until
+        .map(|t| Timestamp::from_micros(t.as_micros() - t.as_micros().rem_euclid(granule)));
+    match (first, end) {
+        (Some(a), Some(b)) if a >= b => None,
+        _ => Some((first, end)),
+    }
+}
+
+/// The parts of `f`'s range outside `[first, end)`: the partial granules at its edges.
+fn edges(
+    f: &AnalyticsFilter,
+    first: Option<Timestamp>,
+    end: Option<Timestamp>,
+) -> Vec<AnalyticsFilter> {
+    let mut out = Vec::new();
+    if let (Some(since), Some(first)) = (f.since, first)
+        && since < first
+    {
+        out.push(AnalyticsFilter {
+            until: Some(first),
+            ..f.clone()
+        });
+    }
+    if let (Some(until), Some(end)) = (f.until, end)
+        && end < until
+    {
+        out.push(AnalyticsFilter {
+            since: Some(end),
+            ..f.clone()
+        });
+    }
+    out
 }
 
 /// True when the roll-ups (and their latency runs) can answer `f` for whole granules:
@@ -606,20 +717,10 @@ fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -
     } else {
         ("llm_hourly_runs", crate::rows::HOUR_MICROS, true)
     };
-    let first = f.since.map(|t| {
-        let x = t.as_micros();
-        Timestamp::from_micros(x + (granule - x.rem_euclid(granule)) % granule)
-    });
-    let end = f
-        .until
-        .map(|t| Timestamp::from_micros(t.as_micros() - t.as_micros().rem_euclid(granule)));
-    let whole_granules = match (first, end) {
-        (Some(a), Some(b)) => a < b,
-        _ => true,
-    };
-    if !(answers && rollups_answer(f) && whole_granules) {
+    let Some((first, end)) = whole_granules(f, granule).filter(|_| answers && rollups_answer(f))
+    else {
         return vec![event_values(d, f, dims, column)];
-    }
+    };
     let mut middle = f.clone();
     (middle.since, middle.until) = (first, end);
     let mut sql = Sql::new(d);
@@ -648,20 +749,11 @@ fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -
         ),
         params: sql.params,
     }];
-    if let (Some(since), Some(first)) = (f.since, first)
-        && since < first
-    {
-        let mut edge = f.clone();
-        edge.until = Some(first);
-        statements.push(event_values(d, &edge, dims, column));
-    }
-    if let (Some(until), Some(end)) = (f.until, end)
-        && end < until
-    {
-        let mut edge = f.clone();
-        edge.since = Some(end);
-        statements.push(event_values(d, &edge, dims, column));
-    }
+    statements.extend(
+        edges(f, first, end)
+            .iter()
+            .map(|edge| event_values(d, edge, dims, column)),
+    );
     statements
 }
 
@@ -702,17 +794,17 @@ pub(crate) async fn usage_summary(
 ) -> Result<UsageSummary, ReadError> {
     let mut sql = Sql::new(store.dialect());
     let rollup = match f.api_key_hash {
-        None => sql.rollup_filter(f).map(|w| ("llm_hourly", w)),
-        Some(_) => sql.key_rollup_filter(f).map(|w| ("llm_key_daily", w)),
+        None => sql.hourly_source(f),
+        Some(_) => sql.key_daily_source(f),
     };
-    let statement = if let Some((table, filter)) = rollup {
+    let statement = if let Some(source) = rollup {
         format!(
             "SELECT sum(h.calls) AS c0, sum(h.input_tokens) AS c1, sum(h.output_tokens) AS c2,
                     sum(h.total_tokens) AS c3, sum(h.cache_read_tokens) AS c4,
                     sum(h.cache_write_tokens) AS c5, sum(h.reasoning_tokens) AS c6,
                     sum(h.cost_usd) AS c7, sum(h.reported_cost_usd) AS c8,
                     sum(h.computed_cost_usd) AS c9, sum(h.errors) AS c10
-             FROM {table} h WHERE {filter}"
+             FROM {source}"
         )
     } else {
         let filter = sql.filter(f);
@@ -759,12 +851,12 @@ pub(crate) async fn usage_series(
     let d = store.dialect();
     let mut sql = Sql::new(d);
     let (width, offset) = bucket.span();
-    let statement = if let Some(filter) = sql.rollup_filter(f) {
+    let statement = if let Some(source) = sql.hourly_source(f) {
         format!(
             "SELECT h.hour - (((h.hour - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
                     sum(h.calls) AS c2, sum(h.input_tokens) AS c3, sum(h.output_tokens) AS c4,
                     sum(h.total_tokens) AS c5, sum(h.cost_usd) AS c6
-             FROM llm_hourly h WHERE {filter} GROUP BY 1, 2",
+             FROM {source} GROUP BY 1, 2",
             g = group_by.rollup_expr(),
         )
     } else {
@@ -809,14 +901,14 @@ pub(crate) async fn model_stats(
     f: &AnalyticsFilter,
 ) -> Result<Vec<ModelStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let statement = if let Some(filter) = sql.rollup_filter(f) {
+    let statement = if let Some(source) = sql.hourly_source(f) {
         format!(
             "SELECT NULLIF(h.provider, '') AS c0, h.model AS c1, sum(h.calls) AS c2,
                     sum(h.input_tokens) AS c3, sum(h.output_tokens) AS c4,
                     sum(h.cache_read_tokens) AS c5, sum(h.cache_write_tokens) AS c6,
                     sum(h.total_tokens) AS c7, sum(h.cost_usd) AS c8, sum(h.latency_sum) AS c9,
                     sum(h.latency_count) AS c10, sum(h.errors) AS c11
-             FROM llm_hourly h WHERE {filter} GROUP BY h.provider, h.model"
+             FROM {source} GROUP BY h.provider, h.model"
         )
     } else {
         let filter = sql.filter(f);
@@ -874,10 +966,10 @@ pub(crate) async fn key_stats(
     f: &AnalyticsFilter,
 ) -> Result<Vec<KeyStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let statement = if let Some(filter) = sql.key_rollup_filter(f) {
+    let statement = if let Some(source) = sql.key_daily_source(f) {
         format!(
             "SELECT h.api_key_hash AS c0, sum(h.calls) AS c1, sum(h.total_tokens) AS c2, sum(h.cost_usd) AS c3
-             FROM llm_key_daily h WHERE {filter} GROUP BY h.api_key_hash"
+             FROM {source} GROUP BY h.api_key_hash"
         )
     } else {
         let filter = sql.filter(f);
@@ -950,13 +1042,13 @@ pub(crate) async fn error_rates(
     let rollup = match group_by {
         // Calls without a key are a group of their own, which the per-key roll-up lacks.
         GroupBy::Key => None,
-        _ => sql.rollup_filter(f),
+        _ => sql.hourly_source(f),
     };
-    let statement = if let Some(filter) = rollup {
+    let statement = if let Some(source) = rollup {
         format!(
             "SELECT {g} AS c0, sum(h.calls) AS c1, sum(h.errors) AS c2, sum(h.http_4xx) AS c3,
                     sum(h.http_5xx) AS c4
-             FROM llm_hourly h WHERE {filter} GROUP BY 1",
+             FROM {source} GROUP BY 1",
             g = group_by.rollup_expr()
         )
     } else {

@@ -949,7 +949,6 @@ fn group_of(c: &Call, g: GroupBy) -> Option<String> {
 pub async fn analytics_match_an_independent_computation(f: Fixture) {
     let calls = generate();
     f.store.write(&analytics_records(&calls)).await.unwrap();
-    let all: Vec<&Call> = calls.iter().collect();
     let store = f.store.as_ref();
 
     // Summaries under every filter.
@@ -1032,15 +1031,56 @@ pub async fn analytics_match_an_independent_computation(f: Fixture) {
         );
     }
 
-    // The same answers through the hourly roll-up (no filter) and through the raw
-    // events (a start time off the hour, before every call, forces them).
+    // The same answers through the roll-ups alone (no filter), through the roll-ups and
+    // the events of a partial first hour (a start off the hour, before every call), and
+    // through the roll-ups for whole hours and days plus the events for the partial
+    // ones at both edges of a range that cuts through the data.
     let raw_all = AnalyticsFilter {
         since: Some(Timestamp::from_micros(
             1_767_484_800_000_000 - 30 * 86_400_000_000 + 1,
         )),
         ..Default::default()
     };
-    for base in [AnalyticsFilter::default(), raw_all.clone()] {
+    let (hour, day) = (3_600_000_000i64, 86_400_000_000i64);
+    let (cut_since, cut_until) = (
+        1_767_484_800_000_000 - 2 * day + 10 * hour + 300_000_123,
+        1_767_484_800_000_000 + 9 * day + 13 * hour + 3_300_000_007,
+    );
+    // Each partial hour and day at the edges holds calls, so that leaving one out shows.
+    for (from, to) in [
+        (cut_since, cut_since - cut_since.rem_euclid(hour) + hour),
+        (cut_since, cut_since - cut_since.rem_euclid(day) + day),
+        (cut_until - cut_until.rem_euclid(hour), cut_until),
+        (cut_until - cut_until.rem_euclid(day), cut_until),
+    ] {
+        assert!(
+            calls.iter().any(|c| c.ts >= from && c.ts < to),
+            "no call in [{from}, {to})"
+        );
+    }
+    let cut = AnalyticsFilter {
+        since: Some(Timestamp::from_micros(cut_since)),
+        until: Some(Timestamp::from_micros(cut_until)),
+        ..Default::default()
+    };
+    let every_call = calls.clone();
+    for (base, keep) in [
+        (AnalyticsFilter::default(), None),
+        (raw_all.clone(), None),
+        (cut, Some((cut_since, cut_until))),
+    ] {
+        let calls: Vec<Call> = every_call
+            .iter()
+            .filter(|c| keep.is_none_or(|(a, b)| c.ts >= a && c.ts < b))
+            .cloned()
+            .collect();
+        assert!(calls.len() > 100 && calls.len() <= every_call.len());
+        let all: Vec<&Call> = calls.iter().collect();
+        assert_summary(
+            &store.usage_summary(&base).await.unwrap(),
+            &expected_summary(&all),
+            &format!("{base:?}"),
+        );
         // Series: every bucket and grouping.
         for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
             for group_by in [GroupBy::None, GroupBy::Provider, GroupBy::Model] {
