@@ -305,6 +305,30 @@ fn main() {
         "peak memory of the server process: {server_peak_mb:.0} MB (of the benchmark process, with clients, requests and the baseline: {:.0} MB)",
         peak_rss_mb()
     );
+    // Where the bytes go: each table and index, per span (after a final checkpoint).
+    client_rt.block_on(async {
+        let store = SqliteStore::open(dir.path().join("ingest.db"))
+            .await
+            .unwrap();
+        let rows = store
+            .query(
+                "SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC",
+                &[],
+            )
+            .await
+            .unwrap();
+        println!();
+        println!("| table or index | bytes per span |");
+        println!("|---|---|");
+        for row in rows.rows.iter().take(8) {
+            let bytes = row[1].as_f64().unwrap_or(0.0);
+            println!(
+                "| {} | {:.0} |",
+                row[0].as_str().unwrap_or("?"),
+                bytes / spans
+            );
+        }
+    });
 }
 
 /// The server half: serves OTLP/HTTP into a SQLite store in the folder `SERVE_ENV`

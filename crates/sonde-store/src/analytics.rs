@@ -841,7 +841,9 @@ pub(crate) async fn usage_summary(
     })
 }
 
-/// Usage and cost per time bucket (and group), oldest first.
+/// Usage and cost per time bucket (and group), oldest first. (Integer sums are cast to
+/// `BIGINT`: PostgreSQL sums them as `numeric`, which would send the many rows of an
+/// hourly series through `row_to_json`.)
 pub(crate) async fn usage_series(
     store: &(impl TraceStore + ?Sized),
     f: &AnalyticsFilter,
@@ -854,8 +856,10 @@ pub(crate) async fn usage_series(
     let statement = if let Some(source) = sql.hourly_source(f) {
         format!(
             "SELECT h.hour - (((h.hour - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
-                    sum(h.calls) AS c2, sum(h.input_tokens) AS c3, sum(h.output_tokens) AS c4,
-                    sum(h.total_tokens) AS c5, sum(h.cost_usd) AS c6
+                    CAST(sum(h.calls) AS BIGINT) AS c2,
+                    CAST(sum(h.input_tokens) AS BIGINT) AS c3,
+                    CAST(sum(h.output_tokens) AS BIGINT) AS c4,
+                    CAST(sum(h.total_tokens) AS BIGINT) AS c5, sum(h.cost_usd) AS c6
              FROM {source} GROUP BY 1, 2",
             g = group_by.rollup_expr(),
         )
@@ -864,8 +868,9 @@ pub(crate) async fn usage_series(
         let ts = d.ts_micros();
         format!(
             "SELECT {ts} - ((({ts} - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
-                count(*) AS c2, sum(e.input_tokens) AS c3, sum(e.output_tokens) AS c4,
-                sum(e.total_tokens) AS c5, sum({COST}) AS c6
+                count(*) AS c2, CAST(sum(e.input_tokens) AS BIGINT) AS c3,
+                CAST(sum(e.output_tokens) AS BIGINT) AS c4,
+                CAST(sum(e.total_tokens) AS BIGINT) AS c5, sum({COST}) AS c6
          FROM events e WHERE {filter} GROUP BY 1, 2",
             g = group_by.expr(),
         )
@@ -921,11 +926,15 @@ pub(crate) async fn model_stats(
          FROM events e WHERE {filter} GROUP BY e.provider, e.model"
         )
     };
-    let r = store
-        .query(&statement, &sql.params)
-        .await
-        .map_err(read_error)?;
-    let p95 = percentiles(store, f, &["provider", "model"], "latency_ms", &[95]).await?;
+    let (r, p95) = tokio::try_join!(
+        async {
+            store
+                .query(&statement, &sql.params)
+                .await
+                .map_err(read_error)
+        },
+        percentiles(store, f, &["provider", "model"], "latency_ms", &[95]),
+    )?;
     let mut stats: Vec<ModelStats> = r
         .rows
         .iter()
@@ -1007,8 +1016,11 @@ pub(crate) async fn latency_percentiles(
     group_by: GroupBy,
 ) -> Result<Vec<LatencyStats>, ReadError> {
     let groups: Vec<&str> = group_by.column().into_iter().collect();
-    let latency = percentiles(store, f, &groups, "latency_ms", &[50, 90, 95, 99]).await?;
-    let ttft = percentiles(store, f, &groups, "ttft_ms", &[50, 95]).await?;
+    // Two reads at once: each backend serves them on connections of their own.
+    let (latency, ttft) = tokio::try_join!(
+        percentiles(store, f, &groups, "latency_ms", &[50, 90, 95, 99]),
+        percentiles(store, f, &groups, "ttft_ms", &[50, 95]),
+    )?;
     let mut keys: Vec<GroupKey> = latency.keys().chain(ttft.keys()).cloned().collect();
     keys.sort_by(|a, b| group_order(&a.first().cloned().flatten(), &b.first().cloned().flatten()));
     keys.dedup();

@@ -912,6 +912,43 @@ async fn read_values(
     Ok(out)
 }
 
+/// Reads a column of a row as JSON.
+type ReadJson = fn(&Row, usize) -> Result<Value, tokio_postgres::Error>;
+
+/// How to read a column of `ty` as JSON without `row_to_json`, for the types whose
+/// JSON form is plain: integers, doubles, text and booleans (the same values
+/// `row_to_json` gives, without formatting and parsing them).
+fn native_json(ty: &Type) -> Option<ReadJson> {
+    Some(match *ty {
+        Type::INT2 => |r, i| {
+            Ok(r.try_get::<_, Option<i16>>(i)?
+                .map_or(Value::Null, Value::from))
+        },
+        Type::INT4 => |r, i| {
+            Ok(r.try_get::<_, Option<i32>>(i)?
+                .map_or(Value::Null, Value::from))
+        },
+        Type::INT8 => |r, i| {
+            Ok(r.try_get::<_, Option<i64>>(i)?
+                .map_or(Value::Null, Value::from))
+        },
+        Type::FLOAT8 => |r, i| {
+            Ok(r.try_get::<_, Option<f64>>(i)?
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number))
+        },
+        Type::TEXT | Type::VARCHAR => |r, i| {
+            Ok(r.try_get::<_, Option<String>>(i)?
+                .map_or(Value::Null, Value::String))
+        },
+        Type::BOOL => |r, i| {
+            Ok(r.try_get::<_, Option<bool>>(i)?
+                .map_or(Value::Null, Value::Bool))
+        },
+        _ => return None,
+    })
+}
+
 async fn run_query(
     pool: Pool,
     sql: String,
@@ -932,6 +969,10 @@ async fn run_query(
         .map(|c| c.name().to_owned())
         .collect();
     let explain = sql.trim_start().to_ascii_uppercase().starts_with("EXPLAIN");
+    let native = inner
+        .columns()
+        .iter()
+        .all(|c| native_json(c.type_()).is_some());
     let rows = if explain {
         tx.query(&inner, &params(&bound))
             .await
@@ -948,9 +989,21 @@ async fn run_query(
                     .collect()
             })
             .collect()
+    } else if native {
+        // Integers, floats, text and booleans are read as they come.
+        let mut rows = Vec::new();
+        for row in tx.query(&inner, &params(&bound)).await.map_err(sql_error)? {
+            let mut values = Vec::with_capacity(columns.len());
+            for (i, column) in inner.columns().iter().enumerate() {
+                let read = native_json(column.type_()).unwrap_or(|_, _| Ok(Value::Null));
+                values.push(read(&row, i).map_err(sql_error)?);
+            }
+            rows.push(values);
+        }
+        rows
     } else {
-        // Values come back through row_to_json, so that every type (numeric, arrays,
-        // timestamps...) has a JSON form.
+        // Other values come back through row_to_json, so that every type (numeric,
+        // arrays, timestamps...) has a JSON form.
         let wrapped = format!("SELECT row_to_json(q)::text FROM ({sql}) q");
         let stmt = tx
             .prepare_typed(&wrapped, inner.params())
