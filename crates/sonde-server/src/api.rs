@@ -255,7 +255,13 @@ pub(crate) async fn records(
             .into_response();
     }
     let accepted = records.len();
-    if !records.is_empty() && api.writer.enqueue(records) == sonde_store::Enqueued::Dropped {
+    if !records.is_empty()
+        && api
+            .writer
+            .enqueue_within(records, crate::SERVE_ENQUEUE_WAIT)
+            .await
+            == sonde_store::Enqueued::Dropped
+    {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",

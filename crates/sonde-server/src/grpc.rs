@@ -43,7 +43,13 @@ impl TraceService for Traces {
         let caller = self.caller(&request).await?;
         let decoded = sonde_otlp::from_request(request.into_inner());
         let records = crate::tenant_records(&caller, &decoded.spans);
-        if !records.is_empty() && self.writer.enqueue(records) == sonde_store::Enqueued::Dropped {
+        if !records.is_empty()
+            && self
+                .writer
+                .enqueue_within(records, crate::SERVE_ENQUEUE_WAIT)
+                .await
+                == sonde_store::Enqueued::Dropped
+        {
             return Err(Status::resource_exhausted(
                 "the writer's queue and spool are full; retry later",
             ));

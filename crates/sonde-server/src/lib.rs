@@ -42,6 +42,11 @@ pub const SERVE_QUEUE_CAPACITY: usize = 5_000;
 /// Records per store write in the server (smaller batches in flight: less memory).
 pub const SERVE_BATCH_SIZE: usize = 2_048;
 
+/// How long a request waits for room in the writer's queue before its records go to the
+/// spool: a busy writer slows senders down (back-pressure) instead of making the server
+/// write every record twice (spool, then store). Under OTLP exporters' usual 10 s timeout.
+pub const SERVE_ENQUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The writer settings `sonde serve` uses: [`SERVE_QUEUE_CAPACITY`],
 /// [`SERVE_BATCH_SIZE`], and the spool in `spool_dir`.
 ///
@@ -284,7 +289,7 @@ async fn traces(
 ) -> Response {
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     let response = match body {
-        Ok(body) => receive(&state, &caller, &headers, body),
+        Ok(body) => receive(&state, &caller, &headers, body).await,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -298,7 +303,7 @@ async fn traces(
     response
 }
 
-fn receive(state: &AppState, caller: &Caller, headers: &HeaderMap, body: Bytes) -> Response {
+async fn receive(state: &AppState, caller: &Caller, headers: &HeaderMap, body: Bytes) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -348,7 +353,13 @@ fn receive(state: &AppState, caller: &Caller, headers: &HeaderMap, body: Bytes) 
         .counters
         .spans_rejected
         .fetch_add(decoded.rejected.len() as u64, Ordering::Relaxed);
-    if !records.is_empty() && state.writer.enqueue(records) == sonde_store::Enqueued::Dropped {
+    if !records.is_empty()
+        && state
+            .writer
+            .enqueue_within(records, SERVE_ENQUEUE_WAIT)
+            .await
+            == sonde_store::Enqueued::Dropped
+    {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",

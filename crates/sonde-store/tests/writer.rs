@@ -229,6 +229,61 @@ async fn a_full_queue_spools_instead_of_dropping() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_may_wait_are_slowed_down_instead_of_spooled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Switchable::new().await;
+    let config = WriterConfig {
+        queue_capacity: 100,
+        write_attempts: 50,
+        ..quick(Some(dir.path()))
+    };
+    // A store that is down for a moment: callers wait for room, nothing is spooled.
+    store.down.store(true, Ordering::SeqCst);
+    let writer = Arc::new(Writer::start(store.clone(), config.clone()).unwrap());
+    let up_again = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            store.down.store(false, Ordering::SeqCst);
+        })
+    };
+    let mut senders = Vec::new();
+    for (i, chunk) in events("s", 1_000).chunks(40).enumerate() {
+        let (writer, chunk) = (writer.clone(), chunk.to_vec());
+        senders.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i as u64)).await;
+            writer.enqueue_within(chunk, Duration::from_secs(30)).await
+        }));
+    }
+    for sender in senders {
+        assert_eq!(sender.await.unwrap(), Enqueued::Queued);
+    }
+    up_again.await.unwrap();
+    writer.flush().await;
+    let d = writer.diagnostics();
+    assert_eq!((d.spooled, d.dropped), (0, 0));
+    assert!(d.queue_high_watermark <= 100, "{d:?}");
+    assert_eq!(stored(store.as_ref()).await, (1_000, 1_000));
+
+    // Past the wait, what finds no room goes to the spool and is not lost.
+    let store = Switchable::new().await;
+    store.down.store(true, Ordering::SeqCst);
+    let writer = Writer::start(store.clone(), config).unwrap();
+    let mut outcomes = Vec::new();
+    for chunk in events("t", 400).chunks(40) {
+        outcomes.push(
+            writer
+                .enqueue_within(chunk.to_vec(), Duration::from_millis(20))
+                .await,
+        );
+    }
+    assert!(outcomes.contains(&Enqueued::Spooled), "{outcomes:?}");
+    store.down.store(false, Ordering::SeqCst);
+    assert!(writer.shutdown(Duration::from_secs(30)).await.complete);
+    assert_eq!(stored(store.as_ref()).await, (400, 400));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_room_in_the_spool_losses_are_counted_and_reported() {
     let store = Switchable::new().await;
     store.down.store(true, Ordering::SeqCst);

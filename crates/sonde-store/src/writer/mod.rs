@@ -183,6 +183,8 @@ struct Shared {
     in_flight: Mutex<HashMap<usize, Arc<Vec<Record>>>>,
     replay_wake: Notify,
     idle: Notify,
+    /// Woken whenever workers take records off the queue.
+    room: Notify,
     shutting_down: AtomicBool,
 }
 
@@ -249,6 +251,7 @@ impl Writer {
             in_flight: Mutex::new(HashMap::new()),
             replay_wake: Notify::new(),
             idle: Notify::new(),
+            room: Notify::new(),
             shutting_down: AtomicBool::new(false),
             config,
         });
@@ -296,19 +299,78 @@ impl Writer {
         if n == 0 {
             return Enqueued::Queued;
         }
+        self.count_accepted(n);
+        let depth = self.shared.depth.fetch_add(n, Ordering::AcqRel) + n;
+        self.queue_or_spool(records, depth <= self.shared.config.queue_capacity)
+    }
+
+    /// Hands records to the writer, first waiting up to `wait` for room in the queue:
+    /// a writer behind slows its callers down (back-pressure) instead of spooling, so
+    /// that the spool only takes what the store cannot take in time (an outage, a long
+    /// stall). A queue that is empty takes any number of records at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sonde_model::*;
+    /// let store = sonde_store::StoreUrl::SqliteMemory.open().await?;
+    /// let writer = sonde_store::Writer::start(store, Default::default())?;
+    /// let record = Record::new(Context::session("s"), Body::SessionStarted(SessionStarted::default()));
+    /// let wait = std::time::Duration::from_secs(5);
+    /// assert_eq!(writer.enqueue_within(vec![record], wait).await, sonde_store::Enqueued::Queued);
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_within(&self, records: Vec<Record>, wait: Duration) -> Enqueued {
+        let n = records.len();
+        if n == 0 {
+            return Enqueued::Queued;
+        }
+        self.count_accepted(n);
         let shared = &self.shared;
-        shared
+        let capacity = shared.config.queue_capacity;
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            // Made before looking, so that room made in between still wakes it.
+            let room = shared.room.notified();
+            let depth = shared.depth.load(Ordering::Acquire);
+            if depth + n <= capacity || depth == 0 {
+                // Reserve the room, unless another caller took it first.
+                if shared
+                    .depth
+                    .compare_exchange(depth, depth + n, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return self.queue_or_spool(records, true);
+                }
+                continue;
+            }
+            if tokio::time::Instant::now() >= until {
+                let depth = shared.depth.fetch_add(n, Ordering::AcqRel) + n;
+                return self.queue_or_spool(records, depth <= capacity);
+            }
+            let _ = tokio::time::timeout_at(until, room).await;
+        }
+    }
+
+    fn count_accepted(&self, n: usize) {
+        self.shared
             .counters
             .accepted
             .fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(f) = &shared.metrics().on_enqueue {
+        if let Some(f) = &self.shared.metrics().on_enqueue {
             f(n);
         }
-        let depth = shared.depth.fetch_add(n, Ordering::AcqRel) + n;
+    }
+
+    /// Queues `records` (already counted in the depth) when `fits`, else spools them.
+    fn queue_or_spool(&self, records: Vec<Record>, fits: bool) -> Enqueued {
+        let shared = &self.shared;
+        let n = records.len();
         let queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
         match queue.as_ref() {
-            Some(tx) if depth <= shared.config.queue_capacity => {
-                shared.high_watermark.fetch_max(depth, Ordering::Relaxed);
+            Some(tx) if fits => {
+                shared
+                    .high_watermark
+                    .fetch_max(shared.depth.load(Ordering::Relaxed), Ordering::Relaxed);
                 match tx.send(records) {
                     Ok(()) => Enqueued::Queued,
                     Err(mpsc::error::SendError(records)) => {
@@ -663,6 +725,7 @@ async fn work(
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, batch.clone());
         shared.depth.fetch_sub(batch.len(), Ordering::AcqRel);
+        shared.room.notify_waiters();
         // Batches larger than the store batch size (one big enqueue) are written in parts.
         if batch.len() > shared.config.batch_size {
             for part in batch.chunks(shared.config.batch_size) {
