@@ -32,11 +32,11 @@ use sonde_store::{ApiKey, Scope, TraceStore};
 /// The largest request body accepted, compressed or not.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Records the server's writer queues in memory before spilling to its spool. A
-/// receiver can accept spans faster than a store writes them; a short queue keeps the
-/// server's memory bounded (the spool takes the excess, on disk, and replays it).
+/// Records the server's writer queues in memory. A receiver can accept spans faster
+/// than a store writes them; a short queue keeps the server's memory bounded (requests
+/// wait for room, [`SERVE_ENQUEUE_WAIT`] at most, then the spool takes the excess).
 /// Measured by `cargo bench -p sonde-server --bench ingest`: 100,000 records held 717 MB
-/// at peak, 5,000 hold 214 MB, at the same throughput.
+/// at peak, 5,000 hold 137–168 MB, at the same throughput.
 pub const SERVE_QUEUE_CAPACITY: usize = 5_000;
 
 /// Records per store write in the server (smaller batches in flight: less memory).
