@@ -265,19 +265,27 @@ async fn callers_that_may_wait_are_slowed_down_instead_of_spooled() {
     assert!(d.queue_high_watermark <= 100, "{d:?}");
     assert_eq!(stored(store.as_ref()).await, (1_000, 1_000));
 
-    // Past the wait, what finds no room goes to the spool and is not lost.
+    // Past the wait, what finds no room goes to the spool and is not lost; once the
+    // spool holds records, callers no longer wait at all.
     let store = Switchable::new().await;
     store.down.store(true, Ordering::SeqCst);
     let writer = Writer::start(store.clone(), config).unwrap();
     let mut outcomes = Vec::new();
+    let started = std::time::Instant::now();
     for chunk in events("t", 400).chunks(40) {
         outcomes.push(
             writer
-                .enqueue_within(chunk.to_vec(), Duration::from_millis(20))
+                .enqueue_within(chunk.to_vec(), Duration::from_secs(2))
                 .await,
         );
     }
     assert!(outcomes.contains(&Enqueued::Spooled), "{outcomes:?}");
+    // Ten calls that each waited their 2 s would take 14 s and more.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     store.down.store(false, Ordering::SeqCst);
     assert!(writer.shutdown(Duration::from_secs(30)).await.complete);
     assert_eq!(stored(store.as_ref()).await, (400, 400));

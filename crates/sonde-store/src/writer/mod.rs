@@ -307,7 +307,8 @@ impl Writer {
     /// Hands records to the writer, first waiting up to `wait` for room in the queue:
     /// a writer behind slows its callers down (back-pressure) instead of spooling, so
     /// that the spool only takes what the store cannot take in time (an outage, a long
-    /// stall). A queue that is empty takes any number of records at once.
+    /// stall). Once the spool holds records, nobody waits: they go to it at once. A
+    /// queue that is empty takes any number of records at once.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -343,7 +344,10 @@ impl Writer {
                 }
                 continue;
             }
-            if tokio::time::Instant::now() >= until {
+            // With records in the spool the store is out or behind: waiting would only
+            // stall the caller (an exporter with one request in flight would drop spans).
+            let spooling = shared.spool.as_ref().is_some_and(|s| s.pending_bytes() > 0);
+            if spooling || tokio::time::Instant::now() >= until {
                 let depth = shared.depth.fetch_add(n, Ordering::AcqRel) + n;
                 return self.queue_or_spool(records, depth <= capacity);
             }
