@@ -24,16 +24,29 @@ pub(super) const ZSTD_LEVEL: i32 = 1;
 /// The first bytes of every zstd frame.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+thread_local! {
+    /// One compression context per thread: making one per payload (its tables, a few
+    /// hundred KiB of fresh pages) cost as much as the compression itself.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Compresses the payloads worth it (those that shrink by an eighth or more).
 pub(super) fn pack(rows: &mut [RecordRow]) {
-    for row in rows.iter_mut().filter(|r| r.payload.len() >= PACK_AT) {
-        let Ok(packed) = zstd::bulk::compress(row.payload.as_bytes(), ZSTD_LEVEL) else {
-            continue;
-        };
-        if packed.len() < row.payload.len() - row.payload.len() / 8 {
-            row.packed_payload = Some(packed);
+    COMPRESSOR.with_borrow_mut(|compressor| {
+        if compressor.is_none() {
+            *compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
         }
-    }
+        let Some(compressor) = compressor else { return };
+        for row in rows.iter_mut().filter(|r| r.payload.len() >= PACK_AT) {
+            let Ok(packed) = compressor.compress(row.payload.as_bytes()) else {
+                continue;
+            };
+            if packed.len() < row.payload.len() - row.payload.len() / 8 {
+                row.packed_payload = Some(packed);
+            }
+        }
+    });
 }
 
 /// The bytes a packed payload holds: zstd frames, or the LZ4 blocks of older databases.
