@@ -1472,7 +1472,12 @@ impl Timed {
         Record {
             id: self.id.clone(),
             timestamp: Timestamp::from_micros(self.ts),
-            context: Context::session(format!("p-{}", self.session)),
+            // Session 3 belongs to a tenant.
+            context: if self.session == 3 {
+                Context::session(format!("p-{}", self.session)).with_tenant("acme", "prod")
+            } else {
+                Context::session(format!("p-{}", self.session))
+            },
             body: Body::Event(Event::Llm(LlmCall {
                 provider: Some("openai".into()),
                 model_name: self.model.into(),
@@ -1626,6 +1631,24 @@ pub async fn percentiles_stay_exact_through_appends_deletions_and_replacements(f
                 ..Default::default()
             },
             Box::new(|c| c.model == "m-b"),
+        ),
+        (
+            "one tenant",
+            AnalyticsFilter {
+                scope: Scope::tenant("acme", "prod"),
+                ..Default::default()
+            },
+            Box::new(|c| c.session == 3),
+        ),
+        (
+            "one tenant and a week cut through hours",
+            AnalyticsFilter {
+                scope: Scope::tenant("acme", "prod"),
+                since: Some(Timestamp::from_micros(mid_since)),
+                until: Some(Timestamp::from_micros(mid_until)),
+                ..Default::default()
+            },
+            Box::new(move |c| c.session == 3 && c.ts >= mid_since && c.ts < mid_until),
         ),
         (
             "one session (from the events)",
