@@ -21,6 +21,10 @@ pub(super) const PACK_AT: usize = 1024;
 /// zstd's compression level for payloads: its fastest level with entropy coding.
 pub(super) const ZSTD_LEVEL: i32 = 1;
 
+/// The largest payload decoded into a buffer reserved from the size its frame states;
+/// larger ones (or frames without a size) are decoded as a stream.
+const BULK_DECODE_MAX: usize = 64 << 20;
+
 /// The first bytes of every zstd frame.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -28,6 +32,12 @@ thread_local! {
     /// One compression context per thread: making one per payload (its tables, a few
     /// hundred KiB of fresh pages) cost as much as the compression itself.
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+thread_local! {
+    /// One decompression context per thread, for the same reason.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -52,7 +62,25 @@ pub(super) fn pack(rows: &mut [RecordRow]) {
 /// The bytes a packed payload holds: zstd frames, or the LZ4 blocks of older databases.
 fn unpack_bytes(blob: &[u8]) -> Result<Vec<u8>, String> {
     if blob.starts_with(&ZSTD_MAGIC) {
-        zstd::stream::decode_all(blob).map_err(|e| e.to_string())
+        // Frames written by `pack` state their size: decode with this thread's context.
+        let size = zstd::zstd_safe::get_frame_content_size(blob)
+            .ok()
+            .flatten()
+            .and_then(|n| usize::try_from(n).ok())
+            // The size is the blob's word: a damaged one must not reserve memory.
+            .filter(|&n| n <= BULK_DECODE_MAX);
+        match size {
+            Some(size) => DECOMPRESSOR.with_borrow_mut(|decompressor| {
+                if decompressor.is_none() {
+                    *decompressor = zstd::bulk::Decompressor::new().ok();
+                }
+                match decompressor {
+                    Some(d) => d.decompress(blob, size).map_err(|e| e.to_string()),
+                    None => zstd::stream::decode_all(blob).map_err(|e| e.to_string()),
+                }
+            }),
+            None => zstd::stream::decode_all(blob).map_err(|e| e.to_string()),
+        }
     } else {
         lz4_flex::decompress_size_prepended(blob).map_err(|e| e.to_string())
     }
