@@ -447,6 +447,18 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         d.spooled.to_string(),
     );
     metric(
+        "sonde_writer_enqueue_waits_total",
+        "counter",
+        "Requests that waited for room in the writer's queue (back-pressure).",
+        d.enqueue_waits.to_string(),
+    );
+    metric(
+        "sonde_writer_enqueue_wait_seconds_total",
+        "counter",
+        "Time requests waited for room in the writer's queue.",
+        format!("{:.6}", d.enqueue_wait_seconds),
+    );
+    metric(
         "sonde_writer_replayed_total",
         "counter",
         "Records replayed from the spool.",

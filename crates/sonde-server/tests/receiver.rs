@@ -368,6 +368,10 @@ async fn bad_bodies_get_the_right_4xx_and_touch_nothing() {
         metrics.contains("sonde_writer_pressure{level=\"ok\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("sonde_writer_enqueue_waits_total 0"),
+        "one small request found room at once: {metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

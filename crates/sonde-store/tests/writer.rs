@@ -263,6 +263,7 @@ async fn callers_that_may_wait_are_slowed_down_instead_of_spooled() {
     let d = writer.diagnostics();
     assert_eq!((d.spooled, d.dropped), (0, 0));
     assert!(d.queue_high_watermark <= 100, "{d:?}");
+    assert!(d.enqueue_waits > 0 && d.enqueue_wait_seconds > 0.0, "{d:?}");
     assert_eq!(stored(store.as_ref()).await, (1_000, 1_000));
 
     // Past the wait, what finds no room goes to the spool and is not lost; once the

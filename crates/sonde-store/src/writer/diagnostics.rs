@@ -100,6 +100,11 @@ pub struct WriterDiagnostics {
     pub duplicates: u64,
     /// Records put in the spool (store unreachable or queue full).
     pub spooled: u64,
+    /// Hand-overs that waited for room in the queue ([`crate::Writer::enqueue_within`]):
+    /// the writer slowing its callers down.
+    pub enqueue_waits: u64,
+    /// The time those hand-overs waited, in all.
+    pub enqueue_wait_seconds: f64,
     /// Records replayed from the spool into the store.
     pub replayed: u64,
     /// Records lost because the spool was full or unwritable (never silently).

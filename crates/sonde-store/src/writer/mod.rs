@@ -161,6 +161,8 @@ struct Counters {
     written: AtomicU64,
     duplicates: AtomicU64,
     spooled: AtomicU64,
+    enqueue_waits: AtomicU64,
+    enqueue_wait_micros: AtomicU64,
     replayed: AtomicU64,
     dropped: AtomicU64,
     rejected: AtomicU64,
@@ -328,8 +330,10 @@ impl Writer {
         self.count_accepted(n);
         let shared = &self.shared;
         let capacity = shared.config.queue_capacity;
-        let until = tokio::time::Instant::now() + wait;
-        loop {
+        let started = tokio::time::Instant::now();
+        let until = started + wait;
+        let mut waited = false;
+        let outcome = loop {
             // Made before looking, so that room made in between still wakes it.
             let room = shared.room.notified();
             let depth = shared.depth.load(Ordering::Acquire);
@@ -340,7 +344,7 @@ impl Writer {
                     .compare_exchange(depth, depth + n, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    return self.queue_or_spool(records, true);
+                    break self.queue_or_spool(records, true);
                 }
                 continue;
             }
@@ -349,10 +353,23 @@ impl Writer {
             let spooling = shared.spool.as_ref().is_some_and(|s| s.pending_bytes() > 0);
             if spooling || tokio::time::Instant::now() >= until {
                 let depth = shared.depth.fetch_add(n, Ordering::AcqRel) + n;
-                return self.queue_or_spool(records, depth <= capacity);
+                break self.queue_or_spool(records, depth <= capacity);
             }
+            waited = true;
             let _ = tokio::time::timeout_at(until, room).await;
+        };
+        if waited {
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            shared
+                .counters
+                .enqueue_waits
+                .fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .enqueue_wait_micros
+                .fetch_add(micros, Ordering::Relaxed);
         }
+        outcome
     }
 
     fn count_accepted(&self, n: usize) {
@@ -444,6 +461,8 @@ impl Writer {
             written: c.written.load(Ordering::Relaxed),
             duplicates: c.duplicates.load(Ordering::Relaxed),
             spooled: c.spooled.load(Ordering::Relaxed),
+            enqueue_waits: c.enqueue_waits.load(Ordering::Relaxed),
+            enqueue_wait_seconds: c.enqueue_wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
             replayed: c.replayed.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
