@@ -853,7 +853,13 @@ pub(crate) async fn usage_series(
     let d = store.dialect();
     let mut sql = Sql::new(d);
     let (width, offset) = bucket.span();
-    let statement = if let Some(source) = sql.hourly_source(f) {
+    let rollup = match group_by {
+        // The hourly roll-up has no key, and the daily one no hours and no calls
+        // without a key (a group of their own here).
+        GroupBy::Key => None,
+        _ => sql.hourly_source(f),
+    };
+    let statement = if let Some(source) = rollup {
         format!(
             "SELECT h.hour - (((h.hour - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
                     CAST(sum(h.calls) AS BIGINT) AS c2,

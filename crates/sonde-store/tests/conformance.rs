@@ -1083,7 +1083,13 @@ pub async fn analytics_match_an_independent_computation(f: Fixture) {
         );
         // Series: every bucket and grouping.
         for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
-            for group_by in [GroupBy::None, GroupBy::Provider, GroupBy::Model] {
+            for group_by in [
+                GroupBy::None,
+                GroupBy::Provider,
+                GroupBy::Model,
+                GroupBy::Key,
+                GroupBy::Route,
+            ] {
                 let got = store.usage_series(&base, group_by, bucket).await.unwrap();
                 let mut want: std::collections::BTreeMap<(i64, Option<String>), Vec<&Call>> =
                     Default::default();
