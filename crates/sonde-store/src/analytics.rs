@@ -2,10 +2,13 @@
 //! percentiles and error rates — written once, run natively in each backend's SQL.
 //!
 //! Each query is SQL in the backend's dialect, run through [`TraceStore::query`]
-//! (read-only). Percentiles are exact: the database ranks the values, returns the two
-//! around `rank = p·(n−1)`, and the interpolation between them happens here, so every
-//! backend returns the same number (the definition of PostgreSQL's `percentile_cont`).
-//! Results are sorted here too, so that collations cannot make backends disagree.
+//! (read-only). Sums read the roll-ups for the whole hours (days, for keys) of a range
+//! and the events for the partial ones at its edges. Percentiles are exact: the values
+//! come from the latency runs (see [`crate::latency_runs`]) and the edge events through
+//! [`TraceStore::read_values`], and the ranks around `rank = p·(n−1)` are selected and
+//! interpolated here, so every backend returns the same number (the definition of
+//! PostgreSQL's `percentile_cont`). Results are sorted here too, so that collations
+//! cannot make backends disagree.
 
 use std::collections::HashMap;
 
