@@ -355,7 +355,7 @@ pub trait TraceStore: Send + Sync + 'static {
     async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError>;
 
     /// The sync cursors stored for `source` (such as `claude` or `codex`): each file's
-    /// [`SyncCursor::position`], by path.
+    /// [`crate::SyncCursor::position`], by path.
     async fn sync_cursors(
         &self,
         source: &str,
