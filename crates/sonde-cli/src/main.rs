@@ -88,7 +88,7 @@ enum Command {
         /// per file, or one per line as OpenTelemetry file exporters write them).
         #[arg(long, value_enum, default_value_t = ImportFormat::Records)]
         format: ImportFormat,
-        /// The writer's spool folder (default: spool/<database> in the data folder).
+        /// The writer's spool folder (default: spool/DATABASE in the data folder).
         #[arg(long, env = "SONDE_SPOOL")]
         spool: Option<PathBuf>,
         /// Records the writer queues before spooling (tests use a small queue).
@@ -136,7 +136,7 @@ enum Command {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:4318")]
         addr: std::net::SocketAddr,
-        /// The writer's spool folder (default: spool/<database> in the data folder).
+        /// The writer's spool folder (default: spool/DATABASE in the data folder).
         #[arg(long, env = "SONDE_SPOOL")]
         spool: Option<PathBuf>,
         /// The largest request body, in bytes.
