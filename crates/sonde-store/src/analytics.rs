@@ -409,9 +409,7 @@ impl Sql {
         if !rollups_answer(f) {
             return None;
         }
-        let (first, end) = whole_granules(f, granule)?;
-        let mut middle = f.clone();
-        (middle.since, middle.until) = (first, end);
+        let (middle, edges) = split_at_granules(f, granule)?;
         let mut conditions = vec!["h.calls > 0".to_owned()];
         conditions.extend(self.rollup_key_conditions(&middle));
         let mut parts = vec![format!(
@@ -419,7 +417,7 @@ impl Sql {
             crate::rows::ROLLUP_COLUMNS.join(", "),
             conditions.join(" AND ")
         )];
-        for edge in edges(f, first, end) {
+        for edge in edges {
             let filter = self.filter(&edge);
             parts.push(format!(
                 "SELECT {} FROM events e WHERE {filter}{}",
@@ -558,13 +556,14 @@ impl Rollup {
     }
 }
 
-/// The whole granules inside `f`'s range, as `(first, end)`: from the first granule
-/// start at or after `since` to the last one at or before `until` (unbounded where `f`
-/// is). `None` when the range holds no whole granule.
-fn whole_granules(
+/// `f` split at granule boundaries: the whole granules inside its range (from the first
+/// granule start at or after `since` to the last one at or before `until`; unbounded
+/// where `f` is), and the partial granules at its edges. `None` when the range holds no
+/// whole granule.
+fn split_at_granules(
     f: &AnalyticsFilter,
     granule: i64,
-) -> Option<(Option<Timestamp>, Option<Timestamp>)> {
+) -> Option<(AnalyticsFilter, Vec<AnalyticsFilter>)> {
     let first = f.since.map(|t| {
         let x = t.as_micros();
         Timestamp::from_micros(x + (granule - x.rem_euclid(granule)) % granule)
@@ -572,23 +571,16 @@ fn whole_granules(
     let end = f
         .until
         .map(|t| Timestamp::from_micros(t.as_micros() - t.as_micros().rem_euclid(granule)));
-    match (first, end) {
-        (Some(a), Some(b)) if a >= b => None,
-        _ => Some((first, end)),
+    if let (Some(a), Some(b)) = (first, end)
+        && a >= b
+    {
+        return None;
     }
-}
-
-/// The parts of `f`'s range outside `[first, end)`: the partial granules at its edges.
-fn edges(
-    f: &AnalyticsFilter,
-    first: Option<Timestamp>,
-    end: Option<Timestamp>,
-) -> Vec<AnalyticsFilter> {
-    let mut out = Vec::new();
+    let mut edges = Vec::new();
     if let (Some(since), Some(first)) = (f.since, first)
         && since < first
     {
-        out.push(AnalyticsFilter {
+        edges.push(AnalyticsFilter {
             until: Some(first),
             ..f.clone()
         });
@@ -596,12 +588,17 @@ fn edges(
     if let (Some(until), Some(end)) = (f.until, end)
         && end < until
     {
-        out.push(AnalyticsFilter {
+        edges.push(AnalyticsFilter {
             since: Some(end),
             ..f.clone()
         });
     }
-    out
+    let middle = AnalyticsFilter {
+        since: first,
+        until: end,
+        ..f.clone()
+    };
+    Some((middle, edges))
 }
 
 /// True when the roll-ups (and their latency runs) can answer `f` for whole granules:
@@ -720,12 +717,11 @@ fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -
     } else {
         ("llm_hourly_runs", crate::rows::HOUR_MICROS, true)
     };
-    let Some((first, end)) = whole_granules(f, granule).filter(|_| answers && rollups_answer(f))
+    let Some((middle, edges)) =
+        split_at_granules(f, granule).filter(|_| answers && rollups_answer(f))
     else {
         return vec![event_values(d, f, dims, column)];
     };
-    let mut middle = f.clone();
-    (middle.since, middle.until) = (first, end);
     let mut sql = Sql::new(d);
     let conditions = sql.rollup_key_conditions(&middle);
     let groups: String = dims
@@ -752,11 +748,7 @@ fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -
         ),
         params: sql.params,
     }];
-    statements.extend(
-        edges(f, first, end)
-            .iter()
-            .map(|edge| event_values(d, edge, dims, column)),
-    );
+    statements.extend(edges.iter().map(|edge| event_values(d, edge, dims, column)));
     statements
 }
 

@@ -842,6 +842,15 @@ fn analytics_records(calls: &[Call]) -> Vec<Record> {
     records
 }
 
+/// Every way a breakdown can group.
+const ALL_GROUPINGS: [GroupBy; 5] = [
+    GroupBy::None,
+    GroupBy::Provider,
+    GroupBy::Model,
+    GroupBy::Key,
+    GroupBy::Route,
+];
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
@@ -1083,13 +1092,7 @@ pub async fn analytics_match_an_independent_computation(f: Fixture) {
         );
         // Series: every bucket and grouping.
         for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
-            for group_by in [
-                GroupBy::None,
-                GroupBy::Provider,
-                GroupBy::Model,
-                GroupBy::Key,
-                GroupBy::Route,
-            ] {
+            for group_by in ALL_GROUPINGS {
                 let got = store.usage_series(&base, group_by, bucket).await.unwrap();
                 let mut want: std::collections::BTreeMap<(i64, Option<String>), Vec<&Call>> =
                     Default::default();
@@ -1193,13 +1196,7 @@ pub async fn analytics_match_an_independent_computation(f: Fixture) {
         }
 
         // Latency percentiles and error rates for every grouping.
-        for group_by in [
-            GroupBy::None,
-            GroupBy::Provider,
-            GroupBy::Model,
-            GroupBy::Key,
-            GroupBy::Route,
-        ] {
+        for group_by in ALL_GROUPINGS {
             let latency = store.latency_percentiles(&base, group_by).await.unwrap();
             let errors = store.error_rates(&base, group_by).await.unwrap();
             let mut groups: Vec<Option<String>> =

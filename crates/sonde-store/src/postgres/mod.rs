@@ -877,6 +877,18 @@ async fn read_only_client(pool: &Pool, sql: &str) -> Result<(Object, String), Qu
     Ok((client, dollar_params(sql.trim().trim_end_matches(';'))))
 }
 
+/// A read-only transaction: PostgreSQL itself refuses any write in it.
+async fn read_only_tx(
+    client: &mut Object,
+) -> Result<deadpool_postgres::Transaction<'_>, QueryError> {
+    client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(sql_error)
+}
+
 /// Runs a read-only statement whose last column is packed values (see
 /// [`crate::latency_runs`]) and whose others are the group.
 async fn read_values(
@@ -885,12 +897,7 @@ async fn read_values(
     params_json: Vec<Value>,
 ) -> Result<Vec<crate::GroupValues>, QueryError> {
     let (mut client, sql) = read_only_client(&pool, &sql).await?;
-    let tx = client
-        .build_transaction()
-        .read_only(true)
-        .start()
-        .await
-        .map_err(sql_error)?;
+    let tx = read_only_tx(&mut client).await?;
     let (stmt, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
     let n = stmt.columns().len();
     let mut out = Vec::new();
@@ -955,13 +962,7 @@ async fn run_query(
     params_json: Vec<Value>,
 ) -> Result<QueryResult, QueryError> {
     let (mut client, sql) = read_only_client(&pool, &sql).await?;
-    // A read-only transaction: PostgreSQL itself refuses any write.
-    let tx = client
-        .build_transaction()
-        .read_only(true)
-        .start()
-        .await
-        .map_err(sql_error)?;
+    let tx = read_only_tx(&mut client).await?;
     let (inner, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
     let columns: Vec<String> = inner
         .columns()
