@@ -354,6 +354,9 @@ fn serve(dir: &std::path::Path, expect: u64) {
                 if let Some(batch) = knob("SONDE_BENCH_BATCH") {
                     config.batch_size = batch;
                 }
+                if let Some(workers) = knob("SONDE_BENCH_WORKERS") {
+                    config.workers = workers;
+                }
                 config
             })
             .unwrap(),

@@ -102,9 +102,8 @@ pub(crate) struct RecordRow {
     pub kind: &'static str,
     pub ts: i64,
     pub context: Context,
+    /// The payload as JSON text (emptied once a backend has compressed it).
     pub payload: String,
-    /// The payload compressed, when the backend stores it so (SQLite, large payloads).
-    pub packed_payload: Option<Vec<u8>>,
     pub extra: Extra,
 }
 
@@ -234,7 +233,6 @@ impl RecordRow {
             ts: record.timestamp.as_micros(),
             context: record.context.clone(),
             payload: record.body.payload_json(),
-            packed_payload: None,
             extra,
         }
     }

@@ -129,7 +129,8 @@ fn spawn_thread(name: String, mut conn: Connection, jobs: Receiver<Job>) -> std:
     Ok(())
 }
 
-fn configure(conn: &Connection, url: &str) -> Result<(), OpenError> {
+fn configure(conn: &Connection, path: &Path) -> Result<(), OpenError> {
+    let url = &path.display().to_string();
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| schema::open_failed(url, &e))?;
     conn.execute_batch(
@@ -138,12 +139,13 @@ fn configure(conn: &Connection, url: &str) -> Result<(), OpenError> {
         ),
     )
     .map_err(|e| schema::open_failed(url, &e))?;
-    register_functions(conn).map_err(|e| schema::open_failed(url, &e))
+    register_functions(conn, Some(path)).map_err(|e| schema::open_failed(url, &e))
 }
 
-/// The store's own SQL functions: `sonde_payload(payload)` and `sonde_packed(x)`.
-fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
-    payload::register(conn)?;
+/// The store's own SQL functions: `sonde_payload(payload)` and `sonde_packed(x)`, on a
+/// connection to `file` (`None` in memory).
+fn register_functions(conn: &Connection, file: Option<&Path>) -> rusqlite::Result<()> {
+    payload::register(conn, file)?;
     runs::register(conn)
 }
 
@@ -184,13 +186,13 @@ impl SqliteStore {
             })?;
         }
         let mut conn = Connection::open(path).map_err(|e| schema::open_failed(&url, &e))?;
-        configure(&conn, &url)?;
+        configure(&conn, path)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| schema::open_failed(&url, &e))?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .map_err(|e| schema::open_failed(&url, &e))?;
         let checkpoints = Connection::open(path).map_err(|e| schema::open_failed(&url, &e))?;
-        configure(&checkpoints, &url)?;
+        configure(&checkpoints, path)?;
         // Checkpoints stream pages through; a small cache is enough.
         checkpoints
             .pragma_update(None, "cache_size", -2048)
@@ -214,7 +216,7 @@ impl SqliteStore {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(|e| schema::open_failed(&url, &e))?;
-            configure(&conn, &url)?;
+            configure(&conn, path)?;
             conn.pragma_update(None, "query_only", true)
                 .map_err(|e| schema::open_failed(&url, &e))?;
             spawn_thread(
@@ -246,11 +248,15 @@ impl SqliteStore {
             return Ok(WriteOutcome::default());
         }
         let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        payload::pack(&mut rows);
-        Self::run(&self.writer, move |conn| write_rows(conn, rows, mode))
-            .await
-            .ok_or(WriteError::Closed)?
-            .map_err(|e| WriteError::Backend(classify(&e)))
+        // Blocks need a file: `sonde_payload()` reads them through a second connection,
+        // which a database in memory cannot have.
+        let packed = payload::pack(&mut rows, self.path.is_some());
+        Self::run(&self.writer, move |conn| {
+            write_rows(conn, rows, packed, mode)
+        })
+        .await
+        .ok_or(WriteError::Closed)?
+        .map_err(|e| WriteError::Backend(classify(&e)))
     }
 
     /// A throwaway database in memory: one connection, on one dedicated thread.
@@ -264,7 +270,7 @@ impl SqliteStore {
     pub async fn open_in_memory() -> Result<Self, OpenError> {
         let url = "sqlite::memory:";
         let mut conn = Connection::open_in_memory().map_err(|e| schema::open_failed(url, &e))?;
-        register_functions(&conn).map_err(|e| schema::open_failed(url, &e))?;
+        register_functions(&conn, None).map_err(|e| schema::open_failed(url, &e))?;
         schema::migrate(&mut conn)?;
         let (writer, jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_thread("sonde-sqlite-memory".into(), conn, jobs).map_err(|e| OpenError::Backend {
@@ -334,8 +340,9 @@ fn int(value: i64) -> Bound<'static> {
     Bound::Owned(Sql::Integer(value))
 }
 
-/// The row's values in [`Table::columns`] order, borrowing its text.
-fn values(row: &RecordRow) -> Vec<Bound<'_>> {
+/// The row's values in [`Table::columns`] order, borrowing its text; `payload` is the
+/// payload column's.
+fn values<'a>(row: &'a RecordRow, payload: Bound<'a>) -> Vec<Bound<'a>> {
     let ctx = &row.context;
     let mut values = Vec::with_capacity(30);
     values.extend([
@@ -349,10 +356,7 @@ fn values(row: &RecordRow) -> Vec<Bound<'_>> {
         opt_text(&ctx.trace_id),
         opt_text(&ctx.span_id),
         opt_text(&ctx.parent_span_id),
-        match &row.packed_payload {
-            Some(packed) => Bound::Borrowed(ValueRef::Blob(packed)),
-            None => text(&row.payload),
-        },
+        payload,
     ]);
     match &row.extra {
         Extra::Lifecycle(_) => {}
@@ -399,6 +403,7 @@ fn values(row: &RecordRow) -> Vec<Bound<'_>> {
 fn write_rows(
     conn: &mut Connection,
     rows: Vec<RecordRow>,
+    packed: payload::Packed,
     mode: WriteMode,
 ) -> Result<WriteOutcome, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -409,19 +414,45 @@ fn write_rows(
     let mut outcome = WriteOutcome::default();
     let mut inserted: Vec<RecordRow> = Vec::with_capacity(rows.len());
     {
+        let mut block_ids = Vec::with_capacity(packed.blocks.len());
+        let mut insert_block = tx.prepare_cached(
+            "INSERT INTO payload_blocks (session_id, live, data) VALUES (?1, ?2, ?3)",
+        )?;
+        for block in &packed.blocks {
+            insert_block.execute(rusqlite::params![block.session_id, block.rows, block.data])?;
+            block_ids.push(tx.last_insert_rowid());
+        }
+        // Rows a block counts that turn out to be duplicates (never inserted).
+        let mut not_inserted: std::collections::BTreeMap<i64, i64> = Default::default();
         let mut inserts: Vec<rusqlite::CachedStatement<'_>> = Vec::with_capacity(5);
         for table in Table::ALL {
             inserts.push(tx.prepare_cached(&insert_sql(table))?);
         }
-        for row in rows {
+        for (row, slot) in rows.into_iter().zip(&packed.slots) {
+            let mut block_id = None;
+            let payload = match slot {
+                payload::Slot::Text => text(&row.payload),
+                payload::Slot::Frame(frame) => Bound::Borrowed(ValueRef::Blob(frame)),
+                payload::Slot::InBlock { block, offset, len } => {
+                    let id = block_ids.get(*block).copied().unwrap_or_default();
+                    block_id = Some(id);
+                    Bound::Owned(Sql::Blob(payload::block_ref(id, *offset, *len)))
+                }
+            };
             let position = Table::ALL.iter().position(|t| *t == row.table).unwrap_or(0);
-            let stored = inserts[position].execute(params_from_iter(values(&row)))?;
+            let stored = inserts[position].execute(params_from_iter(values(&row, payload)))?;
             if stored == 0 {
                 outcome.duplicates += 1;
+                if let Some(id) = block_id {
+                    *not_inserted.entry(id).or_default() += 1;
+                }
             } else {
                 outcome.written += 1;
                 inserted.push(row);
             }
+        }
+        for (id, rows) in not_inserted {
+            release_block(&tx, id, rows)?;
         }
     }
     {
@@ -475,14 +506,36 @@ fn remove_replaced(
         if row.table == Table::Events {
             subtract_rollups(tx, "id", &row.id)?;
         }
-        let removed = tx
-            .prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", row.table.name()))?
-            .execute([&row.id])?;
-        if removed > 0 {
+        let removed: Option<Sql> = tx
+            .prepare_cached(&format!(
+                "DELETE FROM {} WHERE id = ?1 RETURNING payload",
+                row.table.name()
+            ))?
+            .query_row([&row.id], |r| r.get(0))
+            .optional()?;
+        if let Some(payload) = removed {
             sessions.insert(row.context.session_id.clone());
+            if let Sql::Blob(blob) = payload
+                && let Some((block, _, _)) = payload::parse_block_ref(&blob)
+            {
+                release_block(tx, block, 1)?;
+            }
         }
     }
     Ok(sessions.into_iter().collect())
+}
+
+/// Takes `rows` rows out of block `id`'s count, and the block away when none is left.
+fn release_block(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    rows: i64,
+) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached("UPDATE payload_blocks SET live = live - ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![id, rows])?;
+    tx.prepare_cached("DELETE FROM payload_blocks WHERE id = ?1 AND live <= 0")?
+        .execute([id])?;
+    Ok(())
 }
 
 /// Adds deltas to both roll-ups.
@@ -671,6 +724,7 @@ fn read_session(
         return Ok(None);
     }
     let mut records: Vec<Record> = Vec::new();
+    let mut payloads = payload::PayloadReader::default();
     for table in Table::ALL {
         let sql = format!(
             "SELECT {} FROM {} WHERE session_id = ?1",
@@ -680,13 +734,23 @@ fn read_session(
         let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
         let mut rows = stmt.query([session_id]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
-            records.push(stored_columns(row).map_err(backend)?.into_record()?);
+            records.push(
+                stored_columns(row, &tx, &mut payloads)
+                    .map_err(backend)?
+                    .into_record()?,
+            );
         }
     }
     Ok(SessionTrace::from_records(records).into_iter().next())
 }
 
-fn stored_columns(row: &rusqlite::Row<'_>) -> Result<StoredColumns, rusqlite::Error> {
+/// A stored row's shared columns; `conn` and `payloads` read the blocks its payload may
+/// point into.
+fn stored_columns(
+    row: &rusqlite::Row<'_>,
+    conn: &Connection,
+    payloads: &mut payload::PayloadReader,
+) -> Result<StoredColumns, rusqlite::Error> {
     Ok(StoredColumns {
         id: row.get(0)?,
         kind: row.get(1)?,
@@ -700,7 +764,7 @@ fn stored_columns(row: &rusqlite::Row<'_>) -> Result<StoredColumns, rusqlite::Er
             span_id: row.get(8)?,
             parent_span_id: row.get(9)?,
         },
-        payload: payload::unpack(row.get_ref(10)?).map_err(|e| {
+        payload: payloads.unpack(Some(conn), row.get_ref(10)?).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Blob, e.into())
         })?,
     })
@@ -719,7 +783,7 @@ fn delete_session(
     for table in Table::ALL
         .iter()
         .map(|t| t.name())
-        .chain(["steps", "sessions"])
+        .chain(["payload_blocks", "steps", "sessions"])
     {
         tx.execute(
             &format!("DELETE FROM {table} WHERE session_id = ?1"),

@@ -184,6 +184,24 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
             )
         },
     },
+    Migration {
+        version: 7,
+        name: "payload blocks",
+        sql: || {
+            r#"
+-- The payloads of one session in one write, compressed together (see sqlite/payload.rs);
+-- record rows point into them. `live` counts the rows that do.
+CREATE TABLE payload_blocks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    live INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX payload_blocks_session ON payload_blocks (session_id);
+"#
+            .to_owned()
+        },
+    },
 ];
 
 /// The newest schema version this build knows.
