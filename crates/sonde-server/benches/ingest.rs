@@ -24,6 +24,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use sonde_store::{SqliteStore, TraceStore, Writer};
 
+/// The allocator `sonde` (the binary) runs with, so that the server half measures what
+/// `sonde serve` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 512;
 const CLIENTS: usize = 4;
 
@@ -164,6 +169,22 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds this process has used (user + system), from `/proc/self/stat` (in the
+/// kernel's 100 Hz ticks).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which is in parentheses): utime is the 12th.
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn disk_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
@@ -205,10 +226,30 @@ fn main() {
         .build()
         .unwrap();
     let base_dir = tempfile::tempdir().unwrap();
+    let mut stages = Vec::new();
     let baseline = client_rt.block_on(async {
         let store = SqliteStore::open(base_dir.path().join("baseline.db"))
             .await
             .unwrap();
+        // Each stage alone, on this thread, a body at a time as the server does (memory
+        // is reused): decoding, mapping, then (below) storing.
+        let started = Instant::now();
+        for b in bodies.iter() {
+            std::hint::black_box(sonde_otlp::decode_protobuf(b).unwrap());
+        }
+        let decoding = started.elapsed();
+        let started = Instant::now();
+        for b in bodies.iter() {
+            let spans = sonde_otlp::decode_protobuf(b).unwrap().spans;
+            std::hint::black_box(
+                spans
+                    .iter()
+                    .map(sonde_otlp::span_to_record)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        stages.push(("decode the protobuf bodies", decoding));
+        stages.push(("map spans to records", started.elapsed() - decoding));
         let records: Vec<Vec<_>> = bodies
             .iter()
             .map(|b| {
@@ -273,7 +314,9 @@ fn main() {
     line.clear();
     answers.read_line(&mut line).unwrap();
     let stored = started.elapsed();
-    let server_peak_mb: f64 = line.trim().parse().unwrap();
+    let (server_peak_mb, server_cpu) = line.trim().split_once(' ').unwrap();
+    let server_peak_mb: f64 = server_peak_mb.parse().unwrap();
+    let server_cpu: f64 = server_cpu.parse().unwrap();
     server.wait().unwrap();
     let spans = (batches * BATCH) as f64;
     println!("| scenario | spans | time | spans/s |");
@@ -291,6 +334,13 @@ fn main() {
         spans / stored.as_secs_f64()
     );
     println!();
+    println!("| stage, one after another on one thread | µs per span |");
+    println!("|---|---|");
+    stages.push(("store the records (rows, compression, SQLite)", baseline));
+    for (stage, took) in &stages {
+        println!("| {stage} | {:.1} |", took.as_secs_f64() * 1e6 / spans);
+    }
+    println!();
     println!(
         "ratio to baseline: {:.2}; requests all answered after {:.2} s",
         baseline.as_secs_f64() / stored.as_secs_f64(),
@@ -300,6 +350,12 @@ fn main() {
         "request bytes per span: {:.0}; on disk (database + WAL) per span: {:.0} bytes",
         body_bytes as f64 / spans,
         disk_bytes(dir.path()) as f64 / spans
+    );
+    println!(
+        "server CPU: {server_cpu:.2} s in {:.2} s ({:.2} cores), {:.1} µs per span",
+        stored.as_secs_f64(),
+        server_cpu / stored.as_secs_f64(),
+        server_cpu * 1e6 / spans
     );
     println!(
         "peak memory of the server process: {server_peak_mb:.0} MB (of the benchmark process, with clients, requests and the baseline: {:.0} MB)",
@@ -389,5 +445,5 @@ fn serve(dir: &std::path::Path, expect: u64) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    println!("{:.1}", peak_rss_mb());
+    println!("{:.1} {:.2}", peak_rss_mb(), cpu_seconds());
 }

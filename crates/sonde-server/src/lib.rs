@@ -42,13 +42,17 @@ pub const SERVE_QUEUE_CAPACITY: usize = 5_000;
 /// Records per store write in the server (smaller batches in flight: less memory).
 pub const SERVE_BATCH_SIZE: usize = 2_048;
 
+/// Store writes in flight in the server: while one batch is in SQLite (its one writer
+/// thread), the next one's rows are made and compressed on another core.
+pub const SERVE_WRITE_WORKERS: usize = 2;
+
 /// How long a request waits for room in the writer's queue before its records go to the
 /// spool: a busy writer slows senders down (back-pressure) instead of making the server
 /// write every record twice (spool, then store). Under OTLP exporters' usual 10 s timeout.
 pub const SERVE_ENQUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The writer settings `sonde serve` uses: [`SERVE_QUEUE_CAPACITY`],
-/// [`SERVE_BATCH_SIZE`], and the spool in `spool_dir`.
+/// [`SERVE_BATCH_SIZE`], [`SERVE_WRITE_WORKERS`], and the spool in `spool_dir`.
 ///
 /// ```
 /// let config = sonde_server::writer_config("/tmp/spool".into());
@@ -59,6 +63,7 @@ pub fn writer_config(spool_dir: std::path::PathBuf) -> sonde_store::WriterConfig
         spool_dir: Some(spool_dir),
         queue_capacity: SERVE_QUEUE_CAPACITY,
         batch_size: SERVE_BATCH_SIZE,
+        workers: SERVE_WRITE_WORKERS,
         ..Default::default()
     }
 }

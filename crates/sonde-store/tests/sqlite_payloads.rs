@@ -82,8 +82,14 @@ async fn a_sessions_payloads_share_a_compressed_block_and_read_back_everywhere()
     let alone_large = tool_call("t", "b1", "Read", &output);
     let alone_small = tool_call("u", "c1", "Ls", "");
     store.write(&together).await.unwrap();
-    store.write(std::slice::from_ref(&alone_large)).await.unwrap();
-    store.write(std::slice::from_ref(&alone_small)).await.unwrap();
+    store
+        .write(std::slice::from_ref(&alone_large))
+        .await
+        .unwrap();
+    store
+        .write(std::slice::from_ref(&alone_small))
+        .await
+        .unwrap();
 
     // One block for the session written together; 20-byte references point into it.
     assert_eq!(blocks(&store).await, vec![("s".to_owned(), 3)]);
