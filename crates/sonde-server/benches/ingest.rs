@@ -30,6 +30,7 @@ use sonde_store::{SqliteStore, TraceStore, Writer};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 512;
+/// Concurrent clients, unless `SONDE_BENCH_CLIENTS` says otherwise.
 const CLIENTS: usize = 4;
 
 fn attr(key: &str, value: any_value::Value) -> KeyValue {
@@ -285,14 +286,19 @@ fn main() {
     answers.read_line(&mut line).unwrap();
     let url = line.trim().to_owned();
     let bodies = Arc::new(bodies);
+    let clients: usize = std::env::var("SONDE_BENCH_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CLIENTS);
+    let client_cpu_before = cpu_seconds();
     let started = Instant::now();
     client_rt.block_on(async {
         let client = reqwest::Client::new();
         let mut tasks = Vec::new();
-        for c in 0..CLIENTS {
+        for c in 0..clients {
             let (client, bodies, url) = (client.clone(), bodies.clone(), url.clone());
             tasks.push(tokio::spawn(async move {
-                for b in (c..bodies.len()).step_by(CLIENTS) {
+                for b in (c..bodies.len()).step_by(clients) {
                     let r = client
                         .post(&url)
                         .header("content-type", "application/x-protobuf")
@@ -314,6 +320,7 @@ fn main() {
     line.clear();
     answers.read_line(&mut line).unwrap();
     let stored = started.elapsed();
+    let client_cpu = cpu_seconds() - client_cpu_before;
     let (server_peak_mb, server_cpu) = line.trim().split_once(' ').unwrap();
     let server_peak_mb: f64 = server_peak_mb.parse().unwrap();
     let server_cpu: f64 = server_cpu.parse().unwrap();
@@ -328,7 +335,7 @@ fn main() {
         spans / baseline.as_secs_f64()
     );
     println!(
-        "| OTLP/HTTP protobuf, {CLIENTS} clients, {BATCH} spans per request, until queryable | {} | {:.2} s | {:.0} |",
+        "| OTLP/HTTP protobuf, {clients} clients, {BATCH} spans per request, until queryable | {} | {:.2} s | {:.0} |",
         spans,
         stored.as_secs_f64(),
         spans / stored.as_secs_f64()
@@ -356,6 +363,10 @@ fn main() {
         stored.as_secs_f64(),
         server_cpu / stored.as_secs_f64(),
         server_cpu * 1e6 / spans
+    );
+    println!(
+        "load generator CPU meanwhile: {client_cpu:.2} s ({:.2} cores)",
+        client_cpu / stored.as_secs_f64()
     );
     println!(
         "peak memory of the server process: {server_peak_mb:.0} MB (of the benchmark process, with clients, requests and the baseline: {:.0} MB)",

@@ -8,15 +8,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use sonde_store::{TraceStore, Writer};
+use sonde_store::Writer;
 use tonic::{Request, Response, Status};
 
 use crate::Caller;
 
 struct Traces {
     writer: Arc<Writer>,
-    store: Arc<dyn TraceStore>,
-    loopback: bool,
+    gate: crate::Gate,
 }
 
 impl Traces {
@@ -25,7 +24,8 @@ impl Traces {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        crate::identify(self.store.as_ref(), self.loopback, authorization)
+        self.gate
+            .identify(authorization)
             .await
             .map_err(|denied| match denied {
                 crate::Denied::Unauthenticated(why) => Status::unauthenticated(why),
@@ -78,9 +78,8 @@ pub async fn serve_grpc(
 ) -> Result<(), crate::ServeError> {
     let loopback = listener.local_addr()?.ip().is_loopback();
     let service = Traces {
-        store: writer.store().clone(),
+        gate: crate::Gate::new(writer.store().clone(), loopback),
         writer,
-        loopback,
     };
     tonic::transport::Server::builder()
         .add_service(

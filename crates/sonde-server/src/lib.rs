@@ -231,39 +231,71 @@ pub(crate) enum Denied {
     Unavailable(String),
 }
 
-/// Who is calling, from an `Authorization` value (`Bearer KEY`). Keys are required
-/// when any is configured, or when the server listens beyond loopback.
-pub(crate) async fn identify(
-    store: &dyn TraceStore,
-    loopback: bool,
-    authorization: Option<&str>,
-) -> Result<Caller, Denied> {
-    let secret = authorization.map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
-    match secret {
-        Some(secret) => match store.find_api_key(secret).await {
-            Ok(Some(key)) => Ok(Caller::Key(key)),
-            Ok(None) => Err(Denied::Unauthenticated("unknown or revoked API key")),
-            Err(e) => Err(Denied::Unavailable(e.to_string())),
-        },
-        None if !loopback || store.has_api_keys().await.unwrap_or(true) => {
-            Err(Denied::Unauthenticated(
-                "this server needs Authorization: Bearer <key> (sonde keys create)",
-            ))
-        }
-        None => Ok(Caller::Local),
-    }
-}
+/// How long the server goes by its last look at whether any API key exists. Every
+/// request without a key needs that answer, and asking the store each time cost a
+/// database read per request; so a key created while the server runs is required from
+/// at most this long after.
+pub const KEYS_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
-struct Auth {
+/// Tells callers apart by their `Authorization` value (`Bearer KEY`). Keys are required
+/// when any is configured, or when the server listens beyond loopback.
+pub(crate) struct Gate {
     store: Arc<dyn TraceStore>,
     /// Bound to a loopback address only: without keys, local callers need none.
     loopback: bool,
+    /// When the store was last asked whether keys exist, and its answer.
+    keys_seen: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
+}
+
+impl Gate {
+    pub(crate) fn new(store: Arc<dyn TraceStore>, loopback: bool) -> Self {
+        Gate {
+            store,
+            loopback,
+            keys_seen: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Who is calling.
+    pub(crate) async fn identify(&self, authorization: Option<&str>) -> Result<Caller, Denied> {
+        let secret = authorization.map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+        match secret {
+            Some(secret) => match self.store.find_api_key(secret).await {
+                Ok(Some(key)) => Ok(Caller::Key(key)),
+                Ok(None) => Err(Denied::Unauthenticated("unknown or revoked API key")),
+                Err(e) => Err(Denied::Unavailable(e.to_string())),
+            },
+            None if !self.loopback || self.keys_exist().await => Err(Denied::Unauthenticated(
+                "this server needs Authorization: Bearer <key> (sonde keys create)",
+            )),
+            None => Ok(Caller::Local),
+        }
+    }
+
+    /// Whether any key is configured, as the store said at most [`KEYS_RECHECK`] ago
+    /// (yes when it cannot tell: a failing store must not open the door).
+    async fn keys_exist(&self) -> bool {
+        let seen = *self.keys_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, exist)) = seen
+            && at.elapsed() < KEYS_RECHECK
+        {
+            return exist;
+        }
+        match self.store.has_api_keys().await {
+            Ok(exist) => {
+                *self.keys_seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((std::time::Instant::now(), exist));
+                exist
+            }
+            Err(_) => true,
+        }
+    }
 }
 
 /// Checks `Authorization: Bearer KEY`. Keys are required when any is configured, or
 /// when the server listens beyond loopback. Secrets are never logged.
 async fn authenticate(
-    State(auth): State<Arc<Auth>>,
+    State(gate): State<Arc<Gate>>,
     mut request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
@@ -272,8 +304,7 @@ async fn authenticate(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let caller = match identify(auth.store.as_ref(), auth.loopback, authorization.as_deref()).await
-    {
+    let caller = match gate.identify(authorization.as_deref()).await {
         Ok(caller) => caller,
         Err(Denied::Unauthenticated(why)) => {
             return error(StatusCode::UNAUTHORIZED, "unauthorized", why);
@@ -501,10 +532,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 /// whether the server listens on loopback only (then keys are required only once one
 /// exists).
 pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router {
-    let auth = Arc::new(Auth {
-        store: writer.store().clone(),
-        loopback,
-    });
+    let gate = Arc::new(Gate::new(writer.store().clone(), loopback));
     let api = Arc::new(api::Api {
         store: writer.store().clone(),
         writer: writer.clone(),
@@ -527,7 +555,7 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         .with_state(state)
         .merge(rest)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(middleware::from_fn_with_state(auth, authenticate))
+        .layer(middleware::from_fn_with_state(gate, authenticate))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(body_limit))
 }

@@ -250,7 +250,13 @@ impl SqliteStore {
         let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
         // Blocks need a file: `sonde_payload()` reads them through a second connection,
         // which a database in memory cannot have.
-        let packed = payload::pack(&mut rows, self.path.is_some());
+        let blocks = self.path.is_some();
+        let (rows, packed) = tokio::task::spawn_blocking(move || {
+            let packed = payload::pack(&mut rows, blocks);
+            (rows, packed)
+        })
+        .await
+        .map_err(|_| WriteError::Closed)?;
         Self::run(&self.writer, move |conn| {
             write_rows(conn, rows, packed, mode)
         })
