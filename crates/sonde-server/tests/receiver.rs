@@ -477,6 +477,34 @@ async fn the_rest_api_reads_sessions_stats_and_sql_and_refuses_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_created_while_serving_is_required_within_the_recheck_interval() {
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let client = reqwest::Client::new();
+    let body = request(vec![chat_span(vec![2; 8], 0)]).encode_to_vec();
+    let send = || {
+        client
+            .post(format!("{}/v1/traces", server.url))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(
+        send().await.unwrap().status(),
+        200,
+        "no key yet: local callers need none"
+    );
+    let (key, _secret) = sonde_store::ApiKey::generate("acme", "prod", None, false);
+    server.store.create_api_key(&key).await.unwrap();
+    tokio::time::sleep(sonde_server::KEYS_RECHECK + std::time::Duration::from_millis(100)).await;
+    assert_eq!(send().await.unwrap().status(), 401, "a key exists now");
+    assert_eq!(
+        send().await.unwrap().status(),
+        401,
+        "and the answer is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_required_once_configured_and_each_tenant_sees_only_its_own() {
     let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
     let (acme, acme_secret) = sonde_store::ApiKey::generate("acme", "prod", None, false);

@@ -251,12 +251,21 @@ impl SqliteStore {
         // Blocks need a file: `sonde_payload()` reads them through a second connection,
         // which a database in memory cannot have.
         let blocks = self.path.is_some();
-        let (rows, packed) = tokio::task::spawn_blocking(move || {
-            let packed = payload::pack(&mut rows, blocks);
-            (rows, packed)
-        })
-        .await
-        .map_err(|_| WriteError::Closed)?;
+        // Compression is CPU work: on a Tokio runtime, off its async threads; under any
+        // other executor (the tracer's sink thread), right here.
+        let (rows, packed) = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn_blocking(move || {
+                    let packed = payload::pack(&mut rows, blocks);
+                    (rows, packed)
+                })
+                .await
+                .map_err(|_| WriteError::Closed)?,
+            Err(_) => {
+                let packed = payload::pack(&mut rows, blocks);
+                (rows, packed)
+            }
+        };
         Self::run(&self.writer, move |conn| {
             write_rows(conn, rows, packed, mode)
         })
