@@ -186,6 +186,26 @@ fn cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// CPU seconds of this process's threads whose name starts with `prefix`.
+fn thread_cpu_seconds(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|s| {
+            let (head, rest) = s.rsplit_once(')')?;
+            let name = head.split_once('(')?.1;
+            if !name.starts_with(prefix) {
+                return None;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+        })
+        .sum::<f64>()
+        / 100.0
+}
+
 fn disk_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
@@ -321,9 +341,13 @@ fn main() {
     answers.read_line(&mut line).unwrap();
     let stored = started.elapsed();
     let client_cpu = cpu_seconds() - client_cpu_before;
-    let (server_peak_mb, server_cpu) = line.trim().split_once(' ').unwrap();
-    let server_peak_mb: f64 = server_peak_mb.parse().unwrap();
-    let server_cpu: f64 = server_cpu.parse().unwrap();
+    let figures: Vec<f64> = line
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    let [server_peak_mb, server_cpu, sqlite_writer_cpu] = figures[..] else {
+        panic!("the server answered {line:?}")
+    };
     server.wait().unwrap();
     let spans = (batches * BATCH) as f64;
     println!("| scenario | spans | time | spans/s |");
@@ -363,6 +387,10 @@ fn main() {
         stored.as_secs_f64(),
         server_cpu / stored.as_secs_f64(),
         server_cpu * 1e6 / spans
+    );
+    println!(
+        "of which SQLite's writer thread: {sqlite_writer_cpu:.2} s (busy {:.0} % of the time)",
+        100.0 * sqlite_writer_cpu / stored.as_secs_f64()
     );
     println!(
         "load generator CPU meanwhile: {client_cpu:.2} s ({:.2} cores)",
@@ -456,5 +484,10 @@ fn serve(dir: &std::path::Path, expect: u64) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    println!("{:.1} {:.2}", peak_rss_mb(), cpu_seconds());
+    println!(
+        "{:.1} {:.2} {:.2}",
+        peak_rss_mb(),
+        cpu_seconds(),
+        thread_cpu_seconds("sonde-sqlite-wr")
+    );
 }
