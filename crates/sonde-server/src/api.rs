@@ -255,17 +255,11 @@ pub(crate) async fn records(
             .into_response();
     }
     let accepted = records.len();
-    if !records.is_empty()
-        && api
-            .writer
-            .enqueue_within(records, crate::SERVE_ENQUEUE_WAIT)
-            .await
-            == sonde_store::Enqueued::Dropped
-    {
+    if !crate::hand_over(&api.writer, records).await {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
-            "the writer's queue and spool are full; retry later",
+            crate::OVERLOADED,
         );
     }
     Json(serde_json::json!({"accepted": accepted, "rejected": rejected})).into_response()

@@ -43,16 +43,8 @@ impl TraceService for Traces {
         let caller = self.caller(&request).await?;
         let decoded = sonde_otlp::from_request(request.into_inner());
         let records = crate::tenant_records(&caller, &decoded.spans);
-        if !records.is_empty()
-            && self
-                .writer
-                .enqueue_within(records, crate::SERVE_ENQUEUE_WAIT)
-                .await
-                == sonde_store::Enqueued::Dropped
-        {
-            return Err(Status::resource_exhausted(
-                "the writer's queue and spool are full; retry later",
-            ));
+        if !crate::hand_over(&self.writer, records).await {
+            return Err(Status::resource_exhausted(crate::OVERLOADED));
         }
         let partial_success = (!decoded.rejected.is_empty()).then(|| ExportTracePartialSuccess {
             rejected_spans: decoded.rejected.len() as i64,

@@ -223,6 +223,17 @@ pub(crate) fn tenant_records(
     records
 }
 
+/// What a sender hears when the writer can take nothing more.
+pub(crate) const OVERLOADED: &str = "the writer's queue and spool are full; retry later";
+
+/// Hands `records` to the writer, waiting up to [`SERVE_ENQUEUE_WAIT`] for queue room;
+/// false when they were dropped (queue and spool full).
+pub(crate) async fn hand_over(writer: &Writer, records: Vec<sonde_model::Record>) -> bool {
+    records.is_empty()
+        || writer.enqueue_within(records, SERVE_ENQUEUE_WAIT).await
+            != sonde_store::Enqueued::Dropped
+}
+
 /// Why a caller was turned away.
 pub(crate) enum Denied {
     /// No key, a wrong one, or a revoked one.
@@ -389,18 +400,8 @@ async fn receive(state: &AppState, caller: &Caller, headers: &HeaderMap, body: B
         .counters
         .spans_rejected
         .fetch_add(decoded.rejected.len() as u64, Ordering::Relaxed);
-    if !records.is_empty()
-        && state
-            .writer
-            .enqueue_within(records, SERVE_ENQUEUE_WAIT)
-            .await
-            == sonde_store::Enqueued::Dropped
-    {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the writer's queue and spool are full; retry later",
-        );
+    if !hand_over(&state.writer, records).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", OVERLOADED);
     }
     if json {
         (
