@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Metadata;
+use crate::{Json, Metadata};
 
 /// Whether an operation succeeded.
 ///
@@ -317,7 +317,7 @@ impl LlmCall {
 ///
 /// ```
 /// let record = sonde_model::LlmCallRecord {
-///     request: Some(serde_json::json!({"messages": [{"role": "user", "content": "hi"}]})),
+///     request: Some(serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}).into()),
 ///     ..Default::default()
 /// };
 /// assert!(record.response.is_none());
@@ -327,10 +327,10 @@ impl LlmCall {
 pub struct LlmCallRecord {
     /// The request as sent (messages, tools, parameters).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<Value>,
+    pub request: Option<Json>,
     /// The response as received (content, tool calls, usage).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub response: Option<Value>,
+    pub response: Option<Json>,
     /// Anything else about the exchange.
     #[serde(skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,

@@ -26,6 +26,7 @@
 
 mod event;
 mod id;
+mod json;
 mod message;
 mod record;
 mod reward;
@@ -36,6 +37,7 @@ pub use event::{
     CustomEvent, EnvironmentFeedback, Event, LlmCall, LlmCallRecord, RuntimeAction, Status,
 };
 pub use id::{derived_id, derived_id_at, new_id};
+pub use json::Json;
 pub use message::{Message, MessageContent};
 pub use record::{
     Body, Context, ParseError, RECORD_KINDS, Record, SCHEMA_VERSION, SessionEnded, SessionStarted,

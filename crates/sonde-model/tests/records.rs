@@ -44,6 +44,18 @@ fn opt_json() -> impl Strategy<Value = Option<Value>> {
     proptest::option::of(json_value().prop_filter("null is absence", |v| !v.is_null()))
 }
 
+/// Message JSON as a value built in code, or kept as the text it arrived as.
+fn opt_message_json() -> impl Strategy<Value = Option<Json>> {
+    let value = json_value().prop_filter("null is absence", |v| !v.is_null());
+    proptest::option::of((value, any::<bool>()).prop_map(|(value, as_text)| {
+        if as_text {
+            Json::from_text(&value.to_string()).unwrap_or_else(|| value.into())
+        } else {
+            value.into()
+        }
+    }))
+}
+
 fn metadata() -> impl Strategy<Value = Metadata> {
     prop::collection::btree_map(text(), json_value(), 0..3).prop_map(|m| m.into_iter().collect())
 }
@@ -64,7 +76,7 @@ fn llm_call() -> impl Strategy<Value = LlmCall> {
         (status(), opt_text(), opt_text()),
         (opt_text(), opt_text(), proptest::option::of(100u16..600)),
         (opt_text(), opt_text()),
-        prop::collection::vec((opt_json(), opt_json(), metadata()), 0..2),
+        prop::collection::vec((opt_message_json(), opt_message_json(), metadata()), 0..2),
         (opt_json(), metadata()),
     )
         .prop_map(

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 use sonde_model::{
-    Body, Context, CustomEvent, Event, LlmCall, LlmCallRecord, Metadata, Record, RuntimeAction,
-    Status, Timestamp, derived_id_at,
+    Body, Context, CustomEvent, Event, Json, LlmCall, LlmCallRecord, Metadata, Record,
+    RuntimeAction, Status, Timestamp, derived_id_at,
 };
 
 use crate::span::{Span, SpanStatus};
@@ -255,6 +255,17 @@ impl<'a> Attrs<'a> {
     }
 }
 
+/// A JSON-looking string as JSON kept as text (checked, not parsed: messages pass
+/// through to the store as they came), else the value itself.
+fn json_text(v: &Value) -> Json {
+    match v {
+        Value::String(s) if s.trim_start().starts_with(['{', '[']) => {
+            Json::from_text(s).unwrap_or_else(|| v.clone().into())
+        }
+        other => other.clone().into(),
+    }
+}
+
 /// A JSON-looking string as JSON, else the value itself.
 fn json_value(v: &Value) -> Value {
     match v {
@@ -414,8 +425,8 @@ fn llm_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> LlmCall {
         output,
         a.count(Attr::ReasoningTokens).unwrap_or(0),
     );
-    let request = a.get(Attr::InputMessages).map(json_value);
-    let response = a.get(Attr::OutputMessages).map(json_value);
+    let request = a.get(Attr::InputMessages).map(json_text);
+    let response = a.get(Attr::OutputMessages).map(json_text);
     if request.is_some() || response.is_some() {
         call.call_records.push(LlmCallRecord {
             request,

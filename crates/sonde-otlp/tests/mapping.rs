@@ -196,7 +196,7 @@ fn openinference_spans() {
         ("gpt-4o", 120, 30, 150)
     );
     assert_eq!(c.metadata["user_id"], "u-9");
-    assert_eq!(c.call_records[0].response, Some(json!("hello")));
+    assert_eq!(c.call_records[0].response, Some(json!("hello").into()));
 }
 
 #[test]

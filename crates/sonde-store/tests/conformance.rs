@@ -55,8 +55,9 @@ fn full_session(session_id: &str, start: i64, model: &str, ctx: Context) -> Vec<
             time_to_first_token_ms: Some(200.0),
             stop_reason: Some("end_turn".into()),
             call_records: vec![LlmCallRecord {
-                request: Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
-                response: Some(json!({"content": "hello"})),
+                // As OTLP ingest keeps messages: the text they came as.
+                request: Json::from_text(r#"{ "messages": [{"role": "user", "content": "hi"}] }"#),
+                response: Some(json!({"content": "hello"}).into()),
                 metadata: Metadata::new(),
             }],
             ..Default::default()

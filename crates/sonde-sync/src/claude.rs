@@ -807,7 +807,7 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
             Vec::new()
         } else {
             vec![LlmCallRecord {
-                response: Some(json!({"content": thinking})),
+                response: Some(json!({"content": thinking}).into()),
                 ..LlmCallRecord::default()
             }]
         };
