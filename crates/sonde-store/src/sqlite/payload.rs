@@ -51,6 +51,9 @@ const BULK_DECODE_MAX: usize = 64 << 20;
 /// same blocks come back).
 const BLOCKS_KEPT: usize = 64;
 
+/// How long `sonde_payload()`'s own connection waits for a busy database.
+const BLOCK_READ_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The first bytes of every zstd frame.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -330,6 +333,11 @@ impl SqlPayloads {
                     file,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
+                .and_then(|conn| {
+                    // As patient as the store's own connections with a busy database.
+                    conn.busy_timeout(BLOCK_READ_BUSY_TIMEOUT)?;
+                    Ok(conn)
+                })
                 .map_err(|e| {
                     format!("cannot open {} to read payload blocks: {e}", file.display())
                 })?;
