@@ -258,22 +258,22 @@ impl<'a> Attrs<'a> {
 /// A JSON-looking string as JSON kept as text (checked, not parsed: messages pass
 /// through to the store as they came), else the value itself.
 fn json_text(v: &Value) -> Json {
-    match v {
-        Value::String(s) if s.trim_start().starts_with(['{', '[']) => {
-            Json::from_text(s).unwrap_or_else(|| v.clone().into())
-        }
-        other => other.clone().into(),
-    }
+    json_looking(v)
+        .and_then(Json::from_text)
+        .unwrap_or_else(|| v.clone().into())
 }
 
 /// A JSON-looking string as JSON, else the value itself.
 fn json_value(v: &Value) -> Value {
-    match v {
-        Value::String(s) if s.trim_start().starts_with(['{', '[']) => {
-            serde_json::from_str(s).unwrap_or_else(|_| v.clone())
-        }
-        other => other.clone(),
-    }
+    json_looking(v)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_else(|| v.clone())
+}
+
+/// The text of a string value that looks like a JSON object or array.
+fn json_looking(v: &Value) -> Option<&str> {
+    v.as_str()
+        .filter(|s| s.trim_start().starts_with(['{', '[']))
 }
 
 /// What kind of work a span is.

@@ -170,19 +170,22 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// CPU seconds this process has used (user + system), from `/proc/self/stat` (in the
-/// kernel's 100 Hz ticks).
+/// The thread or process name and CPU seconds (user + system) of a `/proc/.../stat`
+/// text, whose times are in the kernel's 100 Hz ticks.
+fn stat_cpu(stat: &str) -> Option<(&str, f64)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1;
+    // Fields after the name (which is in parentheses): utime is the 12th, stime the 13th.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((name, ticks / 100.0))
+}
+
+/// CPU seconds this process has used.
 fn cpu_seconds() -> f64 {
     std::fs::read_to_string("/proc/self/stat")
         .ok()
-        .and_then(|s| {
-            // Fields after the command name (which is in parentheses): utime is the 12th.
-            let rest = s.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks =
-                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            Some(ticks / 100.0)
-        })
+        .and_then(|s| Some(stat_cpu(&s)?.1))
         .unwrap_or(0.0)
 }
 
@@ -194,16 +197,10 @@ fn thread_cpu_seconds(prefix: &str) -> f64 {
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
         .filter_map(|s| {
-            let (head, rest) = s.rsplit_once(')')?;
-            let name = head.split_once('(')?.1;
-            if !name.starts_with(prefix) {
-                return None;
-            }
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+            let (name, seconds) = stat_cpu(&s)?;
+            name.starts_with(prefix).then_some(seconds)
         })
-        .sum::<f64>()
-        / 100.0
+        .sum()
 }
 
 fn disk_bytes(dir: &std::path::Path) -> u64 {

@@ -253,18 +253,16 @@ impl SqliteStore {
         let blocks = self.path.is_some();
         // Compression is CPU work: on a Tokio runtime, off its async threads; under any
         // other executor (the tracer's sink thread), right here.
+        let pack = move || {
+            let packed = payload::pack(&mut rows, blocks);
+            (rows, packed)
+        };
         let (rows, packed) = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime
-                .spawn_blocking(move || {
-                    let packed = payload::pack(&mut rows, blocks);
-                    (rows, packed)
-                })
+                .spawn_blocking(pack)
                 .await
                 .map_err(|_| WriteError::Closed)?,
-            Err(_) => {
-                let packed = payload::pack(&mut rows, blocks);
-                (rows, packed)
-            }
+            Err(_) => pack(),
         };
         Self::run(&self.writer, move |conn| {
             write_rows(conn, rows, packed, mode)
