@@ -477,6 +477,8 @@ pub(crate) const DAY_MICROS: i64 = 24 * HOUR_MICROS;
 /// The two roll-ups: `llm_hourly` by hour and provider / model / route, and
 /// `llm_key_daily` by day and API key (kept apart so that many keys do not multiply the
 /// hourly rows), with the latency runs of the same keys (see [`crate::latency_runs`]).
+/// Sorted by key, so that concurrent writers lock roll-up rows in the same order; made
+/// by a [`RollupsBuilder`].
 #[derive(Debug, Default)]
 pub(crate) struct Rollups {
     pub hourly: std::collections::BTreeMap<RollupKey, RollupDelta>,
@@ -493,7 +495,104 @@ impl Rollups {
     pub(crate) fn is_empty(&self) -> bool {
         self.hourly.is_empty() && self.key_daily.is_empty()
     }
+}
 
+/// A [`RollupKey`] borrowed from a call: what the builder looks keys up by, so that a
+/// call whose key is already there allocates nothing (an owned key per call, looked up
+/// in sorted maps, cost 2.3 µs a call on SQLite's single writer thread).
+#[derive(Hash)]
+struct RollupKeyRef<'a> {
+    hour: i64,
+    org: &'a str,
+    workspace: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    api_key_hash: &'a str,
+    request_path: &'a str,
+}
+
+impl RollupKeyRef<'_> {
+    fn to_key(&self) -> RollupKey {
+        RollupKey {
+            hour: self.hour,
+            org: self.org.to_owned(),
+            workspace: self.workspace.to_owned(),
+            provider: self.provider.to_owned(),
+            model: self.model.to_owned(),
+            api_key_hash: self.api_key_hash.to_owned(),
+            request_path: self.request_path.to_owned(),
+        }
+    }
+}
+
+impl RollupKey {
+    fn borrowed(&self) -> RollupKeyRef<'_> {
+        RollupKeyRef {
+            hour: self.hour,
+            org: &self.org,
+            workspace: &self.workspace,
+            provider: &self.provider,
+            model: &self.model,
+            api_key_hash: &self.api_key_hash,
+            request_path: &self.request_path,
+        }
+    }
+}
+
+// Hashes as its borrowed form does, so that one finds the other.
+impl std::hash::Hash for RollupKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.borrowed().hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<RollupKey> for RollupKeyRef<'_> {
+    fn equivalent(&self, key: &RollupKey) -> bool {
+        // Most dimensions are empty. Comparing two empty strings still calls `memcmp`
+        // on their dangling pointers, which glibc's AVX-512 version answers with a
+        // masked load the processor must assist at the unmapped page: ~70 ns a call on
+        // these machines, 0.9 µs a call for both keys (now 0.1).
+        fn same(a: &str, b: &str) -> bool {
+            a.len() == b.len() && (a.is_empty() || a == b)
+        }
+        self.hour == key.hour
+            && same(self.org, &key.org)
+            && same(self.workspace, &key.workspace)
+            && same(self.provider, &key.provider)
+            && same(self.model, &key.model)
+            && same(self.api_key_hash, &key.api_key_hash)
+            && same(self.request_path, &key.request_path)
+    }
+}
+
+/// What the calls of one roll-up key add up to so far.
+#[derive(Default)]
+struct Accumulated {
+    delta: RollupDelta,
+    /// Whether the delta belongs in its table (`llm_key_daily` counts keyed calls only).
+    counted: bool,
+    runs: RunValues,
+}
+
+impl Accumulated {
+    fn add(&mut self, e: &EventColumns, sign: i64, counted: bool) {
+        if counted {
+            self.counted = true;
+            add_to_rollup(&mut self.delta, e, sign);
+        }
+        self.runs.latencies.extend(e.latency_ms);
+        self.runs.ttfts.extend(e.ttft_ms);
+    }
+}
+
+/// Adds LLM calls up into [`Rollups`].
+#[derive(Default)]
+pub(crate) struct RollupsBuilder {
+    hourly: hashbrown::HashMap<RollupKey, Accumulated>,
+    daily: hashbrown::HashMap<RollupKey, Accumulated>,
+}
+
+impl RollupsBuilder {
     /// Adds (`sign` 1) or takes away (`sign` -1) one LLM call.
     pub(crate) fn add(
         &mut self,
@@ -506,51 +605,68 @@ impl Rollups {
         if e.tokens.is_none() {
             return;
         }
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        let hourly = RollupKey {
+        fn text(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or_default()
+        }
+        let hourly = RollupKeyRef {
             hour: ts - ts.rem_euclid(HOUR_MICROS),
             org: text(org),
             workspace: text(workspace),
             provider: text(&e.provider),
             model: text(&e.model),
-            api_key_hash: String::new(),
+            api_key_hash: "",
             request_path: text(&e.request_path),
         };
-        let daily = RollupKey {
+        let daily = RollupKeyRef {
             hour: ts - ts.rem_euclid(DAY_MICROS),
             org: text(org),
             workspace: text(workspace),
-            provider: String::new(),
-            model: String::new(),
+            provider: "",
+            model: "",
             api_key_hash: text(&e.api_key_hash),
-            request_path: String::new(),
+            request_path: "",
         };
-        if e.latency_ms.is_some() || e.ttft_ms.is_some() {
-            for runs in [
-                self.hourly_runs.entry(hourly.clone()).or_default(),
-                self.key_daily_runs.entry(daily.clone()).or_default(),
-            ] {
-                runs.latencies.extend(e.latency_ms);
-                runs.ttfts.extend(e.ttft_ms);
+        for (map, key, counted) in [
+            (&mut self.hourly, hourly, true),
+            (&mut self.daily, daily, e.api_key_hash.is_some()),
+        ] {
+            match map.get_mut(&key) {
+                Some(sums) => sums.add(e, sign, counted),
+                None => map.entry(key.to_key()).or_default().add(e, sign, counted),
             }
         }
-        add_to_rollup(self.hourly.entry(hourly).or_default(), e, sign);
-        if e.api_key_hash.is_some() {
-            add_to_rollup(self.key_daily.entry(daily).or_default(), e, sign);
+    }
+
+    /// The sums, sorted by key.
+    pub(crate) fn finish(self) -> Rollups {
+        let mut rollups = Rollups::default();
+        for (key, sums) in self.hourly {
+            if !sums.runs.latencies.is_empty() || !sums.runs.ttfts.is_empty() {
+                rollups.hourly_runs.insert(key.clone(), sums.runs);
+            }
+            rollups.hourly.insert(key, sums.delta);
         }
+        for (key, sums) in self.daily {
+            if sums.counted {
+                rollups.key_daily.insert(key.clone(), sums.delta);
+            }
+            if !sums.runs.latencies.is_empty() || !sums.runs.ttfts.is_empty() {
+                rollups.key_daily_runs.insert(key, sums.runs);
+            }
+        }
+        rollups
     }
 }
 
-/// The roll-up deltas of newly stored rows, sorted by key (so that concurrent writers
-/// lock roll-up rows in the same order).
+/// The roll-up deltas of newly stored rows.
 pub(crate) fn rollup_deltas<'a>(rows: impl IntoIterator<Item = &'a RecordRow>) -> Rollups {
-    let mut rollups = Rollups::default();
+    let mut rollups = RollupsBuilder::default();
     for row in rows {
         if let Extra::Event(e) = &row.extra {
             rollups.add(row.ts, &row.context.org, &row.context.workspace, e, 1);
         }
     }
-    rollups
+    rollups.finish()
 }
 
 /// Adds (`sign` 1) or takes away (`sign` -1) one LLM call to a roll-up row's delta.
@@ -695,4 +811,102 @@ pub(crate) fn rollup_migration(int: &str, real: &str, hour_expr: &str, day_expr:
         table("llm_hourly"),
         table("llm_key_daily")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(model: &str, key: Option<&str>, latency_ms: Option<f64>) -> EventColumns {
+        EventColumns {
+            event_type: "llm",
+            status: "ok",
+            provider: Some("openai".into()),
+            model: Some(model.into()),
+            tokens: Some([100, 10, 0, 0, 0, 110]),
+            cost_usd: None,
+            computed_cost_usd: None,
+            latency_ms,
+            ttft_ms: None,
+            response_status: None,
+            request_path: None,
+            api_key_hash: key.map(str::to_owned),
+            gateway_key_id: None,
+            tool_name: None,
+        }
+    }
+
+    #[test]
+    fn calls_add_up_per_hour_and_model_and_per_day_and_key() {
+        let hour = 1_763_787_600_000_000;
+        let mut builder = RollupsBuilder::default();
+        builder.add(hour + 1, &None, &None, &call("a", Some("k"), Some(5.0)), 1);
+        builder.add(hour + 2, &None, &None, &call("a", None, Some(7.0)), 1);
+        builder.add(hour + 3, &None, &None, &call("b", None, None), 1);
+        builder.add(hour + HOUR_MICROS, &None, &None, &call("a", None, None), 1);
+        let rollups = builder.finish();
+
+        let models: Vec<(i64, &str, i64)> = rollups
+            .hourly
+            .iter()
+            .map(|(k, d)| (k.hour, k.model.as_str(), d.calls))
+            .collect();
+        assert_eq!(
+            models,
+            [(hour, "a", 2), (hour, "b", 1), (hour + HOUR_MICROS, "a", 1)]
+        );
+        // Only the keyed call counts in llm_key_daily ...
+        let keys: Vec<(&str, i64)> = rollups
+            .key_daily
+            .iter()
+            .map(|(k, d)| (k.api_key_hash.as_str(), d.calls))
+            .collect();
+        assert_eq!(keys, [("k", 1)]);
+        // ... while the latency runs keep calls without a key under the empty key, and
+        // no run at all where no call had a latency.
+        let runs: Vec<(&str, &[f64])> = rollups
+            .key_daily_runs
+            .iter()
+            .map(|(k, r)| (k.api_key_hash.as_str(), r.latencies.as_slice()))
+            .collect();
+        assert_eq!(runs, [("", &[7.0][..]), ("k", &[5.0][..])]);
+        let hourly_runs: Vec<&str> = rollups
+            .hourly_runs
+            .keys()
+            .map(|k| k.model.as_str())
+            .collect();
+        assert_eq!(hourly_runs, ["a"]);
+    }
+
+    #[test]
+    fn a_call_taken_away_cancels_the_same_call_added() {
+        let mut builder = RollupsBuilder::default();
+        builder.add(
+            10,
+            &Some("o".into()),
+            &None,
+            &call("a", Some("k"), Some(5.0)),
+            1,
+        );
+        builder.add(
+            10,
+            &Some("o".into()),
+            &None,
+            &call("a", Some("k"), Some(5.0)),
+            -1,
+        );
+        let rollups = builder.finish();
+        assert!(
+            rollups
+                .hourly
+                .values()
+                .all(|d| *d == RollupDelta::default())
+        );
+        assert!(
+            rollups
+                .key_daily
+                .values()
+                .all(|d| *d == RollupDelta::default())
+        );
+    }
 }

@@ -461,7 +461,7 @@ async fn subtract_rollups(
         ))
         .await?;
     let rows = tx.query(&stmt, &[&value]).await?;
-    let mut rollups = Rollups::default();
+    let mut rollups = crate::rows::RollupsBuilder::default();
     for r in &rows {
         let columns = crate::rows::stored_llm_columns(
             r.try_get(3)?,
@@ -486,6 +486,7 @@ async fn subtract_rollups(
         let ts = r.try_get::<_, DateTime<Utc>>(0)?.timestamp_micros();
         rollups.add(ts, &r.try_get(1)?, &r.try_get(2)?, &columns, -1);
     }
+    let rollups = rollups.finish();
     if rollups.is_empty() {
         return Ok(());
     }

@@ -612,7 +612,7 @@ fn subtract_rollups(
     column: &str,
     value: &str,
 ) -> Result<(), rusqlite::Error> {
-    let mut rollups = Rollups::default();
+    let mut rollups = crate::rows::RollupsBuilder::default();
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT ts, {} FROM events WHERE {column} = ?1 AND event_type = 'llm'",
         crate::rows::ROLLUP_SOURCE_COLUMNS
@@ -643,6 +643,7 @@ fn subtract_rollups(
     }
     drop(rows);
     drop(stmt);
+    let rollups = rollups.finish();
     if rollups.is_empty() {
         return Ok(());
     }
