@@ -293,7 +293,7 @@ fn otlp_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {
     let mut records = Vec::new();
     let mut problems = Vec::new();
     let mut take = |decoded: sonde_otlp::Decoded, place: &str, problems: &mut Vec<String>| {
-        records.extend(decoded.spans.iter().map(sonde_otlp::span_to_record));
+        records.extend(decoded.spans.into_iter().map(sonde_otlp::span_to_record));
         for r in decoded.rejected {
             problems.push(format!("{place}: span {:?}: {}", r.name, r.reason));
         }

@@ -11,7 +11,7 @@
 //! ```
 //! let body = std::fs::read_to_string("tests/data/spec_trace.json").unwrap();
 //! let decoded = sonde_otlp::decode_json(&body).unwrap();
-//! let records: Vec<_> = decoded.spans.iter().map(sonde_otlp::span_to_record).collect();
+//! let records: Vec<_> = decoded.spans.into_iter().map(sonde_otlp::span_to_record).collect();
 //! assert_eq!(records[0].kind(), "custom_event");
 //! ```
 

@@ -231,6 +231,13 @@ impl<'a> Attrs<'a> {
         self.found[attr as usize].map(|(_, value)| value)
     }
 
+    /// The attribute name `attr`'s value came from.
+    fn name(&self, attr: Attr) -> Option<&'static str> {
+        let (rank, _) = self.found[attr as usize]?;
+        let (_, names) = ALIASES.iter().find(|(a, _)| *a == attr)?;
+        names.get(rank).copied()
+    }
+
     fn text(&self, attr: Attr) -> Option<String> {
         self.get(attr).map(|v| match v {
             Value::String(s) => s.clone(),
@@ -257,10 +264,11 @@ impl<'a> Attrs<'a> {
 
 /// A JSON-looking string as JSON kept as text (checked, not parsed: messages pass
 /// through to the store as they came), else the value itself.
-fn json_text(v: &Value) -> Json {
-    json_looking(v)
-        .and_then(Json::from_text)
-        .unwrap_or_else(|| v.clone().into())
+fn json_text(v: Value) -> Json {
+    match json_looking(&v).and_then(Json::from_text) {
+        Some(json) => json,
+        None => v.into(),
+    }
 }
 
 /// A JSON-looking string as JSON, else the value itself.
@@ -333,39 +341,46 @@ fn error_of(span: &Span) -> Option<String> {
         .or_else(|| Some("error".to_owned()))
 }
 
-/// Where the span came from: every attribute is kept, except the content the mapping
-/// already stored in typed fields (`consumed`), so that it is not stored twice.
-fn otel_metadata(span: &Span, a: &Attrs<'_>, consumed: &[Attr]) -> Metadata {
+/// Where the span came from: its name, kind and scope, and every attribute, resource
+/// attribute and event it came with (`attributes` being what is left of them once the
+/// content the mapping stored in typed fields was taken out).
+fn otel_metadata(span: Span, attributes: Map<String, Value>, user: Option<String>) -> Metadata {
     let mut otel = Map::new();
-    otel.insert("span_name".into(), json!(span.name));
+    otel.insert("span_name".into(), Value::String(span.name));
     otel.insert("span_kind".into(), json!(span.kind));
-    if let Some(scope) = &span.scope {
-        otel.insert("scope".into(), json!(scope));
+    if let Some(scope) = span.scope {
+        otel.insert("scope".into(), Value::String(scope));
     }
-    // Every name of a consumed value is left out, set or not, null or not.
-    let attributes: Map<String, Value> = span
-        .attributes
-        .iter()
-        .filter(|(name, _)| {
-            BY_NAME
-                .get(name.as_str())
-                .is_none_or(|attrs| !attrs.iter().any(|(attr, _)| consumed.contains(attr)))
-        })
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
     otel.insert("attributes".into(), Value::Object(attributes));
     if !span.resource.is_empty() {
-        otel.insert("resource".into(), Value::Object(span.resource.clone()));
+        otel.insert("resource".into(), Value::Object(span.resource));
     }
     if !span.events.is_empty() {
-        otel.insert("events".into(), Value::Array(span.events.clone()));
+        otel.insert("events".into(), Value::Array(span.events));
     }
     let mut metadata = Metadata::new();
     metadata.insert("otel".into(), Value::Object(otel));
-    if let Some(user) = a.text(Attr::UserId) {
-        metadata.insert("user_id".into(), json!(user));
+    if let Some(user) = user {
+        metadata.insert("user_id".into(), Value::String(user));
     }
     metadata
+}
+
+/// Takes the content values (`content`) out of `attributes`, each from the name it was
+/// read from; every other name of the same values goes too, set or not, so that
+/// nothing is stored twice.
+fn take_content<const N: usize>(
+    attributes: &mut Map<String, Value>,
+    from: [Option<&'static str>; N],
+    content: &[Attr],
+) -> [Option<Value>; N] {
+    let taken = from.map(|name| name.and_then(|name| attributes.remove(name)));
+    attributes.retain(|name, _| {
+        BY_NAME
+            .get(name.as_str())
+            .is_none_or(|attrs| !attrs.iter().any(|(attr, _)| content.contains(attr)))
+    });
+    taken
 }
 
 /// The session a span belongs to: `gen_ai.conversation.id`, `session.id` (and their
@@ -379,7 +394,7 @@ fn session_in(span: &Span, a: &Attrs<'_>) -> String {
         .unwrap_or_else(|| span.trace_id.clone())
 }
 
-fn llm_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> LlmCall {
+fn llm_call(a: &Attrs<'_>, duration_ms: f64, error: Option<String>) -> LlmCall {
     let mut call = LlmCall {
         provider: a.text(Attr::Provider),
         model_name: a
@@ -392,7 +407,12 @@ fn llm_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> LlmCall {
         time_to_first_token_ms: a
             .number(Attr::TimeToFirstChunk)
             .map(|seconds| seconds * 1000.0),
-        error: error_of(span),
+        status: if error.is_some() {
+            Status::Error
+        } else {
+            Status::Ok
+        },
+        error,
         stop_reason: a
             .get(Attr::FinishReasons)
             .and_then(|v| match json_value(v) {
@@ -400,13 +420,7 @@ fn llm_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> LlmCall {
                 Value::String(s) => Some(s),
                 _ => None,
             }),
-        metadata: otel_metadata(span, a, &[Attr::InputMessages, Attr::OutputMessages]),
         ..Default::default()
-    };
-    call.status = if call.error.is_some() {
-        Status::Error
-    } else {
-        Status::Ok
     };
     // OpenTelemetry (like OpenAI) counts cached tokens inside the input: normalise to
     // Sonde's convention, where input is uncached only.
@@ -425,25 +439,13 @@ fn llm_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> LlmCall {
         output,
         a.count(Attr::ReasoningTokens).unwrap_or(0),
     );
-    let request = a.get(Attr::InputMessages).map(json_text);
-    let response = a.get(Attr::OutputMessages).map(json_text);
-    if request.is_some() || response.is_some() {
-        call.call_records.push(LlmCallRecord {
-            request,
-            response,
-            metadata: Metadata::new(),
-        });
-    }
     call
 }
 
-fn tool_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> RuntimeAction {
-    let error = error_of(span);
+fn tool_call(span: &Span, a: &Attrs<'_>, duration_ms: f64, error: Option<String>) -> RuntimeAction {
     RuntimeAction {
         tool_name: a.text(Attr::ToolName).or_else(|| Some(span.name.clone())),
         tool_call_id: a.text(Attr::ToolCallId),
-        arguments: a.get(Attr::ToolArguments).map(json_value),
-        result: a.get(Attr::ToolResult).map(json_value),
         status: if error.is_some() {
             Status::Error
         } else {
@@ -451,7 +453,6 @@ fn tool_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> RuntimeAction {
         },
         error,
         duration_ms: Some(duration_ms),
-        metadata: otel_metadata(span, a, &[Attr::ToolArguments, Attr::ToolResult]),
         ..Default::default()
     }
 }
@@ -470,41 +471,83 @@ fn tool_call(span: &Span, a: &Attrs<'_>, duration_ms: f64) -> RuntimeAction {
 ///         .as_object().unwrap().clone(),
 ///     ..Default::default()
 /// };
-/// let record = sonde_otlp::span_to_record(&span);
+/// let record = sonde_otlp::span_to_record(span);
 /// assert_eq!(record.kind(), "llm_call");
 /// assert_eq!(record.context.session_id, "5b8efff798038103d269b633813fc60c");
 /// ```
-pub fn span_to_record(span: &Span) -> Record {
+pub fn span_to_record(mut span: Span) -> Record {
     let duration_ms = span.end_unix_nano.saturating_sub(span.start_unix_nano) as f64 / 1e6;
-    let a = Attrs::of(&span.attributes);
-    let event = match role(&a) {
-        Role::Llm => Event::Llm(llm_call(span, &a, duration_ms)),
-        Role::Tool => Event::Runtime(tool_call(span, &a, duration_ms)),
-        Role::Other => Event::Custom(CustomEvent {
-            name: span.name.clone(),
-            data: json!({
-                "duration_ms": duration_ms,
-                "kind": a.text(Attr::SpanKind).or_else(|| a.text(Attr::Operation)),
-                "error": error_of(span),
-            }),
-            metadata: otel_metadata(span, &a, &[]),
-            ..Default::default()
-        }),
-    };
     let start =
         Timestamp::from_micros(i64::try_from(span.start_unix_nano / 1000).unwrap_or(i64::MAX));
+    // Time-ordered, so that the store's id index appends; a retried export has the
+    // same ids and start times, so it is still stored once.
+    let id = derived_id_at(start, &["otlp", &span.trace_id, &span.span_id]);
+    // The typed fields are read from the attributes first; then the content values and
+    // what is left are moved, not copied, into the record.
+    let mut attributes = std::mem::take(&mut span.attributes);
+    let a = Attrs::of(&attributes);
+    let error = error_of(&span);
+    let user = a.text(Attr::UserId);
+    let session_id = session_in(&span, &a);
+    let (mut event, content) = match role(&a) {
+        Role::Llm => (
+            Event::Llm(llm_call(&a, duration_ms, error)),
+            Some([Attr::InputMessages, Attr::OutputMessages]),
+        ),
+        Role::Tool => (
+            Event::Runtime(tool_call(&span, &a, duration_ms, error)),
+            Some([Attr::ToolArguments, Attr::ToolResult]),
+        ),
+        Role::Other => (
+            Event::Custom(CustomEvent {
+                name: span.name.clone(),
+                data: json!({
+                    "duration_ms": duration_ms,
+                    "kind": a.text(Attr::SpanKind).or_else(|| a.text(Attr::Operation)),
+                    "error": error,
+                }),
+                ..Default::default()
+            }),
+            // Nothing is content: every attribute stays.
+            None,
+        ),
+    };
+    let from = content.map(|content| (content, content.map(|attr| a.name(attr))));
+    let [input, output] = from.map_or([None, None], |(content, names)| {
+        take_content(&mut attributes, names, &content)
+    });
+    let context = Context {
+        session_id,
+        trace_id: Some(std::mem::take(&mut span.trace_id)),
+        span_id: Some(std::mem::take(&mut span.span_id)),
+        parent_span_id: span.parent_span_id.take(),
+        ..Context::default()
+    };
+    let metadata = otel_metadata(span, attributes, user);
+    match &mut event {
+        Event::Llm(call) => {
+            let (request, response) = (input.map(json_text), output.map(json_text));
+            if request.is_some() || response.is_some() {
+                call.call_records.push(LlmCallRecord {
+                    request,
+                    response,
+                    metadata: Metadata::new(),
+                });
+            }
+            call.metadata = metadata;
+        }
+        Event::Runtime(action) => {
+            action.arguments = input.as_ref().map(json_value);
+            action.result = output.as_ref().map(json_value);
+            action.metadata = metadata;
+        }
+        Event::Custom(custom) => custom.metadata = metadata,
+        _ => {}
+    }
     Record {
-        // Time-ordered, so that the store's id index appends; a retried export has the
-        // same ids and start times, so it is still stored once.
-        id: derived_id_at(start, &["otlp", &span.trace_id, &span.span_id]),
+        id,
         timestamp: start,
-        context: Context {
-            session_id: session_in(span, &a),
-            trace_id: Some(span.trace_id.clone()),
-            span_id: Some(span.span_id.clone()),
-            parent_span_id: span.parent_span_id.clone(),
-            ..Context::default()
-        },
+        context,
         body: Body::Event(event),
     }
 }

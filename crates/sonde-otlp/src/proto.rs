@@ -45,6 +45,16 @@ fn hex(bytes: &[u8]) -> String {
     text
 }
 
+/// A binary id as lowercase hex, checked as ids in text are (`len` bytes, not all zero).
+fn id_text(bytes: &[u8], len: usize, field: &str) -> Result<String, String> {
+    if bytes.len() == len && bytes.iter().any(|b| *b != 0) {
+        Ok(hex(bytes))
+    } else {
+        // The same reasons as for an id sent as text.
+        check_id(&hex(bytes), len, field)
+    }
+}
+
 /// Decodes an OTLP protobuf `ExportTraceServiceRequest`. A span with a malformed trace or
 /// span id is rejected with its reason; the others are kept.
 ///
@@ -70,12 +80,12 @@ pub fn from_request(request: ExportTraceServiceRequest) -> Decoded {
             let scope = ss.scope.map(|s| s.name).filter(|n| !n.is_empty());
             for s in ss.spans {
                 let ids = (|| -> Result<_, String> {
-                    let trace_id = check_id(&hex(&s.trace_id), 16, "traceId")?;
-                    let span_id = check_id(&hex(&s.span_id), 8, "spanId")?;
+                    let trace_id = id_text(&s.trace_id, 16, "traceId")?;
+                    let span_id = id_text(&s.span_id, 8, "spanId")?;
                     let parent = if s.parent_span_id.is_empty() {
                         None
                     } else {
-                        Some(check_id(&hex(&s.parent_span_id), 8, "parentSpanId")?)
+                        Some(id_text(&s.parent_span_id, 8, "parentSpanId")?)
                     };
                     Ok((trace_id, span_id, parent))
                 })();

@@ -261,7 +261,7 @@ fn main() {
             let spans = sonde_otlp::decode_protobuf(b).unwrap().spans;
             std::hint::black_box(
                 spans
-                    .iter()
+                    .into_iter()
                     .map(sonde_otlp::span_to_record)
                     .collect::<Vec<_>>(),
             );
@@ -274,7 +274,7 @@ fn main() {
                 sonde_otlp::decode_protobuf(b)
                     .unwrap()
                     .spans
-                    .iter()
+                    .into_iter()
                     .map(sonde_otlp::span_to_record)
                     .collect()
             })

@@ -42,7 +42,7 @@ impl TraceService for Traces {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let caller = self.caller(&request).await?;
         let decoded = sonde_otlp::from_request(request.into_inner());
-        let records = crate::tenant_records(&caller, &decoded.spans);
+        let records = crate::tenant_records(&caller, decoded.spans);
         if !crate::hand_over(&self.writer, records).await {
             return Err(Status::resource_exhausted(crate::OVERLOADED));
         }

@@ -214,9 +214,9 @@ pub(crate) fn stamp_tenant(caller: &Caller, record: &mut sonde_model::Record) {
 /// The records of `spans`, in the caller's tenant.
 pub(crate) fn tenant_records(
     caller: &Caller,
-    spans: &[sonde_otlp::Span],
+    spans: Vec<sonde_otlp::Span>,
 ) -> Vec<sonde_model::Record> {
-    let mut records: Vec<_> = spans.iter().map(sonde_otlp::span_to_record).collect();
+    let mut records: Vec<_> = spans.into_iter().map(sonde_otlp::span_to_record).collect();
     for record in &mut records {
         stamp_tenant(caller, record);
     }
@@ -391,7 +391,7 @@ async fn receive(state: &AppState, caller: &Caller, headers: &HeaderMap, body: B
         Ok(decoded) => decoded,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()),
     };
-    let records = tenant_records(caller, &decoded.spans);
+    let records = tenant_records(caller, decoded.spans);
     state
         .counters
         .spans_accepted
