@@ -231,6 +231,21 @@ impl<'a> Attrs<'a> {
         self.found[attr as usize].map(|(_, value)| value)
     }
 
+    /// The name of the attribute `attr` was read from, when the record's typed field
+    /// holds all of it (a count or number that did not read is kept as sent).
+    fn stored_name(&self, attr: Attr) -> Option<&'static str> {
+        let read = match attr {
+            Attr::InputTokens
+            | Attr::OutputTokens
+            | Attr::CacheReadTokens
+            | Attr::CacheWriteTokens
+            | Attr::ReasoningTokens => self.count(attr).is_some(),
+            Attr::Cost | Attr::TimeToFirstChunk => self.number(attr).is_some(),
+            _ => self.get(attr).is_some(),
+        };
+        if read { self.name(attr) } else { None }
+    }
+
     /// The attribute name `attr`'s value came from.
     fn name(&self, attr: Attr) -> Option<&'static str> {
         let (rank, _) = self.found[attr as usize]?;
@@ -282,6 +297,59 @@ fn json_value(v: &Value) -> Value {
 fn json_looking(v: &Value) -> Option<&str> {
     v.as_str()
         .filter(|s| s.trim_start().starts_with(['{', '[']))
+}
+
+/// The values an LLM call keeps in typed fields, which its metadata need not repeat
+/// (the model too: whichever of the two names it was read from).
+const LLM_FIELDS: [Attr; 11] = [
+    Attr::Provider,
+    Attr::Operation,
+    Attr::InputTokens,
+    Attr::OutputTokens,
+    Attr::CacheReadTokens,
+    Attr::CacheWriteTokens,
+    Attr::ReasoningTokens,
+    Attr::Cost,
+    Attr::TimeToFirstChunk,
+    Attr::Conversation,
+    Attr::UserId,
+];
+
+/// The values a tool call keeps in typed fields.
+const TOOL_FIELDS: [Attr; 4] = [
+    Attr::ToolName,
+    Attr::ToolCallId,
+    Attr::Conversation,
+    Attr::UserId,
+];
+
+/// The names of the attributes whose values `fields` (of a span in `role`) hold.
+fn stored_names(a: &Attrs<'_>, role: Role) -> [Option<&'static str>; 12] {
+    let mut names = [None; 12];
+    let fields: &[Attr] = match role {
+        Role::Llm => &LLM_FIELDS,
+        Role::Tool => &TOOL_FIELDS,
+        Role::Other => &[],
+    };
+    for (slot, attr) in names.iter_mut().zip(fields) {
+        *slot = a.stored_name(*attr);
+    }
+    if role == Role::Llm {
+        names[11] = a
+            .stored_name(Attr::ResponseModel)
+            .or_else(|| a.stored_name(Attr::RequestModel));
+        // Cached tokens are taken out of the input: when they exceed it, the input as
+        // sent cannot be told from the stored fields, so it stays.
+        let (input, cached) = (
+            a.count(Attr::InputTokens).unwrap_or(0),
+            a.count(Attr::CacheReadTokens).unwrap_or(0)
+                + a.count(Attr::CacheWriteTokens).unwrap_or(0),
+        );
+        if cached > input {
+            names[2] = None;
+        }
+    }
+    names
 }
 
 /// What kind of work a span is.
@@ -341,9 +409,9 @@ fn error_of(span: &Span) -> Option<String> {
         .or_else(|| Some("error".to_owned()))
 }
 
-/// Where the span came from: its name, kind and scope, and every attribute, resource
-/// attribute and event it came with (`attributes` being what is left of them once the
-/// content the mapping stored in typed fields was taken out).
+/// Where the span came from: its name, kind and scope, its resource attributes and
+/// events, and its attributes but those whose values the record holds in typed fields
+/// or as content (`attributes` is what is left of them).
 fn otel_metadata(span: Span, attributes: Map<String, Value>, user: Option<String>) -> Metadata {
     let mut otel = Map::new();
     otel.insert("span_name".into(), Value::String(span.name));
@@ -489,7 +557,8 @@ pub fn span_to_record(mut span: Span) -> Record {
     let error = error_of(&span);
     let user = a.text(Attr::UserId);
     let session_id = session_in(&span, &a);
-    let (mut event, content) = match role(&a) {
+    let role = role(&a);
+    let (mut event, content) = match role {
         Role::Llm => (
             Event::Llm(llm_call(&a, duration_ms, error)),
             Some([Attr::InputMessages, Attr::OutputMessages]),
@@ -513,6 +582,10 @@ pub fn span_to_record(mut span: Span) -> Record {
         ),
     };
     let from = content.map(|content| (content, content.map(|attr| a.name(attr))));
+    // Stored once: in the typed fields, not again in the metadata.
+    for name in stored_names(&a, role).into_iter().flatten() {
+        attributes.remove(name);
+    }
     let [input, output] = from.map_or([None, None], |(content, names)| {
         take_content(&mut attributes, names, &content)
     });

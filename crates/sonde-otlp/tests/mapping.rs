@@ -103,6 +103,7 @@ fn current_genai_conventions_with_cached_tokens_inside_the_input() {
         json!({
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "openai",
+            "gen_ai.system": "openai",
             "gen_ai.request.model": "gpt-5",
             "gen_ai.response.model": "gpt-5-2025-08-07",
             "gen_ai.usage.input_tokens": 1000,
@@ -144,11 +145,51 @@ fn current_genai_conventions_with_cached_tokens_inside_the_input() {
         c.call_records[0].request.as_ref().unwrap()[0]["role"],
         "user"
     );
+    // What the typed fields hold is not repeated in the metadata; another name of a
+    // stored value, the model not stored, the finish reasons (one is stored) and the
+    // unknown are kept.
     assert_eq!(
-        c.metadata["otel"]["attributes"]["some.vendor.thing"],
-        "kept"
+        attribute_names(&r[0]),
+        [
+            "gen_ai.request.model",
+            "gen_ai.response.finish_reasons",
+            "gen_ai.system",
+            "some.vendor.thing"
+        ]
     );
     assert!(c.status.is_ok());
+}
+
+#[test]
+fn values_the_typed_fields_cannot_give_back_stay_in_the_metadata() {
+    let r = records(&request(&[(
+        "0000000000000002",
+        None,
+        "chat",
+        0,
+        // More cached tokens than input (the input as sent cannot be rebuilt) and a
+        // count that is not a number.
+        json!({
+            "gen_ai.request.model": "gpt-5",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.cache_read.input_tokens": 800,
+            "gen_ai.usage.output_tokens": "fifty"
+        }),
+    )]));
+    assert_eq!(
+        attribute_names(&r[0]),
+        ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"]
+    );
+}
+
+/// The names of the span attributes an LLM call keeps in its metadata.
+fn attribute_names(record: &Record) -> Vec<String> {
+    llm(record).metadata["otel"]["attributes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
 }
 
 #[test]
