@@ -323,31 +323,32 @@ const TOOL_FIELDS: [Attr; 4] = [
     Attr::UserId,
 ];
 
-/// The names of the attributes whose values `fields` (of a span in `role`) hold.
+/// The names of the attributes whose values the typed fields of a span in `role` hold.
 fn stored_names(a: &Attrs<'_>, role: Role) -> [Option<&'static str>; 12] {
-    let mut names = [None; 12];
     let fields: &[Attr] = match role {
         Role::Llm => &LLM_FIELDS,
         Role::Tool => &TOOL_FIELDS,
         Role::Other => &[],
     };
-    for (slot, attr) in names.iter_mut().zip(fields) {
-        *slot = a.stored_name(*attr);
-    }
-    if role == Role::Llm {
-        names[11] = a
+    // Cached tokens are taken out of the input: when they exceed it, the input as sent
+    // cannot be told from the stored fields, so it stays.
+    let cached =
+        a.count(Attr::CacheReadTokens).unwrap_or(0) + a.count(Attr::CacheWriteTokens).unwrap_or(0);
+    let input_rebuilt = a.count(Attr::InputTokens).unwrap_or(0) >= cached;
+    let model = match role {
+        Role::Llm => a
             .stored_name(Attr::ResponseModel)
-            .or_else(|| a.stored_name(Attr::RequestModel));
-        // Cached tokens are taken out of the input: when they exceed it, the input as
-        // sent cannot be told from the stored fields, so it stays.
-        let (input, cached) = (
-            a.count(Attr::InputTokens).unwrap_or(0),
-            a.count(Attr::CacheReadTokens).unwrap_or(0)
-                + a.count(Attr::CacheWriteTokens).unwrap_or(0),
-        );
-        if cached > input {
-            names[2] = None;
-        }
+            .or_else(|| a.stored_name(Attr::RequestModel)),
+        Role::Tool | Role::Other => None,
+    };
+    let found = fields
+        .iter()
+        .filter(|attr| **attr != Attr::InputTokens || input_rebuilt)
+        .map(|attr| a.stored_name(*attr))
+        .chain([model]);
+    let mut names = [None; 12];
+    for (slot, name) in names.iter_mut().zip(found) {
+        *slot = name;
     }
     names
 }
@@ -437,11 +438,11 @@ fn otel_metadata(span: Span, attributes: Map<String, Value>, user: Option<String
 /// Takes the content values (`content`) out of `attributes`, each from the name it was
 /// read from; every other name of the same values goes too, set or not, so that
 /// nothing is stored twice.
-fn take_content<const N: usize>(
+fn take_content(
     attributes: &mut Map<String, Value>,
-    from: [Option<&'static str>; N],
-    content: &[Attr],
-) -> [Option<Value>; N] {
+    from: [Option<&'static str>; 2],
+    content: &[Attr; 2],
+) -> [Option<Value>; 2] {
     let taken = from.map(|name| name.and_then(|name| attributes.remove(name)));
     attributes.retain(|name, _| {
         BY_NAME
