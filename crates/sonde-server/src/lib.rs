@@ -36,7 +36,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// than a store writes them; a short queue keeps the server's memory bounded (requests
 /// wait for room, [`SERVE_ENQUEUE_WAIT`] at most, then the spool takes the excess).
 /// Measured by `cargo bench -p sonde-server --bench ingest`: 100,000 records held 717 MB
-/// at peak; with three writes in flight, 5,000 held 176–202 MB and 3,000 hold 164–188,
+/// at peak; with three writes in flight, 5,000 held 176–202 MB and 3,000 hold 164–183,
 /// at the same throughput.
 pub const SERVE_QUEUE_CAPACITY: usize = 3_000;
 
