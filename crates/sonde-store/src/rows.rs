@@ -549,9 +549,9 @@ impl std::hash::Hash for RollupKey {
 impl hashbrown::Equivalent<RollupKey> for RollupKeyRef<'_> {
     fn equivalent(&self, key: &RollupKey) -> bool {
         // Most dimensions are empty. Comparing two empty strings still calls `memcmp`
-        // on their dangling pointers, which glibc's AVX-512 version answers with a
-        // masked load the processor must assist at the unmapped page: ~70 ns a call on
-        // these machines, 0.9 µs a call for both keys (now 0.1).
+        // (with their dangling pointers, length 0), and glibc's AVX-512 version took
+        // ~70 ns a call for that on these machines (3 ns for short non-empty strings):
+        // 0.9 µs a call for both keys, now 0.1.
         fn same(a: &str, b: &str) -> bool {
             a.len() == b.len() && (a.is_empty() || a == b)
         }
@@ -641,7 +641,7 @@ impl RollupsBuilder {
     pub(crate) fn finish(self) -> Rollups {
         let mut rollups = Rollups::default();
         for (key, sums) in self.hourly {
-            if !sums.runs.latencies.is_empty() || !sums.runs.ttfts.is_empty() {
+            if sums.runs.len() > 0 {
                 rollups.hourly_runs.insert(key.clone(), sums.runs);
             }
             rollups.hourly.insert(key, sums.delta);
@@ -650,7 +650,7 @@ impl RollupsBuilder {
             if sums.counted {
                 rollups.key_daily.insert(key.clone(), sums.delta);
             }
-            if !sums.runs.latencies.is_empty() || !sums.runs.ttfts.is_empty() {
+            if sums.runs.len() > 0 {
                 rollups.key_daily_runs.insert(key, sums.runs);
             }
         }
