@@ -31,17 +31,24 @@ use sonde_model::{
     RuntimeAction, SessionStarted, Status, StepStarted, Timestamp, derived_id, derived_id_at,
 };
 
-use crate::emit::{Emitted, context, first_line, record, span_id};
+use crate::emit::{Emitted, context, first_line, note_source, record, span_id};
 
 /// Tool calls awaiting their result that a file's state keeps at most (older ones are
 /// dropped: an interrupted call never gets one).
 const MAX_PENDING_TOOLS: usize = 256;
+/// Chains of calls a file's state keeps (idle ones beyond it are forgotten).
+const MAX_CHAINS: usize = 64;
+/// Complete responses whose keys a file's state keeps, so that a copy coming late
+/// adds its tool calls to the response it belongs to instead of making a new call.
+const MAX_FINISHED_RESPONSES: usize = 32;
 
 /// Where a file sits: its name and project, and the session and agent its name gives.
 #[derive(Debug, Clone, Default)]
 pub struct ClaudeFile {
     /// The file name, used in ids of lines that have no uuid.
     pub name: String,
+    /// Its path, as records name it in `source_file`.
+    pub path: String,
     /// The project: the folder that holds the session file.
     pub project: String,
     /// The session id from the file name (`<session>.jsonl`), if it is one.
@@ -156,14 +163,44 @@ struct OpenResponse {
     blocks: Vec<Value>,
     first_ts: i64,
     last_ts: i64,
+    /// When the request went out: the chain's last input before the first copy.
     request_ts: Option<i64>,
     stop_reason: Option<String>,
     cost_usd: Option<f64>,
     api_error: bool,
     first_uuid: Option<String>,
     agent_type: Option<String>,
+    /// The lines its copies stand on.
+    #[serde(default)]
+    lines: Vec<u64>,
     /// Sent before, in an earlier run, so the next send replaces it.
     sent: bool,
+    /// A copy came since it was last sent.
+    #[serde(default)]
+    changed: bool,
+}
+
+/// One line of calls to the model that follow each other: the main conversation, an
+/// inline sidechain, or an agent's own file. A chain waits for every result of one
+/// response before it makes the next request, so its open response is complete once
+/// the chain's next response or prompt begins, whatever stood between its copies.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Chain {
+    /// `main`, `side:<agentId>` or `agent:<agentId>`.
+    name: String,
+    /// When the chain last gave the model something: a prompt, a tool result, or the
+    /// end of its previous response.
+    input_ts: Option<i64>,
+    /// Its response being assembled.
+    open: Option<OpenResponse>,
+}
+
+/// A response already sent as complete: where a copy that comes late belongs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FinishedResponse {
+    key: (String, String),
+    session_id: String,
+    step_id: Option<String>,
 }
 
 /// A tool call awaiting its result.
@@ -176,6 +213,9 @@ struct PendingTool {
     session_id: String,
     step_id: Option<String>,
     parent: String,
+    /// The line of its `tool_use` block.
+    #[serde(default)]
+    line: u64,
     sent: bool,
 }
 
@@ -187,14 +227,22 @@ pub struct ClaudeState {
     started: Vec<String>,
     steps: u32,
     step_id: Option<String>,
-    main_input_ts: Option<i64>,
-    side_input_ts: Option<i64>,
-    open: Option<OpenResponse>,
+    #[serde(default)]
+    chains: Vec<Chain>,
+    /// Keys of the latest complete responses, newest last.
+    #[serde(default)]
+    finished: Vec<FinishedResponse>,
     pending: Vec<PendingTool>,
     /// `Task` calls awaiting a result, newest last: the parents of inline sidechains.
     tasks: Vec<String>,
     /// `summary` lines seen before any timestamp.
     summaries: Vec<(String, Option<String>, u64)>,
+    /// State saved by an earlier version (one open response, two input times): read
+    /// once into the chains.
+    #[serde(default, rename = "open", skip_serializing)]
+    legacy_open: Option<OpenResponse>,
+    #[serde(default, rename = "main_input_ts", skip_serializing)]
+    legacy_main_input_ts: Option<i64>,
 }
 
 fn ts_of(line: &Line) -> Option<i64> {
@@ -249,6 +297,7 @@ fn is_agent_tool(name: &str) -> bool {
 impl ClaudeState {
     /// Reads one complete line (without its newline).
     pub fn line(&mut self, file: &ClaudeFile, bytes: &[u8], out: &mut Emitted) {
+        self.adopt_legacy_state(file);
         self.line_no += 1;
         out.lines += 1;
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -290,20 +339,102 @@ impl ClaudeState {
         }
     }
 
-    /// Sends what is still open: the last response and tool calls without a result,
-    /// as they are now; a later run replaces them when it learns more.
-    pub fn end_of_run(&mut self, out: &mut Emitted) {
-        if let Some(open) = &mut self.open {
-            let records = response_records(open);
-            open.sent = true;
-            out.replacements.extend(records);
+    /// Sends what is still open: each chain's last response and tool calls without a
+    /// result, as they are now (what was sent before and has not changed since is not
+    /// sent again); a later run replaces them when it learns more.
+    pub fn end_of_run(&mut self, file: &ClaudeFile, out: &mut Emitted) {
+        self.adopt_legacy_state(file);
+        for chain in &mut self.chains {
+            if let Some(open) = &mut chain.open
+                && (!open.sent || open.changed)
+            {
+                out.replacements.extend(response_records(open, file));
+                open.sent = true;
+                open.changed = false;
+            }
         }
         for tool in &mut self.pending {
             if !tool.sent {
                 tool.sent = true;
-                out.replacements.push(tool_record(tool, None));
+                out.replacements.push(tool_record(tool, None, file));
             }
         }
+    }
+
+    /// Moves a state saved by an earlier version (one open response) into a chain.
+    fn adopt_legacy_state(&mut self, file: &ClaudeFile) {
+        if let Some(input_ts) = self.legacy_main_input_ts.take() {
+            let main = self.chain_index("main");
+            self.chains[main].input_ts = Some(input_ts);
+        }
+        if let Some(open) = self.legacy_open.take() {
+            let name = match (&file.agent_hint, open.sidechain) {
+                (Some(agent), _) => format!("agent:{agent}"),
+                (None, true) => "side:".to_owned(),
+                (None, false) => "main".to_owned(),
+            };
+            let index = self.chain_index(&name);
+            self.chains[index].open = Some(open);
+        }
+    }
+
+    /// The chain a line belongs to.
+    fn chain_name(&self, file: &ClaudeFile, line: &Line) -> String {
+        match self.agent_of_line(file, line) {
+            Some(agent) => format!("agent:{agent}"),
+            None if line.is_sidechain => {
+                format!("side:{}", line.agent_id.as_deref().unwrap_or_default())
+            }
+            None => "main".to_owned(),
+        }
+    }
+
+    /// The index of the chain named `name`, made if new. Chains with nothing open
+    /// beyond [`MAX_CHAINS`] are forgotten, oldest first.
+    fn chain_index(&mut self, name: &str) -> usize {
+        if let Some(index) = self.chains.iter().position(|c| c.name == name) {
+            return index;
+        }
+        if self.chains.len() >= MAX_CHAINS
+            && let Some(idle) = self.chains.iter().position(|c| c.open.is_none())
+        {
+            self.chains.remove(idle);
+        }
+        self.chains.push(Chain {
+            name: name.to_owned(),
+            ..Chain::default()
+        });
+        self.chains.len() - 1
+    }
+
+    /// Sends the open response of chain `index`: it is complete.
+    fn finish_chain(&mut self, index: usize, file: &ClaudeFile, out: &mut Emitted) {
+        let Some(chain) = self.chains.get_mut(index) else {
+            return;
+        };
+        let Some(open) = chain.open.take() else {
+            return;
+        };
+        chain.input_ts = chain.input_ts.max(Some(open.last_ts));
+        match (open.sent, open.changed) {
+            (false, _) => out.records.extend(response_records(&open, file)),
+            (true, true) => out.replacements.extend(response_records(&open, file)),
+            (true, false) => {}
+        }
+        self.finished.push(FinishedResponse {
+            key: open.key,
+            session_id: open.session_id,
+            step_id: open.step_id,
+        });
+        if self.finished.len() > MAX_FINISHED_RESPONSES {
+            self.finished.remove(0);
+        }
+    }
+
+    /// Sets the time a chain last gave the model something.
+    fn input_at(&mut self, chain: &str, ts: i64) {
+        let index = self.chain_index(chain);
+        self.chains[index].input_ts = Some(ts);
     }
 
     fn session_of(&self, file: &ClaudeFile, line: &Line) -> String {
@@ -364,6 +495,7 @@ impl ClaudeState {
         if let Some(version) = &line.version {
             metadata.insert("agent_version".into(), json!(version));
         }
+        note_source(&mut metadata, &file.path, &[self.line_no]);
         out.records.push(record(
             derived_id(&["claude-code", session_id, "session_started"]),
             ts,
@@ -401,11 +533,7 @@ impl ClaudeState {
             }
         };
         let sidechain = line.is_sidechain || self.agent_of_line(file, line).is_some();
-        if sidechain {
-            self.side_input_ts = Some(ts);
-        } else {
-            self.main_input_ts = Some(ts);
-        }
+        let chain = self.chain_name(file, line);
         let (text, json) = match content {
             Content::Text(text) => (text, None),
             Content::Other => (String::new(), None),
@@ -413,9 +541,10 @@ impl ClaudeState {
                 let mut results = false;
                 for block in blocks.iter().filter(|b| b["type"] == "tool_result") {
                     results = true;
-                    self.tool_result(line, block, ts, out);
+                    self.tool_result(file, line, block, ts, out);
                 }
                 if results {
+                    self.input_at(&chain, ts);
                     return;
                 }
                 let json = blocks
@@ -426,9 +555,14 @@ impl ClaudeState {
             }
         };
         if line.is_meta {
+            self.input_at(&chain, ts);
             out.skip("user.meta");
             return;
         }
+        // A prompt: the chain's last response is complete.
+        let index = self.chain_index(&chain);
+        self.finish_chain(index, file, out);
+        self.input_at(&chain, ts);
         let message_type = if line.is_compact_summary {
             "compact_summary"
         } else if sidechain {
@@ -446,6 +580,7 @@ impl ClaudeState {
             if let Some(branch) = line.git_branch.as_deref().filter(|b| !b.is_empty()) {
                 metadata.insert("git_branch".into(), json!(branch));
             }
+            note_source(&mut metadata, &file.path, &[self.line_no]);
             out.records.push(record(
                 self.line_id(file, line, ts, "step"),
                 ts,
@@ -469,13 +604,16 @@ impl ClaudeState {
             "compact_summary" => ("runtime", "agent"),
             _ => ("human", "agent"),
         };
+        let mut metadata = Metadata::new();
+        note_source(&mut metadata, &file.path, &[self.line_no]);
+        let id = self.line_id(file, line, ts, "message");
         out.records.push(record(
-            self.line_id(file, line, ts, "message"),
+            id.clone(),
             ts,
             context(
                 &session_id,
                 step.as_deref(),
-                span_id(&["message", &self.line_id(file, line, ts, "message")]),
+                span_id(&["message", &id]),
                 parent,
             ),
             Body::Message(Message {
@@ -486,27 +624,43 @@ impl ClaudeState {
                 message_type: message_type.into(),
                 from_role: Some(from.into()),
                 to_role: Some(to.into()),
+                metadata,
                 ..Message::default()
             }),
         ));
     }
 
-    fn tool_result(&mut self, line: &Line, block: &Value, ts: i64, out: &mut Emitted) {
+    fn tool_result(
+        &mut self,
+        file: &ClaudeFile,
+        line: &Line,
+        block: &Value,
+        ts: i64,
+        out: &mut Emitted,
+    ) {
         let Some(id) = block["tool_use_id"].as_str() else {
             out.skip("tool_result.no_id");
             return;
         };
-        // The response that asked for this tool is complete once its result is back.
-        if let Some(open) = &self.open
-            && open.blocks.iter().any(|b| b["id"] == id)
-        {
-            self.finish_open(out);
-        }
         let Some(position) = self.pending.iter().position(|t| t.id == id) else {
             out.skip("tool_result.unpaired");
             return;
         };
         let tool = self.pending.remove(position);
+        if is_agent_tool(&tool.name) {
+            // The subagent is done: its inline sidechain's last response is complete.
+            let task_span = span_id(&["tool", id]);
+            let done: Vec<usize> = (0..self.chains.len())
+                .filter(|&i| {
+                    self.chains[i].open.as_ref().is_some_and(|o| {
+                        o.sidechain && o.parent.as_deref() == Some(task_span.as_str())
+                    })
+                })
+                .collect();
+            for index in done {
+                self.finish_chain(index, file, out);
+            }
+        }
         self.tasks.retain(|t| t != id);
         let content = block.get("content").cloned().unwrap_or(Value::Null);
         let output = tool_output_text(&content);
@@ -519,9 +673,10 @@ impl ClaudeState {
             is_error,
             error: is_error.then(|| first_line(&output)),
             end_ts: ts,
+            line: self.line_no,
             agent,
         };
-        let done = tool_record(&tool, Some(&result));
+        let done = tool_record(&tool, Some(&result), file);
         if tool.sent {
             out.replacements.push(done);
         } else {
@@ -554,36 +709,55 @@ impl ClaudeState {
         };
         let usage = message.usage.clone().unwrap_or_default();
         let sidechain = line.is_sidechain || self.agent_of_line(file, line).is_some();
-        let same = self.open.as_ref().is_some_and(|o| o.key == key);
-        if !same {
-            self.finish_open(out);
-            let (step_id, parent) = self.place(file, line);
-            let request_ts = if sidechain {
-                self.side_input_ts
-            } else {
-                self.main_input_ts
-            };
-            self.open = Some(OpenResponse {
-                key: key.clone(),
-                session_id: session_id.clone(),
-                step_id,
-                parent,
-                sidechain,
-                model: message.model.clone().unwrap_or_default(),
-                usage: usage.clone(),
-                blocks: Vec::new(),
-                first_ts: ts,
-                last_ts: ts,
-                request_ts,
-                stop_reason: None,
-                cost_usd: None,
-                api_error: false,
-                first_uuid: line.uuid.clone(),
-                agent_type: file.agent_type.clone(),
-                sent: false,
-            });
-        }
-        let Some(open) = self.open.as_mut() else {
+        // A copy of a response being assembled, in whatever chain it began; else a
+        // copy of one already complete; else a new response, which completes the one
+        // its chain had open.
+        let index = match self
+            .chains
+            .iter()
+            .position(|c| c.open.as_ref().is_some_and(|o| o.key == key))
+        {
+            Some(index) => index,
+            None => {
+                if let Some(done) = self.finished.iter().rev().find(|f| f.key == key) {
+                    let (session, step) = (done.session_id.clone(), done.step_id.clone());
+                    let span = span_id(&["llm", &key.0, &key.1]);
+                    out.skip("assistant.late_copy");
+                    for block in &blocks {
+                        self.pend_tool(block, ts, sidechain, (&session, step.as_ref(), &span));
+                    }
+                    return;
+                }
+                let chain = self.chain_name(file, line);
+                let index = self.chain_index(&chain);
+                self.finish_chain(index, file, out);
+                let (step_id, parent) = self.place(file, line);
+                let request_ts = self.chains[index].input_ts;
+                self.chains[index].open = Some(OpenResponse {
+                    key: key.clone(),
+                    session_id: session_id.clone(),
+                    step_id,
+                    parent,
+                    sidechain,
+                    model: message.model.clone().unwrap_or_default(),
+                    usage: usage.clone(),
+                    blocks: Vec::new(),
+                    first_ts: ts,
+                    last_ts: ts,
+                    request_ts,
+                    stop_reason: None,
+                    cost_usd: None,
+                    api_error: false,
+                    first_uuid: line.uuid.clone(),
+                    agent_type: file.agent_type.clone(),
+                    lines: Vec::new(),
+                    sent: false,
+                    changed: false,
+                });
+                index
+            }
+        };
+        let Some(open) = self.chains[index].open.as_mut() else {
             return;
         };
         // The best copy's usage: a main-chain copy before a sidechain one, then the
@@ -602,47 +776,60 @@ impl ClaudeState {
             open.cost_usd = line.cost_usd;
         }
         open.api_error |= line.is_api_error_message;
+        open.lines.push(self.line_no);
+        open.changed = true;
         let span = span_id(&["llm", &open.key.0, &open.key.1]);
         let (session, step) = (open.session_id.clone(), open.step_id.clone());
+        let mut new_blocks = Vec::with_capacity(blocks.len());
         for block in blocks {
-            if open.blocks.contains(&block) {
-                continue;
+            if !open.blocks.contains(&block) && !new_blocks.contains(&block) {
+                new_blocks.push(block);
             }
-            if block["type"] == "tool_use"
-                && let Some(id) = block["id"].as_str()
-                && !self.pending.iter().any(|t| t.id == id)
-            {
-                let name = block["name"].as_str().unwrap_or_default().to_owned();
-                if is_agent_tool(&name) && !sidechain {
-                    self.tasks.push(id.to_owned());
-                }
-                self.pending.push(PendingTool {
-                    id: id.to_owned(),
-                    name,
-                    input: block.get("input").cloned().unwrap_or(Value::Null),
-                    ts,
-                    session_id: session.clone(),
-                    step_id: step.clone(),
-                    parent: span.clone(),
-                    sent: false,
-                });
-                if self.pending.len() > MAX_PENDING_TOOLS {
-                    self.pending.remove(0);
-                }
-            }
-            open.blocks.push(block);
+        }
+        for block in &new_blocks {
+            self.pend_tool(block, ts, sidechain, (&session, step.as_ref(), &span));
+        }
+        if let Some(open) = self.chains[index].open.as_mut() {
+            open.blocks.extend(new_blocks);
         }
     }
 
-    /// Sends the open response: it is complete.
-    fn finish_open(&mut self, out: &mut Emitted) {
-        if let Some(open) = self.open.take() {
-            let records = response_records(&open);
-            if open.sent {
-                out.replacements.extend(records);
-            } else {
-                out.records.extend(records);
-            }
+    /// Waits for the result of `block` when it is a `tool_use` not seen before; `at`
+    /// is the session, step and span of the response that asked for it.
+    fn pend_tool(
+        &mut self,
+        block: &Value,
+        ts: i64,
+        sidechain: bool,
+        at: (&str, Option<&String>, &str),
+    ) {
+        if block["type"] != "tool_use" {
+            return;
+        }
+        let Some(id) = block["id"].as_str() else {
+            return;
+        };
+        if self.pending.iter().any(|t| t.id == id) {
+            return;
+        }
+        let name = block["name"].as_str().unwrap_or_default().to_owned();
+        if is_agent_tool(&name) && !sidechain {
+            self.tasks.push(id.to_owned());
+        }
+        let (session, step, span) = at;
+        self.pending.push(PendingTool {
+            id: id.to_owned(),
+            name,
+            input: block.get("input").cloned().unwrap_or(Value::Null),
+            ts,
+            session_id: session.to_owned(),
+            step_id: step.cloned(),
+            parent: span.to_owned(),
+            line: self.line_no,
+            sent: false,
+        });
+        if self.pending.len() > MAX_PENDING_TOOLS {
+            self.pending.remove(0);
         }
     }
 
@@ -675,6 +862,8 @@ impl ClaudeState {
         let subtype = line.subtype.as_deref().unwrap_or("system");
         let (step, parent) = self.place(file, line);
         let id = self.line_id(file, line, ts, "system");
+        let mut metadata = Metadata::new();
+        note_source(&mut metadata, &file.path, &[self.line_no]);
         out.records.push(record(
             id.clone(),
             ts,
@@ -688,6 +877,7 @@ impl ClaudeState {
                 system_instance_id: Some("claude-code".into()),
                 name: format!("claude_code.{subtype}"),
                 data: Value::Object(data),
+                metadata,
                 ..CustomEvent::default()
             })),
         ));
@@ -700,6 +890,8 @@ impl ClaudeState {
                 Timestamp::from_micros(ts),
                 &["claude-code", &file.name, &line_no.to_string(), "summary"],
             );
+            let mut metadata = Metadata::new();
+            note_source(&mut metadata, &file.path, &[line_no]);
             out.records.push(record(
                 id.clone(),
                 ts,
@@ -708,6 +900,7 @@ impl ClaudeState {
                     system_instance_id: Some("claude-code".into()),
                     name: "claude_code.summary".into(),
                     data: json!({"summary": summary, "leaf_uuid": leaf}),
+                    metadata,
                     ..CustomEvent::default()
                 })),
             ));
@@ -721,12 +914,14 @@ struct ToolResult {
     is_error: bool,
     error: Option<String>,
     end_ts: i64,
+    /// The line of the `tool_result` block.
+    line: u64,
     agent: Option<String>,
 }
 
 /// A tool call as a runtime event; a subagent's `Task` call takes the span id its
 /// agent's records name as parent.
-fn tool_record(tool: &PendingTool, result: Option<&ToolResult>) -> Record {
+fn tool_record(tool: &PendingTool, result: Option<&ToolResult>, file: &ClaudeFile) -> Record {
     let agent = result.and_then(|r| r.agent.as_deref());
     let span = match agent {
         Some(agent) => span_id(&["agent", agent]),
@@ -739,6 +934,11 @@ fn tool_record(tool: &PendingTool, result: Option<&ToolResult>) -> Record {
     if result.is_none() {
         metadata.insert("pending".into(), json!(true));
     }
+    let lines: Vec<u64> = std::iter::once(tool.line)
+        .chain(result.map(|r| r.line))
+        .filter(|l| *l > 0)
+        .collect();
+    note_source(&mut metadata, &file.path, &lines);
     let action = RuntimeAction {
         system_instance_id: Some("claude-code".into()),
         tool_name: Some(tool.name.clone()),
@@ -772,7 +972,7 @@ fn tool_record(tool: &PendingTool, result: Option<&ToolResult>) -> Record {
 }
 
 /// A response's LLM call and, when it said something, its reply message.
-fn response_records(open: &OpenResponse) -> Vec<Record> {
+fn response_records(open: &OpenResponse, file: &ClaudeFile) -> Vec<Record> {
     let (message_id, request_id) = (&open.key.0, &open.key.1);
     let span = span_id(&["llm", message_id, request_id]);
     let ctx = context(
@@ -782,6 +982,9 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
         open.parent.clone(),
     );
     let mut records = Vec::with_capacity(2);
+    // The call began when its request went out (the chain's last input) and ended
+    // with the last line of its response.
+    let start = open.request_ts.filter(|r| *r <= open.first_ts);
     if open.model != "<synthetic>" {
         let u = &open.usage;
         let mut metadata = Metadata::new();
@@ -798,6 +1001,11 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
         if let Some(agent_type) = &open.agent_type {
             metadata.insert("agent_type".into(), json!(agent_type));
         }
+        // Written as it streamed: one line per content block as each completed.
+        if open.lines.len() > 1 {
+            metadata.insert("streamed".into(), json!(true));
+        }
+        note_source(&mut metadata, &file.path, &open.lines);
         let thinking: Vec<&Value> = open
             .blocks
             .iter()
@@ -826,10 +1034,7 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
             cache_write_tokens: u.cache_creation_input_tokens.unwrap_or(0),
             cache_write_1h_tokens: cache_1h,
             cost_usd: open.cost_usd,
-            latency_ms: open
-                .request_ts
-                .filter(|r| *r <= open.last_ts)
-                .map(|r| (open.last_ts - r) as f64 / 1000.0),
+            latency_ms: start.map(|start| (open.last_ts - start) as f64 / 1000.0),
             status: if open.api_error {
                 Status::Error
             } else {
@@ -848,13 +1053,15 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
                 Timestamp::from_micros(open.first_ts),
                 &["claude-code", "response", message_id, request_id],
             ),
-            open.first_ts,
+            start.unwrap_or(open.first_ts),
             ctx.clone(),
             Body::Event(Event::Llm(call)),
         ));
     }
     let text = text_of_blocks(&open.blocks);
     if !text.is_empty() {
+        let mut reply_metadata = Metadata::new();
+        note_source(&mut reply_metadata, &file.path, &open.lines);
         let (from, to) = if open.sidechain {
             ("subagent", "agent")
         } else {
@@ -872,6 +1079,7 @@ fn response_records(open: &OpenResponse) -> Vec<Record> {
                 message_type: "assistant_reply".into(),
                 from_role: Some(from.into()),
                 to_role: Some(to.into()),
+                metadata: reply_metadata,
                 ..Message::default()
             }),
         ));

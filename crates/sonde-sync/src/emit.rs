@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use sonde_model::{Body, Context, Record, Timestamp, derived_id};
+use serde_json::Value;
+use sonde_model::{Body, Context, Metadata, Record, Timestamp, derived_id};
 
 /// The most error messages a run keeps (the count goes on).
 pub const MAX_ERROR_MESSAGES: usize = 20;
@@ -120,6 +121,19 @@ pub(crate) fn record(id: String, ts: i64, context: Context, body: Body) -> Recor
 pub(crate) fn first_line(text: &str) -> String {
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     line.chars().take(200).collect()
+}
+
+/// Notes where a record came from: the transcript file and its line numbers (seed
+/// 003's `source_file` / `source_line`; `source_lines` when a record was read from
+/// more than one line).
+pub(crate) fn note_source(metadata: &mut Metadata, file: &str, lines: &[u64]) {
+    metadata.insert("source_file".into(), Value::String(file.to_owned()));
+    if let Some(first) = lines.first() {
+        metadata.insert("source_line".into(), Value::from(*first));
+    }
+    if lines.len() > 1 {
+        metadata.insert("source_lines".into(), Value::from(lines.to_vec()));
+    }
 }
 
 #[cfg(test)]

@@ -150,6 +150,16 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
+/// A file's path as records name it (`source_file`): under the folder synced (e.g.
+/// `<project>/<session>.jsonl` under `~/.claude/projects`), so that the same files
+/// give the same records wherever they are synced from.
+fn source_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// Where a Claude Code file sits: project, session and agent from its path.
 fn claude_file(root: &Path, path: &Path) -> ClaudeFile {
     let name = path
@@ -180,6 +190,7 @@ fn claude_file(root: &Path, path: &Path) -> ClaudeFile {
     let agent_hint = stem.strip_prefix("agent-").map(str::to_owned);
     ClaudeFile {
         name,
+        path: source_path(root, path),
         project,
         session_hint: session_hint.filter(|s| is_uuid(s)),
         agent_hint,
@@ -368,7 +379,7 @@ impl Parser {
 
     fn end_of_run(&mut self, out: &mut Emitted) {
         match self {
-            Parser::Claude(_, state) => state.end_of_run(out),
+            Parser::Claude(file, state) => state.end_of_run(file, out),
             Parser::Codex(name, state) => state.end_of_run(name, out),
         }
     }
