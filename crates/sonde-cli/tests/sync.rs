@@ -65,15 +65,11 @@ fn ccusage() -> PathBuf {
 /// Per model: [input, output, cache creation, cache read].
 type Totals = BTreeMap<String, [u64; 4]>;
 
-#[test]
-fn sync_then_stats_models_gives_ccusage_token_totals_and_a_second_sync_adds_nothing() {
-    let home = tempfile::tempdir().unwrap();
-    let projects = home.path().join("projects");
-    copy_tree(&transcripts("claude-code"), &projects);
-
+/// What `ccusage daily` reports per model for the Claude Code logs under `config_dir`.
+fn ccusage_totals(config_dir: &Path) -> Totals {
     let report = Command::new(ccusage())
         .args(["daily", "--json", "--offline"])
-        .env("CLAUDE_CONFIG_DIR", home.path())
+        .env("CLAUDE_CONFIG_DIR", config_dir)
         .output()
         .unwrap();
     assert!(
@@ -101,6 +97,71 @@ fn sync_then_stats_models_gives_ccusage_token_totals_and_a_second_sync_adds_noth
             }
         }
     }
+    want
+}
+
+/// What `sonde stats models` reports per model: token totals, and calls.
+fn sonde_totals(db: &str) -> (Totals, BTreeMap<String, u64>) {
+    let models = json(&sonde(db, &["stats", "models", "--json"]));
+    let mut got = Totals::new();
+    let mut calls = BTreeMap::new();
+    for m in models.as_array().unwrap() {
+        let model = m["model"].as_str().unwrap().to_owned();
+        got.insert(
+            model.clone(),
+            [
+                m["input_tokens"].as_u64().unwrap(),
+                m["output_tokens"].as_u64().unwrap(),
+                m["cache_write_tokens"].as_u64().unwrap(),
+                m["cache_read_tokens"].as_u64().unwrap(),
+            ],
+        );
+        assert!(m["cost_usd"].as_f64().unwrap() > 0.0, "priced: {m}");
+        calls.insert(model, m["calls"].as_u64().unwrap());
+    }
+    (got, calls)
+}
+
+/// API responses per model in the Claude Code logs under `root`, counted apart from
+/// Sonde: distinct (message.id, requestId) pairs of assistant lines.
+fn responses_per_model(root: &Path) -> BTreeMap<String, u64> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut per_model = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "jsonl") {
+                continue;
+            }
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let line: Value = serde_json::from_str(line).unwrap();
+                let (Some(id), Some(model)) = (
+                    line["message"]["id"].as_str(),
+                    line["message"]["model"].as_str(),
+                ) else {
+                    continue;
+                };
+                let request = line["requestId"].as_str().unwrap_or_default();
+                if line["type"] == "assistant" && seen.insert((id.to_owned(), request.to_owned())) {
+                    *per_model.entry(model.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    per_model
+}
+
+#[test]
+fn sync_then_stats_models_gives_ccusage_token_totals_and_a_second_sync_adds_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let projects = home.path().join("projects");
+    copy_tree(&transcripts("claude-code"), &projects);
+    let want = ccusage_totals(home.path());
     assert_eq!(want.len(), 5, "ccusage saw every model: {want:?}");
 
     let db = format!("sqlite://{}/sonde.db", home.path().display());
@@ -111,21 +172,10 @@ fn sync_then_stats_models_gives_ccusage_token_totals_and_a_second_sync_adds_noth
     ));
     assert_eq!(first["files_updated"], 8);
     assert_eq!(first["errors"], 0);
-    let models = json(&sonde(&db, &["stats", "models", "--json"]));
-    let mut got = Totals::new();
-    for m in models.as_array().unwrap() {
-        got.insert(
-            m["model"].as_str().unwrap().to_owned(),
-            [
-                m["input_tokens"].as_u64().unwrap(),
-                m["output_tokens"].as_u64().unwrap(),
-                m["cache_write_tokens"].as_u64().unwrap(),
-                m["cache_read_tokens"].as_u64().unwrap(),
-            ],
-        );
-        assert!(m["cost_usd"].as_f64().unwrap() > 0.0, "priced: {m}");
-    }
+    let (got, calls) = sonde_totals(&db);
     assert_eq!(got, want);
+    assert_eq!(calls, responses_per_model(&projects));
+    let models = json(&sonde(&db, &["stats", "models", "--json"]));
 
     let second = json(&sonde(
         &db,
@@ -144,6 +194,66 @@ fn sync_then_stats_models_gives_ccusage_token_totals_and_a_second_sync_adds_noth
     let by_default: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(by_default["files_scanned"], 8);
     assert_eq!(by_default["spans_synced"], 0);
+}
+
+/// Claude Code 2.1 writes one API response as one line per content block, with tool
+/// results, attachments, progress and system lines between them; parallel subagents
+/// split theirs the same way; a resumed session copies responses of the first; an
+/// inline sidechain is copied into an agent file. Each response is one call, in one
+/// run or synced in pieces cut inside responses.
+#[test]
+fn responses_written_as_many_lines_give_ccusage_totals_whole_and_in_pieces() {
+    let home = tempfile::tempdir().unwrap();
+    let projects = home.path().join("projects");
+    copy_tree(&transcripts("claude-code-split"), &projects);
+    std::fs::remove_file(projects.join("make_fixtures.py")).unwrap();
+    let want = ccusage_totals(home.path());
+    assert_eq!(want.len(), 3, "ccusage saw every model: {want:?}");
+    let responses = responses_per_model(&projects);
+    assert_eq!(responses.values().sum::<u64>(), 17);
+
+    let db = format!("sqlite://{}/whole.db", home.path().display());
+    let projects_arg = projects.display().to_string();
+    let first = json(&sonde(
+        &db,
+        &["sync", "claude", "--path", &projects_arg, "--json"],
+    ));
+    assert_eq!(first["errors"], 0);
+    let (got, calls) = sonde_totals(&db);
+    assert_eq!(got, want);
+    assert_eq!(calls, responses);
+
+    // The same files written in three steps, each cut inside a response (between two
+    // lines of one response, between a tool_use line and its result), each step
+    // synced as it stands.
+    let pieces = home.path().join("pieces");
+    let main = "-home-dev-shop/5b0d3c1e-7a2f-4c8e-9d41-2f6a8b9c0e11.jsonl";
+    let agent =
+        "-home-dev-shop/5b0d3c1e-7a2f-4c8e-9d41-2f6a8b9c0e11/subagents/agent-b7d2e9a4.jsonl";
+    let db = format!("sqlite://{}/pieces.db", home.path().display());
+    let pieces_arg = pieces.display().to_string();
+    copy_tree(&projects, &pieces);
+    for cut in [[4, 3], [17, 5], [usize::MAX, usize::MAX]] {
+        for (file, lines) in [(main, cut[0]), (agent, cut[1])] {
+            let text = std::fs::read_to_string(projects.join(file)).unwrap();
+            let kept: String = text.split_inclusive('\n').take(lines).collect();
+            // Rewritten in place (same inode): a file that grew, as a log does.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(pieces.join(file))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, kept.as_bytes()))
+                .unwrap();
+        }
+        let run = json(&sonde(
+            &db,
+            &["sync", "claude", "--path", &pieces_arg, "--json"],
+        ));
+        assert_eq!(run["errors"], 0, "{run}");
+    }
+    let (got, calls) = sonde_totals(&db);
+    assert_eq!(got, want);
+    assert_eq!(calls, responses);
 }
 
 #[test]

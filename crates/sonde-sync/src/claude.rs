@@ -1095,3 +1095,127 @@ pub(crate) fn agent_type(meta: &[u8]) -> Option<String> {
         .as_str()
         .map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assistant(msg: &str, sec: u32, block: &str) -> String {
+        format!(
+            r#"{{"type":"assistant","sessionId":"s","timestamp":"2026-01-01T00:00:{sec:02}Z","requestId":"req_{msg}","message":{{"id":"{msg}","model":"claude-sonnet-4-5","content":[{block}],"usage":{{"input_tokens":1,"output_tokens":5}}}}}}"#
+        )
+    }
+
+    fn read(lines: &[String]) -> (Vec<Record>, Emitted) {
+        let file = ClaudeFile {
+            name: "s.jsonl".into(),
+            path: "p/s.jsonl".into(),
+            ..ClaudeFile::default()
+        };
+        let mut state = ClaudeState::default();
+        let mut out = Emitted::default();
+        for line in lines {
+            state.line(&file, line.as_bytes(), &mut out);
+        }
+        state.end_of_run(&file, &mut out);
+        let mut records = std::mem::take(&mut out.records);
+        records.append(&mut out.replacements);
+        (records, out)
+    }
+
+    #[test]
+    fn a_copy_coming_after_the_next_response_adds_its_tool_to_the_call_it_belongs_to() {
+        let (records, out) = read(&[
+            assistant("msg_a", 1, r#"{"type":"text","text":"Looking."}"#),
+            assistant("msg_b", 2, r#"{"type":"text","text":"Next."}"#),
+            assistant(
+                "msg_a",
+                3,
+                r#"{"type":"tool_use","id":"t1","name":"Read","input":{}}"#,
+            ),
+        ]);
+        let calls: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.body.kind() == "llm_call")
+            .collect();
+        assert_eq!(calls.len(), 2, "one call per response");
+        let tool = records
+            .iter()
+            .find(|r| r.body.kind() == "runtime_event")
+            .map(|r| r.context.parent_span_id.clone());
+        assert_eq!(tool, Some(Some(span_id(&["llm", "msg_a", "req_msg_a"]))));
+        assert_eq!(out.skipped.get("assistant.late_copy"), Some(&1));
+    }
+
+    #[test]
+    fn an_unchanged_open_response_is_not_sent_again_at_the_end_of_the_next_run() {
+        let file = ClaudeFile {
+            name: "s.jsonl".into(),
+            ..ClaudeFile::default()
+        };
+        let mut state = ClaudeState::default();
+        let mut out = Emitted::default();
+        state.line(
+            &file,
+            assistant("msg_a", 1, r#"{"type":"text","text":"Hi."}"#).as_bytes(),
+            &mut out,
+        );
+        state.end_of_run(&file, &mut out);
+        assert_eq!(out.replacements.len(), 2, "the call and its reply");
+        let mut next = Emitted::default();
+        state.line(&file, br#"{"type":"progress"}"#, &mut next);
+        state.end_of_run(&file, &mut next);
+        assert!(next.is_empty());
+    }
+
+    #[test]
+    fn a_state_saved_by_the_previous_version_keeps_its_open_response() {
+        let (whole, _) = read(&[
+            assistant("msg_a", 1, r#"{"type":"text","text":"One."}"#),
+            assistant("msg_a", 2, r#"{"type":"text","text":"Two."}"#),
+        ]);
+        let old_state = serde_json::json!({
+            "line_no": 1, "last_ts": 1_767_225_601_000_000_i64, "started": ["s"], "steps": 0,
+            "step_id": null, "pending": [], "tasks": [], "summaries": [],
+            "main_input_ts": null,
+            "open": {
+                "key": ["msg_a", "req_msg_a"], "session_id": "s", "step_id": null,
+                "parent": null, "sidechain": false, "model": "claude-sonnet-4-5",
+                "usage": {"input_tokens": 1, "output_tokens": 5},
+                "blocks": [{"type": "text", "text": "One."}],
+                "first_ts": 1_767_225_601_000_000_i64, "last_ts": 1_767_225_601_000_000_i64,
+                "request_ts": null, "stop_reason": null, "cost_usd": null,
+                "api_error": false, "first_uuid": null, "agent_type": null, "sent": true
+            }
+        });
+        let mut state: ClaudeState = serde_json::from_value(old_state).unwrap();
+        let file = ClaudeFile {
+            name: "s.jsonl".into(),
+            path: "p/s.jsonl".into(),
+            ..ClaudeFile::default()
+        };
+        let mut out = Emitted::default();
+        state.line(
+            &file,
+            assistant("msg_a", 2, r#"{"type":"text","text":"Two."}"#).as_bytes(),
+            &mut out,
+        );
+        state.end_of_run(&file, &mut out);
+        let call = |records: &[Record]| {
+            records
+                .iter()
+                .find(|r| r.body.kind() == "llm_call")
+                .map(|r| r.id.clone())
+        };
+        assert_eq!(call(&out.replacements), call(&whole));
+        let reply = out
+            .replacements
+            .iter()
+            .find_map(|r| match &r.body {
+                Body::Message(m) => Some(m.content.as_text()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(reply, "One.\n\nTwo.");
+    }
+}

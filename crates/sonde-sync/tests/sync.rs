@@ -530,3 +530,157 @@ fn codex_rollouts_map_tokens_tools_and_replies() {
     let messages: Vec<_> = messages.into_iter().map(|(_, m)| m).collect();
     assert_eq!(messages, ["user_prompt", "assistant_reply"]);
 }
+
+/// The Claude Code 2.1 fixtures: one response written as many lines.
+fn split(file: &str) -> PathBuf {
+    data("claude-code-split/-home-dev-shop").join(file)
+}
+
+#[test]
+fn responses_written_as_many_lines_cut_anywhere_end_as_one_sync() {
+    // Every line boundary and the middle of every line of each file: between two
+    // lines of one response, between a tool_use and its result, inside a subagent's
+    // response, inside an inline sidechain.
+    for file in [
+        "5b0d3c1e-7a2f-4c8e-9d41-2f6a8b9c0e11.jsonl",
+        "5b0d3c1e-7a2f-4c8e-9d41-2f6a8b9c0e11/subagents/agent-a5f1c2e9.jsonl",
+        "5b0d3c1e-7a2f-4c8e-9d41-2f6a8b9c0e11/subagents/agent-b7d2e9a4.jsonl",
+        "9e4a7b20-3c1d-4f5e-8a6b-7c8d9e0f1a22.jsonl",
+        "c3f8e1d2-5a6b-4c7d-8e9f-0a1b2c3d4e33.jsonl",
+    ] {
+        let source = split(file);
+        let name = source.file_name().unwrap().to_string_lossy().into_owned();
+        let starts = line_starts(&source);
+        for (i, start) in starts.iter().enumerate().skip(1) {
+            piecewise_equals_whole(&name, &source, &[*start]);
+            let middle = (starts[i - 1] + start) / 2;
+            piecewise_equals_whole(&name, &source, &[middle]);
+        }
+        // And in many pieces at once.
+        piecewise_equals_whole(&name, &source, &starts[1..]);
+    }
+}
+
+#[test]
+fn a_response_written_as_many_lines_is_one_call_with_its_blocks_tools_and_lines() {
+    let f = Fixture::new();
+    let result = f.sync(Source::Claude, &data("claude-code-split"));
+    assert_eq!(result.errors, 0, "{:?}", result.error_messages);
+    let records = f.records();
+    let calls = |message_id: &str| -> Vec<(&Record, &sonde_model::LlmCall)> {
+        records
+            .iter()
+            .filter_map(|r| match &r.body {
+                Body::Event(Event::Llm(c)) if c.metadata["message_id"] == message_id => {
+                    Some((r, c))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let found = calls("msg_01SplitA7kq3Vn2");
+    assert_eq!(found.len(), 1, "one call for six lines");
+    let (record, call) = found[0];
+    assert_eq!(
+        call.metadata["source_file"],
+        "-home-dev-shop/5b0d3c1e-7a2f-4c8e-9d41-2f6a8b9c0e11.jsonl"
+    );
+    assert_eq!(call.metadata["source_line"], 3);
+    assert_eq!(
+        call.metadata["source_lines"],
+        serde_json::json!([3, 4, 5, 8, 11, 12])
+    );
+    assert_eq!(call.metadata["streamed"], true);
+    assert_eq!(call.stop_reason.as_deref(), Some("tool_use"));
+    assert_eq!(call.output_tokens, 1290);
+    // From the prompt (09:00:00) to the response's last line (09:00:06.9).
+    assert_eq!(
+        record.timestamp,
+        "2026-11-20T09:00:00Z"
+            .parse::<sonde_model::Timestamp>()
+            .unwrap()
+    );
+    assert_eq!(call.latency_ms, Some(6900.0));
+    let thinking = call.call_records[0].response.as_ref().unwrap();
+    assert_eq!(thinking["content"][0]["type"], "thinking");
+
+    // Its four tool calls are children of the one call, whatever their order.
+    let span = record.context.span_id.clone();
+    let mut tools: Vec<_> = records
+        .iter()
+        .filter(|r| r.context.parent_span_id == span)
+        .filter_map(|r| match &r.body {
+            Body::Event(Event::Runtime(a)) => Some((r, a)),
+            _ => None,
+        })
+        .collect();
+    tools.sort_by_key(|(r, _)| r.timestamp);
+    let names: Vec<_> = tools
+        .iter()
+        .map(|(_, a)| a.tool_name.as_deref().unwrap())
+        .collect();
+    assert_eq!(names, ["Read", "Grep", "Task", "Task"]);
+    assert_eq!(tools[0].1.duration_ms, Some(300.0));
+    assert_eq!(
+        tools[0].1.metadata["source_lines"],
+        serde_json::json!([5, 6])
+    );
+    // Each Task is the parent of its subagent's calls, themselves split in lines.
+    for (agent, responses) in [("a5f1c2e9", 3), ("b7d2e9a4", 2)] {
+        let task = tools
+            .iter()
+            .find(|(_, a)| a.metadata.get("agent_id").and_then(|v| v.as_str()) == Some(agent))
+            .unwrap();
+        let subagent_calls: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                r.context.parent_span_id == task.0.context.span_id
+                    && matches!(r.body, Body::Event(Event::Llm(_)))
+            })
+            .collect();
+        assert_eq!(subagent_calls.len(), responses, "{agent}");
+    }
+    let (_, first) = calls("msg_01SubA1tz5Hq")[0];
+    assert_eq!(first.metadata["agent_type"], "Explore");
+    assert_eq!(first.metadata["source_lines"], serde_json::json!([2, 3, 4]));
+
+    // The reply is the response's text, once.
+    let reply = records
+        .iter()
+        .find_map(|r| match &r.body {
+            Body::Message(m)
+                if m.message_type == "assistant_reply" && r.context.span_id == span =>
+            {
+                Some(m)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        reply
+            .content
+            .as_text()
+            .starts_with("I'll read the checkout module")
+    );
+
+    // A failed test run is an error of the second response's second tool.
+    let (b, _) = calls("msg_01SplitB2hd8Rt")[0];
+    let failed = records
+        .iter()
+        .find_map(|r| match &r.body {
+            Body::Event(Event::Runtime(a))
+                if r.context.parent_span_id == b.context.span_id && !a.status.is_ok() =>
+            {
+                Some(a)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(failed.tool_name.as_deref(), Some("Bash"));
+
+    // Responses a resumed session copied, and sidechain copies in an agent file, are
+    // stored once.
+    for copied in ["msg_01SplitF9ee2Ya", "msg_01OldJ7kk9Mm", "msg_01OldK3ss5Tt"] {
+        assert_eq!(calls(copied).len(), 1, "{copied}");
+    }
+}
