@@ -7,6 +7,11 @@
 //!   `info.last_token_usage` (or the growth of `info.total_token_usage` when the last
 //!   usage is missing; a repeated total is the same response reported twice). Codex
 //!   counts cached tokens inside input; Sonde's convention keeps them apart.
+//! - One API response is the items Codex writes as it streams (reasoning, assistant
+//!   `message`s, tool calls), whatever stands between them, up to its `token_count`:
+//!   one LLM call, the parent span of its tool calls and replies. Its request went out
+//!   at the last input before its first item (a prompt, a tool output, the previous
+//!   response's end).
 //! - `response_item` `function_call` / `custom_tool_call` pair with their
 //!   `*_output` by `call_id` as runtime events; assistant `message`s are replies.
 //!   Reasoning, user-role items (the same prompt again, with instructions) and unknown
@@ -19,10 +24,20 @@ use sonde_model::{
     Status, StepStarted, Timestamp, derived_id, derived_id_at,
 };
 
-use crate::emit::{Emitted, context, first_line, record, span_id};
+use crate::emit::{Emitted, context, first_line, note_source, record, span_id};
 
 /// Tool calls awaiting output that a file's state keeps at most.
 const MAX_PENDING_TOOLS: usize = 256;
+
+/// A rollout file: its name (which ends with the session id) and its path as records
+/// name it in `source_file`.
+#[derive(Debug, Clone, Default)]
+pub struct CodexFile {
+    /// The file name.
+    pub name: String,
+    /// Its path under the folder synced.
+    pub path: String,
+}
 
 #[derive(Deserialize)]
 struct Line {
@@ -71,7 +86,21 @@ struct PendingTool {
     ts: i64,
     step_id: Option<String>,
     line_no: u64,
+    /// The span of the response that asked for it.
+    #[serde(default)]
+    parent: Option<String>,
     sent: bool,
+}
+
+/// The response being streamed: from its first item to its `token_count`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OpenResponse {
+    /// The line of its first item, which names its span.
+    first_line: u64,
+    /// When its request went out: the last input before its first item.
+    request_ts: Option<i64>,
+    /// The lines of its items.
+    lines: Vec<u64>,
 }
 
 /// A Codex rollout's parser state, carried from one run to the next.
@@ -86,6 +115,12 @@ pub struct CodexState {
     input_ts: Option<i64>,
     total: Option<TokenUsage>,
     pending: Vec<PendingTool>,
+    #[serde(default)]
+    response: Option<OpenResponse>,
+    /// The rollout reports token counts (a `token_count` event was seen): each response
+    /// ends with one, so its span will have a call and its items may name it.
+    #[serde(default)]
+    reports_usage: bool,
 }
 
 /// The session id a rollout's name ends with (`rollout-<time>-<uuid>.jsonl`).
@@ -108,19 +143,19 @@ fn text_of(content: &Value) -> String {
 }
 
 impl CodexState {
-    fn session(&self, file_name: &str) -> String {
+    fn session(&self, file: &CodexFile) -> String {
         self.session_id
             .clone()
-            .or_else(|| session_from_name(file_name))
-            .unwrap_or_else(|| derived_id(&["codex", file_name]))
+            .or_else(|| session_from_name(&file.name))
+            .unwrap_or_else(|| derived_id(&["codex", &file.name]))
     }
 
-    fn id(&self, file_name: &str, ts: i64, what: &str) -> String {
+    fn id(&self, file: &CodexFile, ts: i64, what: &str) -> String {
         derived_id_at(
             Timestamp::from_micros(ts),
             &[
                 "codex",
-                &self.session(file_name),
+                &self.session(file),
                 &self.line_no.to_string(),
                 what,
             ],
@@ -128,7 +163,7 @@ impl CodexState {
     }
 
     /// Reads one complete line (without its newline).
-    pub fn line(&mut self, file_name: &str, bytes: &[u8], out: &mut Emitted) {
+    pub fn line(&mut self, file: &CodexFile, bytes: &[u8], out: &mut Emitted) {
         self.line_no += 1;
         out.lines += 1;
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -137,7 +172,7 @@ impl CodexState {
         let line: Line = match serde_json::from_slice(bytes) {
             Ok(line) => line,
             Err(e) => {
-                out.error(format!("{file_name}:{}: {e}", self.line_no));
+                out.error(format!("{}:{}: {e}", file.name, self.line_no));
                 return;
             }
         };
@@ -156,7 +191,7 @@ impl CodexState {
                 if let Some(id) = p["id"].as_str() {
                     self.session_id = Some(id.to_owned());
                 }
-                self.start(file_name, ts, p, out);
+                self.start(file, ts, p, out);
             }
             Some("turn_context") => {
                 if let Some(model) = p["model"].as_str() {
@@ -164,19 +199,26 @@ impl CodexState {
                 }
             }
             Some("event_msg") => match p["type"].as_str() {
-                Some("user_message") => self.prompt(file_name, ts, p, out),
-                Some("token_count") => self.token_count(file_name, ts, p, out),
+                Some("user_message") => self.prompt(file, ts, p, out),
+                Some("token_count") => self.token_count(file, ts, p, out),
                 Some(other) => out.skip(&format!("event_msg.{other}")),
                 None => out.skip("event_msg"),
             },
             Some("response_item") => match p["type"].as_str() {
-                Some("function_call" | "custom_tool_call") => self.tool_call(ts, p, out),
+                Some("function_call" | "custom_tool_call") => self.tool_call(file, ts, p, out),
                 Some("function_call_output" | "custom_tool_call_output") => {
-                    self.tool_output(file_name, ts, p, out);
+                    self.tool_output(file, ts, p, out);
                 }
-                Some("message") if p["role"] == "assistant" => self.reply(file_name, ts, p, out),
+                Some("message") if p["role"] == "assistant" => self.reply(file, ts, p, out),
                 Some("message") => out.skip("response_item.message.user"),
-                Some(other) => out.skip(&format!("response_item.{other}")),
+                Some(other) => {
+                    // Reasoning, web searches and other output items belong to the
+                    // response; Sonde keeps no record of their own.
+                    if !other.ends_with("_output") {
+                        self.response_item(file);
+                    }
+                    out.skip(&format!("response_item.{other}"));
+                }
                 None => out.skip("response_item"),
             },
             Some(other) => out.skip(other),
@@ -185,22 +227,23 @@ impl CodexState {
     }
 
     /// Sends tool calls still waiting for output, as they are now.
-    pub fn end_of_run(&mut self, file_name: &str, out: &mut Emitted) {
-        let session = self.session(file_name);
+    pub fn end_of_run(&mut self, file: &CodexFile, out: &mut Emitted) {
+        let session = self.session(file);
         for tool in &mut self.pending {
             if !tool.sent {
                 tool.sent = true;
-                out.replacements.push(tool_record(&session, tool, None));
+                out.replacements
+                    .push(tool_record(&session, tool, None, file));
             }
         }
     }
 
-    fn start(&mut self, file_name: &str, ts: i64, meta: &Value, out: &mut Emitted) {
+    fn start(&mut self, file: &CodexFile, ts: i64, meta: &Value, out: &mut Emitted) {
         if self.started {
             return;
         }
         self.started = true;
-        let session = self.session(file_name);
+        let session = self.session(file);
         let mut metadata = Metadata::new();
         metadata.insert("source".into(), json!("codex"));
         for (from, to) in [
@@ -221,6 +264,7 @@ impl CodexState {
         {
             metadata.insert("project".into(), json!(project));
         }
+        note_source(&mut metadata, &file.path, &[self.line_no]);
         out.records.push(record(
             derived_id(&["codex", &session, "session_started"]),
             ts,
@@ -232,28 +276,30 @@ impl CodexState {
         ));
     }
 
-    fn prompt(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
+    fn prompt(&mut self, file: &CodexFile, ts: i64, p: &Value, out: &mut Emitted) {
         if !self.started {
-            self.start(file_name, ts, &Value::Null, out);
+            self.start(file, ts, &Value::Null, out);
         }
-        let session = self.session(file_name);
+        let session = self.session(file);
         self.steps += 1;
         self.input_ts = Some(ts);
         let step_id = format!("turn-{}", self.steps);
+        let mut metadata = Metadata::new();
+        note_source(&mut metadata, &file.path, &[self.line_no]);
         out.records.push(record(
-            self.id(file_name, ts, "step"),
+            self.id(file, ts, "step"),
             ts,
             context(&session, Some(&step_id), span_id(&["step", &step_id]), None),
             Body::StepStarted(StepStarted {
                 step_index: self.steps - 1,
                 turn_number: Some(i64::from(self.steps)),
-                ..StepStarted::default()
+                metadata,
             }),
         ));
         self.step_id = Some(step_id);
         let text = p["message"].as_str().unwrap_or_default().to_owned();
         out.records.push(self.message(
-            file_name,
+            file,
             ts,
             "message",
             text,
@@ -262,18 +308,21 @@ impl CodexState {
         ));
     }
 
-    /// A message record in the current step; `roles` is (from, to).
+    /// A message record of the current line in the current step; `roles` is (from,
+    /// to).
     fn message(
         &self,
-        file_name: &str,
+        file: &CodexFile,
         ts: i64,
         what: &str,
         text: String,
         message_type: &str,
         roles: (&str, &str),
     ) -> Record {
-        let session = self.session(file_name);
-        let id = self.id(file_name, ts, what);
+        let session = self.session(file);
+        let id = self.id(file, ts, what);
+        let mut metadata = Metadata::new();
+        note_source(&mut metadata, &file.path, &[self.line_no]);
         record(
             id.clone(),
             ts,
@@ -288,12 +337,14 @@ impl CodexState {
                 message_type: message_type.into(),
                 from_role: Some(roles.0.into()),
                 to_role: Some(roles.1.into()),
+                metadata,
                 ..Message::default()
             }),
         )
     }
 
-    fn token_count(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
+    fn token_count(&mut self, file: &CodexFile, ts: i64, p: &Value, out: &mut Emitted) {
+        self.reports_usage = true;
         let info = &p["info"];
         if info.is_null() {
             out.skip("event_msg.token_count.empty");
@@ -319,23 +370,37 @@ impl CodexState {
             self.total = total;
         }
         if !self.started {
-            self.start(file_name, ts, &Value::Null, out);
+            self.start(file, ts, &Value::Null, out);
         }
-        let session = self.session(file_name);
+        let session = self.session(file);
         let model = info["model"]
             .as_str()
             .map(str::to_owned)
             .or_else(|| self.model.clone())
             .unwrap_or_else(|| "unknown".into());
+        let id = self.id(file, ts, "llm");
+        // The response's items, then this count; a count with no item before it is a
+        // response of its own.
+        let (span, request_ts, mut lines) = match self.response.take() {
+            Some(response) => (
+                self.response_span(file, response.first_line),
+                response.request_ts,
+                response.lines,
+            ),
+            None => (span_id(&["llm", &id]), self.input_ts, Vec::new()),
+        };
+        lines.push(self.line_no);
+        let mut metadata = Metadata::new();
+        note_source(&mut metadata, &file.path, &lines);
         let mut call = LlmCall {
             system_instance_id: Some("codex".into()),
             provider: Some("openai".into()),
             model_name: model,
             operation: Some("chat".into()),
-            latency_ms: self
-                .input_ts
+            latency_ms: request_ts
                 .filter(|t| *t <= ts)
                 .map(|t| (ts - t) as f64 / 1000.0),
+            metadata,
             ..LlmCall::default()
         };
         call.set_usage_cached_in_input(
@@ -345,22 +410,42 @@ impl CodexState {
             usage.output_tokens,
             usage.reasoning_output_tokens,
         );
-        let id = self.id(file_name, ts, "llm");
         out.records.push(record(
-            id.clone(),
+            id,
             ts,
-            context(
-                &session,
-                self.step_id.as_deref(),
-                span_id(&["llm", &id]),
-                None,
-            ),
+            context(&session, self.step_id.as_deref(), span, None),
             Body::Event(Event::Llm(call)),
         ));
         self.input_ts = Some(ts);
     }
 
-    fn tool_call(&mut self, ts: i64, p: &Value, out: &mut Emitted) {
+    /// The span of the response whose first item stands on `first_line`.
+    fn response_span(&self, file: &CodexFile, first_line: u64) -> String {
+        span_id(&[
+            "codex",
+            &self.session(file),
+            "response",
+            &first_line.to_string(),
+        ])
+    }
+
+    /// Notes that the current line is an item of the response being streamed (its
+    /// first starts it) and returns that response's span, when the rollout reports
+    /// token counts (else no call will have that span).
+    fn response_item(&mut self, file: &CodexFile) -> Option<String> {
+        let line = self.line_no;
+        let response = self.response.get_or_insert_with(|| OpenResponse {
+            first_line: line,
+            request_ts: self.input_ts,
+            lines: Vec::new(),
+        });
+        response.lines.push(line);
+        let first_line = response.first_line;
+        self.reports_usage
+            .then(|| self.response_span(file, first_line))
+    }
+
+    fn tool_call(&mut self, file: &CodexFile, ts: i64, p: &Value, out: &mut Emitted) {
         let Some(call_id) = p["call_id"].as_str() else {
             out.skip("response_item.tool_call.no_call_id");
             return;
@@ -372,6 +457,7 @@ impl CodexState {
             (Value::Null, input) => input.clone(),
             (args, _) => args.clone(),
         };
+        let parent = self.response_item(file);
         self.pending.push(PendingTool {
             call_id: call_id.to_owned(),
             name: p["name"].as_str().unwrap_or_default().to_owned(),
@@ -379,6 +465,7 @@ impl CodexState {
             ts,
             step_id: self.step_id.clone(),
             line_no: self.line_no,
+            parent,
             sent: false,
         });
         if self.pending.len() > MAX_PENDING_TOOLS {
@@ -386,7 +473,7 @@ impl CodexState {
         }
     }
 
-    fn tool_output(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
+    fn tool_output(&mut self, file: &CodexFile, ts: i64, p: &Value, out: &mut Emitted) {
         self.input_ts = Some(ts);
         let call_id = p["call_id"].as_str().unwrap_or_default();
         let Some(position) = self.pending.iter().position(|t| t.call_id == call_id) else {
@@ -395,8 +482,8 @@ impl CodexState {
         };
         let tool = self.pending.remove(position);
         let output = p.get("output").cloned().unwrap_or(Value::Null);
-        let session = self.session(file_name);
-        let done = tool_record(&session, &tool, Some((&output, ts)));
+        let session = self.session(file);
+        let done = tool_record(&session, &tool, Some((&output, ts, self.line_no)), file);
         if tool.sent {
             out.replacements.push(done);
         } else {
@@ -404,20 +491,23 @@ impl CodexState {
         }
     }
 
-    fn reply(&mut self, file_name: &str, ts: i64, p: &Value, out: &mut Emitted) {
+    fn reply(&mut self, file: &CodexFile, ts: i64, p: &Value, out: &mut Emitted) {
         let text = text_of(&p["content"]);
         if text.is_empty() {
             out.skip("response_item.message.empty");
             return;
         }
-        out.records.push(self.message(
-            file_name,
+        let parent = self.response_item(file);
+        let mut reply = self.message(
+            file,
             ts,
             "reply",
             text,
             "assistant_reply",
             ("agent", "human"),
-        ));
+        );
+        reply.context.parent_span_id = parent;
+        out.records.push(reply);
     }
 }
 
@@ -435,25 +525,36 @@ fn failed(output: &Value) -> Option<String> {
     })
 }
 
-fn tool_record(session: &str, tool: &PendingTool, output: Option<(&Value, i64)>) -> Record {
-    let error = output.and_then(|(o, _)| failed(o));
+/// A tool call as a runtime event; `output` is its output, when it came back, and the
+/// time and line it came at.
+fn tool_record(
+    session: &str,
+    tool: &PendingTool,
+    output: Option<(&Value, i64, u64)>,
+    file: &CodexFile,
+) -> Record {
+    let error = output.and_then(|(o, _, _)| failed(o));
     let mut metadata = Metadata::new();
     if output.is_none() {
         metadata.insert("pending".into(), json!(true));
     }
+    let lines: Vec<u64> = std::iter::once(tool.line_no)
+        .chain(output.map(|(_, _, line)| line))
+        .collect();
+    note_source(&mut metadata, &file.path, &lines);
     let action = RuntimeAction {
         system_instance_id: Some("codex".into()),
         tool_name: Some(tool.name.clone()),
         tool_call_id: Some(tool.call_id.clone()),
         arguments: Some(tool.input.clone()),
-        result: output.map(|(o, _)| o.clone()),
+        result: output.map(|(o, _, _)| o.clone()),
         status: if error.is_some() {
             Status::Error
         } else {
             Status::Ok
         },
         error,
-        duration_ms: output.map(|(_, end)| (end - tool.ts).max(0) as f64 / 1000.0),
+        duration_ms: output.map(|(_, end, _)| (end - tool.ts).max(0) as f64 / 1000.0),
         metadata,
         ..RuntimeAction::default()
     };
@@ -473,7 +574,7 @@ fn tool_record(session: &str, tool: &PendingTool, output: Option<(&Value, i64)>)
             session,
             tool.step_id.as_deref(),
             span_id(&["tool", session, &tool.call_id]),
-            None,
+            tool.parent.clone(),
         ),
         Body::Event(Event::Runtime(action)),
     )

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use claude::{ClaudeFile, ClaudeState};
-pub use codex::CodexState;
+pub use codex::{CodexFile, CodexState};
 pub use emit::{Emitted, MAX_ERROR_MESSAGES};
 pub use langfuse::{LangfuseConfig, LangfuseSink, MAX_BATCH_BYTES, ingestion_events};
 pub use target::{CursorFile, SinkTarget, StoreTarget, SyncTarget};
@@ -136,6 +136,8 @@ impl Source {
 pub struct SourceFile {
     /// Its path.
     pub path: PathBuf,
+    /// Its path under the folder synced, as records name it in `source_file`.
+    pub source_path: String,
     claude: Option<ClaudeFile>,
 }
 
@@ -244,6 +246,7 @@ pub fn discover(source: Source, root: &Path) -> Result<Vec<SourceFile>, SyncErro
         .into_iter()
         .map(|path| SourceFile {
             claude: (source == Source::Claude).then(|| claude_file(&root_dir, &path)),
+            source_path: source_path(&root_dir, &path),
             path,
         })
         .collect())
@@ -339,7 +342,7 @@ impl SyncResult {
 /// A file's parser, either kind.
 enum Parser {
     Claude(ClaudeFile, Box<ClaudeState>),
-    Codex(String, Box<CodexState>),
+    Codex(CodexFile, Box<CodexState>),
 }
 
 impl Parser {
@@ -361,10 +364,14 @@ impl Parser {
                 )
             }
             None => Parser::Codex(
-                file.path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                CodexFile {
+                    name: file
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    path: file.source_path.clone(),
+                },
                 Box::new(serde_json::from_value(state).unwrap_or_default()),
             ),
         }
@@ -373,14 +380,14 @@ impl Parser {
     fn line(&mut self, bytes: &[u8], out: &mut Emitted) {
         match self {
             Parser::Claude(file, state) => state.line(file, bytes, out),
-            Parser::Codex(name, state) => state.line(name, bytes, out),
+            Parser::Codex(file, state) => state.line(file, bytes, out),
         }
     }
 
     fn end_of_run(&mut self, out: &mut Emitted) {
         match self {
             Parser::Claude(file, state) => state.end_of_run(file, out),
-            Parser::Codex(name, state) => state.end_of_run(name, out),
+            Parser::Codex(file, state) => state.end_of_run(file, out),
         }
     }
 

@@ -684,3 +684,65 @@ fn a_response_written_as_many_lines_is_one_call_with_its_blocks_tools_and_lines(
         assert_eq!(calls(copied).len(), 1, "{copied}");
     }
 }
+
+#[test]
+fn a_codex_response_is_one_call_whatever_stands_between_its_items() {
+    let f = Fixture::new();
+    let result = f.sync(Source::Codex, &data("codex-split"));
+    assert_eq!(result.errors, 0, "{:?}", result.error_messages);
+    assert_eq!(result.skipped["event_msg.token_count.repeated"], 1);
+    let records = f.records();
+    let mut calls: Vec<_> = records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Event(Event::Llm(c)) => Some((r, c)),
+            _ => None,
+        })
+        .collect();
+    calls.sort_by_key(|(r, _)| r.timestamp);
+    assert_eq!(calls.len(), 2, "one call per response");
+    let (first, second) = (calls[0], calls[1]);
+    assert_eq!(
+        (
+            first.1.input_tokens,
+            first.1.cache_read_tokens,
+            first.1.output_tokens
+        ),
+        (1104, 4096, 180)
+    );
+    // From the prompt to the token count; the second from the last tool output.
+    assert_eq!(first.1.latency_ms, Some(3200.0));
+    assert_eq!(second.1.latency_ms, Some(3700.0));
+    assert_eq!(
+        first.1.metadata["source_lines"],
+        serde_json::json!([6, 7, 8, 10])
+    );
+    assert!(
+        first.1.metadata["source_file"]
+            .as_str()
+            .unwrap()
+            .starts_with("rollout-2026-11-21T14-00-00-")
+    );
+    // Both tool calls are children of the first call, the reply of the second.
+    let children = |call: &Record| -> Vec<&str> {
+        let mut kinds: Vec<&str> = records
+            .iter()
+            .filter(|r| r.context.parent_span_id == call.context.span_id)
+            .map(|r| r.body.kind())
+            .collect();
+        kinds.sort_unstable();
+        kinds
+    };
+    assert_eq!(children(first.0), ["runtime_event", "runtime_event"]);
+    assert_eq!(children(second.0), ["message"]);
+
+    // Cut anywhere, it ends as one sync.
+    let name = "rollout-2026-11-21T14-00-00-0b9f3e2a-6c1d-4e7f-9a8b-1c2d3e4f5a66.jsonl";
+    let source = data("codex-split").join(name);
+    let starts = line_starts(&source);
+    for (i, start) in starts.iter().enumerate().skip(1) {
+        piecewise_equals_whole_of(Source::Codex, name, &source, &[*start]);
+        let middle = (starts[i - 1] + start) / 2;
+        piecewise_equals_whole_of(Source::Codex, name, &source, &[middle]);
+    }
+}
