@@ -223,6 +223,39 @@ fn responses_written_as_many_lines_give_ccusage_totals_whole_and_in_pieces() {
     assert_eq!(got, want);
     assert_eq!(calls, responses);
 
+    // Where each record came from: in `show --json`, and in SQL.
+    let shown = json(&sonde(
+        &db,
+        &["show", "5b0d3c1e-7a2f-4c8e-9d41-2f6a8b9c0e11", "--json"],
+    ));
+    let first_call = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["value"]["metadata"]["message_id"] == "msg_01SplitA7kq3Vn2")
+        .unwrap();
+    let metadata = &first_call["value"]["metadata"];
+    assert_eq!(
+        metadata["source_file"],
+        "-home-dev-shop/5b0d3c1e-7a2f-4c8e-9d41-2f6a8b9c0e11.jsonl"
+    );
+    assert_eq!(
+        metadata["source_lines"],
+        serde_json::json!([3, 4, 5, 8, 11, 12])
+    );
+    assert_eq!(metadata["streamed"], true);
+    let rows = json(&sonde(
+        &db,
+        &[
+            "query",
+            "--json",
+            "SELECT json_extract(sonde_payload(payload), '$.metadata.source_line') AS line \
+             FROM events WHERE kind = 'runtime_event' \
+             AND json_extract(sonde_payload(payload), '$.tool_call_id') = 'toolu_01B2bash'",
+        ],
+    ));
+    assert_eq!(rows, serde_json::json!([{"line": 18}]));
+
     // The same files written in three steps, each cut inside a response (between two
     // lines of one response, between a tool_use line and its result), each step
     // synced as it stands.
