@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use sonde::store::{StoreUrl, TraceStore};
+use sonde::store::{OpenError, StoreUrl, TraceStore, redact_url};
 
 /// mimalloc instead of the system allocator: ingest builds and drops many small JSON
 /// values per span; `cargo bench -p sonde-server --bench ingest` measured the server's
@@ -26,11 +26,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     /// Database URL: sqlite://PATH, sqlite::memory:, postgres://USER@HOST/DB (default:
     /// sqlite:// in the user's data folder, e.g. ~/.local/share/sonde/sonde.db).
-    #[arg(long, env = "SONDE_DB", global = true)]
+    #[arg(long, env = "SONDE_DB", hide_env_values = true, global = true)]
     db: Option<String>,
 
     /// Model prices overriding the shipped table (TOML or JSON, USD per million tokens).
-    #[arg(long, env = "SONDE_PRICES", global = true)]
+    #[arg(long, env = "SONDE_PRICES", hide_env_values = true, global = true)]
     prices: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -95,7 +95,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ImportFormat::Records)]
         format: ImportFormat,
         /// The writer's spool folder (default: spool/DATABASE in the data folder).
-        #[arg(long, env = "SONDE_SPOOL")]
+        #[arg(long, env = "SONDE_SPOOL", hide_env_values = true)]
         spool: Option<PathBuf>,
         /// Records the writer queues before spooling (tests use a small queue).
         #[arg(long, hide = true, default_value_t = sonde::store::DEFAULT_QUEUE_CAPACITY)]
@@ -143,7 +143,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:4318")]
         addr: std::net::SocketAddr,
         /// The writer's spool folder (default: spool/DATABASE in the data folder).
-        #[arg(long, env = "SONDE_SPOOL")]
+        #[arg(long, env = "SONDE_SPOOL", hide_env_values = true)]
         spool: Option<PathBuf>,
         /// The largest request body, in bytes.
         #[arg(long, default_value_t = sonde_server::DEFAULT_BODY_LIMIT)]
@@ -181,10 +181,57 @@ enum Command {
     },
 }
 
-async fn open_store(db: Option<&str>) -> anyhow::Result<Arc<dyn TraceStore>> {
-    let url = db.map_or_else(StoreUrl::default_url, str::to_owned);
-    let parsed = StoreUrl::parse(&url)?;
-    Ok(parsed.open().await?)
+/// How a command opens the database.
+#[derive(Clone, Copy)]
+enum Open {
+    /// Creating it (and its folder) when it does not exist: commands that store.
+    OrCreate,
+    /// Only when it exists: a command that reads or deletes must not turn a mistyped
+    /// path into an empty database.
+    Existing,
+}
+
+impl Command {
+    /// How this command opens the database (`pricing` opens none).
+    fn open(&self) -> Open {
+        match self {
+            Command::Import { .. }
+            | Command::Serve { .. }
+            | Command::Migrate
+            | Command::Sync(_)
+            | Command::Keys(KeysCommand::Create { .. }) => Open::OrCreate,
+            Command::Export { .. }
+            | Command::Sessions(_)
+            | Command::Show { .. }
+            | Command::Query { .. }
+            | Command::Stats(_)
+            | Command::Keys(KeysCommand::List { .. } | KeysCommand::Revoke { .. })
+            | Command::Pricing { .. }
+            | Command::Rm { .. } => Open::Existing,
+        }
+    }
+}
+
+/// Opens the database `url` names; `default` says it is the default one (neither
+/// --db nor SONDE_DB), for the error a newcomer sees before anything is recorded.
+async fn open_store(url: &str, open: Open, default: bool) -> anyhow::Result<Arc<dyn TraceStore>> {
+    let parsed = StoreUrl::parse(url).context("cannot open the database")?;
+    let opened = match open {
+        Open::OrCreate => parsed.open().await,
+        Open::Existing => parsed.open_existing().await,
+    };
+    match opened {
+        Ok(store) => Ok(store),
+        Err(OpenError::NotFound { path }) if default => Err(anyhow::anyhow!(
+            "nothing recorded yet (no database at {path}): record with `sonde sync all` \
+             (Claude Code and Codex CLI sessions), `sonde serve` (OpenTelemetry traces) or \
+             `sonde import FILE`"
+        )),
+        Err(OpenError::NotFound { path }) => Err(anyhow::anyhow!(
+            "no database at {path} (commands that read do not create one; check --db or SONDE_DB)"
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot open the database")),
+    }
 }
 
 /// The spool folder of a database: `spool/<id of the url>` in the data folder.
@@ -215,9 +262,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Sync(args) = cli.command {
         return sync::run(args, &url).await;
     }
-    let store = open_store(Some(&url))
-        .await
-        .context("cannot open the database")?;
+    let store = open_store(&url, cli.command.open(), cli.db.is_none()).await?;
     match cli.command {
         Command::Import {
             files,
@@ -282,7 +327,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 wait(),
             ));
             eprintln!(
-                "sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces) and {grpc_addr} (OTLP/gRPC)"
+                "sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces) and {grpc_addr} (OTLP/gRPC), storing into {}",
+                redact_url(&url)
             );
             let config = sonde_server::ServeConfig { addr, body_limit };
             sonde_server::serve(config, writer.clone(), wait()).await?;
@@ -385,7 +431,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("SONDE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
+        .with_ansi(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -400,8 +447,27 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sonde: {e:#}");
+            // Drivers and HTTP clients may echo a connection string or an endpoint
+            // with its credentials.
+            eprintln!("sonde: {}", redact_url(&format!("{e:#}")));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Standard error for log lines, through [`redact_url`]: a dependency that logs a
+/// connection string or a credential header shows it redacted at any SONDE_LOG level.
+/// The formatter writes each event at once, so a line is never redacted in halves.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = redact_url(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(line.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }

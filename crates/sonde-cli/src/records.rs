@@ -269,10 +269,11 @@ pub async fn export_otlp(
     // The HTTP client must not be dropped on the async runtime's thread.
     tokio::task::spawn_blocking(move || drop(sink)).await?;
     eprintln!(
-        "exported {} spans of {} session{} to {endpoint}",
+        "exported {} spans of {} session{} to {}",
         thousands(spans as u64),
         thousands(ids.len() as u64),
-        plural(ids.len())
+        plural(ids.len()),
+        sonde::store::redact_url(endpoint)
     );
     Ok(ExitCode::SUCCESS)
 }

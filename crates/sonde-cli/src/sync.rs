@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
+use sonde::store::redact_url;
 use sonde::sync::{
     CursorFile, LangfuseConfig, SinkTarget, Source, StoreTarget, SyncOptions, SyncResult,
     SyncTarget, Syncer,
@@ -117,6 +118,8 @@ fn print_summary(result: &SyncResult, to_stderr: bool) {
     for message in &result.error_messages {
         line.push_str(&format!("\n  error: {message}"));
     }
+    // The target may be an endpoint with credentials in its URL.
+    let line = redact_url(&line);
     if to_stderr {
         eprintln!("{line}");
     } else {
@@ -175,11 +178,7 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let store = if args.to.is_none() {
-        Some(
-            crate::open_store(Some(db))
-                .await
-                .context("cannot open the database")?,
-        )
+        Some(crate::open_store(db, crate::Open::OrCreate, false).await?)
     } else {
         None
     };
@@ -224,6 +223,13 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
     })
     .await??;
     if json {
+        let mut results = results;
+        for result in &mut results {
+            result.target = redact_url(&result.target);
+            for message in &mut result.error_messages {
+                *message = redact_url(message);
+            }
+        }
         let value = match results.as_slice() {
             [one] => serde_json::to_value(one)?,
             many => serde_json::to_value(many)?,

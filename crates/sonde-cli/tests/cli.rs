@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 use sonde::*;
 
+mod common;
+
 /// A spool folder of the test's own for `db`, outside the user's data folder.
 fn spool_for(db: &str) -> PathBuf {
     std::env::temp_dir()
@@ -400,17 +402,108 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
 #[test]
 fn the_default_database_lives_in_the_users_data_folder() {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .arg("sessions")
-        .env_remove("SONDE_DB")
-        .env_remove("XDG_DATA_HOME")
-        .env("HOME", home.path())
-        .output()
-        .unwrap();
+    let default = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sonde"))
+            .args(args)
+            .env_remove("SONDE_DB")
+            .env_remove("XDG_DATA_HOME")
+            .env("HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    let db = home.path().join(".local/share/sonde/sonde.db");
+    // Before anything is recorded, a command that reads says so and how to record, and
+    // creates nothing.
+    let out = default(&["sessions"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for expected in [
+        "nothing recorded yet",
+        &db.display().to_string(),
+        "sonde sync all",
+        "sonde serve",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!home.path().join(".local").exists());
+    // A command that stores creates it there.
+    let out = default(&["migrate"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(home.path().join(".local/share/sonde/sonde.db").exists());
+    assert!(db.exists());
+    assert_eq!(text(&default(&["sessions"]).stdout), "no sessions\n");
     let memory = sonde("sqlite::memory:", &["sessions"]);
     assert_eq!(text(&memory.stdout), "no sessions\n");
+}
+
+#[test]
+fn commands_that_read_refuse_a_missing_database_and_commands_that_store_create_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nested/typo.db");
+    let expected = format!(
+        "sonde: no database at {} (commands that read do not create one; check --db or SONDE_DB)\n",
+        missing.display()
+    );
+    let reads: [&[&str]; 16] = [
+        &["sessions"],
+        &["sessions", "--json"],
+        &["show", "s-1"],
+        &["query", "SELECT 1", "--json"],
+        &["export"],
+        &["stats", "summary"],
+        &["stats", "usage"],
+        &["stats", "cost"],
+        &["stats", "models", "--json"],
+        &["stats", "keys"],
+        &["stats", "latency"],
+        &["stats", "errors"],
+        &["keys", "list"],
+        &["keys", "revoke", "k-1"],
+        &["rm", "s-1"],
+        &["export", "--to", "http://127.0.0.1:1"],
+    ];
+    for db in [
+        format!("sqlite://{}", missing.display()),
+        missing.display().to_string(),
+    ] {
+        for args in reads {
+            let out = sonde(&db, args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            assert_eq!(text(&out.stderr), expected, "{args:?}");
+            assert!(out.stdout.is_empty(), "{args:?}");
+            assert!(!dir.path().join("nested").exists(), "{args:?} created it");
+        }
+    }
+    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
+    let codex = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sonde-sync/tests/data/codex");
+    let writes: [(&str, &[&str]); 4] = [
+        ("import", &["import", input.to_str().unwrap()]),
+        ("migrate", &["migrate"]),
+        (
+            "keys",
+            &["keys", "create", "--org", "acme", "--workspace", "prod"],
+        ),
+        (
+            "sync",
+            &["sync", "codex", "--path", codex.to_str().unwrap()],
+        ),
+    ];
+    for (name, args) in writes {
+        let path = dir.path().join(format!("new-{name}/t.db"));
+        let db = format!("sqlite://{}", path.display());
+        let out = sonde(&db, args);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert!(path.exists(), "{name} creates the database");
+        assert!(sonde(&db, &["sessions"]).status.success(), "{name}");
+    }
+    let served = dir.path().join("new-serve/t.db");
+    let (mut server, _) = spawn_server(&format!("sqlite://{}", served.display()));
+    assert!(served.exists(), "serve creates the database");
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
 }
 
 #[test]
@@ -712,39 +805,11 @@ fn otlp_json_files_import_as_sessions_and_bad_spans_are_named() {
 
 /// Starts `sonde serve` on a free loopback port and waits until it listens.
 fn spawn_server(db: &str) -> (std::process::Child, String) {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (addr, grpc_addr) = (
-        format!("127.0.0.1:{}", free()),
-        format!("127.0.0.1:{}", free()),
-    );
-    let server = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .args([
-            "--db",
-            db,
-            "serve",
-            "--addr",
-            &addr,
-            "--grpc-addr",
-            &grpc_addr,
-        ])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sonde"));
+    command
         .env("SONDE_SPOOL", spool_for(db))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "the server never listened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        .stderr(Stdio::null());
+    let (server, addr, _) = common::spawn_serve(command, db);
     (server, addr)
 }
 

@@ -7,9 +7,10 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
 
 fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("SONDE_TEST_PYTHON") {
@@ -51,41 +52,11 @@ fn python_sdk_round_trip(protocol: &str) {
     let python = python();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (addr, grpc_addr) = (
-        format!("127.0.0.1:{}", free()),
-        format!("127.0.0.1:{}", free()),
-    );
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .args([
-            "--db",
-            &db,
-            "serve",
-            "--addr",
-            &addr,
-            "--grpc-addr",
-            &grpc_addr,
-        ])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sonde"));
+    command
         .env("SONDE_SPOOL", dir.path().join("spool"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err()
-        || std::net::TcpStream::connect(&grpc_addr).is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .stderr(Stdio::null());
+    let (mut server, addr, grpc_addr) = common::spawn_serve(command, &db);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/genai_agent.py");
     let out = Command::new(&python)
         .arg(&script)

@@ -38,23 +38,35 @@ pub struct OtlpSink {
 /// let headers = sonde_otlp::parse_headers("Authorization=Bearer%20abc, x-team = ops").unwrap();
 /// assert_eq!(headers[0], ("Authorization".to_owned(), "Bearer abc".to_owned()));
 /// assert_eq!(headers[1], ("x-team".to_owned(), "ops".to_owned()));
-/// assert!(sonde_otlp::parse_headers("no-equals-sign").is_err());
+/// // Errors name the entry by position and key, never a value: values are credentials.
+/// let err = sonde_otlp::parse_headers("x-team=ops, Bearer sk-123").unwrap_err();
+/// assert_eq!(err, "entry 2 is not key=value");
+/// let err = sonde_otlp::parse_headers("Authorization=Bearer%2sk-123").unwrap_err();
+/// assert_eq!(err, "the value of Authorization has a bad percent escape");
 /// ```
 pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut headers = Vec::new();
-    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    for (n, entry) in text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .enumerate()
+    {
         let (key, value) = entry
             .split_once('=')
-            .ok_or_else(|| format!("entry `{entry}` is not key=value"))?;
+            .ok_or_else(|| format!("entry {} is not key=value", n + 1))?;
         let key = key.trim();
         if key.is_empty() {
-            return Err(format!("entry `{entry}` has no key"));
+            return Err(format!("entry {} has no key", n + 1));
         }
-        headers.push((key.to_owned(), percent_decode(value.trim())?));
+        let value =
+            percent_decode(value.trim()).map_err(|why| format!("the value of {key} {why}"))?;
+        headers.push((key.to_owned(), value));
     }
     Ok(headers)
 }
 
+/// `text` percent-decoded; the error says what is wrong without quoting `text`.
 fn percent_decode(text: &str) -> Result<String, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -64,7 +76,7 @@ fn percent_decode(text: &str) -> Result<String, String> {
             let hex = text
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent escape in `{text}`"))?;
+                .ok_or_else(|| "has a bad percent escape".to_owned())?;
             out.push(hex);
             i += 3;
         } else {
@@ -72,7 +84,7 @@ fn percent_decode(text: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("`{text}` is not UTF-8 once decoded"))
+    String::from_utf8(out).map_err(|_| "is not UTF-8 once decoded".to_owned())
 }
 
 /// The exporter headers the environment names (see [`parse_headers`]).
@@ -161,7 +173,9 @@ impl OtlpSink {
                         text.lines().next().unwrap_or_default()
                     )));
                 }
-                Err(e) => last = e.to_string(),
+                // The error names the endpoint already: reqwest's copy of the URL
+                // (credentials and all) is left out.
+                Err(e) => last = e.without_url().to_string(),
             }
         }
         Err(fail(last))

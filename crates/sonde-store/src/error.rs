@@ -94,7 +94,7 @@ pub enum OpenError {
         "unsupported database url {url:?}: expected sqlite://PATH, sqlite::memory: or postgres://..."
     )]
     UnsupportedUrl {
-        /// The URL given.
+        /// The URL given, its password replaced by `***`.
         url: String,
     },
     /// The backend is known but this build was compiled without it.
@@ -108,10 +108,17 @@ pub enum OpenError {
         /// Why.
         source: std::io::Error,
     },
+    /// The SQLite file does not exist and the open was one that must not create it
+    /// ([`StoreUrl::open_existing`](crate::StoreUrl::open_existing)); nothing was created.
+    #[error("no database at {path}")]
+    NotFound {
+        /// The path, as given (credentials-looking parts redacted).
+        path: String,
+    },
     /// The database refused to open.
     #[error("cannot open {url}: {source}")]
     Backend {
-        /// The URL.
+        /// The URL, its password replaced by `***` (see [`redact_url`](crate::redact_url)).
         url: String,
         /// The database's error.
         source: BackendError,

@@ -48,7 +48,7 @@ pub use keys::ApiKey;
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use url::StoreUrl;
+pub use url::{REDACTED, StoreUrl, redact_url};
 pub use writer::{
     Corruption, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_SPOOL_CAP, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_TIMEOUT, Enqueued, INITIAL_BACKOFF,

@@ -88,6 +88,19 @@ fn pool_error(e: deadpool_postgres::PoolError) -> BackendError {
     }
 }
 
+/// The error for a failed open of `url`: the URL and the driver's message without the
+/// password, should the message echo the connection string. (tokio-postgres names
+/// options, not their values, and its `Config` prints no password; this keeps it so.)
+fn open_failed(url: &str, source: BackendError) -> OpenError {
+    OpenError::Backend {
+        url: crate::redact_url(url),
+        source: BackendError {
+            message: crate::redact_url(&source.message),
+            ..source
+        },
+    }
+}
+
 fn at(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
@@ -96,10 +109,8 @@ impl PostgresStore {
     /// Connects to `url` and applies pending migrations. Must be called inside a Tokio
     /// runtime; the store runs its work on that runtime.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
-        let fail = |message: String| OpenError::Backend {
-            url: redact(url),
-            source: BackendError::new(ErrorClass::Connection, message),
-        };
+        let fail =
+            |message: String| open_failed(url, BackendError::new(ErrorClass::Connection, message));
         let runtime = Handle::try_current()
             .map_err(|_| fail("the postgres backend needs a tokio runtime".into()))?;
         let config = tokio_postgres::Config::from_str(url).map_err(|e| fail(e.to_string()))?;
@@ -115,10 +126,10 @@ impl PostgresStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        let mut client = pool.get().await.map_err(|e| OpenError::Backend {
-            url: redact(url),
-            source: pool_error(e),
-        })?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| open_failed(url, pool_error(e)))?;
         schema::migrate(&mut client).await?;
         Ok(Self { pool, runtime })
     }
@@ -132,7 +143,6 @@ impl PostgresStore {
     }
 }
 
-/// The URL without its password, for messages.
 impl PostgresStore {
     /// Stores records on the store's runtime.
     async fn write_in_mode(
@@ -147,19 +157,6 @@ impl PostgresStore {
         self.on_runtime(write_rows(self.pool.clone(), rows, mode))
             .await
             .ok_or(WriteError::Closed)?
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -1191,8 +1188,18 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    fn open_errors_carry_neither_the_password_nor_a_driver_message_echoing_it() {
+        let echoed = BackendError::new(
+            ErrorClass::Connection,
+            "bad connection string postgres://u:s3cret@h/db or host=h password=s3cret",
+        );
+        let err = open_failed("postgres://u:s3cret@h/db", echoed).to_string();
+        assert_eq!(
+            err,
+            "cannot open postgres://u:***@h/db: bad connection string postgres://u:***@h/db or host=h password=***"
+        );
+        let plain = BackendError::new(ErrorClass::Connection, "refused");
+        let err = open_failed("postgres://u@h/db", plain).to_string();
+        assert_eq!(err, "cannot open postgres://u@h/db: refused");
     }
 }

@@ -171,17 +171,17 @@ impl SqliteStore {
         });
         rx.await.unwrap_or_else(|_| {
             Err(OpenError::Backend {
-                url: path.display().to_string(),
+                url: crate::redact_url(&path.display().to_string()),
                 source: BackendError::new(ErrorClass::Unknown, "open thread ended"),
             })
         })
     }
 
     fn open_blocking(path: &Path) -> Result<Self, OpenError> {
-        let url = path.display().to_string();
+        let url = crate::redact_url(&path.display().to_string());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
-                path: dir.display().to_string(),
+                path: crate::redact_url(&dir.display().to_string()),
                 source,
             })?;
         }
