@@ -40,7 +40,7 @@ const MAX_PENDING_TOOLS: usize = 256;
 const MAX_CHAINS: usize = 64;
 /// Complete responses whose keys a file's state keeps, so that a copy coming late
 /// adds its tool calls to the response it belongs to instead of making a new call.
-const MAX_FINISHED_RESPONSES: usize = 32;
+const MAX_FINISHED_RESPONSES: usize = 8;
 
 /// Where a file sits: its name and project, and the session and agent its name gives.
 #[derive(Debug, Clone, Default)]
@@ -1106,18 +1106,24 @@ mod tests {
         )
     }
 
-    fn read(lines: &[String]) -> (Vec<Record>, Emitted) {
+    /// One run over `lines` from `state`.
+    fn run(state: &mut ClaudeState, lines: &[String]) -> Emitted {
         let file = ClaudeFile {
             name: "s.jsonl".into(),
             path: "p/s.jsonl".into(),
             ..ClaudeFile::default()
         };
-        let mut state = ClaudeState::default();
         let mut out = Emitted::default();
         for line in lines {
             state.line(&file, line.as_bytes(), &mut out);
         }
         state.end_of_run(&file, &mut out);
+        out
+    }
+
+    /// One run over `lines` from the start: every record sent, and the counts.
+    fn read(lines: &[String]) -> (Vec<Record>, Emitted) {
+        let mut out = run(&mut ClaudeState::default(), lines);
         let mut records = std::mem::take(&mut out.records);
         records.append(&mut out.replacements);
         (records, out)
@@ -1149,22 +1155,13 @@ mod tests {
 
     #[test]
     fn an_unchanged_open_response_is_not_sent_again_at_the_end_of_the_next_run() {
-        let file = ClaudeFile {
-            name: "s.jsonl".into(),
-            ..ClaudeFile::default()
-        };
         let mut state = ClaudeState::default();
-        let mut out = Emitted::default();
-        state.line(
-            &file,
-            assistant("msg_a", 1, r#"{"type":"text","text":"Hi."}"#).as_bytes(),
-            &mut out,
+        let out = run(
+            &mut state,
+            &[assistant("msg_a", 1, r#"{"type":"text","text":"Hi."}"#)],
         );
-        state.end_of_run(&file, &mut out);
         assert_eq!(out.replacements.len(), 2, "the call and its reply");
-        let mut next = Emitted::default();
-        state.line(&file, br#"{"type":"progress"}"#, &mut next);
-        state.end_of_run(&file, &mut next);
+        let next = run(&mut state, &[r#"{"type":"progress"}"#.to_owned()]);
         assert!(next.is_empty());
     }
 
@@ -1189,18 +1186,10 @@ mod tests {
             }
         });
         let mut state: ClaudeState = serde_json::from_value(old_state).unwrap();
-        let file = ClaudeFile {
-            name: "s.jsonl".into(),
-            path: "p/s.jsonl".into(),
-            ..ClaudeFile::default()
-        };
-        let mut out = Emitted::default();
-        state.line(
-            &file,
-            assistant("msg_a", 2, r#"{"type":"text","text":"Two."}"#).as_bytes(),
-            &mut out,
+        let out = run(
+            &mut state,
+            &[assistant("msg_a", 2, r#"{"type":"text","text":"Two."}"#)],
         );
-        state.end_of_run(&file, &mut out);
         let call = |records: &[Record]| {
             records
                 .iter()

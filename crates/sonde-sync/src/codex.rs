@@ -410,9 +410,11 @@ impl CodexState {
             usage.output_tokens,
             usage.reasoning_output_tokens,
         );
+        // A call's time is when it began (the span runs from there for its latency).
+        let start = request_ts.filter(|t| *t <= ts).unwrap_or(ts);
         out.records.push(record(
             id,
-            ts,
+            start,
             context(&session, self.step_id.as_deref(), span, None),
             Body::Event(Event::Llm(call)),
         ));

@@ -22,8 +22,17 @@ pub const MAX_BATCH_BYTES: usize = 3_000_000;
 /// Attempts per batch before giving up (429 and 5xx are retried).
 const ATTEMPTS: u32 = 4;
 
-/// Where and as whom to send.
-#[derive(Debug, Clone)]
+/// Where and as whom to send. Its `Debug` form hides the secret key.
+///
+/// ```
+/// let config = sonde_sync::LangfuseConfig {
+///     host: "http://127.0.0.1:3000".into(),
+///     public_key: "pk-lf-1".into(),
+///     secret_key: "sk-lf-2".into(),
+/// };
+/// assert!(!format!("{config:?}").contains("sk-lf-2"));
+/// ```
+#[derive(Clone)]
 pub struct LangfuseConfig {
     /// The Langfuse base URL, e.g. `https://cloud.langfuse.com`.
     pub host: String,
@@ -31,6 +40,16 @@ pub struct LangfuseConfig {
     pub public_key: String,
     /// The project's secret key.
     pub secret_key: String,
+}
+
+impl std::fmt::Debug for LangfuseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LangfuseConfig")
+            .field("host", &self.host)
+            .field("public_key", &self.public_key)
+            .field("secret_key", &"***")
+            .finish()
+    }
 }
 
 impl LangfuseConfig {

@@ -711,6 +711,12 @@ fn a_codex_response_is_one_call_whatever_stands_between_its_items() {
         (1104, 4096, 180)
     );
     // From the prompt to the token count; the second from the last tool output.
+    assert_eq!(
+        first.0.timestamp,
+        "2026-11-21T14:00:01.200Z"
+            .parse::<sonde_model::Timestamp>()
+            .unwrap()
+    );
     assert_eq!(first.1.latency_ms, Some(3200.0));
     assert_eq!(second.1.latency_ms, Some(3700.0));
     assert_eq!(
