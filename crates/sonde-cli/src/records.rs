@@ -241,13 +241,12 @@ async fn finish(
     })
 }
 
-/// `sonde export --to URL`: every event of the sessions as OTLP spans.
+/// `sonde export --to URL`: the sessions as OTLP spans (see [`sonde_otlp::record_spans`]).
 pub async fn export_otlp(
     store: &dyn TraceStore,
     session: Option<&str>,
     endpoint: &str,
 ) -> anyhow::Result<ExitCode> {
-    use sonde_tracer::TraceSink;
     let ids = match session {
         Some(id) => vec![id.to_owned()],
         None => all_session_ids(store).await?,
@@ -259,12 +258,8 @@ pub async fn export_otlp(
             anyhow::bail!("no session {id}");
         };
         let records = trace.to_records();
-        spans += records
-            .iter()
-            .filter(|r| matches!(r.body, sonde::Body::Event(_)))
-            .count();
         let sink = sink.clone();
-        tokio::task::spawn_blocking(move || sink.write(&records)).await??;
+        spans += tokio::task::spawn_blocking(move || sink.send_records(&records)).await??;
     }
     // The HTTP client must not be dropped on the async runtime's thread.
     tokio::task::spawn_blocking(move || drop(sink)).await?;
@@ -294,7 +289,12 @@ fn otlp_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {
     let mut records = Vec::new();
     let mut problems = Vec::new();
     let mut take = |decoded: sonde_otlp::Decoded, place: &str, problems: &mut Vec<String>| {
-        records.extend(decoded.spans.into_iter().map(sonde_otlp::span_to_record));
+        records.extend(
+            decoded
+                .spans
+                .into_iter()
+                .flat_map(sonde_otlp::span_to_records),
+        );
         for r in decoded.rejected {
             problems.push(format!("{place}: span {:?}: {}", r.name, r.reason));
         }

@@ -921,7 +921,8 @@ fn sonde_export_to_sends_spans_to_another_sonde() {
     let out = sonde(&source, &["export", "--to", &format!("http://{addr}")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("exported 6 spans of 3 sessions"),
+        // Per session: its session and turn spans, a message, two events, a reward.
+        text(&out.stderr).contains("exported 18 spans of 3 sessions"),
         "{}",
         text(&out.stderr)
     );

@@ -38,10 +38,19 @@ enum Attr {
     ToolCallId,
     ToolArguments,
     ToolResult,
+    CacheWrite1hTokens,
+    StepId,
+    SessionStarted,
+    SessionEnded,
+    StepStarted,
+    StepEnded,
+    Message,
+    OutcomeReward,
+    EventReward,
 }
 
 /// How many [`Attr`]s there are.
-const ATTRS: usize = Attr::ToolResult as usize + 1;
+const ATTRS: usize = Attr::EventReward as usize + 1;
 
 /// Every name each value goes by, preferred first.
 const ALIASES: &[(Attr, &[&str])] = &[
@@ -189,6 +198,32 @@ const ALIASES: &[(Attr, &[&str])] = &[
         Attr::ToolResult,
         &["gen_ai.tool.call.result", "output.value"],
     ),
+    // Sonde's own, for what no convention names (see the exporter).
+    (
+        Attr::CacheWrite1hTokens,
+        &["sonde.usage.cache_write_1h_tokens"],
+    ),
+    (Attr::StepId, &["sonde.step.id"]),
+    (Attr::SessionStarted, &["sonde.session_started"]),
+    (Attr::SessionEnded, &["sonde.session_ended"]),
+    (Attr::StepStarted, &["sonde.step_started"]),
+    (Attr::StepEnded, &["sonde.step_ended"]),
+    (Attr::Message, &["sonde.message"]),
+    (Attr::OutcomeReward, &["sonde.outcome_reward"]),
+    (Attr::EventReward, &["sonde.event_reward"]),
+];
+
+/// The records a span can carry whole, as their payload's JSON (Sonde's exports do):
+/// the value, the record kind, and whether the record is at the span's end (else at
+/// its start).
+const CARRIED: [(Attr, &str, bool); 7] = [
+    (Attr::SessionStarted, "session_started", false),
+    (Attr::StepStarted, "step_started", false),
+    (Attr::Message, "message", false),
+    (Attr::OutcomeReward, "outcome_reward", false),
+    (Attr::EventReward, "event_reward", false),
+    (Attr::SessionEnded, "session_ended", true),
+    (Attr::StepEnded, "step_ended", true),
 ];
 
 /// For each attribute name in [`ALIASES`]: the values it gives and its rank among
@@ -239,6 +274,7 @@ impl<'a> Attrs<'a> {
             | Attr::OutputTokens
             | Attr::CacheReadTokens
             | Attr::CacheWriteTokens
+            | Attr::CacheWrite1hTokens
             | Attr::ReasoningTokens => self.count(attr).is_some(),
             Attr::Cost | Attr::TimeToFirstChunk => self.number(attr).is_some(),
             _ => self.get(attr).is_some(),
@@ -301,13 +337,14 @@ fn json_looking(v: &Value) -> Option<&str> {
 
 /// The values an LLM call keeps in typed fields, which its metadata need not repeat
 /// (the model too: whichever of the two names it was read from).
-const LLM_FIELDS: [Attr; 11] = [
+const LLM_FIELDS: [Attr; 12] = [
     Attr::Provider,
     Attr::Operation,
     Attr::InputTokens,
     Attr::OutputTokens,
     Attr::CacheReadTokens,
     Attr::CacheWriteTokens,
+    Attr::CacheWrite1hTokens,
     Attr::ReasoningTokens,
     Attr::Cost,
     Attr::TimeToFirstChunk,
@@ -323,8 +360,9 @@ const TOOL_FIELDS: [Attr; 4] = [
     Attr::UserId,
 ];
 
-/// The names of the attributes whose values the typed fields of a span in `role` hold.
-fn stored_names(a: &Attrs<'_>, role: Role) -> [Option<&'static str>; 12] {
+/// The names of the attributes whose values the typed fields of a span in `role` hold
+/// (its step's id in every role: the record's context holds it).
+fn stored_names(a: &Attrs<'_>, role: Role) -> [Option<&'static str>; 14] {
     let fields: &[Attr] = match role {
         Role::Llm => &LLM_FIELDS,
         Role::Tool => &TOOL_FIELDS,
@@ -345,8 +383,8 @@ fn stored_names(a: &Attrs<'_>, role: Role) -> [Option<&'static str>; 12] {
         .iter()
         .filter(|attr| **attr != Attr::InputTokens || input_rebuilt)
         .map(|attr| a.stored_name(*attr))
-        .chain([model]);
-    let mut names = [None; 12];
+        .chain([model, a.stored_name(Attr::StepId)]);
+    let mut names = [None; 14];
     for (slot, name) in names.iter_mut().zip(found) {
         *slot = name;
     }
@@ -463,7 +501,7 @@ fn session_in(span: &Span, a: &Attrs<'_>) -> String {
         .unwrap_or_else(|| span.trace_id.clone())
 }
 
-fn llm_call(a: &Attrs<'_>, duration_ms: f64, error: Option<String>) -> LlmCall {
+fn llm_call(a: &Attrs<'_>, duration_ms: Option<f64>, error: Option<String>) -> LlmCall {
     let mut call = LlmCall {
         provider: a.text(Attr::Provider),
         model_name: a
@@ -472,7 +510,7 @@ fn llm_call(a: &Attrs<'_>, duration_ms: f64, error: Option<String>) -> LlmCall {
             .unwrap_or_else(|| "unknown".to_owned()),
         operation: a.text(Attr::Operation),
         cost_usd: a.number(Attr::Cost),
-        latency_ms: Some(duration_ms),
+        latency_ms: duration_ms,
         time_to_first_token_ms: a
             .number(Attr::TimeToFirstChunk)
             .map(|seconds| seconds * 1000.0),
@@ -508,10 +546,16 @@ fn llm_call(a: &Attrs<'_>, duration_ms: f64, error: Option<String>) -> LlmCall {
         output,
         a.count(Attr::ReasoningTokens).unwrap_or(0),
     );
+    call.cache_write_1h_tokens = a.count(Attr::CacheWrite1hTokens).unwrap_or(0);
     call
 }
 
-fn tool_call(span: &Span, a: &Attrs<'_>, duration_ms: f64, error: Option<String>) -> RuntimeAction {
+fn tool_call(
+    span: &Span,
+    a: &Attrs<'_>,
+    duration_ms: Option<f64>,
+    error: Option<String>,
+) -> RuntimeAction {
     RuntimeAction {
         tool_name: a.text(Attr::ToolName).or_else(|| Some(span.name.clone())),
         tool_call_id: a.text(Attr::ToolCallId),
@@ -521,15 +565,57 @@ fn tool_call(span: &Span, a: &Attrs<'_>, duration_ms: f64, error: Option<String>
             Status::Ok
         },
         error,
-        duration_ms: Some(duration_ms),
+        duration_ms,
         ..Default::default()
     }
 }
 
-/// The record of one span: an `llm_call` for model calls, a `runtime_event` for tool
-/// executions, and a `custom_event` named after the span for everything else (agents,
-/// workflows, HTTP handlers...), so that parents are kept. Its id is derived from the
-/// trace and span ids: sending a span twice stores it once.
+/// The records a span carried whole (`sonde.session_started`, `sonde.message`...: see
+/// [`record_spans`](crate::record_spans)), each at the span's start (an end record at
+/// its end); `None` when it carries none.
+fn carried_records(span: &Span, a: &Attrs<'_>) -> Option<[Option<Record>; 2]> {
+    let mut records = [None, None];
+    let mut slots = records.iter_mut();
+    for (attr, kind, at_end) in CARRIED {
+        let Some(body) = a
+            .get(attr)
+            .and_then(Value::as_str)
+            .and_then(|payload| Body::from_kind_and_payload(kind, payload).ok())
+        else {
+            continue;
+        };
+        let Some(slot) = slots.next() else {
+            break;
+        };
+        let nanos = if at_end {
+            span.end_unix_nano
+        } else {
+            span.start_unix_nano
+        };
+        let timestamp = Timestamp::from_micros(i64::try_from(nanos / 1000).unwrap_or(i64::MAX));
+        *slot = Some(Record {
+            id: derived_id_at(timestamp, &["otlp", &span.trace_id, &span.span_id, kind]),
+            timestamp,
+            context: Context {
+                session_id: session_in(span, a),
+                step_id: a.text(Attr::StepId),
+                trace_id: Some(span.trace_id.clone()),
+                span_id: Some(span.span_id.clone()),
+                parent_span_id: span.parent_span_id.clone(),
+                ..Context::default()
+            },
+            body,
+        });
+    }
+    records[0].is_some().then_some(records)
+}
+
+/// The records of one span. A span that carries Sonde records whole (a session or turn
+/// span of Sonde's exports carries its start and end, a message or reward span its
+/// record) gives those; any other span one record: an `llm_call` for model calls, a
+/// `runtime_event` for tool executions, and a `custom_event` named after the span for
+/// everything else (agents, workflows, HTTP handlers...), so that parents are kept. Ids
+/// are derived from the trace and span ids: sending a span twice stores it once.
 ///
 /// ```
 /// let span = sonde_otlp::Span {
@@ -540,32 +626,39 @@ fn tool_call(span: &Span, a: &Attrs<'_>, duration_ms: f64, error: Option<String>
 ///         .as_object().unwrap().clone(),
 ///     ..Default::default()
 /// };
-/// let record = sonde_otlp::span_to_record(span);
-/// assert_eq!(record.kind(), "llm_call");
-/// assert_eq!(record.context.session_id, "5b8efff798038103d269b633813fc60c");
+/// let records: Vec<_> = sonde_otlp::span_to_records(span).collect();
+/// assert_eq!(records[0].kind(), "llm_call");
+/// assert_eq!(records[0].context.session_id, "5b8efff798038103d269b633813fc60c");
 /// ```
-pub fn span_to_record(mut span: Span) -> Record {
+pub fn span_to_records(mut span: Span) -> impl Iterator<Item = Record> {
+    // The typed fields are read from the attributes first; then the content values and
+    // what is left are moved, not copied, into the record.
+    let mut attributes = std::mem::take(&mut span.attributes);
+    let a = Attrs::of(&attributes);
+    if let Some(records) = carried_records(&span, &a) {
+        return records.into_iter().flatten();
+    }
     let duration_ms = span.end_unix_nano.saturating_sub(span.start_unix_nano) as f64 / 1e6;
+    // A span that lasted no time says nothing of how long its call took (Sonde's
+    // exporter sends a call of unknown latency so).
+    let timed = (duration_ms > 0.0).then_some(duration_ms);
     let start =
         Timestamp::from_micros(i64::try_from(span.start_unix_nano / 1000).unwrap_or(i64::MAX));
     // Time-ordered, so that the store's id index appends; a retried export has the
     // same ids and start times, so it is still stored once.
     let id = derived_id_at(start, &["otlp", &span.trace_id, &span.span_id]);
-    // The typed fields are read from the attributes first; then the content values and
-    // what is left are moved, not copied, into the record.
-    let mut attributes = std::mem::take(&mut span.attributes);
-    let a = Attrs::of(&attributes);
     let error = error_of(&span);
     let user = a.text(Attr::UserId);
     let session_id = session_in(&span, &a);
+    let step_id = a.text(Attr::StepId);
     let role = role(&a);
     let (mut event, content) = match role {
         Role::Llm => (
-            Event::Llm(llm_call(&a, duration_ms, error)),
+            Event::Llm(llm_call(&a, timed, error)),
             Some([Attr::InputMessages, Attr::OutputMessages]),
         ),
         Role::Tool => (
-            Event::Runtime(tool_call(&span, &a, duration_ms, error)),
+            Event::Runtime(tool_call(&span, &a, timed, error)),
             Some([Attr::ToolArguments, Attr::ToolResult]),
         ),
         Role::Other => (
@@ -592,6 +685,7 @@ pub fn span_to_record(mut span: Span) -> Record {
     });
     let context = Context {
         session_id,
+        step_id,
         trace_id: Some(std::mem::take(&mut span.trace_id)),
         span_id: Some(std::mem::take(&mut span.span_id)),
         parent_span_id: span.parent_span_id.take(),
@@ -618,10 +712,11 @@ pub fn span_to_record(mut span: Span) -> Record {
         Event::Custom(custom) => custom.metadata = metadata,
         _ => {}
     }
-    Record {
+    let record = Record {
         id,
         timestamp: start,
         context,
         body: Body::Event(event),
-    }
+    };
+    [Some(record), None].into_iter().flatten()
 }

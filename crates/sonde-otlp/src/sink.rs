@@ -142,6 +142,21 @@ impl OtlpSink {
         Ok(self.client.get_or_init(|| client))
     }
 
+    /// Sends the spans of `records` ([`record_spans`](crate::record_spans)) in requests
+    /// of at most [`EXPORT_BATCH`] spans; returns how many spans it sent.
+    pub fn send_records(&self, records: &[Record]) -> Result<usize, SinkError> {
+        let spans = crate::record_spans(records);
+        let count = spans.len();
+        let mut spans = spans.into_iter();
+        loop {
+            let batch: Vec<_> = spans.by_ref().take(EXPORT_BATCH).collect();
+            if batch.is_empty() {
+                return Ok(count);
+            }
+            self.send(crate::spans_request(batch, &self.service).encode_to_vec())?;
+        }
+    }
+
     fn send(&self, body: Vec<u8>) -> Result<(), SinkError> {
         let fail = |reason: String| SinkError::Export {
             endpoint: self.url.clone(),
@@ -184,17 +199,6 @@ impl OtlpSink {
 
 impl TraceSink for OtlpSink {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
-        for chunk in records.chunks(EXPORT_BATCH) {
-            let request = crate::export_request(chunk, &self.service);
-            if request
-                .resource_spans
-                .iter()
-                .all(|r| r.scope_spans.iter().all(|s| s.spans.is_empty()))
-            {
-                continue;
-            }
-            self.send(request.encode_to_vec())?;
-        }
-        Ok(())
+        self.send_records(records).map(drop)
     }
 }

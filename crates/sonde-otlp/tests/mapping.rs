@@ -50,7 +50,11 @@ fn request(spans: &[(&str, Option<&str>, &str, i64, Value)]) -> String {
 fn records(body: &str) -> Vec<Record> {
     let decoded = decode_json(body).unwrap();
     assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
-    decoded.spans.into_iter().map(span_to_record).collect()
+    decoded
+        .spans
+        .into_iter()
+        .flat_map(span_to_records)
+        .collect()
 }
 
 fn llm(record: &Record) -> &LlmCall {
@@ -64,7 +68,7 @@ fn llm(record: &Record) -> &LlmCall {
 fn the_spec_example_is_kept_as_a_custom_event_with_every_attribute() {
     let body = std::fs::read_to_string("tests/data/spec_trace.json").unwrap();
     let decoded = decode_json(&body).unwrap();
-    let record = span_to_record(decoded.spans[0].clone());
+    let record = span_to_records(decoded.spans[0].clone()).next().unwrap();
     assert_eq!(record.kind(), "custom_event");
     assert_eq!(
         record.context.session_id, TRACE,
@@ -88,7 +92,10 @@ fn the_spec_example_is_kept_as_a_custom_event_with_every_attribute() {
     assert_eq!(e.metadata["otel"]["scope"], "my.library");
     // Sending it twice gives the same record id.
     assert_eq!(
-        span_to_record(decode_json(&body).unwrap().spans.remove(0)).id,
+        span_to_records(decode_json(&body).unwrap().spans.remove(0))
+            .next()
+            .unwrap()
+            .id,
         record.id
     );
 }

@@ -262,7 +262,7 @@ fn main() {
             std::hint::black_box(
                 spans
                     .into_iter()
-                    .map(sonde_otlp::span_to_record)
+                    .flat_map(sonde_otlp::span_to_records)
                     .collect::<Vec<_>>(),
             );
         }
@@ -275,7 +275,7 @@ fn main() {
                     .unwrap()
                     .spans
                     .into_iter()
-                    .map(sonde_otlp::span_to_record)
+                    .flat_map(sonde_otlp::span_to_records)
                     .collect()
             })
             .collect();

@@ -220,7 +220,10 @@ pub(crate) fn tenant_records(
     caller: &Caller,
     spans: Vec<sonde_otlp::Span>,
 ) -> Vec<sonde_model::Record> {
-    let mut records: Vec<_> = spans.into_iter().map(sonde_otlp::span_to_record).collect();
+    let mut records: Vec<_> = spans
+        .into_iter()
+        .flat_map(sonde_otlp::span_to_records)
+        .collect();
     for record in &mut records {
         stamp_tenant(caller, record);
     }

@@ -673,11 +673,13 @@ async fn sondes_own_exporter_round_trips_every_mapped_field_through_sonde_serve(
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(session.events.len(), 2, "events become spans");
     assert_eq!(
-        session.events.len(),
-        2,
-        "events become spans; messages have none"
+        session.messages.len(),
+        1,
+        "a message travels whole in its own span"
     );
+    assert_eq!(session.messages[0].value.content.as_text(), "not a span");
     let got = session
         .events
         .iter()
