@@ -11,11 +11,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use sonde_store::Writer;
 use tonic::{Request, Response, Status};
 
-use crate::Caller;
+use crate::auth::{Caller, Denied, Gate};
+use crate::ingest::{OVERLOADED, hand_over, tenant_records};
 
 struct Traces {
     writer: Arc<Writer>,
-    gate: crate::Gate,
+    gate: Gate,
 }
 
 impl Traces {
@@ -28,8 +29,8 @@ impl Traces {
             .identify(authorization)
             .await
             .map_err(|denied| match denied {
-                crate::Denied::Unauthenticated(why) => Status::unauthenticated(why),
-                crate::Denied::Unavailable(why) => Status::unavailable(why),
+                Denied::Unauthenticated(why) => Status::unauthenticated(why),
+                Denied::Unavailable(why) => Status::unavailable(why),
             })
     }
 }
@@ -42,9 +43,9 @@ impl TraceService for Traces {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let caller = self.caller(&request).await?;
         let decoded = sonde_otlp::from_request(request.into_inner());
-        let records = crate::tenant_records(&caller, decoded.spans);
-        if !crate::hand_over(&self.writer, records).await {
-            return Err(Status::resource_exhausted(crate::OVERLOADED));
+        let records = tenant_records(&caller, decoded.spans);
+        if !hand_over(&self.writer, records).await {
+            return Err(Status::resource_exhausted(OVERLOADED));
         }
         let partial_success = (!decoded.rejected.is_empty()).then(|| ExportTracePartialSuccess {
             rejected_spans: decoded.rejected.len() as i64,
@@ -70,7 +71,7 @@ pub async fn serve_grpc(
 ) -> Result<(), crate::ServeError> {
     let loopback = listener.local_addr()?.ip().is_loopback();
     let service = Traces {
-        gate: crate::Gate::new(writer.store().clone(), loopback),
+        gate: Gate::new(writer.store().clone(), loopback),
         writer,
     };
     tonic::transport::Server::builder()

@@ -24,7 +24,9 @@ use sonde_store::{
     AnalyticsFilter, Bucket, GroupBy, QueryError, ReadError, SessionFilter, TraceStore,
 };
 
-use crate::{Caller, Refusal, error};
+use crate::auth::{Caller, stamp_tenant};
+use crate::ingest::{OVERLOADED, hand_over};
+use crate::refusal::{Refusal, error};
 
 /// What the API handlers share.
 pub(crate) struct Api {
@@ -239,7 +241,7 @@ pub(crate) async fn records(
         }
         match sonde_model::Record::from_json_line(line.trim()) {
             Ok(mut record) => {
-                crate::stamp_tenant(&caller, &mut record);
+                stamp_tenant(&caller, &mut record);
                 records.push(record);
             }
             Err(e) => {
@@ -255,12 +257,8 @@ pub(crate) async fn records(
             .into_response();
     }
     let accepted = records.len();
-    if !crate::hand_over(&api.writer, records).await {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            crate::OVERLOADED,
-        );
+    if !hand_over(&api.writer, records).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", OVERLOADED);
     }
     Json(serde_json::json!({"accepted": accepted, "rejected": rejected})).into_response()
 }
