@@ -31,6 +31,7 @@ mod message;
 mod record;
 mod reward;
 mod session;
+mod sink;
 mod timestamp;
 
 pub use event::{
@@ -45,6 +46,7 @@ pub use record::{
 };
 pub use reward::{EventReward, OutcomeReward};
 pub use session::{Entry, SessionTrace, StepTrace, TraceFold};
+pub use sink::{SinkError, TraceSink};
 pub use timestamp::{Timestamp, TimestampError};
 
 /// Free-form metadata: a JSON object with keys in sorted order.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use prost::Message;
 use sonde_model::Record;
-use sonde_tracer::{SinkError, TraceSink};
+use sonde_model::{SinkError, TraceSink};
 
 /// Attempts per batch before the sink gives up on it.
 pub const EXPORT_ATTEMPTS: u32 = 4;
@@ -17,7 +17,7 @@ pub const EXPORT_BATCH: usize = 512;
 /// `spawn_blocking`.
 ///
 /// ```no_run
-/// use sonde_tracer::TraceSink;
+/// use sonde_model::TraceSink;
 /// let sink = sonde_otlp::OtlpSink::new("http://127.0.0.1:4318").unwrap();
 /// sink.write(&[]).unwrap();
 /// ```

@@ -13,7 +13,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 use sonde_model::{Body, Event, Record, Timestamp, new_id};
 
-use sonde_tracer::{SinkError, TraceSink};
+use sonde_model::{SinkError, TraceSink};
 
 use crate::SyncError;
 

@@ -9,8 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use sonde_model::Record;
+use sonde_model::TraceSink;
 use sonde_store::{SyncCursor, TraceStore};
-use sonde_tracer::TraceSink;
 
 use crate::SyncError;
 
@@ -390,12 +390,12 @@ impl SyncTarget for SinkTarget {
 struct StdoutSink;
 
 impl TraceSink for StdoutSink {
-    fn write(&self, records: &[Record]) -> Result<(), sonde_tracer::SinkError> {
+    fn write(&self, records: &[Record]) -> Result<(), sonde_model::SinkError> {
         let mut out = std::io::stdout().lock();
         for record in records {
             out.write_all(record.to_json_line().as_bytes())
                 .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| sonde_tracer::SinkError::Io {
+                .map_err(|e| sonde_model::SinkError::Io {
                     path: "stdout".into(),
                     source: e,
                 })?;
@@ -403,10 +403,10 @@ impl TraceSink for StdoutSink {
         Ok(())
     }
 
-    fn flush(&self) -> Result<(), sonde_tracer::SinkError> {
+    fn flush(&self) -> Result<(), sonde_model::SinkError> {
         std::io::stdout()
             .flush()
-            .map_err(|e| sonde_tracer::SinkError::Io {
+            .map_err(|e| sonde_model::SinkError::Io {
                 path: "stdout".into(),
                 source: e,
             })

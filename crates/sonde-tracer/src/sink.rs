@@ -1,4 +1,5 @@
-//! Sinks: where records go. JSONL files, stderr, several at once, or a store.
+//! Sinks: where records go. JSONL files, stderr, several at once, or a store (the
+//! [`TraceSink`] interface itself is the model's).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -6,73 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sonde_model::Record;
-use sonde_store::{Enqueued, TraceStore, WriteError, Writer};
-
-/// Why a sink could not take records.
-///
-/// ```
-/// let err = sonde_tracer::JsonlSink::create("/proc/no/such/place.jsonl").unwrap_err();
-/// assert!(err.to_string().starts_with("cannot write /proc/no/such/place.jsonl"));
-/// ```
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// A file could not be created or written.
-    #[error("cannot write {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A store refused the records.
-    #[error("store: {0}")]
-    Store(#[from] WriteError),
-    /// The sink's worker has stopped.
-    #[error("the sink is closed")]
-    Closed,
-    /// Sending to a remote endpoint failed (after retries).
-    #[error("export to {endpoint} failed: {reason}")]
-    Export {
-        /// Where.
-        endpoint: String,
-        /// Why.
-        reason: String,
-    },
-    /// The writer could neither queue nor spool the records (its spool is full or
-    /// there is none); they are counted in its diagnostics.
-    #[error("{records} records dropped by the writer: its queue and spool are full")]
-    Dropped {
-        /// How many.
-        records: usize,
-    },
-}
-
-/// Receives records, in batches.
-///
-/// Sinks are called from the tracer's own worker thread, never from the thread that
-/// records, so a sink may block on I/O.
-///
-/// ```
-/// use sonde_tracer::{SinkError, TraceSink};
-/// use std::sync::Mutex;
-/// /// Counts what it is given.
-/// struct Counter(Mutex<usize>);
-/// impl TraceSink for Counter {
-///     fn write(&self, records: &[sonde_model::Record]) -> Result<(), SinkError> {
-///         *self.0.lock().unwrap() += records.len();
-///         Ok(())
-///     }
-/// }
-/// ```
-pub trait TraceSink: Send + Sync {
-    /// Takes a batch of records.
-    fn write(&self, records: &[Record]) -> Result<(), SinkError>;
-
-    /// Makes everything written so far durable (or visible). The default does nothing.
-    fn flush(&self) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
+pub use sonde_model::{SinkError, TraceSink};
+use sonde_store::{Enqueued, TraceStore, Writer};
 
 /// Appends one JSON line per record to a file (creating it and its folders);
 /// [`TraceSink::flush`] fsyncs.
@@ -263,7 +199,8 @@ impl StoreSink {
 
 impl TraceSink for StoreSink {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
-        futures_executor::block_on(self.store.write(records))?;
+        futures_executor::block_on(self.store.write(records))
+            .map_err(|e| SinkError::Store(Box::new(e)))?;
         Ok(())
     }
 }
