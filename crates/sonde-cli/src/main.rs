@@ -1,5 +1,9 @@
 //! `sonde`: record, import, export, inspect and query agent traces.
+// Standard output goes through `out!` / `outln!`, which end quietly on a closed pipe.
+#![deny(clippy::print_stdout)]
 
+mod exit;
+mod out;
 mod records;
 mod sessions;
 mod stats;
@@ -13,6 +17,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sonde::store::{OpenError, StoreUrl, TraceStore, redact_url};
+
+use crate::out::{out, outln};
 
 /// mimalloc instead of the system allocator: ingest builds and drops many small JSON
 /// values per span; `cargo bench -p sonde-server --bench ingest` measured the server's
@@ -79,6 +85,9 @@ enum ImportFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Record a demo agent session (two turns, LLM calls, a tool call, messages,
+    /// rewards) into the database and list the sessions there.
+    Demo,
     /// Import record JSONL files (`-` reads stdin). Bad lines are reported as
     /// FILE:LINE and skipped; the rest is imported unless --strict. Records go through
     /// the writer: when the database cannot take them, they wait in the spool and are
@@ -195,7 +204,8 @@ impl Command {
     /// How this command opens the database (`pricing` opens none).
     fn open(&self) -> Open {
         match self {
-            Command::Import { .. }
+            Command::Demo
+            | Command::Import { .. }
             | Command::Serve { .. }
             | Command::Migrate
             | Command::Sync(_)
@@ -264,6 +274,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let store = open_store(&url, cli.command.open(), cli.db.is_none()).await?;
     match cli.command {
+        Command::Demo => {
+            let tracer = sonde::SessionTracer::new(store.clone())?;
+            let trace = sonde::demo::record(&tracer).await?;
+            let db = redact_url(&url);
+            let option = if cli.db.is_some() {
+                format!("--db {db} ")
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "recorded the demo session {id} into {db}; see it with `sonde {option}show {id}`",
+                id = trace.session_id,
+            );
+            sessions::list(store.as_ref(), sessions::ListArgs::default()).await
+        }
         Command::Import {
             files,
             strict,
@@ -358,11 +383,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .query("SELECT max(version) AS version FROM schema_migrations", &[])
                 .await?;
             let version = version.rows.first().and_then(|r| r.first()).cloned();
-            println!(
+            outln!(
                 "{} database at schema version {}",
                 store.backend(),
                 version.unwrap_or_default()
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -383,12 +408,12 @@ async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<Ex
                 key.id,
                 if admin { " (admin)" } else { "" }
             );
-            println!("{secret}");
+            outln!("{secret}")?;
         }
         KeysCommand::List { json } => {
             let keys = store.api_keys().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
+                outln!("{}", serde_json::to_string_pretty(&keys)?)?;
             } else {
                 let mut t = table::Table::new(&[
                     "ID",
@@ -410,7 +435,7 @@ async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<Ex
                         k.revoked_at.map(table::when).unwrap_or_default(),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render())?;
             }
         }
         KeysCommand::Revoke { id } => {
@@ -446,11 +471,14 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // Its reader has gone (`sonde sessions | head -1`): nothing to say, and no one
+        // to say it to.
+        Err(e) if exit::is_closed_pipe(&e) => exit::code_of(&e),
         Err(e) => {
             // Drivers and HTTP clients may echo a connection string or an endpoint
             // with its credentials.
             eprintln!("sonde: {}", redact_url(&format!("{e:#}")));
-            ExitCode::FAILURE
+            exit::code_of(&e)
         }
     }
 }

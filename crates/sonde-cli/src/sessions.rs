@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Args;
 use serde_json::Value;
 use sonde::store::{Scope, SessionFilter, TraceStore};
 use sonde::{Event, SessionTrace, Timestamp};
 
+use crate::out::{out, outln};
 use crate::table::{Table, dollars, millis, preview, thousands, time_of_day, when};
 
 /// Filters and output of `sonde sessions`.
@@ -36,6 +36,21 @@ pub struct ListArgs {
     json: bool,
 }
 
+impl Default for ListArgs {
+    /// The newest sessions, as `sonde sessions` lists them.
+    fn default() -> Self {
+        Self {
+            limit: SessionFilter::DEFAULT_LIMIT,
+            since: None,
+            until: None,
+            model: None,
+            metadata: Vec::new(),
+            cursor: None,
+            json: false,
+        }
+    }
+}
+
 /// Parses an RFC 3339 time, or a span back from now: `90s`, `30m`, `12h`, `7d`, `2w`.
 pub fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
     if let Ok(t) = text.parse::<Timestamp>() {
@@ -54,9 +69,9 @@ pub fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
         Ok(n) if seconds > 0 && n >= 0 => Ok(Timestamp::from_micros(
             Timestamp::now().as_micros() - n * seconds * 1_000_000,
         )),
-        _ => anyhow::bail!(
+        _ => Err(crate::exit::usage(format!(
             "invalid time {text:?}: expected RFC 3339 (2026-11-22T05:26:00Z) or a span like 30m, 12h, 7d"
-        ),
+        ))),
     }
 }
 
@@ -72,7 +87,9 @@ pub async fn list(store: &dyn TraceStore, args: ListArgs) -> anyhow::Result<Exit
         .map(|kv| {
             kv.split_once('=')
                 .map(|(k, v)| (k.to_owned(), json_or_text(v)))
-                .with_context(|| format!("invalid --meta {kv:?}: expected KEY=VALUE"))
+                .ok_or_else(|| {
+                    crate::exit::usage(format!("invalid --meta {kv:?}: expected KEY=VALUE"))
+                })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let filter = SessionFilter {
@@ -86,11 +103,11 @@ pub async fn list(store: &dyn TraceStore, args: ListArgs) -> anyhow::Result<Exit
     };
     let page = store.list_sessions(&filter).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&page)?);
+        outln!("{}", serde_json::to_string_pretty(&page)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if page.sessions.is_empty() {
-        println!("no sessions");
+        outln!("no sessions")?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(&[
@@ -115,9 +132,9 @@ pub async fn list(store: &dyn TraceStore, args: ListArgs) -> anyhow::Result<Exit
             s.models.join(", "),
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render())?;
     if let Some(cursor) = page.next_cursor {
-        println!("more: sonde sessions --cursor {cursor}");
+        outln!("more: sonde sessions --cursor {cursor}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -132,10 +149,10 @@ pub async fn show(
         return Ok(ExitCode::FAILURE);
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&trace)?);
+        outln!("{}", serde_json::to_string_pretty(&trace)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", render_session(&trace));
+    out!("{}", render_session(&trace))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -257,7 +274,7 @@ pub async fn query(
     let params: Vec<Value> = params.iter().map(|p| json_or_text(p)).collect();
     let result = store.query(sql, &params).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&result.to_objects())?);
+        outln!("{}", serde_json::to_string_pretty(&result.to_objects())?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let headers: Vec<&str> = result.columns.iter().map(String::as_str).collect();
@@ -273,7 +290,7 @@ pub async fn query(
                 .collect(),
         );
     }
-    print!("{}", table.render());
+    out!("{}", table.render())?;
     eprintln!(
         "({} row{})",
         thousands(result.rows.len() as u64),

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sonde::store::{AnalyticsFilter, Bucket, GroupBy, Scope, TraceStore};
 use sonde_pricing::{PriceSource, PriceTable};
 
+use crate::out::{out, outln};
 use crate::sessions::parse_time;
 use crate::table::{Table, dollars, millis, thousands};
 
@@ -111,7 +112,7 @@ impl StatsArgs {
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -153,13 +154,13 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
             ] {
                 t.row(vec![k.to_owned(), v]);
             }
-            print!(
+            out!(
                 "{}",
                 t.render().split_once('\n').map_or("", |(_, rest)| rest)
-            );
-            println!(
+            )?;
+            outln!(
                 "cost = the source's reported cost where there is one, else the one computed from the price table"
-            );
+            )?;
         }
         Report::Usage(a) | Report::Cost(a) if a.json => {
             return print_json(
@@ -192,7 +193,7 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
                     dollars(Some(p.cost_usd)),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render())?;
         }
         Report::Cost(a) => {
             let points = store
@@ -207,7 +208,7 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
                     dollars(Some(p.cost_usd)),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render())?;
         }
         Report::Models(a) => {
             let models = store.model_stats(&a.filter()?).await?;
@@ -242,7 +243,7 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
                     percent(m.error_rate),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render())?;
         }
         Report::Keys(a) => {
             let keys = store.key_stats(&a.filter()?).await?;
@@ -258,7 +259,7 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
                     dollars(Some(k.cost_usd)),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render())?;
         }
         Report::Latency(a) => {
             let stats = store
@@ -282,7 +283,7 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
                     ms(l.ttft_p95_ms),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render())?;
         }
         Report::Errors(a) => {
             let stats = store.error_rates(&a.filter()?, a.group_by()).await?;
@@ -300,7 +301,7 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
                     percent(e.error_rate),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render())?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -369,7 +370,7 @@ pub fn pricing(model: &str, json: bool) -> anyhow::Result<ExitCode> {
             format!("the shipped table (LiteLLM), entry {entry:?}, matched by {matched_by}")
         }
     };
-    println!("{model}: {source}");
+    outln!("{model}: {source}")?;
     let price = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("${v}"));
     let mut t = Table::new(&["TOKENS", "USD PER MILLION"]);
     let pm = &out.per_million_tokens;
@@ -393,6 +394,6 @@ pub fn pricing(model: &str, json: bool) -> anyhow::Result<ExitCode> {
             price(pm.long_output),
         ]);
     }
-    print!("{}", t.render());
+    out!("{}", t.render())?;
     Ok(ExitCode::SUCCESS)
 }

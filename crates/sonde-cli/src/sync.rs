@@ -1,5 +1,6 @@
 //! `sonde sync`: agent CLI transcripts into the store or another target.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use sonde::sync::{
     SyncTarget, Syncer,
 };
 
+use crate::exit;
+use crate::out::outln;
 use crate::table::thousands;
 
 /// Which agent's logs to read.
@@ -82,13 +85,16 @@ fn target(
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
             Box::new(SinkTarget::otlp(url, cursors())?)
         }
-        Some(other) => anyhow::bail!(
-            "--to {other}: expected -, langfuse, or an http:// or https:// OTLP endpoint"
-        ),
+        Some(other) => {
+            return Err(exit::usage(format!(
+                "--to {other}: expected -, langfuse, or an http:// or https:// OTLP endpoint"
+            )));
+        }
     })
 }
 
-fn print_summary(result: &SyncResult, to_stderr: bool) {
+/// The summary of a run, for people.
+fn summary(result: &SyncResult) -> String {
     let mut line = format!(
         "{}: {} files scanned, {} updated, {:.1} MB, {} spans",
         result.source,
@@ -118,19 +124,19 @@ fn print_summary(result: &SyncResult, to_stderr: bool) {
     for message in &result.error_messages {
         line.push_str(&format!("\n  error: {message}"));
     }
-    // The target may be an endpoint with credentials in its URL.
-    let line = redact_url(&line);
-    if to_stderr {
-        eprintln!("{line}");
-    } else {
-        println!("{line}");
+    if result.interrupted {
+        line.push_str("\n  interrupted: the files not yet read are read by the next run");
     }
+    // The target may be an endpoint with credentials in its URL.
+    redact_url(&line)
 }
 
 /// Runs `sonde sync`.
 pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
     if args.agent == Agent::All && !args.path.is_empty() {
-        anyhow::bail!("--path needs one agent: sonde sync claude --path DIR, or codex");
+        return Err(exit::usage(
+            "--path needs one agent: sonde sync claude --path DIR, or codex",
+        ));
     }
     let sources: Vec<(Source, Vec<PathBuf>, bool)> = match args.agent {
         Agent::Claude | Agent::Codex => {
@@ -183,47 +189,47 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
         None
     };
     let handle = tokio::runtime::Handle::current();
-    let stop = Arc::new(AtomicBool::new(false));
-    if args.watch {
-        let stop = stop.clone();
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            stop.store(true, Ordering::SeqCst);
+            sonde_server::shutdown_signal().await;
+            cancel.store(true, Ordering::SeqCst);
+            // A second Ctrl-C does not wait for the file in hand.
+            sonde_server::shutdown_signal().await;
+            std::process::exit(i32::from(exit::INTERRUPTED));
         });
     }
     let records_on_stdout = args.to.as_deref() == Some("-");
     let json = args.json;
+    let watching = args.watch;
     let db = db.to_owned();
     let results = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<SyncResult>> {
         let mut target = target(&args, &db, handle, store)?;
         let options = SyncOptions {
             dry_run: args.dry_run,
             progress: !args.json && !args.watch,
+            cancel,
         };
         let mut syncer = Syncer::new(target.as_mut(), options);
         if args.watch {
-            let mut on_run = |result: &SyncResult| {
-                if result.files_updated > 0 || result.errors > 0 {
-                    print_summary(result, true);
+            watch(&mut syncer, &sources)
+        } else {
+            let mut results = Vec::new();
+            for (source, roots) in &sources {
+                let result = syncer.run(*source, roots)?;
+                let interrupted = result.interrupted;
+                results.push(result);
+                if interrupted {
+                    break;
                 }
-            };
-            sonde::sync::watch(
-                &mut syncer,
-                &sources,
-                &|| stop.load(Ordering::SeqCst),
-                &mut on_run,
-            )?;
-            return Ok(Vec::new());
+            }
+            Ok(results)
         }
-        let mut results = Vec::new();
-        for (source, roots) in &sources {
-            results.push(syncer.run(*source, roots)?);
-        }
-        Ok(results)
     })
     .await??;
     if json {
-        let mut results = results;
+        let mut results = results.clone();
         for result in &mut results {
             result.target = redact_url(&result.target);
             for message in &mut result.error_messages {
@@ -238,12 +244,52 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
         if records_on_stdout {
             eprintln!("{text}");
         } else {
-            println!("{text}");
+            outln!("{text}")?;
         }
     } else {
         for result in &results {
-            print_summary(result, records_on_stdout);
+            let line = summary(result);
+            if records_on_stdout {
+                eprintln!("{line}");
+            } else {
+                outln!("{line}")?;
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if results.iter().any(|r| r.interrupted) && !watching {
+        ExitCode::from(exit::INTERRUPTED)
+    } else if results.iter().any(|r| r.errors > 0) {
+        ExitCode::from(exit::ERRORS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `sonde sync --watch`: syncs until cancelled, printing each round that found
+/// something on standard error; returns each source's totals over the rounds.
+fn watch(
+    syncer: &mut Syncer<'_>,
+    sources: &[(Source, Vec<PathBuf>)],
+) -> anyhow::Result<Vec<SyncResult>> {
+    let started = std::time::Instant::now();
+    if std::io::stderr().is_terminal() {
+        let folders = sources.iter().map(|(_, roots)| roots.len()).sum::<usize>();
+        eprintln!("watching {folders} folders; Ctrl-C stops");
+    }
+    let mut totals: Vec<SyncResult> = Vec::new();
+    let mut on_run = |result: &SyncResult| {
+        if result.files_updated > 0 || result.errors > 0 {
+            eprintln!("{}", summary(result));
+        }
+        match totals.iter_mut().find(|t| t.source == result.source) {
+            Some(total) => total.add(result),
+            None => totals.push(result.clone()),
+        }
+    };
+    sonde::sync::watch(syncer, sources, &mut on_run)?;
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    for total in &mut totals {
+        total.duration_ms = elapsed;
+    }
+    Ok(totals)
 }

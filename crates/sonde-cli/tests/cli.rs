@@ -11,22 +11,10 @@ use sonde::*;
 
 mod common;
 
-/// A spool folder of the test's own for `db`, outside the user's data folder.
-fn spool_for(db: &str) -> PathBuf {
-    std::env::temp_dir()
-        .join("sonde-cli-tests")
-        .join(derived_id(&[db]))
-}
+use common::spool_for;
 
 fn sonde(db: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("SONDE_DB")
-        .env("SONDE_SPOOL", spool_for(db))
-        .output()
-        .unwrap()
+    common::sonde_on(db).args(args).output().unwrap()
 }
 
 fn sonde_stdin(db: &str, args: &[&str], stdin: &str) -> Output {

@@ -351,24 +351,24 @@ impl PriceTable {
             }
             cut = boundary;
         }
-        if let Some((_, bare)) = model.split_once('/') {
-            if let Some(m) = self.find(bare) {
-                let entry = match &m.source {
-                    PriceSource::Override { entry } | PriceSource::Shipped { entry, .. } => {
-                        entry.clone()
-                    }
-                };
-                return Some(PriceMatch {
-                    price: m.price,
-                    source: match m.source {
-                        PriceSource::Override { .. } => PriceSource::Override { entry },
-                        PriceSource::Shipped { .. } => PriceSource::Shipped {
-                            entry,
-                            matched_by: "without provider",
-                        },
+        if let Some((_, bare)) = model.split_once('/')
+            && let Some(m) = self.find(bare)
+        {
+            let entry = match &m.source {
+                PriceSource::Override { entry } | PriceSource::Shipped { entry, .. } => {
+                    entry.clone()
+                }
+            };
+            return Some(PriceMatch {
+                price: m.price,
+                source: match m.source {
+                    PriceSource::Override { .. } => PriceSource::Override { entry },
+                    PriceSource::Shipped { .. } => PriceSource::Shipped {
+                        entry,
+                        matched_by: "without provider",
                     },
-                });
-            }
+                },
+            });
         }
         let alias = |name: &str| {
             self.aliases.get(name).and_then(|entry| {

@@ -30,6 +30,8 @@ mod watch;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -59,6 +61,14 @@ pub enum SyncError {
         path: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// A sink target (JSONL on stdout, OTLP, Langfuse) could not deliver.
+    #[error("{target}: {source}")]
+    Sink {
+        /// Which target.
+        target: String,
+        /// Why (a closed standard output is an I/O error of kind `BrokenPipe`).
+        source: sonde_tracer::SinkError,
     },
     /// The target refused or failed.
     #[error("{target}: {reason}")]
@@ -282,6 +292,10 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Show a progress line on standard error when the run lasts over a second.
     pub progress: bool,
+    /// Set (by a signal handler, say) to stop a run between two files: the files read
+    /// so far are flushed to the target and their cursors saved, the result says
+    /// `interrupted`, and [`watch`] returns.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// What a sync run did (seed 003's `SyncResult`, with more counts).
@@ -313,6 +327,9 @@ pub struct SyncResult {
     pub duration_ms: u64,
     /// Whether nothing was sent.
     pub dry_run: bool,
+    /// Whether the run was cancelled ([`SyncOptions::cancel`]) before it read every
+    /// file; the files it read keep their cursors.
+    pub interrupted: bool,
 }
 
 impl SyncResult {
@@ -329,6 +346,32 @@ impl SyncResult {
                 self.error_messages.push(message);
             }
         }
+    }
+
+    /// Adds a later run over the same files (a watch's next round): the files are
+    /// those it scanned, the counts and the time are summed.
+    ///
+    /// ```
+    /// let mut total = sonde_sync::SyncResult { files_scanned: 3, files_updated: 3, spans_synced: 10, ..Default::default() };
+    /// total.add(&sonde_sync::SyncResult { files_scanned: 4, files_updated: 1, spans_synced: 2, ..Default::default() });
+    /// assert_eq!((total.files_scanned, total.files_updated, total.spans_synced), (4, 4, 12));
+    /// ```
+    pub fn add(&mut self, later: &SyncResult) {
+        self.files_scanned = later.files_scanned;
+        self.files_updated += later.files_updated;
+        self.bytes_read += later.bytes_read;
+        self.lines_read += later.lines_read;
+        self.spans_synced += later.spans_synced;
+        self.spans_replaced += later.spans_replaced;
+        for (what, n) in &later.skipped {
+            *self.skipped.entry(what.clone()).or_default() += n;
+        }
+        self.errors += later.errors;
+        let room = MAX_ERROR_MESSAGES.saturating_sub(self.error_messages.len());
+        self.error_messages
+            .extend(later.error_messages.iter().take(room).cloned());
+        self.duration_ms += later.duration_ms;
+        self.interrupted |= later.interrupted;
     }
 
     fn note_error(&mut self, message: String) {
@@ -412,6 +455,11 @@ impl<'a> Syncer<'a> {
         Self { target, options }
     }
 
+    /// Whether [`SyncOptions::cancel`] is set.
+    pub fn cancelled(&self) -> bool {
+        self.options.cancel.load(Ordering::SeqCst)
+    }
+
     fn send(&mut self, out: &mut Emitted, result: &mut SyncResult) -> Result<(), SyncError> {
         let (records, replacements) = out.take_records();
         result.spans_synced += (records.len() + replacements.len()) as u64;
@@ -440,7 +488,8 @@ impl<'a> Syncer<'a> {
     }
 
     /// Syncs every transcript of `source` under `roots` (missing roots are skipped when
-    /// they are the default ones, and an error otherwise).
+    /// they are the default ones, and an error otherwise). When cancelled, it stops
+    /// before the next file, flushes what it read and saves those files' cursors.
     pub fn run(&mut self, source: Source, roots: &[PathBuf]) -> Result<SyncResult, SyncError> {
         let started = Instant::now();
         let mut result = SyncResult {
@@ -458,6 +507,10 @@ impl<'a> Syncer<'a> {
         let mut out = Emitted::default();
         let mut cursors = Vec::new();
         for file in &files {
+            if self.cancelled() {
+                result.interrupted = true;
+                break;
+            }
             result.files_scanned += 1;
             progress.tick(&result);
             let key = std::path::absolute(&file.path)

@@ -368,16 +368,16 @@ impl SyncTarget for SinkTarget {
         replacements: Vec<Record>,
     ) -> Result<(), SyncError> {
         records.extend(replacements);
-        self.sink.write(&records).map_err(|e| SyncError::Target {
+        self.sink.write(&records).map_err(|source| SyncError::Sink {
             target: self.name.clone(),
-            reason: e.to_string(),
+            source,
         })
     }
 
     fn flush(&mut self) -> Result<(), SyncError> {
-        self.sink.flush().map_err(|e| SyncError::Target {
+        self.sink.flush().map_err(|source| SyncError::Sink {
             target: self.name.clone(),
-            reason: e.to_string(),
+            source,
         })
     }
 

@@ -23,11 +23,11 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// changes (file notifications, where the system has them), and at least every
 /// [`POLL_INTERVAL`]. A run over unchanged files only looks at their sizes and times,
 /// so polling costs little. Each run's result goes to `on_run`; the loop ends when
-/// `stop` says so, or on the first error.
+/// the syncer is cancelled ([`SyncOptions::cancel`](crate::SyncOptions::cancel)), or on
+/// the first error.
 pub fn watch(
     syncer: &mut Syncer<'_>,
     sources: &[(Source, Vec<PathBuf>)],
-    stop: &dyn Fn() -> bool,
     on_run: &mut dyn FnMut(&SyncResult),
 ) -> Result<(), SyncError> {
     let (changed, changes) = mpsc::channel::<()>();
@@ -50,7 +50,7 @@ pub fn watch(
             }
         }
     }
-    while !stop() {
+    while !syncer.cancelled() {
         for (source, roots) in sources {
             let result = syncer.run(*source, roots)?;
             on_run(&result);

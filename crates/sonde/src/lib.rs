@@ -7,6 +7,8 @@
 //! - [`SessionTracer`], hooks and sinks ([`JsonlSink`], [`StderrSink`], [`TeeSink`],
 //!   [`StoreSink`]) from `sonde-tracer`;
 //! - the [`store`] module: [`store::TraceStore`] and its backends, from `sonde-store`;
+//! - [`demo::record`]: the demo session that `sonde demo` and the quickstart example
+//!   record;
 //! - with the `sync` feature, the `sync` module: transcript sync of Claude Code and
 //!   Codex logs, from `sonde-sync`.
 //!
@@ -28,6 +30,8 @@
 //! assert_eq!(trace.events.len(), 1);
 //! # Ok(()) }
 //! ```
+
+pub mod demo;
 
 pub use sonde_model::*;
 pub use sonde_tracer::*;

@@ -1,7 +1,28 @@
 //! What more than one test binary needs.
+// Each test binary uses its own part of this.
+#![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+/// A spool folder of the test's own for `db`, outside the user's data folder.
+pub fn spool_for(db: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join("sonde-cli-tests")
+        .join(sonde::derived_id(&[db]))
+}
+
+/// `sonde --db DB`, with neither the user's SONDE_DB nor their spool folder.
+pub fn sonde_on(db: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sonde"));
+    command
+        .arg("--db")
+        .arg(db)
+        .env_remove("SONDE_DB")
+        .env("SONDE_SPOOL", spool_for(db));
+    command
+}
 
 /// Runs `command` (`sonde` with the caller's environment and output set) as
 /// `--db DB serve` on two free loopback ports and waits until both listen; returns the

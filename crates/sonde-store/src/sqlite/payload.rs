@@ -327,22 +327,21 @@ struct SqlPayloads {
 impl SqlPayloads {
     fn unpack(&mut self, value: ValueRef<'_>) -> Result<String, String> {
         let is_ref = matches!(value, ValueRef::Blob(blob) if parse_block_ref(blob).is_some());
-        if is_ref && self.conn.is_none() {
-            if let Some(file) = &self.file {
-                let conn = Connection::open_with_flags(
-                    file,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .and_then(|conn| {
-                    // As patient as the store's own connections with a busy database.
-                    conn.busy_timeout(BLOCK_READ_BUSY_TIMEOUT)?;
-                    Ok(conn)
-                })
-                .map_err(|e| {
-                    format!("cannot open {} to read payload blocks: {e}", file.display())
-                })?;
-                self.conn = Some(conn);
-            }
+        if is_ref
+            && self.conn.is_none()
+            && let Some(file) = &self.file
+        {
+            let conn = Connection::open_with_flags(
+                file,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|conn| {
+                // As patient as the store's own connections with a busy database.
+                conn.busy_timeout(BLOCK_READ_BUSY_TIMEOUT)?;
+                Ok(conn)
+            })
+            .map_err(|e| format!("cannot open {} to read payload blocks: {e}", file.display()))?;
+            self.conn = Some(conn);
         }
         self.reader.unpack(self.conn.as_ref(), value)
     }
