@@ -68,7 +68,7 @@ pub enum SyncError {
         /// Which target.
         target: String,
         /// Why (a closed standard output is an I/O error of kind `BrokenPipe`).
-        source: sonde_tracer::SinkError,
+        source: sonde_model::SinkError,
     },
     /// The target refused or failed.
     #[error("{target}: {reason}")]
