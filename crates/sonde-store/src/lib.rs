@@ -42,7 +42,9 @@ pub use api::{
     WriteOutcome,
 };
 pub use cursors::SyncCursor;
-pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError};
+pub use error::{
+    BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError, message_with_causes,
+};
 pub use keys::ApiKey;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

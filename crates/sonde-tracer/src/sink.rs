@@ -17,16 +17,16 @@ use sonde_store::{Enqueued, TraceStore, WriteError, Writer};
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// A file could not be created or written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A store refused the records.
     #[error("store: {0}")]
-    Store(#[from] WriteError),
+    Store(WriteError),
     /// The sink's worker has stopped.
     #[error("the sink is closed")]
     Closed,
@@ -45,6 +45,12 @@ pub enum SinkError {
         /// How many.
         records: usize,
     },
+}
+
+impl From<WriteError> for SinkError {
+    fn from(e: WriteError) -> Self {
+        SinkError::Store(e)
+    }
 }
 
 /// Receives records, in batches.
@@ -103,9 +109,9 @@ impl JsonlSink {
     /// ```
     pub fn create(path: impl AsRef<Path>) -> Result<Self, SinkError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| SinkError::Io {
+        let io = |cause| SinkError::Io {
             path: path.clone(),
-            source,
+            cause,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -132,10 +138,10 @@ impl JsonlSink {
         &self.path
     }
 
-    fn io(&self, source: std::io::Error) -> SinkError {
+    fn io(&self, cause: std::io::Error) -> SinkError {
         SinkError::Io {
             path: self.path.clone(),
-            source,
+            cause,
         }
     }
 }
@@ -174,9 +180,9 @@ pub struct StderrSink;
 impl TraceSink for StderrSink {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         let stderr = std::io::stderr();
-        write_lines(&mut stderr.lock(), records).map_err(|source| SinkError::Io {
+        write_lines(&mut stderr.lock(), records).map_err(|cause| SinkError::Io {
             path: PathBuf::from("<stderr>"),
-            source,
+            cause,
         })
     }
 }
