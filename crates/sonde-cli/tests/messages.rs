@@ -63,7 +63,12 @@ fn errors_say_what_failed_where_and_the_cause_once() {
     assert!(text.contains("junk.db"), "{text}");
 
     let folder = dir.path().to_str().unwrap();
-    fails_saying_once(&sonde(folder, &["migrate"]), "unable to open database file");
+    let text = fails_saying_once(&sonde(folder, &["migrate"]), "unable to open database file");
+    assert_eq!(
+        text.matches(folder).count(),
+        1,
+        "the path said once: {text}"
+    );
 
     let db = format!("{}/x.db", folder);
     let missing = dir.path().join("no-such-folder");

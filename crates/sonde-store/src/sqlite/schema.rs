@@ -274,9 +274,14 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
 }
 
 /// Turns a rusqlite error at open time into the open error for `url`.
+/// (SQLite names the file at the end of some messages; the error names it already.)
 pub(super) fn open_failed(url: &str, e: &rusqlite::Error) -> OpenError {
+    let message = e.to_string();
+    let message = message
+        .strip_suffix(&format!(": {url}"))
+        .unwrap_or(&message);
     OpenError::Backend {
         url: url.to_owned(),
-        cause: BackendError::new(classify(e).class, e.to_string()),
+        cause: BackendError::new(classify(e).class, message),
     }
 }
