@@ -3,6 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 mod exit;
+mod formats;
 mod out;
 mod records;
 mod sessions;
@@ -106,6 +107,9 @@ enum Command {
         /// The writer's spool folder (default: spool/DATABASE in the data folder).
         #[arg(long, env = "SONDE_SPOOL", hide_env_values = true)]
         spool: Option<PathBuf>,
+        /// Write every bad line (or span) to this file; only the first 20 are printed.
+        #[arg(long, value_name = "FILE")]
+        errors: Option<PathBuf>,
         /// Records the writer queues before spooling (tests use a small queue).
         #[arg(long, hide = true, default_value_t = sonde::store::DEFAULT_QUEUE_CAPACITY)]
         queue_capacity: usize,
@@ -225,7 +229,8 @@ impl Command {
 /// Opens the database `url` names; `default` says it is the default one (neither
 /// --db nor SONDE_DB), for the error a newcomer sees before anything is recorded.
 async fn open_store(url: &str, open: Open, default: bool) -> anyhow::Result<Arc<dyn TraceStore>> {
-    let parsed = StoreUrl::parse(url).context("cannot open the database")?;
+    // The store's errors name the database and the cause already.
+    let parsed = StoreUrl::parse(url)?;
     let opened = match open {
         Open::OrCreate => parsed.open().await,
         Open::Existing => parsed.open_existing().await,
@@ -240,7 +245,7 @@ async fn open_store(url: &str, open: Open, default: bool) -> anyhow::Result<Arc<
         Err(OpenError::NotFound { path }) => Err(anyhow::anyhow!(
             "no database at {path} (commands that read do not create one; check --db or SONDE_DB)"
         )),
-        Err(e) => Err(anyhow::Error::new(e).context("cannot open the database")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -287,13 +292,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "recorded the demo session {id} into {db}; see it with `sonde {option}show {id}`",
                 id = trace.session_id,
             );
-            sessions::list(store.as_ref(), sessions::ListArgs::default()).await
+            sessions::list(
+                store.as_ref(),
+                sessions::ListArgs::default(),
+                cli.db.as_deref(),
+            )
+            .await
         }
         Command::Import {
             files,
             strict,
             format,
             spool,
+            errors,
             queue_capacity,
         } => {
             let writer = sonde::store::WriterConfig {
@@ -302,8 +313,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             match format {
-                ImportFormat::Records => records::import(store, writer, &files, strict).await,
-                ImportFormat::OtlpJson => records::import_otlp(store, writer, &files, strict).await,
+                ImportFormat::Records => {
+                    records::import(store, writer, &files, strict, errors.as_deref()).await
+                }
+                ImportFormat::OtlpJson => {
+                    records::import_otlp(store, writer, &files, strict, errors.as_deref()).await
+                }
             }
         }
         Command::Export { session, out, to } => match to {
@@ -312,7 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             None => records::export(store.as_ref(), session.as_deref(), out.as_deref()).await,
         },
-        Command::Sessions(args) => sessions::list(store.as_ref(), args).await,
+        Command::Sessions(args) => sessions::list(store.as_ref(), args, cli.db.as_deref()).await,
         Command::Show { session_id, json } => {
             sessions::show(store.as_ref(), &session_id, json).await
         }
@@ -360,14 +375,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             grpc.await??;
             let report = writer.shutdown(std::time::Duration::from_secs(30)).await;
             eprintln!(
-                "sonde: stopped; {} records written{}",
-                report.written,
+                "sonde: stopped; {} written{}",
+                table::count(report.written, "record"),
                 if report.complete {
                     String::new()
                 } else {
                     format!(
-                        ", {} bytes left in the spool for the next start",
-                        report.left_in_spool_bytes
+                        ", {} left in the spool for the next start",
+                        table::count(report.left_in_spool_bytes, "byte")
                     )
                 }
             );

@@ -12,7 +12,8 @@ use std::time::Duration;
 use sonde::store::{Scope, SessionFilter, TraceStore, Writer, WriterConfig};
 use tokio::sync::mpsc;
 
-use crate::table::thousands;
+use crate::formats::{Format, SNIFFED_LINES};
+use crate::table::{count, thousands};
 
 /// Records written per transaction.
 const IMPORT_BATCH: usize = 5_000;
@@ -36,14 +37,22 @@ fn open_input(
     Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
 }
 
-/// What reading an input yields: batches of records, and bad lines.
+/// What reading an input yields: batches of records, and bad lines; or, when its
+/// first lines are clearly of another format, what to do instead (and nothing else).
 enum Parsed {
     Batch(Vec<Record>),
     Bad { line: usize, reason: String },
+    OtherFormat(String),
 }
+
+/// A non-empty input line: its number, its text (kept while the format is judged) and
+/// what it parses to.
+type InputLine = (usize, String, Result<Record, String>);
 
 /// Parses every line of `input` (blank lines skipped) on the calling thread, sending
 /// batches and bad lines to `out`. With `keep` false, records are checked and dropped.
+/// When none of the first [`SNIFFED_LINES`] lines is a record and they are clearly
+/// another format, that is the one thing sent.
 fn scan(
     name: &str,
     input: Box<dyn BufRead + Send>,
@@ -51,13 +60,53 @@ fn scan(
     out: &mpsc::Sender<Parsed>,
 ) -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
-    for (index, line) in input.split(b'\n').enumerate() {
-        let line = line.with_context(|| format!("cannot read {name}"))?;
-        let number = index + 1;
-        let parsed = match std::str::from_utf8(&line) {
-            Ok(text) if text.trim().is_empty() => continue,
-            Ok(text) => Record::from_json_line(text.trim()).map_err(|e| e.to_string()),
-            Err(e) => Err(format!("invalid utf-8: {e}")),
+    // The first lines' outcomes wait until they tell whether this is record JSONL.
+    let mut first: Vec<InputLine> = Vec::new();
+    let mut lines = input.split(b'\n').enumerate();
+    // The next non-empty line, its text kept when `sniffing`.
+    let mut next = |sniffing: bool| -> anyhow::Result<Option<InputLine>> {
+        for (index, line) in lines.by_ref() {
+            let line = line.with_context(|| format!("cannot read {name}"))?;
+            let (text, parsed) = match std::str::from_utf8(&line) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => (
+                    if sniffing {
+                        text.trim().to_owned()
+                    } else {
+                        String::new()
+                    },
+                    Record::from_json_line(text.trim()).map_err(|e| e.to_string()),
+                ),
+                Err(e) => (String::new(), Err(format!("invalid utf-8: {e}"))),
+            };
+            return Ok(Some((index + 1, text, parsed)));
+        }
+        Ok(None)
+    };
+    while first.len() < SNIFFED_LINES {
+        match next(true)? {
+            Some(line) => first.push(line),
+            None => break,
+        }
+    }
+    if first.iter().all(|(_, _, parsed)| parsed.is_err()) {
+        let texts: Vec<&str> = first.iter().map(|(_, text, _)| text.as_str()).collect();
+        if let Some(hint) =
+            Format::of_lines(&texts).and_then(|f| f.hint(Format::Records, &hint_path(name)))
+        {
+            out.blocking_send(Parsed::OtherFormat(hint))
+                .context("import stopped")?;
+            return Ok(());
+        }
+    }
+    let mut first = first.into_iter();
+    loop {
+        let line = match first.next() {
+            Some(line) => Some(line),
+            None => next(false)?,
+        };
+        let Some((number, _, parsed)) = line else {
+            break;
         };
         match parsed {
             Ok(record) if keep => {
@@ -105,17 +154,91 @@ fn spawn_scan(
 /// spooled.
 const IMPORT_DRAIN_DEADLINE: Duration = Duration::from_secs(300);
 
+/// At most this many bad lines (or spans) of an import are printed.
+const PRINTED_PROBLEMS: usize = 20;
+
+/// The bad lines (or spans) of an import, and the inputs of another format: the first
+/// [`PRINTED_PROBLEMS`] printed, every one written to the `--errors` file.
+struct Problems {
+    bad: usize,
+    other_format: usize,
+    file: Option<(PathBuf, BufWriter<std::fs::File>)>,
+}
+
+impl Problems {
+    fn new(errors: Option<&Path>) -> anyhow::Result<Self> {
+        let file = errors
+            .map(|path| {
+                std::fs::File::create(path)
+                    .map(|f| (path.to_path_buf(), BufWriter::new(f)))
+                    .with_context(|| format!("cannot write {}", path.display()))
+            })
+            .transpose()?;
+        Ok(Self {
+            bad: 0,
+            other_format: 0,
+            file,
+        })
+    }
+
+    /// One bad line or span, `place: reason`.
+    fn bad(&mut self, problem: &str) -> anyhow::Result<()> {
+        if self.bad < PRINTED_PROBLEMS {
+            eprintln!("{problem}");
+        }
+        self.bad += 1;
+        if let Some((path, file)) = &mut self.file {
+            writeln!(file, "{problem}")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// An input of another format, not imported; `hint` says what to do instead.
+    fn other_format(&mut self, name: &str, hint: &str) {
+        eprintln!("sonde: {name}: {hint}");
+        self.other_format += 1;
+    }
+
+    /// Says how many bad lines were not printed, and closes the `--errors` file.
+    fn close(&mut self) -> anyhow::Result<()> {
+        let unprinted = self.bad.saturating_sub(PRINTED_PROBLEMS);
+        if let Some((path, file)) = &mut self.file {
+            file.flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if unprinted > 0 {
+            let all = match &self.file {
+                Some((path, _)) => format!("every one is in {}", path.display()),
+                None => "--errors FILE writes every one".to_owned(),
+            };
+            eprintln!("… and {} more ({all})", thousands(unprinted as u64));
+        }
+        Ok(())
+    }
+
+    fn any(&self) -> bool {
+        self.bad > 0 || self.other_format > 0
+    }
+}
+
+/// How a hint names an input: its path, or `FILE` for stdin.
+fn hint_path(name: &str) -> String {
+    if name == "<stdin>" {
+        "FILE".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
 pub async fn import(
     store: Arc<dyn TraceStore>,
     config: WriterConfig,
     files: &[PathBuf],
     strict: bool,
+    errors: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let mut rejected = 0usize;
-    let report = |name: &str, line: usize, reason: &str| {
-        eprintln!("{name}:{line}: {reason}");
-        1
-    };
+    let mut problems = Problems::new(errors)?;
     let mut stdin_text = None;
     if strict {
         if files.iter().any(|f| f == Path::new("-")) {
@@ -128,22 +251,28 @@ pub async fn import(
             stdin_text = Some(Arc::new(text));
         }
         for path in files {
+            let name = display_name(path);
             let (mut rx, reader) = spawn_scan(path.clone(), stdin_text.clone(), false);
             while let Some(parsed) = rx.recv().await {
-                if let Parsed::Bad { line, reason } = parsed {
-                    rejected += report(&display_name(path), line, &reason);
+                match parsed {
+                    Parsed::Bad { line, reason } => {
+                        problems.bad(&format!("{name}:{line}: {reason}"))?
+                    }
+                    Parsed::OtherFormat(hint) => problems.other_format(&name, &hint),
+                    Parsed::Batch(_) => {}
                 }
             }
             reader.await??;
         }
-        if rejected > 0 {
+        problems.close()?;
+        if problems.any() {
             eprintln!(
-                "sonde: nothing imported: {} bad line{} (--strict)",
-                thousands(rejected as u64),
-                plural(rejected)
+                "sonde: nothing imported: {} (--strict)",
+                nothing_imported_because(&problems, "line")
             );
             return Ok(ExitCode::FAILURE);
         }
+        problems = Problems::new(errors)?;
     }
     let (writer, spool_dir) = start_writer(store, config)?;
     for path in files {
@@ -154,18 +283,38 @@ pub async fn import(
                 Parsed::Batch(batch) => {
                     writer.enqueue(batch);
                 }
-                Parsed::Bad { line, reason } => rejected += report(&name, line, &reason),
+                Parsed::Bad { line, reason } => {
+                    problems.bad(&format!("{name}:{line}: {reason}"))?
+                }
+                Parsed::OtherFormat(hint) => problems.other_format(&name, &hint),
             }
         }
         reader.await??;
     }
+    problems.close()?;
     finish(
         &writer,
         spool_dir.as_deref(),
-        (rejected, "line"),
+        (&problems, "line"),
         files.len(),
     )
     .await
+}
+
+/// What stopped a `--strict` import: its bad lines (or spans) and inputs of another
+/// format.
+fn nothing_imported_because(problems: &Problems, what: &str) -> String {
+    let mut reasons = Vec::new();
+    if problems.bad > 0 {
+        reasons.push(count(problems.bad as u64, &format!("bad {what}")));
+    }
+    if problems.other_format > 0 {
+        reasons.push(count(
+            problems.other_format as u64,
+            "file of another format",
+        ));
+    }
+    reasons.join(" and ")
 }
 
 /// Starts the writer for an import, reporting a damaged spool left by an earlier one.
@@ -190,34 +339,37 @@ fn start_writer(
 async fn finish(
     writer: &Writer,
     spool_dir: Option<&Path>,
-    rejected: (usize, &str),
+    problems: (&Problems, &str),
     files: usize,
 ) -> anyhow::Result<ExitCode> {
-    let (rejected, what) = rejected;
+    let (problems, what) = problems;
     let report = writer.shutdown(IMPORT_DRAIN_DEADLINE).await;
     let d = writer.diagnostics();
-    let skipped = if rejected > 0 {
-        format!(
-            "; {} bad {what}{} skipped",
-            thousands(rejected as u64),
-            plural(rejected)
-        )
-    } else {
-        String::new()
-    };
+    let mut skipped = String::new();
+    if problems.bad > 0 {
+        skipped += &format!(
+            "; {} skipped",
+            count(problems.bad as u64, &format!("bad {what}"))
+        );
+    }
+    if problems.other_format > 0 {
+        skipped += &format!(
+            "; {} of another format skipped",
+            count(problems.other_format as u64, "file")
+        );
+    }
     eprintln!(
-        "imported {} records ({} already stored) from {} file{}{skipped}",
-        thousands(d.written),
+        "imported {} ({} already stored) from {}{skipped}",
+        count(d.written, "record"),
         thousands(d.duplicates),
-        files,
-        plural(files),
+        count(files as u64, "file"),
     );
     let spool = spool_dir.map_or_else(String::new, |s| s.display().to_string());
-    let mut failed = rejected > 0;
+    let mut failed = problems.any();
     if d.dropped > 0 || d.rejected > 0 {
         eprintln!(
-            "sonde: {} records lost (spool full) and {} refused by the database (kept in {spool}/{})",
-            thousands(d.dropped),
+            "sonde: {} lost (spool full) and {} refused by the database (kept in {spool}/{})",
+            count(d.dropped, "record"),
             thousands(d.rejected),
             sonde::store::REJECTED_FILE
         );
@@ -264,18 +416,25 @@ pub async fn export_otlp(
     // The HTTP client must not be dropped on the async runtime's thread.
     tokio::task::spawn_blocking(move || drop(sink)).await?;
     eprintln!(
-        "exported {} spans of {} session{} to {}",
-        thousands(spans as u64),
-        thousands(ids.len() as u64),
-        plural(ids.len()),
+        "exported {} of {} to {}",
+        count(spans as u64, "span"),
+        count(ids.len() as u64, "session"),
         sonde::store::redact_url(endpoint)
     );
     Ok(ExitCode::SUCCESS)
 }
 
+/// What an OTLP/JSON input holds.
+enum OtlpInput {
+    /// Records from the spans, and the spans or requests that were bad.
+    Decoded(Vec<Record>, Vec<String>),
+    /// No span, and the first lines are clearly another format: what to do instead.
+    OtherFormat(String),
+}
+
 /// Records from OTLP/JSON files: one request per file (pretty-printed or not), or one
 /// per line as the OpenTelemetry file exporters write them.
-fn otlp_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {
+fn otlp_records(path: &Path) -> anyhow::Result<OtlpInput> {
     let name = display_name(path);
     let text = if path == Path::new("-") {
         let mut text = String::new();
@@ -304,6 +463,8 @@ fn otlp_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .collect();
+    let first: Vec<&str> = lines.iter().take(SNIFFED_LINES).map(|(_, l)| *l).collect();
+    let other = Format::of_lines(&first).and_then(|f| f.hint(Format::OtlpJson, &hint_path(&name)));
     match sonde_otlp::decode_json(&text) {
         Ok(decoded) => take(decoded, &name, &mut problems),
         // One line that is not a request: that is the error.
@@ -318,7 +479,10 @@ fn otlp_records(path: &Path) -> anyhow::Result<(Vec<Record>, Vec<String>)> {
             }
         }
     }
-    Ok((records, problems))
+    Ok(match other {
+        Some(hint) if records.is_empty() => OtlpInput::OtherFormat(hint),
+        _ => OtlpInput::Decoded(records, problems),
+    })
 }
 
 /// `sonde import --format otlp-json`.
@@ -327,24 +491,28 @@ pub async fn import_otlp(
     config: WriterConfig,
     files: &[PathBuf],
     strict: bool,
+    errors: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
-    let mut problems = Vec::new();
+    let mut problems = Problems::new(errors)?;
     for path in files {
+        let name = display_name(path);
         let path = path.clone();
-        let (records, bad) = tokio::task::spawn_blocking(move || otlp_records(&path)).await??;
-        all.extend(records);
-        problems.extend(bad);
+        match tokio::task::spawn_blocking(move || otlp_records(&path)).await?? {
+            OtlpInput::Decoded(records, bad) => {
+                all.extend(records);
+                for problem in &bad {
+                    problems.bad(problem)?;
+                }
+            }
+            OtlpInput::OtherFormat(hint) => problems.other_format(&name, &hint),
+        }
     }
-    for problem in &problems {
-        eprintln!("{problem}");
-    }
-    if strict && !problems.is_empty() {
+    problems.close()?;
+    if strict && problems.any() {
         eprintln!(
-            "sonde: nothing imported: {} bad span{} or request{} (--strict)",
-            thousands(problems.len() as u64),
-            plural(problems.len()),
-            plural(problems.len())
+            "sonde: nothing imported: {} (--strict)",
+            nothing_imported_because(&problems, "span or request")
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -355,14 +523,10 @@ pub async fn import_otlp(
     finish(
         &writer,
         spool_dir.as_deref(),
-        (problems.len(), "span"),
+        (&problems, "span"),
         files.len(),
     )
     .await
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 fn display_name(path: &Path) -> String {
@@ -414,7 +578,7 @@ pub async fn export(
         }
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let mut count = 0u64;
+    let mut written = 0u64;
     for id in &ids {
         let Some(trace) = store.get_session(id, &Scope::All).await? else {
             anyhow::bail!("no session {id}");
@@ -422,16 +586,15 @@ pub async fn export(
         for record in trace.to_records() {
             serde_json::to_writer(&mut writer, &record)?;
             writer.write_all(b"\n")?;
-            count += 1;
+            written += 1;
         }
     }
     writer.flush().context("cannot write the export")?;
     if let Some(path) = out {
         eprintln!(
-            "exported {} records of {} session{} to {}",
-            thousands(count),
-            thousands(ids.len() as u64),
-            plural(ids.len()),
+            "exported {} of {} to {}",
+            count(written, "record"),
+            count(ids.len() as u64, "session"),
             path.display()
         );
     }

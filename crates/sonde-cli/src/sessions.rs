@@ -8,13 +8,16 @@ use sonde::store::{Scope, SessionFilter, TraceStore};
 use sonde::{Event, SessionTrace, Timestamp};
 
 use crate::out::{out, outln};
-use crate::table::{Table, dollars, millis, preview, thousands, time_of_day, when};
+use crate::table::{
+    Table, count, dollars, millis, output_width, preview, thousands, time_of_day, when,
+};
 
 /// Filters and output of `sonde sessions`.
 #[derive(Args)]
 pub struct ListArgs {
-    /// At most this many sessions.
-    #[arg(long, default_value_t = SessionFilter::DEFAULT_LIMIT)]
+    /// At most this many sessions (1 or more).
+    #[arg(long, default_value_t = SessionFilter::DEFAULT_LIMIT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     limit: usize,
     /// Sessions started at or after this time (RFC 3339, or relative: 30m, 12h, 7d).
     #[arg(long)]
@@ -80,7 +83,47 @@ fn json_or_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
-pub async fn list(store: &dyn TraceStore, args: ListArgs) -> anyhow::Result<ExitCode> {
+impl ListArgs {
+    /// The command that lists the page after `cursor` with these filters, its
+    /// arguments shell-quoted; `db` is the `--db` given, if any (redacted).
+    fn next_page_command(&self, db: Option<&str>, cursor: &str) -> String {
+        let mut command = "sonde".to_owned();
+        if let Some(db) = db {
+            command += &format!(" --db {}", shell_quoted(&sonde::store::redact_url(db)));
+        }
+        command += &format!(" sessions --limit {}", self.limit);
+        for (name, value) in [
+            ("--since", &self.since),
+            ("--until", &self.until),
+            ("--model", &self.model),
+        ] {
+            if let Some(value) = value {
+                command += &format!(" {name} {}", shell_quoted(value));
+            }
+        }
+        for kv in &self.metadata {
+            command += &format!(" --meta {}", shell_quoted(kv));
+        }
+        command + &format!(" --cursor {}", shell_quoted(cursor))
+    }
+}
+
+/// `word` as one shell word: as it is when it holds only safe characters, else in
+/// single quotes.
+fn shell_quoted(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@,+%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+pub async fn list(
+    store: &dyn TraceStore,
+    args: ListArgs,
+    db: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let metadata = args
         .metadata
         .iter()
@@ -97,9 +140,9 @@ pub async fn list(store: &dyn TraceStore, args: ListArgs) -> anyhow::Result<Exit
         since: args.since.as_deref().map(parse_time).transpose()?,
         until: args.until.as_deref().map(parse_time).transpose()?,
         metadata,
-        model: args.model,
+        model: args.model.clone(),
         limit: args.limit,
-        cursor: args.cursor,
+        cursor: args.cursor.clone(),
     };
     let page = store.list_sessions(&filter).await?;
     if args.json {
@@ -134,7 +177,7 @@ pub async fn list(store: &dyn TraceStore, args: ListArgs) -> anyhow::Result<Exit
     }
     out!("{}", table.render())?;
     if let Some(cursor) = page.next_cursor {
-        outln!("more: sonde sessions --cursor {cursor}")?;
+        outln!("more: {}", args.next_page_command(db, &cursor))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -152,12 +195,20 @@ pub async fn show(
         outln!("{}", serde_json::to_string_pretty(&trace)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    out!("{}", render_session(&trace))?;
+    out!("{}", render_session(&trace, output_width()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The human view of a session: a header, then every record in order.
-fn render_session(trace: &SessionTrace) -> String {
+/// The cost of a call as Sonde reports it everywhere: the reported one, else the one
+/// computed from the price table.
+fn cost(call: &sonde::LlmCall) -> Option<f64> {
+    call.cost_usd
+        .or_else(|| sonde_pricing::PriceTable::global().cost(call))
+}
+
+/// The human view of a session, no line wider than `width`: a header, then every
+/// record in order (`session_started` first, then the rest in time order).
+fn render_session(trace: &SessionTrace, width: usize) -> String {
     let mut out = String::new();
     let llm: Vec<&sonde::LlmCall> = trace
         .events
@@ -165,7 +216,7 @@ fn render_session(trace: &SessionTrace) -> String {
         .filter_map(|e| e.value.as_llm())
         .collect();
     let tokens: u64 = llm.iter().map(|c| c.total_tokens()).sum();
-    let costs: Vec<f64> = llm.iter().filter_map(|c| c.cost_usd).collect();
+    let costs: Vec<f64> = llm.iter().filter_map(|c| cost(c)).collect();
     out.push_str(&format!("session   {}\n", trace.session_id));
     if let Some(start) = trace.created_at() {
         out.push_str(&format!("started   {}\n", when(start)));
@@ -174,25 +225,26 @@ fn render_session(trace: &SessionTrace) -> String {
         out.push_str(&format!("ended     {}\n", when(end.timestamp)));
     }
     if !trace.metadata().is_empty() {
+        let metadata = Value::Object(trace.metadata().clone()).to_string();
         out.push_str(&format!(
             "metadata  {}\n",
-            Value::Object(trace.metadata().clone())
+            preview(&metadata, width.saturating_sub(10))
         ));
     }
     out.push_str(&format!(
-        "totals    {} steps, {} events ({} LLM calls), {} messages, {} tokens, {}\n\n",
-        trace.steps.len(),
-        trace.events.len(),
-        llm.len(),
-        trace.messages.len(),
-        thousands(tokens),
+        "totals    {}, {} ({}), {}, {}, {}\n\n",
+        count(trace.steps.len() as u64, "step"),
+        count(trace.events.len() as u64, "event"),
+        count(llm.len() as u64, "LLM call"),
+        count(trace.messages.len() as u64, "message"),
+        count(tokens, "token"),
         if costs.is_empty() {
             "cost unknown".to_owned()
         } else {
             dollars(Some(costs.iter().sum()))
         }
     ));
-    let mut table = Table::new(&["TIME", "STEP", "KIND", "DETAIL"]);
+    let mut table = Table::new(&["TIME (UTC)", "STEP", "KIND", "DETAIL"]);
     for record in trace.to_records() {
         let detail = match &record.body {
             sonde::Body::Event(Event::Llm(c)) => format!(
@@ -206,7 +258,7 @@ fn render_session(trace: &SessionTrace) -> String {
                 thousands(c.output_tokens),
                 thousands(c.cache_read_tokens),
                 thousands(c.cache_write_tokens),
-                c.cost_usd
+                cost(c)
                     .map(|v| format!(" {}", dollars(Some(v))))
                     .unwrap_or_default(),
                 c.latency_ms
@@ -261,7 +313,7 @@ fn render_session(trace: &SessionTrace) -> String {
             detail,
         ]);
     }
-    out.push_str(&table.render());
+    out.push_str(&table.render_within(width));
     out
 }
 

@@ -339,6 +339,19 @@ struct PerMillion {
     long_output: Option<f64>,
 }
 
+/// How a model name led to its shipped entry, as the end of a sentence ("matched by
+/// ...").
+fn how_matched(matched_by: &str) -> &str {
+    match matched_by {
+        "exact" => "its exact name",
+        "prefix" => "the longest known prefix of its name",
+        "without provider" => "its name without the provider prefix",
+        "provider-qualified entry" => "a provider-qualified entry of the same model",
+        "without date" => "its name without the date suffix",
+        other => other,
+    }
+}
+
 pub fn pricing(model: &str, json: bool) -> anyhow::Result<ExitCode> {
     let Some(m) = PriceTable::global().find(model) else {
         eprintln!("sonde: no price for {model:?}: add one with --prices FILE (see README)");
@@ -366,9 +379,10 @@ pub fn pricing(model: &str, json: bool) -> anyhow::Result<ExitCode> {
     }
     let source = match &m.source {
         PriceSource::Override { entry } => format!("your price file, entry {entry:?}"),
-        PriceSource::Shipped { entry, matched_by } => {
-            format!("the shipped table (LiteLLM), entry {entry:?}, matched by {matched_by}")
-        }
+        PriceSource::Shipped { entry, matched_by } => format!(
+            "the shipped table (LiteLLM), entry {entry:?}, matched by {}",
+            how_matched(matched_by)
+        ),
     };
     outln!("{model}: {source}")?;
     let price = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("${v}"));

@@ -15,7 +15,7 @@ use sonde::sync::{
 
 use crate::exit;
 use crate::out::outln;
-use crate::table::thousands;
+use crate::table::{count, thousands};
 
 /// Which agent's logs to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,19 +96,22 @@ fn target(
 /// The summary of a run, for people.
 fn summary(result: &SyncResult) -> String {
     let mut line = format!(
-        "{}: {} files scanned, {} updated, {:.1} MB, {} spans",
+        "{}: {} scanned ({} with new lines), {:.1} MB, {}",
         result.source,
-        thousands(result.files_scanned),
+        count(result.files_scanned, "file"),
         thousands(result.files_updated),
         result.bytes_read as f64 / 1e6,
-        thousands(result.spans_synced),
+        count(result.spans_synced, "span"),
     );
     if result.spans_replaced > 0 {
-        line.push_str(&format!(" ({} updated)", thousands(result.spans_replaced)));
+        line.push_str(&format!(
+            " ({} updating earlier runs' records)",
+            thousands(result.spans_replaced)
+        ));
     }
     line.push_str(&format!(
-        ", {} errors in {:.2} s → {}{}",
-        thousands(result.errors),
+        ", {} in {:.2} s → {}{}",
+        count(result.errors, "error"),
         result.duration_ms as f64 / 1000.0,
         result.target,
         if result.dry_run { " (dry run)" } else { "" }

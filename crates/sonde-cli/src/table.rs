@@ -22,6 +22,43 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// The table with its last column cut (`…`) so that no line is wider than `width`
+    /// (the last column keeps at least 20 characters).
+    pub fn render_within(&self, width: usize) -> String {
+        let Some(last) = self.headers.len().checked_sub(1) else {
+            return self.render();
+        };
+        let others: usize = (0..last)
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(i))
+                    .chain([&self.headers[i]])
+                    .map(|c| c.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    + 2
+            })
+            .sum();
+        let room = width.saturating_sub(others).max(20);
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| {
+                let mut row = row.clone();
+                if let Some(cell) = row.get_mut(last) {
+                    *cell = preview(cell, room);
+                }
+                row
+            })
+            .collect();
+        Table {
+            headers: self.headers.clone(),
+            rows,
+        }
+        .render()
+    }
+
     pub fn render(&self) -> String {
         let columns = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
@@ -90,6 +127,15 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A count and its noun, singular for one: `1 record`, `1,234 records`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
 /// Dollars to the cent; `-` when unknown.
 pub fn dollars(value: Option<f64>) -> String {
     match value {
@@ -103,14 +149,22 @@ pub fn dollars(value: Option<f64>) -> String {
     }
 }
 
-/// `2026-11-22 05:26:00` (UTC).
+/// `2026-11-22 05:26:00 UTC`.
 pub fn when(t: Timestamp) -> String {
-    t.to_datetime().format("%Y-%m-%d %H:%M:%S").to_string()
+    t.to_datetime().format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// `05:26:00.123` (UTC), for timelines within a session.
+/// `05:26:00.123` in UTC, for timelines within a session (under a header that says
+/// the zone).
 pub fn time_of_day(t: Timestamp) -> String {
     t.to_datetime().format("%H:%M:%S%.3f").to_string()
+}
+
+/// The columns output may use: the terminal's width, or 100 when standard output is
+/// not a terminal.
+pub fn output_width() -> usize {
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map_or(100, |(terminal_size::Width(w), _)| usize::from(w))
 }
 
 /// A duration in milliseconds, shortest readable form.
@@ -150,6 +204,13 @@ mod tests {
     }
 
     #[test]
+    fn one_thing_is_singular() {
+        assert_eq!(count(1, "record"), "1 record");
+        assert_eq!(count(0, "record"), "0 records");
+        assert_eq!(count(1234, "file"), "1,234 files");
+    }
+
+    #[test]
     fn tables_align_text_left_and_numbers_right() {
         let mut t = Table::new(&["NAME", "TOKENS"]);
         t.row(vec!["a".into(), "1,000".into()]);
@@ -158,6 +219,15 @@ mod tests {
             t.render(),
             "NAME    TOKENS\na        1,000\nlonger       5\n"
         );
+    }
+
+    #[test]
+    fn a_table_within_a_width_cuts_its_last_column() {
+        let mut t = Table::new(&["KIND", "DETAIL"]);
+        t.row(vec!["message".into(), "x".repeat(200)]);
+        let text = t.render_within(40);
+        assert!(text.lines().all(|l| l.chars().count() <= 40), "{text}");
+        assert!(text.contains('…'));
     }
 
     #[test]

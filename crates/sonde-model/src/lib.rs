@@ -24,6 +24,7 @@
 //! assert_eq!(Record::from_json_line(&line).unwrap(), record);
 //! ```
 
+mod causes;
 mod event;
 mod id;
 mod json;
@@ -34,6 +35,7 @@ mod session;
 mod sink;
 mod timestamp;
 
+pub use causes::message_with_causes;
 pub use event::{
     CustomEvent, EnvironmentFeedback, Event, LlmCall, LlmCallRecord, RuntimeAction, Status,
 };

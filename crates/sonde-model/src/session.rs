@@ -225,7 +225,8 @@ impl SessionTrace {
         &mut self.steps[position]
     }
 
-    /// Every record of the session, ordered by timestamp, then id.
+    /// Every record of the session: `session_started` first, then the others ordered by
+    /// timestamp, then id.
     ///
     /// ```
     /// assert!(sonde_model::SessionTrace::new("s").to_records().is_empty());
@@ -251,7 +252,16 @@ impl SessionTrace {
                 .into_iter()
                 .map(|e| e.into_record(Body::EventReward)),
         );
-        records.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
+        // A source may date its session's start after its first records (a transcript
+        // names its session on a later line); the start still comes first.
+        fn key(r: &Record) -> (bool, Timestamp, &str) {
+            (
+                !matches!(r.body, Body::SessionStarted(_)),
+                r.timestamp,
+                r.id.as_str(),
+            )
+        }
+        records.sort_by(|a, b| key(a).cmp(&key(b)));
         records
     }
 

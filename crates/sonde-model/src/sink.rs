@@ -16,12 +16,12 @@ use crate::Record;
 #[non_exhaustive]
 pub enum SinkError {
     /// A file could not be created or written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (said in the message, so not a `source` that a chain would repeat).
+        cause: std::io::Error,
     },
     /// A store refused the records.
     #[error("store: {0}")]

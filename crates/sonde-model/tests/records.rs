@@ -494,3 +494,29 @@ fn unknown_fields_are_ignored_for_forward_compatibility() {
     let record = Record::from_json_line(line).unwrap();
     assert_eq!(record.kind(), "custom_event");
 }
+
+#[test]
+fn a_sessions_records_start_with_its_start_even_when_it_is_dated_later() {
+    let ctx = Context::session("s");
+    let record = |id: &str, micros: i64, body: Body| Record {
+        id: id.into(),
+        timestamp: Timestamp::from_micros(micros),
+        context: ctx.clone(),
+        body,
+    };
+    let records = vec![
+        record("b-call", 1, Body::Event(Event::Llm(LlmCall::default()))),
+        record(
+            "a-start",
+            5,
+            Body::SessionStarted(SessionStarted {
+                metadata: Metadata::new(),
+                session_metadata: vec![],
+            }),
+        ),
+        record("c-later", 9, Body::Event(Event::Llm(LlmCall::default()))),
+    ];
+    let session = SessionTrace::from_records(records).remove(0);
+    let ids: Vec<String> = session.to_records().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["a-start", "b-call", "c-later"]);
+}

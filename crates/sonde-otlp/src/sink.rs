@@ -137,7 +137,7 @@ impl OtlpSink {
             .build()
             .map_err(|e| SinkError::Export {
                 endpoint: self.url.clone(),
-                reason: e.to_string(),
+                reason: sonde_model::message_with_causes(&e),
             })?;
         Ok(self.client.get_or_init(|| client))
     }
@@ -190,7 +190,7 @@ impl OtlpSink {
                 }
                 // The error names the endpoint already: reqwest's copy of the URL
                 // (credentials and all) is left out.
-                Err(e) => last = e.without_url().to_string(),
+                Err(e) => last = sonde_model::message_with_causes(&e.without_url()),
             }
         }
         Err(fail(last))

@@ -97,7 +97,7 @@ fn raw_rows(records: &[Record]) -> Vec<RawRow> {
 
 const COLUMNS: &str = "id, kind, ts, session_id, step_id, payload, event_type, status, provider, model, \
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-    cost_usd, latency_ms, ttft_ms, api_key_hash";
+    reported_cost_usd, latency_ms, ttft_ms, api_key_hash";
 
 async fn through_writer(store: Arc<dyn TraceStore>, iters: u64) -> Duration {
     let mut elapsed = Duration::ZERO;

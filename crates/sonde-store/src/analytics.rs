@@ -547,7 +547,7 @@ impl Rollup {
              coalesce(e.input_tokens, 0), coalesce(e.output_tokens, 0),
              coalesce(e.cache_read_tokens, 0), coalesce(e.cache_write_tokens, 0),
              coalesce(e.reasoning_tokens, 0), coalesce(e.total_tokens, 0),
-             coalesce(e.cost_usd, e.computed_cost_usd, 0), coalesce(e.cost_usd, 0),
+             coalesce(e.cost_usd, 0), coalesce(e.reported_cost_usd, 0),
              coalesce(e.computed_cost_usd, 0), CASE WHEN {FAILED} THEN 1 ELSE 0 END,
              CASE WHEN e.response_status >= 400 AND e.response_status < 500 THEN 1 ELSE 0 END,
              CASE WHEN e.response_status >= 500 THEN 1 ELSE 0 END, coalesce(e.latency_ms, 0),
@@ -610,7 +610,6 @@ fn rollups_answer(f: &AnalyticsFilter) -> bool {
         && f.gateway_key_id.is_none()
 }
 
-const COST: &str = "COALESCE(e.cost_usd, e.computed_cost_usd)";
 const FAILED: &str = "(e.status = 'error' OR e.response_status >= 400)";
 
 fn int(v: &Value) -> u64 {
@@ -807,7 +806,7 @@ pub(crate) async fn usage_summary(
             "SELECT count(*) AS c0, sum(e.input_tokens) AS c1, sum(e.output_tokens) AS c2,
                 sum(e.total_tokens) AS c3, sum(e.cache_read_tokens) AS c4,
                 sum(e.cache_write_tokens) AS c5, sum(e.reasoning_tokens) AS c6,
-                sum({COST}) AS c7, sum(e.cost_usd) AS c8, sum(e.computed_cost_usd) AS c9,
+                sum(e.cost_usd) AS c7, sum(e.reported_cost_usd) AS c8, sum(e.computed_cost_usd) AS c9,
                 sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c10
          FROM events e WHERE {filter}"
         )
@@ -871,7 +870,7 @@ pub(crate) async fn usage_series(
             "SELECT {ts} - ((({ts} - {offset}) % {width}) + {width}) % {width} AS b, {g} AS g,
                 count(*) AS c2, CAST(sum(e.input_tokens) AS BIGINT) AS c3,
                 CAST(sum(e.output_tokens) AS BIGINT) AS c4,
-                CAST(sum(e.total_tokens) AS BIGINT) AS c5, sum({COST}) AS c6
+                CAST(sum(e.total_tokens) AS BIGINT) AS c5, sum(e.cost_usd) AS c6
          FROM events e WHERE {filter} GROUP BY 1, 2",
             g = group_by.expr(),
         )
@@ -921,7 +920,7 @@ pub(crate) async fn model_stats(
         format!(
             "SELECT e.provider AS c0, e.model AS c1, count(*) AS c2, sum(e.input_tokens) AS c3,
                 sum(e.output_tokens) AS c4, sum(e.cache_read_tokens) AS c5,
-                sum(e.cache_write_tokens) AS c6, sum(e.total_tokens) AS c7, sum({COST}) AS c8,
+                sum(e.cache_write_tokens) AS c6, sum(e.total_tokens) AS c7, sum(e.cost_usd) AS c8,
                 sum(e.latency_ms) AS c9, count(e.latency_ms) AS c10,
                 sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c11
          FROM events e WHERE {filter} GROUP BY e.provider, e.model"
@@ -984,7 +983,7 @@ pub(crate) async fn key_stats(
     } else {
         let filter = sql.filter(f);
         format!(
-            "SELECT e.api_key_hash AS c0, count(*) AS c1, sum(e.total_tokens) AS c2, sum({COST}) AS c3
+            "SELECT e.api_key_hash AS c0, count(*) AS c1, sum(e.total_tokens) AS c2, sum(e.cost_usd) AS c3
              FROM events e WHERE {filter} AND e.api_key_hash IS NOT NULL GROUP BY e.api_key_hash"
         )
     };

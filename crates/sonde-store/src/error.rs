@@ -1,4 +1,8 @@
 //! What can go wrong, one enum per operation.
+//!
+//! Each message says its cause once: a variant puts the cause's text in its own
+//! message and does not also hand it out as its `source()`, so printing the chain
+//! (`anyhow`'s `{:#}`) does not say it twice.
 
 /// The class of a failed storage operation, for retry decisions and dashboards.
 ///
@@ -101,12 +105,12 @@ pub enum OpenError {
     #[error("this sonde was built without the {0} backend")]
     BackendNotBuilt(&'static str),
     /// The database folder could not be created.
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot create {path}: {cause}")]
     CreateDir {
         /// The folder.
         path: String,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The SQLite file does not exist and the open was one that must not create it
     /// ([`StoreUrl::open_existing`](crate::StoreUrl::open_existing)); nothing was created.
@@ -116,22 +120,22 @@ pub enum OpenError {
         path: String,
     },
     /// The database refused to open.
-    #[error("cannot open {url}: {source}")]
+    #[error("cannot open {url}: {cause}")]
     Backend {
         /// The URL, its password replaced by `***` (see [`redact_url`](crate::redact_url)).
         url: String,
         /// The database's error.
-        source: BackendError,
+        cause: BackendError,
     },
     /// A migration failed; the database is left at the previous version.
-    #[error("migration {version} ({name}) failed: {source}")]
+    #[error("migration {version} ({name}) failed: {cause}")]
     Migration {
         /// The migration's version.
         version: i64,
         /// The migration's name.
         name: &'static str,
         /// The database's error.
-        source: BackendError,
+        cause: BackendError,
     },
     /// The database was written by a newer Sonde.
     #[error("database schema version {found} is newer than this sonde knows ({known})")]
@@ -154,10 +158,22 @@ pub enum OpenError {
 pub enum WriteError {
     /// The database failed.
     #[error("write failed: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+}
+
+impl From<BackendError> for WriteError {
+    fn from(e: BackendError) -> Self {
+        WriteError::Backend(e)
+    }
+}
+
+impl From<BackendError> for ReadError {
+    fn from(e: BackendError) -> Self {
+        ReadError::Backend(e)
+    }
 }
 
 impl WriteError {
@@ -183,7 +199,7 @@ impl WriteError {
 pub enum ReadError {
     /// The database failed.
     #[error("read failed: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     /// The page cursor was not made by this store.
     #[error("invalid cursor: pass the next_cursor of a previous page")]
     InvalidCursor,

@@ -46,6 +46,7 @@ pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, Writ
 pub use keys::ApiKey;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+pub use sonde_model::message_with_causes;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use url::{REDACTED, StoreUrl, redact_url};

@@ -84,7 +84,7 @@ pub(crate) const EVENT_COLUMNS: [&str; 19] = [
     "cache_write_tokens",
     "reasoning_tokens",
     "total_tokens",
-    "cost_usd",
+    "reported_cost_usd",
     "computed_cost_usd",
     "latency_ms",
     "ttft_ms",
@@ -136,7 +136,8 @@ pub(crate) struct EventColumns {
     pub model: Option<String>,
     /// input, output, cache read, cache write, reasoning, total (LLM calls only).
     pub tokens: Option<[i64; 6]>,
-    pub cost_usd: Option<f64>,
+    /// The cost the source reported.
+    pub reported_cost_usd: Option<f64>,
     /// The cost from the price table, when the model is priced.
     pub computed_cost_usd: Option<f64>,
     /// LLM latency, or a tool call's duration.
@@ -249,7 +250,9 @@ impl RecordRow {
     pub(crate) fn llm_usage(&self) -> Option<(i64, Option<f64>)> {
         match &self.extra {
             // The reported cost, else Sonde's (as analytics count `cost_usd`).
-            Extra::Event(e) => e.tokens.map(|t| (t[5], e.cost_usd.or(e.computed_cost_usd))),
+            Extra::Event(e) => e
+                .tokens
+                .map(|t| (t[5], e.reported_cost_usd.or(e.computed_cost_usd))),
             _ => None,
         }
     }
@@ -263,7 +266,7 @@ impl EventColumns {
             provider: None,
             model: None,
             tokens: None,
-            cost_usd: None,
+            reported_cost_usd: None,
             computed_cost_usd: None,
             latency_ms: None,
             ttft_ms: None,
@@ -285,7 +288,7 @@ impl EventColumns {
                     int(c.reasoning_tokens),
                     int(c.total_tokens()),
                 ]);
-                columns.cost_usd = finite(c.cost_usd);
+                columns.reported_cost_usd = finite(c.cost_usd);
                 columns.computed_cost_usd = finite(sonde_pricing::PriceTable::global().cost(c));
                 columns.latency_ms = finite(c.latency_ms);
                 columns.ttft_ms = finite(c.time_to_first_token_ms);
@@ -433,7 +436,7 @@ pub(crate) fn recount_session_sql(param: &str) -> String {
              message_count = (SELECT count(*) FROM messages WHERE session_id = {param}),
              total_tokens = (SELECT coalesce(sum(total_tokens), 0) FROM events
                              WHERE session_id = {param} AND event_type = 'llm'),
-             cost_usd = (SELECT sum(coalesce(cost_usd, computed_cost_usd)) FROM events
+             cost_usd = (SELECT sum(cost_usd) FROM events
                          WHERE session_id = {param} AND event_type = 'llm')
          WHERE session_id = {param}"
     )
@@ -677,8 +680,8 @@ fn add_to_rollup(d: &mut RollupDelta, e: &EventColumns, sign: i64) {
     for (sum, n) in d.tokens.iter_mut().zip(tokens) {
         *sum = sum.saturating_add(sign * n);
     }
-    d.cost += f * e.cost_usd.or(e.computed_cost_usd).unwrap_or(0.0);
-    d.reported_cost += f * e.cost_usd.unwrap_or(0.0);
+    d.cost += f * e.reported_cost_usd.or(e.computed_cost_usd).unwrap_or(0.0);
+    d.reported_cost += f * e.reported_cost_usd.unwrap_or(0.0);
     d.computed_cost += f * e.computed_cost_usd.unwrap_or(0.0);
     let status = e.response_status.unwrap_or(0);
     d.errors += sign * i64::from(e.status == "error" || status >= 400);
@@ -692,11 +695,11 @@ fn add_to_rollup(d: &mut RollupDelta, e: &EventColumns, sign: i64) {
 
 /// Reads back the roll-up relevant columns of an LLM event row (for deletions):
 /// `ts, org, workspace, provider, model, api_key_hash, request_path, input, output,
-/// cache read, cache write, reasoning, total, cost_usd, computed_cost_usd, status,
+/// cache read, cache write, reasoning, total, reported_cost_usd, computed_cost_usd, status,
 /// response_status, latency_ms, ttft_ms`.
 pub(crate) const ROLLUP_SOURCE_COLUMNS: &str = "org, workspace, provider, model, api_key_hash, request_path, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-     cost_usd, computed_cost_usd, status, response_status, latency_ms, ttft_ms";
+     reported_cost_usd, computed_cost_usd, status, response_status, latency_ms, ttft_ms";
 
 /// The event columns of a stored LLM call, from [`ROLLUP_SOURCE_COLUMNS`] values.
 #[allow(clippy::too_many_arguments)]
@@ -706,7 +709,7 @@ pub(crate) fn stored_llm_columns(
     api_key_hash: Option<String>,
     request_path: Option<String>,
     tokens: [Option<i64>; 6],
-    cost_usd: Option<f64>,
+    reported_cost_usd: Option<f64>,
     computed_cost_usd: Option<f64>,
     status: &str,
     response_status: Option<i32>,
@@ -719,7 +722,7 @@ pub(crate) fn stored_llm_columns(
         provider,
         model,
         tokens: Some(tokens.map(|t| t.unwrap_or(0))),
-        cost_usd,
+        reported_cost_usd,
         computed_cost_usd,
         latency_ms,
         ttft_ms,
@@ -769,8 +772,22 @@ pub(crate) fn rollup_upsert_tail(table: &str) -> String {
     )
 }
 
+/// Schema version 8: `events.cost_usd` becomes the cost Sonde reports everywhere (the
+/// reported one, else the computed one), a column generated from the two beside it;
+/// the cost the source reported is kept as `reported_cost_usd`. `real` is the
+/// dialect's float type, `kept` how it keeps the generated column (`STORED` or
+/// `VIRTUAL`).
+pub(crate) fn one_cost_migration(real: &str, kept: &str) -> String {
+    format!(
+        "ALTER TABLE events RENAME COLUMN cost_usd TO reported_cost_usd;
+         ALTER TABLE events ADD COLUMN cost_usd {real}
+             GENERATED ALWAYS AS (coalesce(reported_cost_usd, computed_cost_usd)) {kept};"
+    )
+}
+
 /// The roll-up tables and their backfill from existing events (`hour_expr` and
-/// `day_expr` are the dialect's hour and day of `ts`).
+/// `day_expr` are the dialect's hour and day of `ts`), as of schema version 3, when
+/// `events.cost_usd` was the reported cost (it is `reported_cost_usd` since version 8).
 pub(crate) fn rollup_migration(int: &str, real: &str, hour_expr: &str, day_expr: &str) -> String {
     let table = |name: &str| {
         format!(
@@ -824,7 +841,7 @@ mod tests {
             provider: Some("openai".into()),
             model: Some(model.into()),
             tokens: Some([100, 10, 0, 0, 0, 110]),
-            cost_usd: None,
+            reported_cost_usd: None,
             computed_cost_usd: None,
             latency_ms,
             ttft_ms: None,

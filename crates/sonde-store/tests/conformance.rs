@@ -1422,6 +1422,83 @@ pub async fn replacing_a_record_updates_it_and_every_count(f: Fixture) {
     }
 }
 
+/// In SQL, `events.cost_usd` is the cost Sonde reports everywhere else: the reported
+/// one, else the one computed from the price table; both are beside it by name.
+pub async fn sql_cost_is_the_reported_cost_else_the_computed_one(f: Fixture) {
+    let call = |id: &str, model: &str, cost: Option<f64>| {
+        rec(
+            id,
+            1,
+            &Context::session("s-cost"),
+            Body::Event(Event::Llm(LlmCall {
+                provider: Some("openai".into()),
+                model_name: model.into(),
+                input_tokens: 1_000_000,
+                output_tokens: 100_000,
+                cost_usd: cost,
+                ..Default::default()
+            })),
+        )
+    };
+    f.store
+        .write(&[
+            call("reported", "gpt-5", Some(0.5)),
+            call("computed", "gpt-5", None),
+            call("unpriced", "no-such-model-xyz", None),
+        ])
+        .await
+        .unwrap();
+    let rows = f
+        .store
+        .query(
+            "SELECT id, cost_usd, reported_cost_usd, computed_cost_usd FROM events ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .rows;
+    let computed = rows[0][3].as_f64().expect("gpt-5 is priced");
+    assert!(computed > 0.0);
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                json!("computed"),
+                json!(computed),
+                json!(null),
+                json!(computed)
+            ],
+            vec![json!("reported"), json!(0.5), json!(0.5), json!(computed)],
+            vec![json!("unpriced"), json!(null), json!(null), json!(null)],
+        ]
+    );
+    let sums = f
+        .store
+        .query(
+            "SELECT sum(cost_usd), sum(reported_cost_usd), sum(computed_cost_usd) FROM events",
+            &[],
+        )
+        .await
+        .unwrap()
+        .rows;
+    let summary = f
+        .store
+        .usage_summary(&AnalyticsFilter::default())
+        .await
+        .unwrap();
+    let sum = |i: usize| sums[0][i].as_f64().unwrap();
+    assert!(close(sum(0), summary.cost_usd), "{sums:?} {summary:?}");
+    assert!(close(sum(1), summary.reported_cost_usd));
+    assert!(close(sum(2), summary.computed_cost_usd));
+    assert!(close(summary.cost_usd, 0.5 + computed));
+    let page = f
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap();
+    assert!(close(page.sessions[0].cost_usd.unwrap(), summary.cost_usd));
+}
+
 pub async fn sync_cursors_are_kept_per_source_and_path(f: Fixture) {
     let cursor = |path: &str, position: &str, state: &str| SyncCursor {
         path: path.into(),
@@ -1720,6 +1797,7 @@ macro_rules! conformance {
             case!(a_whole_session_round_trips);
             case!(writing_a_record_twice_stores_it_once);
             case!(replacing_a_record_updates_it_and_every_count);
+            case!(sql_cost_is_the_reported_cost_else_the_computed_one);
             case!(sync_cursors_are_kept_per_source_and_path);
             case!(sessions_list_newest_first_with_filters);
             case!(pages_cover_every_session_once_and_bad_cursors_are_refused);

@@ -1,10 +1,10 @@
-//! Migrations that derive tables from existing events fill them in: a database from
-//! before the latency runs (schema version 5) answers percentiles exactly once opened
-//! by this build.
+//! Migrations keep and derive from existing data: a database from before the latency
+//! runs (schema version 5) answers percentiles exactly once opened by this build, and
+//! one from before the one cost column (version 7) reports the same costs in SQL.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sonde_model::*;
-use sonde_store::{AnalyticsFilter, GroupBy, LatencyStats, TraceStore};
+use sonde_store::{AnalyticsFilter, GroupBy, LatencyStats, TraceStore, UsageSummary};
 
 /// LLM calls over three days, some without a latency, a time to first token or a key.
 fn calls() -> Vec<Record> {
@@ -40,6 +40,41 @@ async fn percentiles(store: &dyn TraceStore) -> Vec<Vec<LatencyStats>> {
     all
 }
 
+/// The sum of `events.cost_usd`, read past the store.
+const COST_SUM: &str = "SELECT coalesce(sum(cost_usd), 0) FROM events";
+
+/// Runs `sql` (taking the database back to an older schema) on the SQLite file at
+/// `path`, past the store; returns [`COST_SUM`] then.
+fn sqlite_downgrade(path: &std::path::Path, sql: &str) -> f64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(sql).unwrap();
+    conn.query_row(COST_SUM, [], |r| r.get(0)).unwrap()
+}
+
+/// A throwaway PostgreSQL server and the URL of a fresh database in it.
+async fn postgres_database() -> (sonde_pgtest::PgServer, String) {
+    let server = tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    (server, url)
+}
+
+/// Runs `sql` (taking the database back to an older schema) on the PostgreSQL
+/// database at `url`, past the store; returns [`COST_SUM`] then.
+async fn postgres_downgrade(url: &str, sql: &str) -> f64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    client.batch_execute(sql).await.unwrap();
+    let sum = client.query_one(COST_SUM, &[]).await.unwrap().get(0);
+    drop(client);
+    connection.await.unwrap().unwrap();
+    sum
+}
+
 /// SQL that takes a database back to schema version 5.
 const BACK_TO_VERSION_5: &str = "DROP TABLE llm_hourly_runs; DROP TABLE llm_key_daily_runs;
      DELETE FROM schema_migrations WHERE version = 6;";
@@ -54,34 +89,101 @@ async fn sqlite_latency_runs_are_filled_from_existing_events() {
     assert!(want[2].len() == 5, "four keys and none: {:?}", want[2]);
     drop(store);
 
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(BACK_TO_VERSION_5)
-        .unwrap();
+    sqlite_downgrade(&path, BACK_TO_VERSION_5);
     let store = sonde_store::SqliteStore::open(&path).await.unwrap();
     assert_eq!(percentiles(&store).await, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_latency_runs_are_filled_from_existing_events() {
-    let server = tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let (_server, url) = postgres_database().await;
     let store = sonde_store::PostgresStore::open(&url).await.unwrap();
     store.write(&calls()).await.unwrap();
     let want = percentiles(&store).await;
     assert!(want[2].len() == 5, "four keys and none: {:?}", want[2]);
     drop(store);
 
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
-    client.batch_execute(BACK_TO_VERSION_5).await.unwrap();
-    drop(client);
-    connection.await.unwrap().unwrap();
+    postgres_downgrade(&url, BACK_TO_VERSION_5).await;
     let store = sonde_store::PostgresStore::open(&url).await.unwrap();
     assert_eq!(percentiles(&store).await, want);
+}
+
+/// [`calls`], a third of them with a cost their source reported.
+fn costed_calls() -> Vec<Record> {
+    let mut calls = calls();
+    for (i, record) in calls.iter_mut().enumerate() {
+        if let Body::Event(Event::Llm(call)) = &mut record.body {
+            call.output_tokens = 1_000;
+            call.cost_usd = (i % 3 == 0).then_some(0.25);
+        }
+    }
+    calls
+}
+
+/// Every call's three costs and their sums, in SQL.
+async fn costs(store: &dyn TraceStore) -> (Vec<Vec<serde_json::Value>>, UsageSummary) {
+    let rows = store
+        .query(
+            "SELECT id, cost_usd, reported_cost_usd, computed_cost_usd FROM events ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .rows;
+    let summary = store
+        .usage_summary(&AnalyticsFilter::default())
+        .await
+        .unwrap();
+    (rows, summary)
+}
+
+/// SQL that takes a database back to schema version 7, when `events.cost_usd` was the
+/// reported cost.
+const BACK_TO_VERSION_7: &str = "ALTER TABLE events DROP COLUMN cost_usd;
+     ALTER TABLE events RENAME COLUMN reported_cost_usd TO cost_usd;
+     DELETE FROM schema_migrations WHERE version = 8;";
+
+fn check_costs(want: &(Vec<Vec<serde_json::Value>>, UsageSummary)) {
+    let (rows, summary) = want;
+    assert_eq!(rows.len(), 900);
+    let cost: f64 = rows.iter().filter_map(|r| r[1].as_f64()).sum();
+    assert!((cost - summary.cost_usd).abs() < 1e-9, "{cost} {summary:?}");
+    assert!(summary.reported_cost_usd > 0.0 && summary.computed_cost_usd > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_cost_columns_are_migrated_with_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    store.write(&costed_calls()).await.unwrap();
+    let want = costs(&store).await;
+    check_costs(&want);
+    drop(store);
+
+    let old = sqlite_downgrade(&path, BACK_TO_VERSION_7);
+    assert!(
+        (old - want.1.reported_cost_usd).abs() < 1e-9,
+        "version 7 sums reported costs"
+    );
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    assert_eq!(costs(&store).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cost_columns_are_migrated_with_their_values() {
+    let (_server, url) = postgres_database().await;
+    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    store.write(&costed_calls()).await.unwrap();
+    let want = costs(&store).await;
+    check_costs(&want);
+    drop(store);
+
+    let old = postgres_downgrade(&url, BACK_TO_VERSION_7).await;
+    assert!(
+        (old - want.1.reported_cost_usd).abs() < 1e-9,
+        "version 7 sums reported costs"
+    );
+    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    assert_eq!(costs(&store).await, want);
 }

@@ -348,6 +348,7 @@ impl ClaudeState {
             if let Some(open) = &mut chain.open
                 && (!open.sent || open.changed)
             {
+                out.updates += u64::from(open.sent);
                 out.replacements.extend(response_records(open, file));
                 open.sent = true;
                 open.changed = false;
@@ -418,7 +419,10 @@ impl ClaudeState {
         chain.input_ts = chain.input_ts.max(Some(open.last_ts));
         match (open.sent, open.changed) {
             (false, _) => out.records.extend(response_records(&open, file)),
-            (true, true) => out.replacements.extend(response_records(&open, file)),
+            (true, true) => {
+                out.updates += 1;
+                out.replacements.extend(response_records(&open, file));
+            }
             (true, false) => {}
         }
         self.finished.push(FinishedResponse {
@@ -678,6 +682,7 @@ impl ClaudeState {
         };
         let done = tool_record(&tool, Some(&result), file);
         if tool.sent {
+            out.updates += 1;
             out.replacements.push(done);
         } else {
             out.records.push(done);

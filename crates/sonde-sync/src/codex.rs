@@ -487,6 +487,7 @@ impl CodexState {
         let session = self.session(file);
         let done = tool_record(&session, &tool, Some((&output, ts, self.line_no)), file);
         if tool.sent {
+            out.updates += 1;
             out.replacements.push(done);
         } else {
             out.records.push(done);

@@ -17,6 +17,10 @@ pub struct Emitted {
     /// Records that replace versions sent before (a response that grew, a tool call
     /// whose result arrived); a store replaces them, other targets send them again.
     pub replacements: Vec<Record>,
+    /// How many of `replacements` replace a version an earlier run sent (the others
+    /// are still open and sent for the first time, as replacements so that a store
+    /// overwrites whatever it has).
+    pub updates: u64,
     /// Lines read.
     pub lines: u64,
     /// Lines and fields skipped, by what they were (`progress`, `user.meta`, ...).

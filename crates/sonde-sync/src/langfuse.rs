@@ -148,7 +148,8 @@ impl LangfuseSink {
                         text.lines().next().unwrap_or_default()
                     )));
                 }
-                Err(e) => last = e.to_string(),
+                // The error names the endpoint already.
+                Err(e) => last = sonde_model::message_with_causes(&e.without_url()),
             }
         }
         Err(self.fail(last))

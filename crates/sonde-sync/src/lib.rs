@@ -55,12 +55,12 @@ const READ_CHUNK: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// A transcript file or folder could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The file or folder.
         path: String,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A sink target (JSONL on stdout, OTLP, Langfuse) could not deliver.
     #[error("{target}: {source}")]
@@ -214,9 +214,9 @@ fn claude_file(root: &Path, path: &Path) -> ClaudeFile {
 /// The transcript files of `source` under `root` (a file or a folder walked
 /// recursively), sorted by path. A missing root is an error.
 pub fn discover(source: Source, root: &Path) -> Result<Vec<SourceFile>, SyncError> {
-    let read_error = |path: &Path, source: std::io::Error| SyncError::Read {
+    let read_error = |path: &Path, cause: std::io::Error| SyncError::Read {
         path: path.display().to_string(),
-        source,
+        cause,
     };
     let mut files = Vec::new();
     let meta = std::fs::metadata(root).map_err(|e| read_error(root, e))?;
@@ -315,7 +315,8 @@ pub struct SyncResult {
     pub lines_read: u64,
     /// Records sent (each a span, message or lifecycle record), replacements included.
     pub spans_synced: u64,
-    /// Of those, replacements of records sent before.
+    /// Of those, replacements of records an earlier run sent (a record still open,
+    /// sent for the first time as a replacement, is not counted).
     pub spans_replaced: u64,
     /// Lines and fields skipped, by what they were.
     pub skipped: BTreeMap<String, u64>,
@@ -463,7 +464,7 @@ impl<'a> Syncer<'a> {
     fn send(&mut self, out: &mut Emitted, result: &mut SyncResult) -> Result<(), SyncError> {
         let (records, replacements) = out.take_records();
         result.spans_synced += (records.len() + replacements.len()) as u64;
-        result.spans_replaced += replacements.len() as u64;
+        result.spans_replaced += std::mem::take(&mut out.updates);
         if self.options.dry_run || (records.is_empty() && replacements.is_empty()) {
             return Ok(());
         }
@@ -597,7 +598,7 @@ impl<'a> Syncer<'a> {
     ) -> Result<u64, SyncError> {
         let read_error = |e: std::io::Error| SyncError::Read {
             path: file.path.display().to_string(),
-            source: e,
+            cause: e,
         };
         let mut handle = std::fs::File::open(&file.path).map_err(read_error)?;
         handle.seek(SeekFrom::Start(offset)).map_err(read_error)?;

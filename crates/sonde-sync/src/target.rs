@@ -397,7 +397,7 @@ impl TraceSink for StdoutSink {
                 .and_then(|()| out.write_all(b"\n"))
                 .map_err(|e| sonde_model::SinkError::Io {
                     path: "stdout".into(),
-                    source: e,
+                    cause: e,
                 })?;
         }
         Ok(())
@@ -408,7 +408,7 @@ impl TraceSink for StdoutSink {
             .flush()
             .map_err(|e| sonde_model::SinkError::Io {
                 path: "stdout".into(),
-                source: e,
+                cause: e,
             })
     }
 }

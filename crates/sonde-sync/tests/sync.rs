@@ -245,7 +245,10 @@ fn a_response_split_over_two_runs_keeps_its_largest_usage() {
     };
     std::fs::write(&path, line(1, r#"{"type":"text","text":"Hello"}"#)).unwrap();
     let f = Fixture::new();
-    f.sync(Source::Claude, dir.path());
+    let first = f.sync(Source::Claude, dir.path());
+    // The open response is sent for the first time: nothing is updated yet.
+    assert!(first.spans_synced > 0);
+    assert_eq!(first.spans_replaced, 0);
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)

@@ -39,9 +39,9 @@ impl JsonlSink {
     /// ```
     pub fn create(path: impl AsRef<Path>) -> Result<Self, SinkError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| SinkError::Io {
+        let io = |cause| SinkError::Io {
             path: path.clone(),
-            source,
+            cause,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -68,10 +68,10 @@ impl JsonlSink {
         &self.path
     }
 
-    fn io(&self, source: std::io::Error) -> SinkError {
+    fn io(&self, cause: std::io::Error) -> SinkError {
         SinkError::Io {
             path: self.path.clone(),
-            source,
+            cause,
         }
     }
 }
@@ -110,9 +110,9 @@ pub struct StderrSink;
 impl TraceSink for StderrSink {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         let stderr = std::io::stderr();
-        write_lines(&mut stderr.lock(), records).map_err(|source| SinkError::Io {
+        write_lines(&mut stderr.lock(), records).map_err(|cause| SinkError::Io {
             path: PathBuf::from("<stderr>"),
-            source,
+            cause,
         })
     }
 }

@@ -371,7 +371,7 @@ impl TraceSink for Failing {
     fn write(&self, _: &[Record]) -> Result<(), SinkError> {
         Err(SinkError::Io {
             path: "failing".into(),
-            source: std::io::Error::other("disk on fire"),
+            cause: std::io::Error::other("disk on fire"),
         })
     }
 }

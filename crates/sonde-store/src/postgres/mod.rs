@@ -70,9 +70,11 @@ pub(crate) fn classify(e: &tokio_postgres::Error) -> BackendError {
         Some(_) => ErrorClass::Unknown,
         None => ErrorClass::Connection,
     };
+    // The driver keeps the cause of a failed connection ("connection refused") apart
+    // from its own message ("error connecting to server").
     let message = match e.as_db_error() {
         Some(db) => db.message().to_owned(),
-        None => e.to_string(),
+        None => crate::message_with_causes(e),
     };
     BackendError::new(class, message)
 }
@@ -84,19 +86,19 @@ fn pool_error(e: deadpool_postgres::PoolError) -> BackendError {
         PoolError::Timeout(_) => {
             BackendError::new(ErrorClass::Timeout, "timed out waiting for a connection")
         }
-        other => BackendError::new(ErrorClass::Connection, other.to_string()),
+        other => BackendError::new(ErrorClass::Connection, crate::message_with_causes(&other)),
     }
 }
 
 /// The error for a failed open of `url`: the URL and the driver's message without the
 /// password, should the message echo the connection string. (tokio-postgres names
 /// options, not their values, and its `Config` prints no password; this keeps it so.)
-fn open_failed(url: &str, source: BackendError) -> OpenError {
+fn open_failed(url: &str, cause: BackendError) -> OpenError {
     OpenError::Backend {
         url: crate::redact_url(url),
-        source: BackendError {
-            message: crate::redact_url(&source.message),
-            ..source
+        cause: BackendError {
+            message: crate::redact_url(&cause.message),
+            ..cause
         },
     }
 }
@@ -165,9 +167,8 @@ fn pg_type(column: &str) -> &'static str {
         "ts" => "timestamptz",
         "input_tokens" | "output_tokens" | "cache_read_tokens" | "cache_write_tokens"
         | "reasoning_tokens" | "total_tokens" => "int8",
-        "cost_usd" | "computed_cost_usd" | "latency_ms" | "ttft_ms" | "total_reward" | "value" => {
-            "float8"
-        }
+        "reported_cost_usd" | "computed_cost_usd" | "latency_ms" | "ttft_ms" | "total_reward"
+        | "value" => "float8",
         "response_status" => "int4",
         _ => "text",
     }
@@ -210,7 +211,7 @@ fn column<'a>(rows: &'a [&'a RecordRow], name: &str) -> Param<'a> {
         "cache_write_tokens" => token(3),
         "reasoning_tokens" => token(4),
         "total_tokens" => token(5),
-        "cost_usd" => each(rows, |r| event(r).and_then(|e| e.cost_usd)),
+        "reported_cost_usd" => each(rows, |r| event(r).and_then(|e| e.reported_cost_usd)),
         "computed_cost_usd" => each(rows, |r| event(r).and_then(|e| e.computed_cost_usd)),
         "latency_ms" => each(rows, |r| event(r).and_then(|e| e.latency_ms)),
         "ttft_ms" => each(rows, |r| event(r).and_then(|e| e.ttft_ms)),

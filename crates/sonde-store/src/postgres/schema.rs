@@ -194,6 +194,12 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         // values itself (TOAST). The version is kept so that both backends number alike.
         sql: || "SELECT 1".to_owned(),
     },
+    Migration {
+        version: 8,
+        name: "one cost column",
+        // PostgreSQL keeps generated columns stored only.
+        sql: || crate::rows::one_cost_migration("DOUBLE PRECISION", "STORED"),
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -207,7 +213,7 @@ pub(super) async fn migrate(client: &mut Object) -> Result<(), OpenError> {
     let setup = |e: tokio_postgres::Error| OpenError::Migration {
         version: 0,
         name: "schema_migrations",
-        source: classify(&e),
+        cause: classify(&e),
     };
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -225,7 +231,7 @@ async fn apply(client: &mut Object) -> Result<(), OpenError> {
     let setup = |e: tokio_postgres::Error| OpenError::Migration {
         version: 0,
         name: "schema_migrations",
-        source: classify(&e),
+        cause: classify(&e),
     };
     client
         .batch_execute(
@@ -241,7 +247,7 @@ async fn apply(client: &mut Object) -> Result<(), OpenError> {
         let fail = |e: tokio_postgres::Error| OpenError::Migration {
             version: migration.version,
             name: migration.name,
-            source: classify(&e),
+            cause: classify(&e),
         };
         let tx = client.transaction().await.map_err(fail)?;
         let applied = tx

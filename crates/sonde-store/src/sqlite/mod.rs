@@ -172,7 +172,7 @@ impl SqliteStore {
         rx.await.unwrap_or_else(|_| {
             Err(OpenError::Backend {
                 url: crate::redact_url(&path.display().to_string()),
-                source: BackendError::new(ErrorClass::Unknown, "open thread ended"),
+                cause: BackendError::new(ErrorClass::Unknown, "open thread ended"),
             })
         })
     }
@@ -180,9 +180,9 @@ impl SqliteStore {
     fn open_blocking(path: &Path) -> Result<Self, OpenError> {
         let url = crate::redact_url(&path.display().to_string());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+            std::fs::create_dir_all(dir).map_err(|cause| OpenError::CreateDir {
                 path: crate::redact_url(&dir.display().to_string()),
-                source,
+                cause,
             })?;
         }
         let mut conn = Connection::open(path).map_err(|e| schema::open_failed(&url, &e))?;
@@ -199,14 +199,14 @@ impl SqliteStore {
             .map_err(|e| schema::open_failed(&url, &e))?;
         let checkpointer = spawn_checkpointer(checkpoints).map_err(|e| OpenError::Backend {
             url: url.clone(),
-            source: BackendError::new(ErrorClass::Unknown, e.to_string()),
+            cause: BackendError::new(ErrorClass::Unknown, e.to_string()),
         })?;
         schema::migrate(&mut conn)?;
         let (writer, writer_jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_thread("sonde-sqlite-writer".into(), conn, writer_jobs).map_err(|e| {
             OpenError::Backend {
                 url: url.clone(),
-                source: BackendError::new(ErrorClass::Unknown, e.to_string()),
+                cause: BackendError::new(ErrorClass::Unknown, e.to_string()),
             }
         })?;
         let (readers, reader_jobs) = crossbeam_channel::unbounded::<Job>();
@@ -226,7 +226,7 @@ impl SqliteStore {
             )
             .map_err(|e| OpenError::Backend {
                 url: url.clone(),
-                source: BackendError::new(ErrorClass::Unknown, e.to_string()),
+                cause: BackendError::new(ErrorClass::Unknown, e.to_string()),
             })?;
         }
         Ok(Self {
@@ -288,7 +288,7 @@ impl SqliteStore {
         let (writer, jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_thread("sonde-sqlite-memory".into(), conn, jobs).map_err(|e| OpenError::Backend {
             url: url.to_owned(),
-            source: BackendError::new(ErrorClass::Unknown, e.to_string()),
+            cause: BackendError::new(ErrorClass::Unknown, e.to_string()),
         })?;
         Ok(Self {
             readers: writer.clone(),
@@ -385,7 +385,7 @@ fn values<'a>(row: &'a RecordRow, payload: Bound<'a>) -> Vec<Bound<'a>> {
                 None => values.extend(std::iter::repeat_n(Bound::Owned(Sql::Null), 6)),
             }
             values.extend([
-                real(e.cost_usd),
+                real(e.reported_cost_usd),
                 real(e.computed_cost_usd),
                 real(e.latency_ms),
                 real(e.ttft_ms),

@@ -202,6 +202,12 @@ CREATE INDEX payload_blocks_session ON payload_blocks (session_id);
             .to_owned()
         },
     },
+    Migration {
+        version: 8,
+        name: "one cost column",
+        // Virtual: computed when read, no row rewritten.
+        sql: || crate::rows::one_cost_migration("REAL", "VIRTUAL"),
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -215,7 +221,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
     let setup = |e: rusqlite::Error| OpenError::Migration {
         version: 0,
         name: "schema_migrations",
-        source: classify(&e),
+        cause: classify(&e),
     };
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -229,7 +235,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
         let fail = |e: rusqlite::Error| OpenError::Migration {
             version: migration.version,
             name: migration.name,
-            source: classify(&e),
+            cause: classify(&e),
         };
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -268,9 +274,14 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
 }
 
 /// Turns a rusqlite error at open time into the open error for `url`.
+/// (SQLite names the file at the end of some messages; the error names it already.)
 pub(super) fn open_failed(url: &str, e: &rusqlite::Error) -> OpenError {
+    let message = e.to_string();
+    let message = message
+        .strip_suffix(&format!(": {url}"))
+        .unwrap_or(&message);
     OpenError::Backend {
         url: url.to_owned(),
-        source: BackendError::new(classify(e).class, e.to_string()),
+        cause: BackendError::new(classify(e).class, message),
     }
 }
