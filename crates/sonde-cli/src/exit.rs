@@ -39,6 +39,9 @@ pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<sonde::sync::SyncError>()
+                .is_some_and(sonde::sync::SyncError::is_closed_pipe)
     })
 }
 

@@ -63,12 +63,13 @@ pub enum SyncError {
         cause: std::io::Error,
     },
     /// A sink target (JSONL on stdout, OTLP, Langfuse) could not deliver.
-    #[error("{target}: {source}")]
+    #[error("{target}: {cause}")]
     Sink {
         /// Which target.
         target: String,
-        /// Why (a closed standard output is an I/O error of kind `BrokenPipe`).
-        source: sonde_model::SinkError,
+        /// Why (a closed standard output is an I/O error of kind `BrokenPipe`: see
+        /// [`SyncError::is_closed_pipe`]).
+        cause: sonde_model::SinkError,
     },
     /// The target refused or failed.
     #[error("{target}: {reason}")]
@@ -86,6 +87,32 @@ pub enum SyncError {
         /// Why.
         reason: String,
     },
+}
+
+impl SyncError {
+    /// Whether the target was standard output and its reader has gone (`sonde sync
+    /// --to - | head`): a reason to stop quietly, not a failure to report.
+    ///
+    /// ```
+    /// use sonde_sync::SyncError;
+    /// let closed = SyncError::Sink {
+    ///     target: "stdout".into(),
+    ///     cause: sonde_model::SinkError::Io {
+    ///         path: "stdout".into(),
+    ///         cause: std::io::ErrorKind::BrokenPipe.into(),
+    ///     },
+    /// };
+    /// assert!(closed.is_closed_pipe());
+    /// ```
+    pub fn is_closed_pipe(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Sink {
+                cause: sonde_model::SinkError::Io { cause, .. },
+                ..
+            } if cause.kind() == std::io::ErrorKind::BrokenPipe
+        )
+    }
 }
 
 /// An agent CLI whose logs Sonde reads.

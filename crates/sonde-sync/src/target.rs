@@ -368,16 +368,16 @@ impl SyncTarget for SinkTarget {
         replacements: Vec<Record>,
     ) -> Result<(), SyncError> {
         records.extend(replacements);
-        self.sink.write(&records).map_err(|source| SyncError::Sink {
+        self.sink.write(&records).map_err(|cause| SyncError::Sink {
             target: self.name.clone(),
-            source,
+            cause,
         })
     }
 
     fn flush(&mut self) -> Result<(), SyncError> {
-        self.sink.flush().map_err(|source| SyncError::Sink {
+        self.sink.flush().map_err(|cause| SyncError::Sink {
             target: self.name.clone(),
-            source,
+            cause,
         })
     }
 
