@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 mod common;
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SONDE_TEST_PYTHON") {
+    if let Some(p) = std::env::var_os("SONDE_TEST_PYTHON").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/otel-venv/bin/python");

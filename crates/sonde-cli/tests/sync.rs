@@ -50,7 +50,7 @@ fn json(out: &Output) -> Value {
 /// The `ccusage` binary: `SONDE_TEST_CCUSAGE`, or the one `./scripts/test` installs
 /// (`npm install --prefix target/ccusage ccusage@20.0.24`). Missing is a failure.
 fn ccusage() -> PathBuf {
-    if let Some(path) = std::env::var_os("SONDE_TEST_CCUSAGE") {
+    if let Some(path) = std::env::var_os("SONDE_TEST_CCUSAGE").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
