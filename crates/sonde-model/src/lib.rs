@@ -30,6 +30,7 @@ mod id;
 mod json;
 mod message;
 mod record;
+mod retry;
 mod reward;
 mod session;
 mod sink;
@@ -46,6 +47,7 @@ pub use record::{
     Body, Context, ParseError, RECORD_KINDS, Record, SCHEMA_VERSION, SessionEnded, SessionStarted,
     StepEnded, StepStarted,
 };
+pub use retry::{Attempt, MAX_RETRY_AFTER, RetryPolicy, parse_retry_after, retry_wait};
 pub use reward::{EventReward, OutcomeReward};
 pub use session::{Entry, SessionTrace, StepTrace, TraceFold};
 pub use sink::{SinkError, TraceSink};

@@ -29,5 +29,7 @@ pub use mapping::{session_of, span_to_records};
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 pub use proto::{decode_protobuf, from_request, response_json, response_protobuf};
 #[cfg(feature = "exporter")]
-pub use sink::{EXPORT_ATTEMPTS, EXPORT_BATCH, OtlpSink, parse_headers};
+pub use sink::{
+    EXPORT_ATTEMPTS, EXPORT_BATCH, EXPORT_RETRY, OtlpSink, export_answer, parse_headers,
+};
 pub use span::{Span, SpanStatus};

@@ -4,10 +4,54 @@ use std::time::Duration;
 
 use prost::Message;
 use sonde_model::Record;
-use sonde_model::{SinkError, TraceSink};
+use sonde_model::{Attempt, RetryPolicy, SinkError, TraceSink};
 
 /// Attempts per batch before the sink gives up on it.
 pub const EXPORT_ATTEMPTS: u32 = 4;
+/// How HTTP exports (OTLP here, Langfuse in the sync) retry a request: [`EXPORT_ATTEMPTS`]
+/// attempts, waits from 400 ms doubling up to 6.4 s, each with jitter; a `Retry-After`
+/// is honoured.
+pub const EXPORT_RETRY: RetryPolicy = RetryPolicy::new(
+    EXPORT_ATTEMPTS,
+    Duration::from_millis(400),
+    Duration::from_millis(6_400),
+);
+
+/// What an HTTP export's answer means for its retries: success (the response, for a
+/// caller that reads it), worth another attempt (a connection failure, 429, 5xx, after
+/// the server's `Retry-After` if it gave one), or a refusal. The endpoint is named by
+/// the caller's error, so the HTTP client's copy of the URL (credentials and all) is
+/// left out.
+pub fn export_answer(
+    answer: reqwest::Result<reqwest::blocking::Response>,
+) -> Result<reqwest::blocking::Response, Attempt<String>> {
+    match answer {
+        Ok(r) if r.status().is_success() => Ok(r),
+        Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+            let after = r
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(sonde_model::parse_retry_after);
+            Err(Attempt::Retry {
+                error: format!("HTTP {}", r.status()),
+                after,
+            })
+        }
+        Ok(r) => {
+            let status = r.status();
+            let text = r.text().unwrap_or_default();
+            Err(Attempt::Fail(format!(
+                "HTTP {status}: {}",
+                text.lines().next().unwrap_or_default()
+            )))
+        }
+        Err(e) => Err(Attempt::Retry {
+            error: sonde_model::message_with_causes(&e.without_url()),
+            after: None,
+        }),
+    }
+}
 /// Spans per request.
 pub const EXPORT_BATCH: usize = 512;
 
@@ -158,42 +202,21 @@ impl OtlpSink {
     }
 
     fn send(&self, body: Vec<u8>) -> Result<(), SinkError> {
-        let fail = |reason: String| SinkError::Export {
-            endpoint: self.url.clone(),
-            reason,
-        };
-        let mut last = String::new();
-        for attempt in 0..EXPORT_ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100 << (2 * attempt.min(3))));
-            }
-            let mut request = self
-                .client()?
-                .post(&self.url)
-                .header("content-type", "application/x-protobuf");
-            for (key, value) in &self.headers {
-                request = request.header(key, value);
-            }
-            let response = request.body(body.clone()).send();
-            match response {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                    last = format!("HTTP {}", r.status());
+        let client = self.client()?;
+        EXPORT_RETRY
+            .run_blocking(|| {
+                let mut request = client
+                    .post(&self.url)
+                    .header("content-type", "application/x-protobuf");
+                for (key, value) in &self.headers {
+                    request = request.header(key, value);
                 }
-                Ok(r) => {
-                    let status = r.status();
-                    let text = r.text().unwrap_or_default();
-                    return Err(fail(format!(
-                        "HTTP {status}: {}",
-                        text.lines().next().unwrap_or_default()
-                    )));
-                }
-                // The error names the endpoint already: reqwest's copy of the URL
-                // (credentials and all) is left out.
-                Err(e) => last = sonde_model::message_with_causes(&e.without_url()),
-            }
-        }
-        Err(fail(last))
+                export_answer(request.body(body.clone()).send()).map(drop)
+            })
+            .map_err(|reason| SinkError::Export {
+                endpoint: self.url.clone(),
+                reason,
+            })
     }
 }
 

@@ -13,14 +13,12 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 use sonde_model::{Body, Event, Record, Timestamp, new_id};
 
-use sonde_model::{SinkError, TraceSink};
+use sonde_model::{Attempt, SinkError, TraceSink};
 
 use crate::SyncError;
 
 /// Langfuse refuses batches over 3.5 MB; stay well under it.
 pub const MAX_BATCH_BYTES: usize = 3_000_000;
-/// Attempts per batch before giving up (429 and 5xx are retried).
-const ATTEMPTS: u32 = 4;
 
 /// Where and as whom to send. Its `Debug` form hides the secret key.
 ///
@@ -111,48 +109,29 @@ impl LangfuseSink {
             "{}:{}",
             self.config.public_key, self.config.secret_key
         ));
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(200 << attempt));
-            }
-            let response = self
-                .client
-                .post(&self.url)
-                .header("authorization", format!("Basic {auth}"))
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send();
-            match response {
-                Ok(r) if r.status().is_success() => {
-                    // 207: per-event results; input errors come back here, not as 4xx.
-                    let answer: Value = r.json().unwrap_or(Value::Null);
-                    if let Some(error) = answer["errors"].as_array().and_then(|e| e.first()) {
-                        return Err(self.fail(format!(
-                            "{} of {} events refused, first: {}",
-                            answer["errors"].as_array().map_or(0, Vec::len),
-                            batch.len(),
-                            error
-                        )));
-                    }
-                    return Ok(());
+        sonde_otlp::EXPORT_RETRY
+            .run_blocking(|| {
+                let answer = self
+                    .client
+                    .post(&self.url)
+                    .header("authorization", format!("Basic {auth}"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send();
+                let response = sonde_otlp::export_answer(answer)?;
+                // 207: per-event results; input errors come back here, not as 4xx.
+                let answer: Value = response.json().unwrap_or(Value::Null);
+                match answer["errors"].as_array() {
+                    Some(errors) if !errors.is_empty() => Err(Attempt::Fail(format!(
+                        "{} of {} events refused, first: {}",
+                        errors.len(),
+                        batch.len(),
+                        errors[0]
+                    ))),
+                    _ => Ok(()),
                 }
-                Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                    last = format!("HTTP {}", r.status());
-                }
-                Ok(r) => {
-                    let status = r.status();
-                    let text = r.text().unwrap_or_default();
-                    return Err(self.fail(format!(
-                        "HTTP {status}: {}",
-                        text.lines().next().unwrap_or_default()
-                    )));
-                }
-                // The error names the endpoint already.
-                Err(e) => last = sonde_model::message_with_causes(&e.without_url()),
-            }
-        }
-        Err(self.fail(last))
+            })
+            .map_err(|reason| self.fail(reason))
     }
 }
 

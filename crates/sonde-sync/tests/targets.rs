@@ -283,3 +283,74 @@ fn langfuse_ingestion_gets_valid_batches_of_traces_and_nested_observations() {
     let message = refused.unwrap_err().to_string();
     assert!(message.contains("401"), "{message}");
 }
+
+/// A local HTTP server that answers each request with the next of `answers` (status
+/// line and headers), recording when each request came.
+fn scripted_server(answers: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<Instant>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for answer in answers {
+            let (stream, _) = listener.accept().unwrap();
+            seen.push(Instant::now());
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = reader.into_inner();
+            write!(
+                stream,
+                "{answer}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+        }
+        seen
+    });
+    (url, handle)
+}
+
+#[test]
+fn exports_retry_busy_answers_after_the_wait_the_server_asks_for() {
+    use sonde_model::TraceSink;
+    // 503 with Retry-After: 2 (seconds), then 200: the sink waits at least those two
+    // seconds (its own first wait is 0.4–0.8 s) and succeeds.
+    let (url, server) = scripted_server(vec![
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2",
+        "HTTP/1.1 200 OK",
+    ]);
+    let sink = sonde_otlp::OtlpSink::new(&url).unwrap();
+    let record = sonde_model::Record::new(
+        sonde_model::Context::session("s"),
+        sonde_model::Body::SessionStarted(sonde_model::SessionStarted::default()),
+    );
+    sink.write(&[record]).unwrap();
+    let seen = server.join().unwrap();
+    assert!(
+        seen[1] - seen[0] >= Duration::from_secs(2),
+        "{:?}",
+        seen[1] - seen[0]
+    );
+
+    // A refusal (400) is not retried: one request, one error naming the endpoint.
+    let (url, server) = scripted_server(vec!["HTTP/1.1 400 Bad Request"]);
+    let sink = sonde_otlp::OtlpSink::new(&url).unwrap();
+    let err = sink.write(&[sonde_model::Record::new(
+        sonde_model::Context::session("s"),
+        sonde_model::Body::SessionStarted(sonde_model::SessionStarted::default()),
+    )]);
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains(&url) && err.contains("400"), "{err}");
+    assert_eq!(server.join().unwrap().len(), 1);
+}

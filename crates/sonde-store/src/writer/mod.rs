@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use sonde_model::{Record, Timestamp};
+use sonde_model::{Record, RetryPolicy, Timestamp};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
@@ -41,7 +41,8 @@ pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_millis(50);
 pub const DEFAULT_SPOOL_CAP: u64 = 1 << 30;
 /// Attempts of a failing write before its batch is spooled.
 pub const DEFAULT_WRITE_ATTEMPTS: u32 = 3;
-/// The first retry's delay; each next one doubles, up to [`MAX_BACKOFF`], with jitter.
+/// The first retry's delay; each next one doubles, up to [`MAX_BACKOFF`], each with jitter
+/// (the retry policy every sink shares: [`sonde_model::RetryPolicy`]).
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest delay between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -212,19 +213,11 @@ pub struct Writer {
     pub opened_with_damage: Option<Corruption>,
 }
 
-fn jitter(max: Duration) -> Duration {
-    let nanos = Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
-    let seed = nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (Timestamp::now().as_micros() as u64);
-    let span = max.as_micros().max(1) as u64;
-    Duration::from_micros(seed % span)
-}
-
-/// The delay before attempt `attempt` (from 1): doubling from [`INITIAL_BACKOFF`], capped
-/// at [`MAX_BACKOFF`], half of it random.
-fn backoff(attempt: u32) -> Duration {
-    let exp = INITIAL_BACKOFF.saturating_mul(1 << attempt.min(16).saturating_sub(1));
-    let capped = exp.min(MAX_BACKOFF);
-    capped / 2 + jitter(capped / 2)
+/// The writer's retries: [`WriterConfig::write_attempts`] attempts, waits from
+/// [`INITIAL_BACKOFF`] doubling up to [`MAX_BACKOFF`], with jitter (the policy every
+/// sink shares).
+fn retry_policy(config: &WriterConfig) -> RetryPolicy {
+    RetryPolicy::new(config.write_attempts, INITIAL_BACKOFF, MAX_BACKOFF)
 }
 
 impl Writer {
@@ -679,26 +672,25 @@ impl Shared {
         if backlog {
             self.spool_blocking(batch.clone(), "spool backlog").await;
         } else {
-            let mut attempt = 0;
+            let mut delays = retry_policy(&self.config).delays();
             loop {
-                attempt += 1;
                 match self.write_once(&batch).await {
                     Ok(_) => break,
                     Err(e) if !e.class().is_transient() => {
                         self.reject(&batch, &e);
                         break;
                     }
-                    Err(e) => {
-                        let last = attempt >= self.config.write_attempts
-                            || self.shutting_down.load(Ordering::Acquire);
-                        if last {
+                    Err(e) => match delays.next() {
+                        Some(wait) if !self.shutting_down.load(Ordering::Acquire) => {
+                            tokio::time::sleep(wait).await;
+                        }
+                        _ => {
                             tracing::warn!(records = batch.len(), error = %e, "store unavailable; spooling");
                             self.spool_blocking(batch.clone(), "store unavailable")
                                 .await;
                             break;
                         }
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
+                    },
                 }
             }
         }
@@ -768,7 +760,8 @@ async fn work(
 
 /// The replayer: writes spooled batches back into the store, oldest first.
 async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
-    let mut attempt = 0;
+    let policy = retry_policy(&shared.config);
+    let mut delays = policy.endless_delays();
     loop {
         let s = spool.clone();
         let next = tokio::task::spawn_blocking(move || s.next_batch()).await;
@@ -783,7 +776,7 @@ async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
         };
         match next {
             Next::Empty => {
-                attempt = 0;
+                delays = policy.endless_delays();
                 let _ = tokio::time::timeout(Duration::from_secs(1), shared.replay_wake.notified())
                     .await;
             }
@@ -798,13 +791,12 @@ async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
                 let result = shared.write_once(&records).await;
                 match result {
                     Err(e) if e.class().is_transient() => {
-                        attempt += 1;
-                        tokio::time::sleep(backoff(attempt)).await;
+                        tokio::time::sleep(delays.next().unwrap_or(MAX_BACKOFF)).await;
                         continue;
                     }
                     Err(e) => shared.reject(&records, &e),
                     Ok(_) => {
-                        attempt = 0;
+                        delays = policy.endless_delays();
                         shared
                             .counters
                             .replayed
