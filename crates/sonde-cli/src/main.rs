@@ -354,8 +354,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let _ = stopped.wait_for(|s| *s).await;
                 }
             };
+            let signalled = sonde_server::shutdown_signal();
             tokio::spawn(async move {
-                sonde_server::shutdown_signal().await;
+                signalled.await;
                 let _ = stop.send(true);
             });
             let grpc_listener = tokio::net::TcpListener::bind(grpc_addr)

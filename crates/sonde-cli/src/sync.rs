@@ -195,8 +195,9 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
+        let signalled = sonde_server::shutdown_signal();
         tokio::spawn(async move {
-            sonde_server::shutdown_signal().await;
+            signalled.await;
             cancel.store(true, Ordering::SeqCst);
             // A second Ctrl-C does not wait for the file in hand.
             sonde_server::shutdown_signal().await;
