@@ -25,6 +25,7 @@ mod error;
 mod keys;
 mod latency_runs;
 mod listing;
+mod migrations;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
