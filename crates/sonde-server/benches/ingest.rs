@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use sonde_store::{SqliteStore, TraceStore, Writer};
+use sonde_store::{RecordStore, SqlQuery, SqliteStore, TraceStore, Writer};
 
 /// The allocator `sonde` (the binary) runs with, so that the server half measures what
 /// `sonde serve` does.

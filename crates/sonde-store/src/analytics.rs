@@ -1,11 +1,11 @@
 //! Analytics over LLM calls: usage, cost, per-model and per-key stats, exact latency
 //! percentiles and error rates — written once, run natively in each backend's SQL.
 //!
-//! Each query is SQL in the backend's dialect, run through [`TraceStore::query`]
+//! Each query is SQL in the backend's dialect, run through [`SqlQuery::query`]
 //! (read-only). Sums read the roll-ups for the whole hours (days, for keys) of a range
 //! and the events for the partial ones at its edges. Percentiles are exact: the values
 //! come from the latency runs (see [`crate::latency_runs`]) and the edge events through
-//! [`TraceStore::read_values`], and the ranks around `rank = p·(n−1)` are selected and
+//! [`SqlQuery::read_values`], and the ranks around `rank = p·(n−1)` are selected and
 //! interpolated here, so every backend returns the same number (the definition of
 //! PostgreSQL's `percentile_cont`). Results are sorted here too, so that collations
 //! cannot make backends disagree.
@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sonde_model::{Status, Timestamp};
 
-use crate::{QueryError, ReadError, Scope, TraceStore};
+use crate::{QueryError, ReadError, Scope, SqlQuery};
 
 /// The SQL dialect of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -662,7 +662,7 @@ type GroupKey = Vec<Option<String>>;
 /// group of the dimension columns `dims`: the group's call count and its percentiles.
 /// Groups without a value are left out.
 async fn percentiles(
-    store: &(impl TraceStore + ?Sized),
+    store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
     dims: &[&str],
     column: &str,
@@ -783,7 +783,7 @@ fn event_values(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) ->
 
 /// Usage and cost totals.
 pub(crate) async fn usage_summary(
-    store: &(impl TraceStore + ?Sized),
+    store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
 ) -> Result<UsageSummary, ReadError> {
     let mut sql = Sql::new(store.dialect());
@@ -839,7 +839,7 @@ pub(crate) async fn usage_summary(
 /// `BIGINT`: PostgreSQL sums them as `numeric`, which would send the many rows of an
 /// hourly series through `row_to_json`.)
 pub(crate) async fn usage_series(
-    store: &(impl TraceStore + ?Sized),
+    store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
     group_by: GroupBy,
     bucket: Bucket,
@@ -902,7 +902,7 @@ pub(crate) async fn usage_series(
 
 /// Per provider and model, most calls first.
 pub(crate) async fn model_stats(
-    store: &(impl TraceStore + ?Sized),
+    store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
 ) -> Result<Vec<ModelStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
@@ -971,7 +971,7 @@ pub(crate) async fn model_stats(
 
 /// Per API key hash (calls without a key left out), most calls first.
 pub(crate) async fn key_stats(
-    store: &(impl TraceStore + ?Sized),
+    store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
 ) -> Result<Vec<KeyStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
@@ -1011,7 +1011,7 @@ pub(crate) async fn key_stats(
 
 /// Exact latency and time-to-first-token percentiles per group.
 pub(crate) async fn latency_percentiles(
-    store: &(impl TraceStore + ?Sized),
+    store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
     group_by: GroupBy,
 ) -> Result<Vec<LatencyStats>, ReadError> {
@@ -1046,7 +1046,7 @@ pub(crate) async fn latency_percentiles(
 
 /// Failures per group.
 pub(crate) async fn error_rates(
-    store: &(impl TraceStore + ?Sized),
+    store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
     group_by: GroupBy,
 ) -> Result<Vec<ErrorStats>, ReadError> {

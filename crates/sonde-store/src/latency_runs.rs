@@ -127,7 +127,7 @@ pub(crate) fn runs_migration(
     blob: &str,
     hour_expr: &str,
     day_expr: &str,
-    packed: fn(&str) -> String,
+    packed: impl Fn(&str) -> String,
     empty: &str,
 ) -> String {
     let table = |name: &str| {

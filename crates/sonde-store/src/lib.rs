@@ -1,4 +1,4 @@
-//! Sonde's trace store: the [`TraceStore`] trait and its backends.
+//! Sonde's trace store: the [`TraceStore`] traits (one per capability) and its backends.
 //!
 //! The embedded SQLite backend ([`SqliteStore`], feature `sqlite`, on by default) keeps
 //! its connections on dedicated threads: no SQLite call ever runs on an async runtime's
@@ -19,15 +19,17 @@
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
 mod analytics;
-mod api;
+mod capabilities;
 mod cursors;
 mod error;
 mod keys;
 mod latency_runs;
 mod listing;
+mod migrations;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
+mod scope;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
@@ -37,15 +39,17 @@ pub use analytics::{
     AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats, ModelStats,
     SeriesPoint, UsageSummary,
 };
-pub use api::{
-    GroupValues, QueryResult, Scope, SessionFilter, SessionPage, SessionSummary, TraceStore,
+pub use capabilities::{
+    Analytics, CursorStore, GroupValues, KeyStore, QueryResult, RecordStore, SqlQuery, TraceStore,
     WriteOutcome,
 };
 pub use cursors::SyncCursor;
 pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError};
 pub use keys::ApiKey;
+pub use listing::{SessionFilter, SessionPage, SessionSummary};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+pub use scope::Scope;
 pub use sonde_model::message_with_causes;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

@@ -1,12 +1,167 @@
 //! The session list, written once over the analytics [`Dialect`](crate::Dialect) and run
-//! through [`TraceStore::query`] on every backend.
+//! through [`SqlQuery::query`] on every backend.
 
+use base64::Engine;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sonde_model::Timestamp;
+use sonde_model::{Metadata, Timestamp};
 
 use crate::analytics::{Sql, read_error};
-use crate::api::{Cursor, SessionFilter, SessionPage, SessionSummary, split_models};
-use crate::{ReadError, Scope, TraceStore};
+use crate::{ReadError, Scope, SqlQuery};
+
+/// Which sessions to list.
+///
+/// ```
+/// let filter = sonde_store::SessionFilter { model: Some("gpt-5".into()), limit: 20, ..Default::default() };
+/// assert!(filter.cursor.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionFilter {
+    /// Tenant visibility.
+    pub scope: Scope,
+    /// Sessions that started at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Sessions that started before this instant.
+    pub until: Option<Timestamp>,
+    /// Sessions whose metadata has `key` equal to `value` (a JSON value: strings
+    /// match strings, numbers match numbers).
+    pub metadata: Vec<(String, Value)>,
+    /// Sessions with at least one LLM call to this model.
+    pub model: Option<String>,
+    /// Page size (at most [`SessionFilter::MAX_LIMIT`]).
+    pub limit: usize,
+    /// Where the previous page ended ([`SessionPage::next_cursor`]).
+    pub cursor: Option<String>,
+}
+
+impl SessionFilter {
+    /// The largest page a list returns.
+    pub const MAX_LIMIT: usize = 1000;
+    /// The page size when none is given.
+    pub const DEFAULT_LIMIT: usize = 50;
+}
+
+impl Default for SessionFilter {
+    fn default() -> Self {
+        Self {
+            scope: Scope::All,
+            since: None,
+            until: None,
+            metadata: Vec::new(),
+            model: None,
+            limit: Self::DEFAULT_LIMIT,
+            cursor: None,
+        }
+    }
+}
+
+/// One line of a session listing.
+///
+/// ```
+/// # use sonde_store::SessionSummary;
+/// fn cost(s: &SessionSummary) -> f64 { s.cost_usd.unwrap_or(0.0) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// The session id.
+    pub session_id: String,
+    /// Tenant organisation.
+    pub org: Option<String>,
+    /// Tenant workspace.
+    pub workspace: Option<String>,
+    /// The earliest record of the session.
+    pub started_at: Timestamp,
+    /// The `session_ended` record, if any.
+    pub ended_at: Option<Timestamp>,
+    /// The latest record of the session.
+    pub last_at: Timestamp,
+    /// Events of every type.
+    pub events: u64,
+    /// LLM calls.
+    pub llm_calls: u64,
+    /// Messages.
+    pub messages: u64,
+    /// Tokens of every kind over all LLM calls.
+    pub total_tokens: u64,
+    /// Sum of the LLM calls' costs (each the reported cost, else the one computed from
+    /// the price table), if any call has one.
+    pub cost_usd: Option<f64>,
+    /// Models called, sorted.
+    pub models: Vec<String>,
+    /// Session metadata.
+    pub metadata: Metadata,
+}
+
+/// A page of sessions, newest first.
+///
+/// ```
+/// let page = sonde_store::SessionPage { sessions: vec![], next_cursor: None };
+/// assert!(page.next_cursor.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionPage {
+    /// The sessions.
+    pub sessions: Vec<SessionSummary>,
+    /// Pass as [`SessionFilter::cursor`] for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl SessionPage {
+    /// A page from up to `limit + 1` sessions fetched in order: the extra one, when
+    /// present, only says that there is a next page.
+    pub(crate) fn cut(mut sessions: Vec<SessionSummary>, limit: usize) -> Self {
+        let next_cursor = if sessions.len() > limit {
+            sessions.truncate(limit);
+            sessions.last().map(|s| {
+                Cursor {
+                    started_at: s.started_at.as_micros(),
+                    session_id: s.session_id.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Self {
+            sessions,
+            next_cursor,
+        }
+    }
+}
+
+/// The models of a session listing, as the backends aggregate them: one string,
+/// separated by the ASCII unit separator.
+pub(crate) fn split_models(models: Option<String>) -> Vec<String> {
+    models
+        .map(|m| m.split('\u{1f}').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The position after the last session of a page: `(started_at, session_id)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Cursor {
+    pub started_at: i64,
+    pub session_id: String,
+}
+
+impl Cursor {
+    pub(crate) fn encode(&self) -> String {
+        let json = serde_json::to_vec(&(self.started_at, &self.session_id)).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    pub(crate) fn decode(text: &str) -> Result<Self, ReadError> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .map_err(|_| ReadError::InvalidCursor)?;
+        let (started_at, session_id): (i64, String) =
+            serde_json::from_slice(&bytes).map_err(|_| ReadError::InvalidCursor)?;
+        Ok(Self {
+            started_at,
+            session_id,
+        })
+    }
+}
 
 fn int(v: &Value) -> i64 {
     v.as_i64()
@@ -20,7 +175,7 @@ fn text(v: &Value) -> Option<String> {
 
 /// A page of sessions matching `filter`, newest first.
 pub(crate) async fn list_sessions(
-    store: &(impl TraceStore + ?Sized),
+    store: &(impl SqlQuery + ?Sized),
     filter: &SessionFilter,
 ) -> Result<SessionPage, ReadError> {
     let mut sql = Sql::new(store.dialect());

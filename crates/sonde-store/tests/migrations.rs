@@ -4,7 +4,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sonde_model::*;
-use sonde_store::{AnalyticsFilter, GroupBy, LatencyStats, TraceStore, UsageSummary};
+use sonde_store::{AnalyticsFilter, GroupBy, LatencyStats, RecordStore, TraceStore, UsageSummary};
 
 /// LLM calls over three days, some without a latency, a time to first token or a key.
 fn calls() -> Vec<Record> {

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use sonde_model::*;
-use sonde_store::{Scope, SqliteStore, TraceStore};
+use sonde_store::{RecordStore, Scope, SqlQuery, SqliteStore};
 
 fn tool_call(session: &str, id: &str, tool: &str, output: &str) -> Record {
     Record {

@@ -30,19 +30,27 @@ impl Switchable {
 }
 
 #[async_trait]
-impl TraceStore for Switchable {
+impl SqlQuery for Switchable {
     fn backend(&self) -> &'static str {
         "switchable"
     }
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }
-    async fn create_api_key(&self, key: &ApiKey) -> Result<(), WriteError> {
-        self.inner.create_api_key(key).await
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
+        self.inner.query(sql, params).await
     }
-    async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError> {
-        self.inner.revoke_api_key(id).await
+    async fn read_values(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<sonde_store::GroupValues>, QueryError> {
+        self.inner.read_values(sql, params).await
     }
+}
+
+#[async_trait]
+impl RecordStore for Switchable {
     async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(WriteError::Backend(BackendError::new(
@@ -57,13 +65,6 @@ impl TraceStore for Switchable {
             )));
         }
         self.inner.write(records).await
-    }
-    async fn save_sync_cursors(
-        &self,
-        source: &str,
-        cursors: &[sonde_store::SyncCursor],
-    ) -> Result<(), WriteError> {
-        self.inner.save_sync_cursors(source, cursors).await
     }
     async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
         self.inner.replace(records).await
@@ -81,18 +82,30 @@ impl TraceStore for Switchable {
     async fn delete_session(&self, id: &str, scope: &Scope) -> Result<bool, ReadError> {
         self.inner.delete_session(id, scope).await
     }
-    async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
-        self.inner.query(sql, params).await
-    }
+}
 
-    async fn read_values(
-        &self,
-        sql: &str,
-        params: &[Value],
-    ) -> Result<Vec<sonde_store::GroupValues>, QueryError> {
-        self.inner.read_values(sql, params).await
+#[async_trait]
+impl KeyStore for Switchable {
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), WriteError> {
+        self.inner.create_api_key(key).await
+    }
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError> {
+        self.inner.revoke_api_key(id).await
     }
 }
+
+#[async_trait]
+impl CursorStore for Switchable {
+    async fn save_sync_cursors(
+        &self,
+        source: &str,
+        cursors: &[sonde_store::SyncCursor],
+    ) -> Result<(), WriteError> {
+        self.inner.save_sync_cursors(source, cursors).await
+    }
+}
+
+impl Analytics for Switchable {}
 
 fn events(session: &str, n: usize) -> Vec<Record> {
     (0..n)

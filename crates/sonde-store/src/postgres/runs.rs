@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use crate::latency_runs::{RunValues, pack, run_to_append_to, take_out};
 use crate::rows::RollupKey;
 
-use super::{params, rollup_key_arrays};
+use super::params;
+use super::rollups::rollup_key_arrays;
 
 /// The key columns of a run table, in order.
 const KEY_COLUMNS: &str = "hour, org, workspace, provider, model, api_key_hash, request_path";

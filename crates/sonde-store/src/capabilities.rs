@@ -1,0 +1,343 @@
+//! What a store can do, one trait per capability — records, read-only SQL, API keys,
+//! sync cursors, analytics — and [`TraceStore`], the store that can do all of it.
+//!
+//! A backend implements [`SqlQuery`], [`RecordStore`], [`KeyStore`] and
+//! [`CursorStore`]; [`Analytics`] and the reads of the others are written once over
+//! [`SqlQuery`], so a backend only opts in to them. Every type that has all five is a
+//! [`TraceStore`], and `Arc<dyn TraceStore>` calls any of their methods.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sonde_model::{Record, SessionTrace};
+
+use crate::analytics::{
+    self, AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats,
+    ModelStats, SeriesPoint, UsageSummary,
+};
+use crate::{
+    ApiKey, QueryError, ReadError, Scope, SessionFilter, SessionPage, SyncCursor, WriteError,
+};
+
+/// What a write did.
+///
+/// ```
+/// let o = sonde_store::WriteOutcome { written: 3, duplicates: 1 };
+/// assert_eq!(o.written + o.duplicates, 4);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteOutcome {
+    /// Records stored for the first time.
+    pub written: usize,
+    /// Records whose id was already stored (left as they were).
+    pub duplicates: usize,
+}
+
+impl std::ops::AddAssign for WriteOutcome {
+    fn add_assign(&mut self, other: Self) {
+        self.written += other.written;
+        self.duplicates += other.duplicates;
+    }
+}
+
+/// The rows of a raw SQL query, columns in the order the query gives them.
+///
+/// ```
+/// let r = sonde_store::QueryResult { columns: vec!["n".into()], rows: vec![vec![1.into()]] };
+/// assert_eq!(r.to_objects()[0]["n"], 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows, one value per column.
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl QueryResult {
+    /// Each row as a JSON object keyed by column name.
+    ///
+    /// ```
+    /// assert!(sonde_store::QueryResult::default().to_objects().is_empty());
+    /// ```
+    pub fn to_objects(&self) -> Vec<serde_json::Map<String, Value>> {
+        self.rows
+            .iter()
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().cloned())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// One row of [`SqlQuery::read_values`]: the group's text columns and its values.
+pub type GroupValues = (Vec<Option<String>>, Vec<f64>);
+
+/// Read-only SQL: the capability the others' reads are written over.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use sonde_store::SqlQuery;
+/// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+/// let rows = store.query("SELECT 1 AS n", &[]).await.unwrap();
+/// assert_eq!(rows.to_objects()[0]["n"], 1);
+/// assert!(store.query("DELETE FROM events", &[]).await.is_err());
+/// # }
+/// ```
+#[async_trait]
+pub trait SqlQuery: Send + Sync + 'static {
+    /// The backend's name: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// The SQL dialect the analytics queries are written in for this backend.
+    fn dialect(&self) -> Dialect;
+
+    /// Runs one read-only SQL statement with positional parameters (`?1`, `$1`).
+    /// Anything that could write is refused before it runs.
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError>;
+
+    /// Runs one read-only SQL statement whose last column is packed values (8-byte
+    /// big-endian doubles, as the latency runs store them and `float8send` writes them)
+    /// and whose other columns are text: each row's group and its values, unpacked.
+    /// The exact percentiles read their values through it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use sonde_store::SqlQuery;
+    /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+    /// let rows = store.read_values("SELECT 'a', x'3ff8000000000000'", &[]).await.unwrap();
+    /// assert_eq!(rows, vec![(vec![Some("a".to_owned())], vec![1.5])]);
+    /// # }
+    /// ```
+    async fn read_values(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<GroupValues>, QueryError>;
+}
+
+/// Records: written idempotently by id, read back as whole sessions, listed, deleted.
+///
+/// Every backend passes the same conformance tests: writing is idempotent by record id,
+/// [`RecordStore::get_session`] returns every step, event, message and reward.
+///
+/// ```
+/// # async fn demo(store: &dyn sonde_store::TraceStore) -> Result<(), Box<dyn std::error::Error>> {
+/// use sonde_model::*;
+/// let record = Record::new(Context::session("s-1"), Body::SessionStarted(SessionStarted::default()));
+/// store.write(&[record.clone(), record]).await?; // stored once
+/// let session = store.get_session("s-1", &sonde_store::Scope::All).await?;
+/// assert!(session.is_some());
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait RecordStore: SqlQuery {
+    /// Stores records in one transaction. A record whose id is already stored is left
+    /// as it is and counted as a duplicate.
+    async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError>;
+
+    /// Stores records in one transaction, replacing any stored record with the same id
+    /// (its counts and roll-ups with it). For sources that learn more about a record
+    /// later, such as a streamed response whose usage grows; lifecycle records
+    /// (`session_*`, `step_*`) are kept as first stored, as [`RecordStore::write`] does.
+    async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError>;
+
+    /// The whole session — steps, events, messages, rewards — if it exists in `scope`.
+    async fn get_session(
+        &self,
+        session_id: &str,
+        scope: &Scope,
+    ) -> Result<Option<SessionTrace>, ReadError>;
+
+    /// A page of sessions matching `filter`, newest first. Written once over the
+    /// backend's [`Dialect`] and run through [`SqlQuery::query`].
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<SessionPage, ReadError> {
+        crate::listing::list_sessions(self, filter).await
+    }
+
+    /// Deletes everything of the session; false if it did not exist in `scope`.
+    async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError>;
+}
+
+/// API keys: stored as their secrets' hashes, found by secret, revoked.
+#[async_trait]
+pub trait KeyStore: SqlQuery {
+    /// Stores a new API key (its secret's hash, never the secret).
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), WriteError>;
+
+    /// Revokes an API key; false if there is no active key with this id.
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError>;
+
+    /// Every API key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, ReadError> {
+        let sql = format!(
+            "SELECT {} FROM api_keys ORDER BY created_at, id",
+            crate::keys::KEY_COLUMNS
+        );
+        let rows = self.query(&sql, &[]).await.map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .iter()
+            .filter_map(|r| crate::keys::key_from_json(r))
+            .collect())
+    }
+
+    /// The active key whose secret this is, if any.
+    async fn find_api_key(&self, secret: &str) -> Result<Option<ApiKey>, ReadError> {
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE secret_hash = ?1 AND revoked_at IS NULL",
+            crate::keys::KEY_COLUMNS
+        );
+        let hash = ApiKey::hash(secret);
+        let rows = self
+            .query(&sql, &[Value::from(hash)])
+            .await
+            .map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| crate::keys::key_from_json(r)))
+    }
+
+    /// Whether any active API key exists (then the server requires one).
+    async fn has_api_keys(&self) -> Result<bool, ReadError> {
+        let rows = self
+            .query(
+                "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            > 0)
+    }
+}
+
+/// Sync cursors: where each transcript file was read up to, and its parser's state.
+#[async_trait]
+pub trait CursorStore: SqlQuery {
+    /// The sync cursors stored for `source` (such as `claude` or `codex`): each file's
+    /// [`SyncCursor::position`], by path.
+    async fn sync_cursors(&self, source: &str) -> Result<BTreeMap<String, String>, ReadError> {
+        let rows = self
+            .query(
+                "SELECT path, cursor FROM sync_cursors WHERE source = ?1",
+                &[Value::from(source)],
+            )
+            .await
+            .map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .iter()
+            .filter_map(|r| match (r.first(), r.get(1)) {
+                (Some(Value::String(path)), Some(Value::String(cursor))) => {
+                    Some((path.clone(), cursor.clone()))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The parser state stored with one file's sync cursor, if any.
+    async fn sync_state(&self, source: &str, path: &str) -> Result<Option<String>, ReadError> {
+        let rows = self
+            .query(
+                "SELECT state FROM sync_states WHERE source = ?1 AND path = ?2",
+                &[Value::from(source), Value::from(path)],
+            )
+            .await
+            .map_err(analytics::read_error)?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
+    /// Stores sync cursors for `source` in one transaction, replacing those stored for
+    /// the same paths.
+    async fn save_sync_cursors(
+        &self,
+        source: &str,
+        cursors: &[SyncCursor],
+    ) -> Result<(), WriteError>;
+}
+
+/// Usage, cost, latency and error analytics, written once over [`SqlQuery`] in the
+/// backend's [`Dialect`]: a backend opts in with an empty `impl`.
+#[async_trait]
+pub trait Analytics: SqlQuery {
+    /// Usage and cost totals of the LLM calls matching `filter`.
+    async fn usage_summary(&self, filter: &AnalyticsFilter) -> Result<UsageSummary, ReadError> {
+        analytics::usage_summary(self, filter).await
+    }
+
+    /// Usage and cost per time bucket and group, oldest first.
+    async fn usage_series(
+        &self,
+        filter: &AnalyticsFilter,
+        group_by: GroupBy,
+        bucket: Bucket,
+    ) -> Result<Vec<SeriesPoint>, ReadError> {
+        analytics::usage_series(self, filter, group_by, bucket).await
+    }
+
+    /// Per provider and model, most calls first.
+    async fn model_stats(&self, filter: &AnalyticsFilter) -> Result<Vec<ModelStats>, ReadError> {
+        analytics::model_stats(self, filter).await
+    }
+
+    /// Per API key hash (calls without one left out), most calls first.
+    async fn key_stats(&self, filter: &AnalyticsFilter) -> Result<Vec<KeyStats>, ReadError> {
+        analytics::key_stats(self, filter).await
+    }
+
+    /// Exact latency and time-to-first-token percentiles per group.
+    async fn latency_percentiles(
+        &self,
+        filter: &AnalyticsFilter,
+        group_by: GroupBy,
+    ) -> Result<Vec<LatencyStats>, ReadError> {
+        analytics::latency_percentiles(self, filter, group_by).await
+    }
+
+    /// Failed calls and HTTP 4xx / 5xx per group.
+    async fn error_rates(
+        &self,
+        filter: &AnalyticsFilter,
+        group_by: GroupBy,
+    ) -> Result<Vec<ErrorStats>, ReadError> {
+        analytics::error_rates(self, filter, group_by).await
+    }
+}
+
+/// A place where records are kept and can be asked about: every capability at once.
+///
+/// Implemented for every type that has them all, so that `Arc<dyn TraceStore>` (what
+/// [`crate::StoreUrl::open`] gives) calls the methods of each.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use sonde_model::*;
+/// let store = sonde_store::StoreUrl::parse("sqlite::memory:")?.open().await?;
+/// let record = Record::new(Context::session("s-1"), Body::SessionStarted(SessionStarted::default()));
+/// store.write(&[record]).await?;
+/// assert_eq!(store.list_sessions(&Default::default()).await?.sessions.len(), 1);
+/// assert!(!store.has_api_keys().await?);
+/// # Ok(()) }
+/// ```
+pub trait TraceStore: RecordStore + SqlQuery + KeyStore + CursorStore + Analytics {}
+
+impl<T: RecordStore + SqlQuery + KeyStore + CursorStore + Analytics> TraceStore for T {}

@@ -1,0 +1,330 @@
+//! Read-only SQL: a read-only transaction, `?n` parameters rewritten to `$n` and bound
+//! from JSON by the types PostgreSQL infers, rows read back as JSON or as packed values.
+
+use async_trait::async_trait;
+use deadpool_postgres::{Object, Pool};
+use serde_json::Value;
+use sonde_model::Timestamp;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+
+use crate::{Analytics, QueryError, QueryResult, SqlQuery};
+
+use super::{Param, PostgresStore, at, classify, params, pool_error};
+
+/// `?1` → `$1`, outside string literals and quoted identifiers.
+fn dollar_params(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '?' => {
+                out.push('$');
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Converts a JSON parameter to what the statement expects.
+fn bind(value: &Value, ty: &Type, index: usize) -> Result<Param<'static>, QueryError> {
+    let wrong = |expected: &str| QueryError::Param {
+        index,
+        reason: format!("expected {expected}, got {value}"),
+    };
+    if value.is_null() {
+        return Ok(Box::new(Option::<String>::None));
+    }
+    Ok(match *ty {
+        Type::INT2 => Box::new(
+            value
+                .as_i64()
+                .and_then(|v| i16::try_from(v).ok())
+                .ok_or_else(|| wrong("a small integer"))?,
+        ),
+        Type::INT4 => Box::new(
+            value
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(|| wrong("an integer"))?,
+        ),
+        Type::INT8 => Box::new(value.as_i64().ok_or_else(|| wrong("an integer"))?),
+        Type::FLOAT4 => Box::new(value.as_f64().ok_or_else(|| wrong("a number"))? as f32),
+        Type::FLOAT8 => Box::new(value.as_f64().ok_or_else(|| wrong("a number"))?),
+        Type::BOOL => Box::new(value.as_bool().ok_or_else(|| wrong("true or false"))?),
+        Type::JSON | Type::JSONB => Box::new(value.clone()),
+        Type::TIMESTAMPTZ => {
+            let text = value.as_str().ok_or_else(|| wrong("an RFC 3339 time"))?;
+            let t: Timestamp = text.parse().map_err(|_| wrong("an RFC 3339 time"))?;
+            Box::new(at(t.as_micros()))
+        }
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            Box::new(match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        }
+        ref other => {
+            return Err(QueryError::Param {
+                index,
+                reason: format!(
+                    "parameters of type {other} are not supported; cast it, e.g. ?{index}::text"
+                ),
+            });
+        }
+    })
+}
+
+fn sql_error(e: tokio_postgres::Error) -> QueryError {
+    match e.code() {
+        Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => QueryError::NotReadOnly,
+        _ => QueryError::Sql(classify(&e).message),
+    }
+}
+
+/// A statement of a read-only transaction, prepared, with its parameters bound.
+async fn prepare_read_only(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params_json: &[Value],
+) -> Result<(tokio_postgres::Statement, Vec<Param<'static>>), QueryError> {
+    let inner = tx.prepare(sql).await.map_err(sql_error)?;
+    if inner.params().len() != params_json.len() {
+        return Err(QueryError::Param {
+            index: params_json.len().min(inner.params().len()) + 1,
+            reason: format!(
+                "the query takes {} parameters, {} given",
+                inner.params().len(),
+                params_json.len()
+            ),
+        });
+    }
+    let bound: Vec<Param<'static>> = params_json
+        .iter()
+        .zip(inner.params())
+        .enumerate()
+        .map(|(i, (v, ty))| bind(v, ty, i + 1))
+        .collect::<Result<_, _>>()?;
+    Ok((inner, bound))
+}
+
+/// A pooled connection for a read-only statement, and the statement in `$n` form;
+/// refuses anything that does not start as a read.
+async fn read_only_client(pool: &Pool, sql: &str) -> Result<(Object, String), QueryError> {
+    if !crate::starts_read_only(sql) {
+        return Err(QueryError::NotReadOnly);
+    }
+    let client: Object = pool
+        .get()
+        .await
+        .map_err(|e| QueryError::Sql(pool_error(e).message))?;
+    Ok((client, dollar_params(sql.trim().trim_end_matches(';'))))
+}
+
+/// A read-only transaction: PostgreSQL itself refuses any write in it.
+async fn read_only_tx(
+    client: &mut Object,
+) -> Result<deadpool_postgres::Transaction<'_>, QueryError> {
+    client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(sql_error)
+}
+
+/// Runs a read-only statement whose last column is packed values (see
+/// [`crate::latency_runs`]) and whose others are the group.
+async fn read_values(
+    pool: Pool,
+    sql: String,
+    params_json: Vec<Value>,
+) -> Result<Vec<crate::GroupValues>, QueryError> {
+    let (mut client, sql) = read_only_client(&pool, &sql).await?;
+    let tx = read_only_tx(&mut client).await?;
+    let (stmt, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
+    let n = stmt.columns().len();
+    let mut out = Vec::new();
+    for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_error)? {
+        let group = (0..n.saturating_sub(1))
+            .map(|i| row.try_get::<_, Option<String>>(i))
+            .collect::<Result<_, _>>()
+            .map_err(sql_error)?;
+        let mut values = Vec::new();
+        if let Some(bytes) = row
+            .try_get::<_, Option<&[u8]>>(n.saturating_sub(1))
+            .map_err(sql_error)?
+        {
+            crate::latency_runs::unpack_into(bytes, &mut values);
+        }
+        out.push((group, values));
+    }
+    tx.rollback().await.map_err(sql_error)?;
+    Ok(out)
+}
+
+/// Reads a column of a row as JSON.
+type ReadJson = fn(&Row, usize) -> Result<Value, tokio_postgres::Error>;
+
+/// How to read a column of `ty` as JSON without `row_to_json`, for the types whose
+/// JSON form is plain: integers, doubles, text and booleans (the same values
+/// `row_to_json` gives, without formatting and parsing them).
+fn native_json(ty: &Type) -> Option<ReadJson> {
+    Some(match *ty {
+        Type::INT2 => |r, i| {
+            Ok(r.try_get::<_, Option<i16>>(i)?
+                .map_or(Value::Null, Value::from))
+        },
+        Type::INT4 => |r, i| {
+            Ok(r.try_get::<_, Option<i32>>(i)?
+                .map_or(Value::Null, Value::from))
+        },
+        Type::INT8 => |r, i| {
+            Ok(r.try_get::<_, Option<i64>>(i)?
+                .map_or(Value::Null, Value::from))
+        },
+        Type::FLOAT8 => |r, i| {
+            Ok(r.try_get::<_, Option<f64>>(i)?
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number))
+        },
+        Type::TEXT | Type::VARCHAR => |r, i| {
+            Ok(r.try_get::<_, Option<String>>(i)?
+                .map_or(Value::Null, Value::String))
+        },
+        Type::BOOL => |r, i| {
+            Ok(r.try_get::<_, Option<bool>>(i)?
+                .map_or(Value::Null, Value::Bool))
+        },
+        _ => return None,
+    })
+}
+
+async fn run_query(
+    pool: Pool,
+    sql: String,
+    params_json: Vec<Value>,
+) -> Result<QueryResult, QueryError> {
+    let (mut client, sql) = read_only_client(&pool, &sql).await?;
+    let tx = read_only_tx(&mut client).await?;
+    let (inner, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
+    let columns: Vec<String> = inner
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let explain = sql.trim_start().to_ascii_uppercase().starts_with("EXPLAIN");
+    let native = inner
+        .columns()
+        .iter()
+        .all(|c| native_json(c.type_()).is_some());
+    let rows = if explain {
+        tx.query(&inner, &params(&bound))
+            .await
+            .map_err(sql_error)?
+            .iter()
+            .map(|r| {
+                (0..columns.len())
+                    .map(|i| {
+                        r.try_get::<_, Option<String>>(i)
+                            .ok()
+                            .flatten()
+                            .map_or(Value::Null, Value::String)
+                    })
+                    .collect()
+            })
+            .collect()
+    } else if native {
+        // Integers, floats, text and booleans are read as they come.
+        let mut rows = Vec::new();
+        for row in tx.query(&inner, &params(&bound)).await.map_err(sql_error)? {
+            let mut values = Vec::with_capacity(columns.len());
+            for (i, column) in inner.columns().iter().enumerate() {
+                let read = native_json(column.type_()).unwrap_or(|_, _| Ok(Value::Null));
+                values.push(read(&row, i).map_err(sql_error)?);
+            }
+            rows.push(values);
+        }
+        rows
+    } else {
+        // Other values come back through row_to_json, so that every type (numeric,
+        // arrays, timestamps...) has a JSON form.
+        let wrapped = format!("SELECT row_to_json(q)::text FROM ({sql}) q");
+        let stmt = tx
+            .prepare_typed(&wrapped, inner.params())
+            .await
+            .map_err(sql_error)?;
+        let mut rows = Vec::new();
+        for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_error)? {
+            let text: String = row.try_get(0).map_err(sql_error)?;
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).map_err(|e| QueryError::Sql(e.to_string()))?;
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| object.get(c).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            );
+        }
+        rows
+    };
+    tx.rollback().await.map_err(sql_error)?;
+    Ok(QueryResult { columns, rows })
+}
+
+#[async_trait]
+impl SqlQuery for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn dialect(&self) -> crate::Dialect {
+        crate::Dialect::Postgres
+    }
+
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
+        self.on_runtime(run_query(
+            self.pool.clone(),
+            sql.to_owned(),
+            params.to_vec(),
+        ))
+        .await
+        .ok_or(QueryError::Closed)?
+    }
+
+    async fn read_values(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<crate::GroupValues>, QueryError> {
+        self.on_runtime(read_values(
+            self.pool.clone(),
+            sql.to_owned(),
+            params.to_vec(),
+        ))
+        .await
+        .ok_or(QueryError::Closed)?
+    }
+}
+
+impl Analytics for PostgresStore {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_mark_parameters_become_dollar_parameters_outside_quotes() {
+        assert_eq!(
+            dollar_params("SELECT ?1, '?2', \"a?\" FROM t WHERE x = ?2"),
+            "SELECT $1, '?2', \"a?\" FROM t WHERE x = $2"
+        );
+    }
+}

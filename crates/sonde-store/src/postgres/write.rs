@@ -1,0 +1,419 @@
+//! Writing records: each table's rows inserted with one `INSERT ... SELECT FROM
+//! unnest(...) ON CONFLICT DO NOTHING` (or replaced), the derived session and step tables
+//! kept in the same transaction, lost lock races retried; and deleting a session.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use deadpool_postgres::Pool;
+use sonde_model::Record;
+use tokio_postgres::types::ToSql;
+
+use crate::rows::{Extra, Lifecycle, RecordRow, Table, WriteMode};
+use crate::{BackendError, ErrorClass, ReadError, Scope, WriteError, WriteOutcome};
+
+use super::read::session_visible;
+use super::rollups::{apply_rollups, subtract_rollups};
+use super::{CONTENTION_ATTEMPTS, Param, PostgresStore, at, classify, params, pool_error, runs};
+
+impl PostgresStore {
+    /// Stores records on the store's runtime.
+    pub(super) async fn write_in_mode(
+        &self,
+        records: &[Record],
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, WriteError> {
+        if records.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        self.on_runtime(write_rows(self.pool.clone(), rows, mode))
+            .await
+            .ok_or(WriteError::Closed)?
+    }
+}
+
+fn pg_type(column: &str) -> &'static str {
+    match column {
+        "ts" => "timestamptz",
+        "input_tokens" | "output_tokens" | "cache_read_tokens" | "cache_write_tokens"
+        | "reasoning_tokens" | "total_tokens" => "int8",
+        "reported_cost_usd" | "computed_cost_usd" | "latency_ms" | "ttft_ms" | "total_reward"
+        | "value" => "float8",
+        "response_status" => "int4",
+        _ => "text",
+    }
+}
+
+/// One column of `rows` as an array parameter.
+fn column<'a>(rows: &'a [&'a RecordRow], name: &str) -> Param<'a> {
+    fn each<'a, T: ToSql + Sync + Send + 'a>(
+        rows: &'a [&'a RecordRow],
+        f: impl Fn(&'a RecordRow) -> T,
+    ) -> Param<'a> {
+        Box::new(rows.iter().map(|r| f(r)).collect::<Vec<T>>())
+    }
+    fn event(r: &RecordRow) -> Option<&crate::rows::EventColumns> {
+        match &r.extra {
+            Extra::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+    let token = |i: usize| each(rows, move |r| event(r).and_then(|e| e.tokens).map(|t| t[i]));
+    match name {
+        "id" => each(rows, |r| r.id.as_str()),
+        "kind" => each(rows, |r| r.kind),
+        "ts" => each(rows, |r| at(r.ts)),
+        "session_id" => each(rows, |r| r.context.session_id.as_str()),
+        "step_id" => each(rows, |r| r.context.step_id.as_deref()),
+        "org" => each(rows, |r| r.context.org.as_deref()),
+        "workspace" => each(rows, |r| r.context.workspace.as_deref()),
+        "trace_id" => each(rows, |r| r.context.trace_id.as_deref()),
+        "span_id" => each(rows, |r| r.context.span_id.as_deref()),
+        "parent_span_id" => each(rows, |r| r.context.parent_span_id.as_deref()),
+        "payload" => each(rows, |r| r.payload.as_str()),
+        "event_type" => each(rows, |r| event(r).map_or("", |e| e.event_type)),
+        "status" => each(rows, |r| event(r).map_or("ok", |e| e.status)),
+        "provider" => each(rows, |r| event(r).and_then(|e| e.provider.as_deref())),
+        "model" => each(rows, |r| event(r).and_then(|e| e.model.as_deref())),
+        "input_tokens" => token(0),
+        "output_tokens" => token(1),
+        "cache_read_tokens" => token(2),
+        "cache_write_tokens" => token(3),
+        "reasoning_tokens" => token(4),
+        "total_tokens" => token(5),
+        "reported_cost_usd" => each(rows, |r| event(r).and_then(|e| e.reported_cost_usd)),
+        "computed_cost_usd" => each(rows, |r| event(r).and_then(|e| e.computed_cost_usd)),
+        "latency_ms" => each(rows, |r| event(r).and_then(|e| e.latency_ms)),
+        "ttft_ms" => each(rows, |r| event(r).and_then(|e| e.ttft_ms)),
+        "response_status" => each(rows, |r| event(r).and_then(|e| e.response_status)),
+        "request_path" => each(rows, |r| event(r).and_then(|e| e.request_path.as_deref())),
+        "api_key_hash" => each(rows, |r| event(r).and_then(|e| e.api_key_hash.as_deref())),
+        "gateway_key_id" => each(rows, |r| event(r).and_then(|e| e.gateway_key_id.as_deref())),
+        "tool_name" => each(rows, |r| event(r).and_then(|e| e.tool_name.as_deref())),
+        "message_type" => each(rows, |r| match &r.extra {
+            Extra::Message { message_type, .. } => message_type.as_str(),
+            _ => "",
+        }),
+        "from_role" => each(rows, |r| match &r.extra {
+            Extra::Message { from_role, .. } => from_role.as_deref(),
+            _ => None,
+        }),
+        "to_role" => each(rows, |r| match &r.extra {
+            Extra::Message { to_role, .. } => to_role.as_deref(),
+            _ => None,
+        }),
+        "objective_key" => each(rows, |r| match &r.extra {
+            Extra::OutcomeReward { objective_key, .. } => objective_key.as_str(),
+            _ => "",
+        }),
+        "total_reward" => each(rows, |r| match &r.extra {
+            Extra::OutcomeReward { total_reward, .. } => *total_reward,
+            _ => 0.0,
+        }),
+        "event_id" => each(rows, |r| match &r.extra {
+            Extra::EventReward { event_id, .. } => event_id.as_str(),
+            _ => "",
+        }),
+        "value" => each(rows, |r| match &r.extra {
+            Extra::EventReward { value, .. } => *value,
+            _ => 0.0,
+        }),
+        _ => each(rows, |_| Option::<&str>::None),
+    }
+}
+
+/// Inserts one table's rows; returns the ids stored for the first time.
+async fn insert_table(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: Table,
+    rows: &[&RecordRow],
+) -> Result<HashSet<String>, tokio_postgres::Error> {
+    let columns = table.columns();
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (id) DO NOTHING RETURNING id",
+        table.name(),
+        columns.join(", "),
+        arrays.join(", ")
+    );
+    let values: Vec<Param<'_>> = columns.iter().map(|c| column(rows, c)).collect();
+    let stmt = tx.prepare_cached(&sql).await?;
+    let stored = tx.query(&stmt, &params(&values)).await?;
+    Ok(stored.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+/// Deletes the stored versions of `rows` that [`WriteMode::Replace`] replaces, and takes
+/// them out of the roll-ups; returns the sessions whose counters must be recounted.
+async fn remove_replaced(
+    tx: &deadpool_postgres::Transaction<'_>,
+    groups: &BTreeMap<Table, Vec<&RecordRow>>,
+) -> Result<BTreeSet<String>, tokio_postgres::Error> {
+    let mut sessions = BTreeSet::new();
+    for (table, rows) in groups {
+        if *table == Table::Lifecycle {
+            continue;
+        }
+        let delete = tx
+            .prepare_cached(&format!("DELETE FROM {} WHERE id = $1", table.name()))
+            .await?;
+        for row in rows {
+            if *table == Table::Events {
+                subtract_rollups(tx, "id", &row.id).await?;
+            }
+            if tx.execute(&delete, &[&row.id]).await? > 0 {
+                sessions.insert(row.context.session_id.clone());
+            }
+        }
+    }
+    Ok(sessions)
+}
+
+async fn write_batch(
+    pool: &Pool,
+    groups: &BTreeMap<Table, Vec<&RecordRow>>,
+    mode: WriteMode,
+) -> Result<usize, BackendError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await.map_err(|e| classify(&e))?;
+    let replaced_sessions = match mode {
+        WriteMode::KeepStored => BTreeSet::new(),
+        WriteMode::Replace => remove_replaced(&tx, groups)
+            .await
+            .map_err(|e| classify(&e))?,
+    };
+    let mut inserted: Vec<&RecordRow> = Vec::new();
+    for (table, rows) in groups {
+        let ids = insert_table(&tx, *table, rows)
+            .await
+            .map_err(|e| classify(&e))?;
+        inserted.extend(rows.iter().copied().filter(|r| ids.contains(&r.id)));
+    }
+    upsert_sessions(&tx, &inserted)
+        .await
+        .map_err(|e| classify(&e))?;
+    for row in &inserted {
+        if let Extra::Lifecycle(change) = &row.extra {
+            apply_lifecycle(&tx, row, change)
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+    }
+    let rollups = crate::rows::rollup_deltas(inserted.iter().copied());
+    apply_rollups(&tx, &rollups)
+        .await
+        .map_err(|e| classify(&e))?;
+    runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)
+        .await
+        .map_err(|e| classify(&e))?;
+    runs::append(&tx, "llm_key_daily_runs", &rollups.key_daily_runs)
+        .await
+        .map_err(|e| classify(&e))?;
+    if !replaced_sessions.is_empty() {
+        let recount = tx
+            .prepare_cached(&crate::rows::recount_session_sql("$1"))
+            .await
+            .map_err(|e| classify(&e))?;
+        for session_id in &replaced_sessions {
+            tx.execute(&recount, &[session_id])
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+    }
+    tx.commit().await.map_err(|e| classify(&e))?;
+    Ok(inserted.len())
+}
+
+async fn upsert_sessions(
+    tx: &deadpool_postgres::Transaction<'_>,
+    inserted: &[&RecordRow],
+) -> Result<(), tokio_postgres::Error> {
+    let deltas = crate::rows::session_deltas(inserted.iter().copied());
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = deltas.keys().map(String::as_str).collect();
+    let d: Vec<&crate::rows::SessionDelta> = deltas.values().collect();
+    let values: Vec<Param<'_>> = vec![
+        Box::new(ids),
+        Box::new(d.iter().map(|d| d.org.as_deref()).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.workspace.as_deref()).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| at(d.first)).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| at(d.last)).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.events).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.llm_calls).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.messages).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.total_tokens).collect::<Vec<_>>()),
+        Box::new(d.iter().map(|d| d.cost_usd).collect::<Vec<_>>()),
+    ];
+    let stmt = tx
+        .prepare_cached(&format!(
+            "{} {}",
+            "INSERT INTO sessions (session_id, org, workspace, started_at, last_at, event_count,
+                 llm_calls, message_count, total_tokens, cost_usd)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                 $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::float8[])",
+            crate::rows::session_upsert_tail("least", "greatest")
+        ))
+        .await?;
+    tx.execute(&stmt, &params(&values)).await?;
+    Ok(())
+}
+
+/// Keeps the derived tables pointing at the earliest lifecycle record of each kind.
+async fn apply_lifecycle(
+    tx: &deadpool_postgres::Transaction<'_>,
+    row: &RecordRow,
+    change: &Lifecycle,
+) -> Result<(), tokio_postgres::Error> {
+    let (session_id, id, ts) = (&row.context.session_id, &row.id, at(row.ts));
+    match change {
+        Lifecycle::SessionStarted { metadata } => {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE sessions SET metadata = CAST($3::text AS jsonb), start_ts = $4, start_id = $2
+                     WHERE session_id = $1
+                       AND (start_ts IS NULL OR (start_ts, start_id COLLATE \"C\") > ($4, $2::text COLLATE \"C\"))",
+                )
+                .await?;
+            tx.execute(&stmt, &[session_id, id, metadata, &ts]).await?;
+        }
+        Lifecycle::SessionEnded => {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE sessions SET ended_at = $3, end_id = $2
+                     WHERE session_id = $1
+                       AND (ended_at IS NULL OR (ended_at, end_id COLLATE \"C\") > ($3, $2::text COLLATE \"C\"))",
+                )
+                .await?;
+            tx.execute(&stmt, &[session_id, id, &ts]).await?;
+        }
+        Lifecycle::StepStarted {
+            step_id,
+            step_index,
+            turn_number,
+            metadata,
+        } => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata)
+                     VALUES ($1, $2, $3, $4, $5, $6, CAST($7::text AS jsonb))
+                     ON CONFLICT (session_id, step_id) DO UPDATE SET
+                         step_index = excluded.step_index, turn_number = excluded.turn_number,
+                         started_at = excluded.started_at, start_id = excluded.start_id,
+                         metadata = excluded.metadata
+                     WHERE steps.started_at IS NULL
+                        OR (steps.started_at, steps.start_id COLLATE \"C\")
+                           > (excluded.started_at, excluded.start_id COLLATE \"C\")",
+                )
+                .await?;
+            tx.execute(
+                &stmt,
+                &[
+                    session_id,
+                    step_id,
+                    step_index,
+                    turn_number,
+                    &ts,
+                    id,
+                    metadata,
+                ],
+            )
+            .await?;
+        }
+        Lifecycle::StepEnded { step_id } => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO steps (session_id, step_id, completed_at, end_id) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (session_id, step_id) DO UPDATE SET
+                         completed_at = excluded.completed_at, end_id = excluded.end_id
+                     WHERE steps.completed_at IS NULL
+                        OR (steps.completed_at, steps.end_id COLLATE \"C\")
+                           > (excluded.completed_at, excluded.end_id COLLATE \"C\")",
+                )
+                .await?;
+            tx.execute(&stmt, &[session_id, step_id, &ts, id]).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn write_rows(
+    pool: Pool,
+    rows: Vec<RecordRow>,
+    mode: WriteMode,
+) -> Result<WriteOutcome, WriteError> {
+    // A record id twice in one batch counts once; rows are sorted by id so that
+    // concurrent writers take row locks in the same order (no deadlocks).
+    let mut seen = HashSet::with_capacity(rows.len());
+    let mut groups: BTreeMap<Table, Vec<&RecordRow>> = BTreeMap::new();
+    let mut repeated = 0;
+    for row in &rows {
+        if seen.insert(row.id.as_str()) {
+            groups.entry(row.table).or_default().push(row);
+        } else {
+            repeated += 1;
+        }
+    }
+    for rows in groups.values_mut() {
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match write_batch(&pool, &groups, mode).await {
+            Ok(written) => {
+                return Ok(WriteOutcome {
+                    written,
+                    duplicates: rows.len() - written,
+                });
+            }
+            Err(e) if e.class == ErrorClass::Contention && attempt < CONTENTION_ATTEMPTS => {
+                tracing::debug!(attempt, error = %e, "write lost a lock race; retrying");
+            }
+            Err(e) => {
+                let _ = repeated;
+                return Err(WriteError::Backend(e));
+            }
+        }
+    }
+}
+
+pub(super) async fn delete_session(
+    pool: Pool,
+    session_id: String,
+    scope: Scope,
+) -> Result<bool, ReadError> {
+    let backend = |e: tokio_postgres::Error| ReadError::Backend(classify(&e));
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| ReadError::Backend(pool_error(e)))?;
+    let tx = client.transaction().await.map_err(backend)?;
+    if !session_visible(&tx, &session_id, &scope)
+        .await
+        .map_err(backend)?
+    {
+        return Ok(false);
+    }
+    subtract_rollups(&tx, "session_id", &session_id)
+        .await
+        .map_err(backend)?;
+    for table in Table::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(["steps", "sessions"])
+    {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE session_id = $1"),
+            &[&session_id],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(true)
+}

@@ -1,0 +1,34 @@
+//! The store's [`CursorStore`] capability: saving sync cursors and states.
+
+use async_trait::async_trait;
+
+use crate::{CursorStore, SyncCursor, WriteError};
+
+use super::{SqliteStore, classify};
+
+#[async_trait]
+impl CursorStore for SqliteStore {
+    async fn save_sync_cursors(
+        &self,
+        source: &str,
+        cursors: &[SyncCursor],
+    ) -> Result<(), WriteError> {
+        let (source, cursors) = (source.to_owned(), cursors.to_vec());
+        Self::run(&self.writer, move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let [position_sql, state_sql] = crate::cursors::upsert_sql(|i| format!("?{i}"));
+                let mut positions = tx.prepare_cached(&position_sql)?;
+                let mut states = tx.prepare_cached(&state_sql)?;
+                for c in &cursors {
+                    positions.execute(rusqlite::params![source, c.path, c.position])?;
+                    states.execute(rusqlite::params![source, c.path, c.state])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+        .ok_or(WriteError::Closed)?
+        .map_err(|e| WriteError::Backend(classify(&e)))
+    }
+}

@@ -1,0 +1,113 @@
+//! The roll-ups (`llm_hourly`, `llm_key_daily`) and their latency runs, kept exact in
+//! the write transaction: deltas added on insert, subtracted on delete.
+
+use crate::rows::{ROLLUP_COLUMNS, RollupDelta, RollupKey, Rollups};
+
+use super::runs;
+
+/// Adds deltas to both roll-ups.
+pub(super) fn apply_rollups(
+    tx: &rusqlite::Transaction<'_>,
+    rollups: &Rollups,
+) -> Result<(), rusqlite::Error> {
+    apply_rollup(tx, "llm_hourly", &rollups.hourly)?;
+    apply_rollup(tx, "llm_key_daily", &rollups.key_daily)
+}
+
+/// Adds deltas to one roll-up table.
+fn apply_rollup(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    deltas: &std::collections::BTreeMap<RollupKey, RollupDelta>,
+) -> Result<(), rusqlite::Error> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (1..=ROLLUP_COLUMNS.len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    let mut upsert = tx.prepare_cached(&format!(
+        "INSERT INTO {table} ({}) VALUES ({}) {}",
+        ROLLUP_COLUMNS.join(", "),
+        placeholders.join(", "),
+        crate::rows::rollup_upsert_tail(table)
+    ))?;
+    for (k, d) in deltas {
+        let t = d.tokens;
+        upsert.execute(rusqlite::params![
+            k.hour,
+            k.org,
+            k.workspace,
+            k.provider,
+            k.model,
+            k.api_key_hash,
+            k.request_path,
+            d.calls,
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            t[4],
+            t[5],
+            d.cost,
+            d.reported_cost,
+            d.computed_cost,
+            d.errors,
+            d.http_4xx,
+            d.http_5xx,
+            d.latency_sum,
+            d.latency_count
+        ])?;
+    }
+    Ok(())
+}
+
+/// Takes the LLM calls whose `column` equals `value` (a session's, or one event) out
+/// of the roll-ups.
+pub(super) fn subtract_rollups(
+    tx: &rusqlite::Transaction<'_>,
+    column: &str,
+    value: &str,
+) -> Result<(), rusqlite::Error> {
+    let mut rollups = crate::rows::RollupsBuilder::default();
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT ts, {} FROM events WHERE {column} = ?1 AND event_type = 'llm'",
+        crate::rows::ROLLUP_SOURCE_COLUMNS
+    ))?;
+    let mut rows = stmt.query([value])?;
+    while let Some(r) = rows.next()? {
+        let columns = crate::rows::stored_llm_columns(
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            [
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
+            ],
+            r.get(13)?,
+            r.get(14)?,
+            &r.get::<_, String>(15)?,
+            r.get(16)?,
+            r.get(17)?,
+            r.get(18)?,
+        );
+        rollups.add(r.get(0)?, &r.get(1)?, &r.get(2)?, &columns, -1);
+    }
+    drop(rows);
+    drop(stmt);
+    let rollups = rollups.finish();
+    if rollups.is_empty() {
+        return Ok(());
+    }
+    apply_rollups(tx, &rollups)?;
+    runs::remove(tx, "llm_hourly_runs", &rollups.hourly_runs)?;
+    runs::remove(tx, "llm_key_daily_runs", &rollups.key_daily_runs)?;
+    tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", [])?;
+    tx.execute("DELETE FROM llm_key_daily WHERE calls <= 0", [])?;
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! Writing records: rows inserted once by id (or replaced), the derived session and
+//! step tables kept in the same transaction, and deleting a session.
+
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use sonde_model::Record;
+
+use crate::rows::{Extra, Lifecycle, RecordRow, Table, WriteMode};
+use crate::{Scope, WriteError, WriteOutcome};
+
+use super::read::session_visible;
+use super::rollups::{apply_rollups, subtract_rollups};
+use super::{SqliteStore, classify, payload, runs};
+
+impl SqliteStore {
+    /// Stores records on the writer thread (rows and compressed payloads are made on
+    /// the caller's).
+    pub(super) async fn write_in_mode(
+        &self,
+        records: &[Record],
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, WriteError> {
+        if records.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+        // Blocks need a file: `sonde_payload()` reads them through a second connection,
+        // which a database in memory cannot have.
+        let blocks = self.path.is_some();
+        // Compression is CPU work: on a Tokio runtime, off its async threads; under any
+        // other executor (the tracer's sink thread), right here.
+        let pack = move || {
+            let packed = payload::pack(&mut rows, blocks);
+            (rows, packed)
+        };
+        let (rows, packed) = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn_blocking(pack)
+                .await
+                .map_err(|_| WriteError::Closed)?,
+            Err(_) => pack(),
+        };
+        Self::run(&self.writer, move |conn| {
+            write_rows(conn, rows, packed, mode)
+        })
+        .await
+        .ok_or(WriteError::Closed)?
+        .map_err(|e| WriteError::Backend(classify(&e)))
+    }
+}
+
+fn insert_sql(table: Table) -> String {
+    let columns = table.columns();
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT OR IGNORE INTO {} ({}) VALUES ({})",
+        table.name(),
+        columns.join(", "),
+        placeholders.join(", ")
+    )
+}
+
+type Bound<'a> = rusqlite::types::ToSqlOutput<'a>;
+
+fn text(value: &str) -> Bound<'_> {
+    Bound::Borrowed(ValueRef::Text(value.as_bytes()))
+}
+
+fn opt_text(value: &Option<String>) -> Bound<'_> {
+    value.as_deref().map_or(Bound::Owned(Sql::Null), text)
+}
+
+fn real(value: Option<f64>) -> Bound<'static> {
+    Bound::Owned(value.map_or(Sql::Null, Sql::Real))
+}
+
+fn int(value: i64) -> Bound<'static> {
+    Bound::Owned(Sql::Integer(value))
+}
+
+/// The row's values in [`Table::columns`] order, borrowing its text; `payload` is the
+/// payload column's.
+fn values<'a>(row: &'a RecordRow, payload: Bound<'a>) -> Vec<Bound<'a>> {
+    let ctx = &row.context;
+    let mut values = Vec::with_capacity(30);
+    values.extend([
+        text(&row.id),
+        text(row.kind),
+        int(row.ts),
+        text(&ctx.session_id),
+        opt_text(&ctx.step_id),
+        opt_text(&ctx.org),
+        opt_text(&ctx.workspace),
+        opt_text(&ctx.trace_id),
+        opt_text(&ctx.span_id),
+        opt_text(&ctx.parent_span_id),
+        payload,
+    ]);
+    match &row.extra {
+        Extra::Lifecycle(_) => {}
+        Extra::Event(e) => {
+            values.extend([
+                text(e.event_type),
+                text(e.status),
+                opt_text(&e.provider),
+                opt_text(&e.model),
+            ]);
+            match e.tokens {
+                Some(tokens) => values.extend(tokens.map(int)),
+                None => values.extend(std::iter::repeat_n(Bound::Owned(Sql::Null), 6)),
+            }
+            values.extend([
+                real(e.reported_cost_usd),
+                real(e.computed_cost_usd),
+                real(e.latency_ms),
+                real(e.ttft_ms),
+                e.response_status
+                    .map_or(Bound::Owned(Sql::Null), |s| int(i64::from(s))),
+                opt_text(&e.request_path),
+                opt_text(&e.api_key_hash),
+                opt_text(&e.gateway_key_id),
+                opt_text(&e.tool_name),
+            ]);
+        }
+        Extra::Message {
+            message_type,
+            from_role,
+            to_role,
+        } => values.extend([text(message_type), opt_text(from_role), opt_text(to_role)]),
+        Extra::OutcomeReward {
+            objective_key,
+            total_reward,
+        } => values.extend([text(objective_key), real(Some(*total_reward))]),
+        Extra::EventReward { event_id, value } => {
+            values.extend([text(event_id), real(Some(*value))]);
+        }
+    }
+    values
+}
+
+fn write_rows(
+    conn: &mut Connection,
+    rows: Vec<RecordRow>,
+    packed: payload::Packed,
+    mode: WriteMode,
+) -> Result<WriteOutcome, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let replaced_sessions = match mode {
+        WriteMode::KeepStored => Vec::new(),
+        WriteMode::Replace => remove_replaced(&tx, &rows)?,
+    };
+    let mut outcome = WriteOutcome::default();
+    let mut inserted: Vec<RecordRow> = Vec::with_capacity(rows.len());
+    {
+        let mut block_ids = Vec::with_capacity(packed.blocks.len());
+        let mut insert_block = tx.prepare_cached(
+            "INSERT INTO payload_blocks (session_id, live, data) VALUES (?1, ?2, ?3)",
+        )?;
+        for block in &packed.blocks {
+            insert_block.execute(rusqlite::params![block.session_id, block.rows, block.data])?;
+            block_ids.push(tx.last_insert_rowid());
+        }
+        // Rows a block counts that turn out to be duplicates (never inserted).
+        let mut not_inserted: std::collections::BTreeMap<i64, i64> = Default::default();
+        let mut inserts: Vec<rusqlite::CachedStatement<'_>> = Vec::with_capacity(5);
+        for table in Table::ALL {
+            inserts.push(tx.prepare_cached(&insert_sql(table))?);
+        }
+        for (row, slot) in rows.into_iter().zip(&packed.slots) {
+            let mut block_id = None;
+            let payload = match slot {
+                payload::Slot::Text => text(&row.payload),
+                payload::Slot::Frame(frame) => Bound::Borrowed(ValueRef::Blob(frame)),
+                payload::Slot::InBlock { block, offset, len } => {
+                    let id = block_ids.get(*block).copied().unwrap_or_default();
+                    block_id = Some(id);
+                    Bound::Owned(Sql::Blob(payload::block_ref(id, *offset, *len)))
+                }
+            };
+            let position = Table::ALL.iter().position(|t| *t == row.table).unwrap_or(0);
+            let stored = inserts[position].execute(params_from_iter(values(&row, payload)))?;
+            if stored == 0 {
+                outcome.duplicates += 1;
+                if let Some(id) = block_id {
+                    *not_inserted.entry(id).or_default() += 1;
+                }
+            } else {
+                outcome.written += 1;
+                inserted.push(row);
+            }
+        }
+        for (id, rows) in not_inserted {
+            release_block(&tx, id, rows)?;
+        }
+    }
+    {
+        let mut upsert = tx.prepare_cached(&format!(
+            "{} {}",
+            "INSERT INTO sessions (session_id, org, workspace, started_at, last_at, event_count,
+                 llm_calls, message_count, total_tokens, cost_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            crate::rows::session_upsert_tail("min", "max")
+        ))?;
+        for (session_id, d) in crate::rows::session_deltas(&inserted) {
+            upsert.execute(rusqlite::params![
+                session_id,
+                d.org,
+                d.workspace,
+                d.first,
+                d.last,
+                d.events,
+                d.llm_calls,
+                d.messages,
+                d.total_tokens,
+                d.cost_usd
+            ])?;
+        }
+    }
+    for row in &inserted {
+        if let Extra::Lifecycle(change) = &row.extra {
+            apply_lifecycle(&tx, &row.context.session_id, &row.id, row.ts, change)?;
+        }
+    }
+    let rollups = crate::rows::rollup_deltas(&inserted);
+    apply_rollups(&tx, &rollups)?;
+    runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)?;
+    runs::append(&tx, "llm_key_daily_runs", &rollups.key_daily_runs)?;
+    for session_id in &replaced_sessions {
+        tx.prepare_cached(&crate::rows::recount_session_sql("?1"))?
+            .execute([session_id])?;
+    }
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// Deletes the stored versions of `rows` that [`WriteMode::Replace`] replaces, and takes
+/// them out of the roll-ups; returns the sessions whose counters must be recounted.
+fn remove_replaced(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[RecordRow],
+) -> Result<Vec<String>, rusqlite::Error> {
+    let mut sessions = std::collections::BTreeSet::new();
+    for row in rows.iter().filter(|r| r.table != Table::Lifecycle) {
+        if row.table == Table::Events {
+            subtract_rollups(tx, "id", &row.id)?;
+        }
+        let removed: Option<Sql> = tx
+            .prepare_cached(&format!(
+                "DELETE FROM {} WHERE id = ?1 RETURNING payload",
+                row.table.name()
+            ))?
+            .query_row([&row.id], |r| r.get(0))
+            .optional()?;
+        if let Some(payload) = removed {
+            sessions.insert(row.context.session_id.clone());
+            if let Sql::Blob(blob) = payload
+                && let Some((block, _, _)) = payload::parse_block_ref(&blob)
+            {
+                release_block(tx, block, 1)?;
+            }
+        }
+    }
+    Ok(sessions.into_iter().collect())
+}
+
+/// Takes `rows` rows out of block `id`'s count, and the block away when none is left.
+pub(super) fn release_block(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    rows: i64,
+) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached("UPDATE payload_blocks SET live = live - ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![id, rows])?;
+    tx.prepare_cached("DELETE FROM payload_blocks WHERE id = ?1 AND live <= 0")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Keeps the derived tables pointing at the earliest lifecycle record of each kind,
+/// as the fold does.
+fn apply_lifecycle(
+    tx: &rusqlite::Transaction<'_>,
+    session_id: &str,
+    id: &str,
+    ts: i64,
+    change: &Lifecycle,
+) -> Result<(), rusqlite::Error> {
+    match change {
+        Lifecycle::SessionStarted { metadata } => {
+            tx.prepare_cached(
+                "UPDATE sessions SET metadata = ?3, start_ts = ?4, start_id = ?2
+                 WHERE session_id = ?1 AND (start_ts IS NULL OR (start_ts, start_id) > (?4, ?2))",
+            )?
+            .execute(rusqlite::params![session_id, id, metadata, ts])?;
+        }
+        Lifecycle::SessionEnded => {
+            tx.prepare_cached(
+                "UPDATE sessions SET ended_at = ?3, end_id = ?2
+                 WHERE session_id = ?1 AND (ended_at IS NULL OR (ended_at, end_id) > (?3, ?2))",
+            )?
+            .execute(rusqlite::params![session_id, id, ts])?;
+        }
+        Lifecycle::StepStarted {
+            step_id,
+            step_index,
+            turn_number,
+            metadata,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (session_id, step_id) DO UPDATE SET
+                     step_index = excluded.step_index, turn_number = excluded.turn_number,
+                     started_at = excluded.started_at, start_id = excluded.start_id,
+                     metadata = excluded.metadata
+                 WHERE steps.started_at IS NULL
+                    OR (steps.started_at, steps.start_id) > (excluded.started_at, excluded.start_id)",
+            )?
+            .execute(rusqlite::params![session_id, step_id, step_index, turn_number, ts, id, metadata])?;
+        }
+        Lifecycle::StepEnded { step_id } => {
+            tx.prepare_cached(
+                "INSERT INTO steps (session_id, step_id, completed_at, end_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (session_id, step_id) DO UPDATE SET
+                     completed_at = excluded.completed_at, end_id = excluded.end_id
+                 WHERE steps.completed_at IS NULL
+                    OR (steps.completed_at, steps.end_id) > (excluded.completed_at, excluded.end_id)",
+            )?
+            .execute(rusqlite::params![session_id, step_id, ts, id])?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn delete_session(
+    conn: &mut Connection,
+    session_id: &str,
+    scope: &Scope,
+) -> Result<bool, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if !session_visible(&tx, session_id, scope)? {
+        return Ok(false);
+    }
+    subtract_rollups(&tx, "session_id", session_id)?;
+    for table in Table::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(["payload_blocks", "steps", "sessions"])
+    {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE session_id = ?1"),
+            [session_id],
+        )?;
+    }
+    tx.commit()?;
+    Ok(true)
+}
