@@ -4,19 +4,23 @@
 
 mod exit;
 mod formats;
+mod help;
+mod json;
 mod out;
+mod progress;
 mod records;
 mod sessions;
 mod stats;
 mod sync;
 mod table;
+mod time;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches as _, Parser, Subcommand};
 use sonde::store::{OpenError, StoreUrl, TraceStore, redact_url};
 
 use crate::out::{out, outln};
@@ -29,7 +33,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Record, store and analyse the traces of LLM agents.
 #[derive(Parser)]
-#[command(name = "sonde", version, about, long_about = None)]
+#[command(name = "sonde", version, about, long_about = None, after_help = examples(&[
+    "sonde sync all && sonde stats models",
+    "sonde sessions --since 7d",
+    "sonde show SESSION_ID",
+    "sonde --db postgres://me@host/traces stats cost --bucket week",
+]))]
 struct Cli {
     /// Database URL: sqlite://PATH, sqlite::memory:, postgres://USER@HOST/DB (default:
     /// sqlite:// in the user's data folder, e.g. ~/.local/share/sonde/sonde.db).
@@ -48,6 +57,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Create a key; its secret is printed once and only its hash is stored.
+    #[command(after_help = examples(&[
+        "sonde keys create --org acme --workspace prod --name ci",
+        "sonde keys create --org acme --workspace ops --admin --json",
+    ]))]
     Create {
         /// The tenant's organisation.
         #[arg(long)]
@@ -61,17 +74,25 @@ enum KeysCommand {
         /// The key may read every tenant and run raw SQL.
         #[arg(long)]
         admin: bool,
+        /// Print the key (its secret included) as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List keys (never their secrets).
+    #[command(after_help = examples(&["sonde keys list", "sonde keys list --json"]))]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a key by id.
+    #[command(after_help = examples(&["sonde keys revoke KEY_ID"]))]
     Revoke {
         /// The key's id (from `sonde keys list`).
         id: String,
+        /// Print {"revoked": ID} as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -88,11 +109,21 @@ enum ImportFormat {
 enum Command {
     /// Record a demo agent session (two turns, LLM calls, a tool call, messages,
     /// rewards) into the database and list the sessions there.
-    Demo,
+    #[command(after_help = examples(&["sonde demo", "sonde --db sqlite:///tmp/demo.db demo --json"]))]
+    Demo {
+        /// Print the sessions as `sonde sessions --json` does.
+        #[arg(long)]
+        json: bool,
+    },
     /// Import record JSONL files (`-` reads stdin). Bad lines are reported as
     /// FILE:LINE and skipped; the rest is imported unless --strict. Records go through
     /// the writer: when the database cannot take them, they wait in the spool and are
     /// written by the next import into the same database.
+    #[command(after_help = examples(&[
+        "sonde import traces.jsonl",
+        "sonde export | sonde --db other.db import -",
+        "sonde import --format otlp-json spans.json --errors bad.txt",
+    ]))]
     Import {
         /// Files to import; `-` for stdin.
         #[arg(required = true)]
@@ -113,8 +144,16 @@ enum Command {
         /// Records the writer queues before spooling (tests use a small queue).
         #[arg(long, hide = true, default_value_t = sonde::store::DEFAULT_QUEUE_CAPACITY)]
         queue_capacity: usize,
+        /// Print the summary as JSON on standard output.
+        #[arg(long)]
+        json: bool,
     },
     /// Export records as JSONL (every session, oldest first, or one).
+    #[command(after_help = examples(&[
+        "sonde export > all.jsonl",
+        "sonde export --session SESSION_ID --out one.jsonl --json",
+        "sonde export --to http://127.0.0.1:4318",
+    ]))]
     Export {
         /// Only this session.
         #[arg(long)]
@@ -126,18 +165,37 @@ enum Command {
         /// (e.g. http://127.0.0.1:4318 — a collector, Phoenix, Jaeger, another sonde).
         #[arg(long)]
         to: Option<String>,
+        /// Print the summary as JSON (on standard error when the records go to
+        /// standard output).
+        #[arg(long)]
+        json: bool,
     },
     /// List sessions, newest first.
+    #[command(after_help = examples(&[
+        "sonde sessions",
+        "sonde sessions --since 2026-01-01 --until 7d --model gpt-5",
+        "sonde sessions --meta project=sonde --json",
+    ]))]
     Sessions(sessions::ListArgs),
     /// Show one session: steps, events, messages and rewards.
+    #[command(after_help = examples(&["sonde show SESSION_ID", "sonde show SESSION_ID --tz UTC", "sonde show SESSION_ID --json"]))]
     Show {
         /// The session id.
         session_id: String,
         /// Print the whole session as JSON.
         #[arg(long)]
         json: bool,
+        /// The time zone of the times printed: an IANA name or UTC (default: the
+        /// local one).
+        #[arg(long)]
+        tz: Option<String>,
     },
-    /// Run a read-only SQL query (statements that write are refused).
+    /// Run a read-only SQL query (statements that write are refused); `sonde schema`
+    /// lists the tables and columns.
+    #[command(after_help = examples(&[
+        "sonde query 'SELECT model, count(*) FROM events WHERE event_type = ?1 GROUP BY model' -p llm",
+        "sonde query 'SELECT session_id, cost_usd FROM sessions' --json",
+    ]))]
     Query {
         /// One SELECT / WITH / EXPLAIN / VALUES statement; `?1`, `?2`... are parameters.
         sql: String,
@@ -151,6 +209,10 @@ enum Command {
     /// Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON,
     /// gzip) and store them; /healthz and /metrics too. Ctrl-C or SIGTERM drains the
     /// writer before exiting.
+    #[command(after_help = examples(&[
+        "sonde serve",
+        "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python agent.py",
+    ]))]
     Serve {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:4318")]
@@ -166,12 +228,21 @@ enum Command {
         grpc_addr: std::net::SocketAddr,
     },
     /// Usage, cost, latency and error analytics of LLM calls.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples(&[
+        "sonde stats summary --since 7d",
+        "sonde stats cost --bucket week --group-by model",
+        "sonde stats latency --group-by provider --json",
+    ]))]
     Stats(stats::Report),
     /// API keys for `sonde serve`: each writes into and reads from one tenant.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples(&[
+        "sonde keys create --org acme --workspace prod",
+        "sonde keys list",
+        "sonde keys revoke KEY_ID",
+    ]))]
     Keys(KeysCommand),
     /// Show the price that applies to a model, and where it comes from.
+    #[command(after_help = examples(&["sonde pricing claude-sonnet-4-5", "sonde --prices ours.toml pricing our-finetune --json"]))]
     Pricing {
         /// The model name, as recorded.
         model: String,
@@ -181,17 +252,66 @@ enum Command {
     },
     /// Apply pending database migrations (every command also does when it opens the
     /// database) and print the schema version.
-    Migrate,
+    #[command(after_help = examples(&["sonde migrate", "sonde --db postgres://me@host/traces migrate --json"]))]
+    Migrate {
+        /// Print {"backend", "version"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tables and columns `sonde query` can read, how to read payloads, and
+    /// which cost column is which.
+    #[command(after_help = examples(&["sonde schema", "sonde schema --json"]))]
+    Schema {
+        /// Print the tables and their columns as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Turn Claude Code and Codex CLI transcripts into traces: one LLM call per API
     /// response (tokens and cost), tool calls with their results, subagents nested
     /// under the call that spawned them. Incremental: a second run reads only what
     /// was appended.
+    #[command(after_help = examples(&[
+        "sonde sync all",
+        "sonde sync --path ~/backup/claude-projects",
+        "sonde sync codex --watch",
+        "sonde sync claude --to langfuse --dry-run --json",
+    ]))]
     Sync(sync::SyncArgs),
-    /// Delete a session and everything in it.
+    /// Delete a session and everything in it (asks first on a terminal).
+    #[command(after_help = examples(&["sonde rm SESSION_ID", "sonde rm SESSION_ID --yes --json"]))]
     Rm {
         /// The session id.
         session_id: String,
+        /// Do not ask; needed when standard input is not a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print {"deleted": ID} as JSON.
+        #[arg(long)]
+        json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = examples(&[
+        "sonde completions bash > ~/.local/share/bash-completion/completions/sonde",
+        "sonde completions zsh > ~/.zfunc/_sonde",
+        "sonde completions fish > ~/.config/fish/completions/sonde.fish",
+    ]))]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of sonde (roff), made from the command's definition.
+    #[command(after_help = examples(&["sonde man > ~/.local/share/man/man1/sonde.1", "sonde man | man -l -"]))]
+    Man,
+}
+
+/// An EXAMPLES section for a command's help, one command a line.
+pub fn examples(lines: &[&str]) -> String {
+    let mut text = "EXAMPLES:".to_owned();
+    for line in lines {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    text
 }
 
 /// How a command opens the database.
@@ -208,10 +328,10 @@ impl Command {
     /// How this command opens the database (`pricing` opens none).
     fn open(&self) -> Open {
         match self {
-            Command::Demo
+            Command::Demo { .. }
             | Command::Import { .. }
             | Command::Serve { .. }
-            | Command::Migrate
+            | Command::Migrate { .. }
             | Command::Sync(_)
             | Command::Keys(KeysCommand::Create { .. }) => Open::OrCreate,
             Command::Export { .. }
@@ -221,6 +341,9 @@ impl Command {
             | Command::Stats(_)
             | Command::Keys(KeysCommand::List { .. } | KeysCommand::Revoke { .. })
             | Command::Pricing { .. }
+            | Command::Schema { .. }
+            | Command::Completions { .. }
+            | Command::Man
             | Command::Rm { .. } => Open::Existing,
         }
     }
@@ -270,8 +393,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(path) = &cli.prices {
         install_prices(path)?;
     }
-    if let Command::Pricing { model, json } = &cli.command {
-        return stats::pricing(model, *json);
+    match &cli.command {
+        Command::Pricing { model, json } => return stats::pricing(model, *json),
+        Command::Completions { shell } => return help::completions(*shell),
+        Command::Man => return help::man(),
+        _ => {}
     }
     let url = cli.db.clone().unwrap_or_else(StoreUrl::default_url);
     if let Command::Sync(args) = cli.command {
@@ -279,7 +405,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let store = open_store(&url, cli.command.open(), cli.db.is_none()).await?;
     match cli.command {
-        Command::Demo => {
+        Command::Demo { json } => {
             let tracer = sonde::SessionTracer::new(store.clone())?;
             let trace = sonde::demo::record(&tracer).await?;
             let db = redact_url(&url);
@@ -294,7 +420,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             sessions::list(
                 store.as_ref(),
-                sessions::ListArgs::default(),
+                sessions::ListArgs::newest(json),
                 cli.db.as_deref(),
             )
             .await
@@ -306,6 +432,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             spool,
             errors,
             queue_capacity,
+            json,
         } => {
             let writer = sonde::store::WriterConfig {
                 spool_dir: Some(spool.unwrap_or_else(|| default_spool(&url))),
@@ -314,27 +441,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             match format {
                 ImportFormat::Records => {
-                    records::import(store, writer, &files, strict, errors.as_deref()).await
+                    records::import(store, writer, &files, strict, errors.as_deref(), json).await
                 }
                 ImportFormat::OtlpJson => {
-                    records::import_otlp(store, writer, &files, strict, errors.as_deref()).await
+                    records::import_otlp(store, writer, &files, strict, errors.as_deref(), json)
+                        .await
                 }
             }
         }
-        Command::Export { session, out, to } => match to {
+        Command::Export {
+            session,
+            out,
+            to,
+            json,
+        } => match to {
             Some(endpoint) => {
-                records::export_otlp(store.as_ref(), session.as_deref(), &endpoint).await
+                records::export_otlp(store.as_ref(), session.as_deref(), &endpoint, json).await
             }
-            None => records::export(store.as_ref(), session.as_deref(), out.as_deref()).await,
+            None => records::export(store.as_ref(), session.as_deref(), out.as_deref(), json).await,
         },
         Command::Sessions(args) => sessions::list(store.as_ref(), args, cli.db.as_deref()).await,
-        Command::Show { session_id, json } => {
-            sessions::show(store.as_ref(), &session_id, json).await
+        Command::Show {
+            session_id,
+            json,
+            tz,
+        } => {
+            let zone = time::Zone::parse(tz.as_deref())?;
+            sessions::show(store.as_ref(), &session_id, json, &zone).await
         }
         Command::Query { sql, params, json } => {
             sessions::query(store.as_ref(), &sql, &params, json).await
         }
-        Command::Rm { session_id } => sessions::remove(store.as_ref(), &session_id).await,
+        Command::Rm {
+            session_id,
+            yes,
+            json,
+        } => sessions::remove(store.as_ref(), &session_id, yes, json).await,
+        Command::Schema { json } => sessions::schema(store.as_ref(), json).await,
         Command::Stats(report) => stats::report(store.as_ref(), report).await,
         Command::Keys(command) => keys(store.as_ref(), command).await,
         Command::Serve {
@@ -393,17 +536,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Pricing { .. } | Command::Sync(_) => Ok(ExitCode::SUCCESS),
-        Command::Migrate => {
-            let version = store
-                .query("SELECT max(version) AS version FROM schema_migrations", &[])
-                .await?;
-            let version = version.rows.first().and_then(|r| r.first()).cloned();
-            outln!(
-                "{} database at schema version {}",
-                store.backend(),
-                version.unwrap_or_default()
-            )?;
+        Command::Pricing { .. } | Command::Sync(_) | Command::Completions { .. } | Command::Man => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { json } => {
+            let version = sonde::schema::version(store.as_ref()).await?;
+            if json {
+                let value = serde_json::json!({"backend": store.backend(), "version": version});
+                outln!("{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                outln!("{} database at schema version {version}", store.backend())?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -416,9 +559,18 @@ async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<Ex
             workspace,
             name,
             admin,
+            json,
         } => {
             let (key, secret) = sonde::store::ApiKey::generate(&org, &workspace, name, admin);
             store.create_api_key(&key).await?;
+            if json {
+                let mut value = serde_json::to_value(&key)?;
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("secret".into(), secret.into());
+                }
+                outln!("{}", serde_json::to_string_pretty(&value)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             eprintln!(
                 "created key {} for {org}/{workspace}{}; its secret (shown once):",
                 key.id,
@@ -429,8 +581,11 @@ async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<Ex
         KeysCommand::List { json } => {
             let keys = store.api_keys().await?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&keys)?)?;
+                json::print(&keys)?;
+            } else if keys.is_empty() {
+                outln!("no keys")?;
             } else {
+                let zone = time::Zone::default();
                 let mut t = table::Table::new(&[
                     "ID",
                     "NAME",
@@ -447,26 +602,34 @@ async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<Ex
                         k.org.clone(),
                         k.workspace.clone(),
                         if k.admin { "yes" } else { "no" }.to_owned(),
-                        table::when(k.created_at),
-                        k.revoked_at.map(table::when).unwrap_or_default(),
+                        zone.when(k.created_at),
+                        k.revoked_at.map(|t| zone.when(t)).unwrap_or_default(),
                     ]);
                 }
                 out!("{}", t.render())?;
             }
         }
-        KeysCommand::Revoke { id } => {
+        KeysCommand::Revoke { id, json } => {
             if !store.revoke_api_key(&id).await? {
                 eprintln!("sonde: no active key {id}");
                 return Ok(ExitCode::FAILURE);
             }
-            eprintln!("revoked key {id}");
+            if json {
+                outln!("{}", serde_json::json!({ "revoked": id }))?;
+            } else {
+                eprintln!("revoked key {id}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match help::command().try_get_matches() {
+        Ok(matches) => Cli::from_arg_matches(&matches),
+        Err(e) => Err(e),
+    };
+    let cli = cli.unwrap_or_else(|e| e.exit());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SONDE_LOG")

@@ -13,6 +13,8 @@ use sonde::store::{Scope, SessionFilter, TraceStore, Writer, WriterConfig};
 use tokio::sync::mpsc;
 
 use crate::formats::{Format, SNIFFED_LINES};
+use crate::out::outln;
+use crate::progress::{self, Progress};
 use crate::table::{count, thousands};
 
 /// Records written per transaction.
@@ -25,6 +27,7 @@ const BATCHES_AHEAD: usize = 4;
 fn open_input(
     path: &Path,
     stdin_text: Option<&Arc<Vec<u8>>>,
+    progress: Option<Arc<Progress>>,
 ) -> anyhow::Result<Box<dyn BufRead + Send>> {
     if path == Path::new("-") {
         return Ok(match stdin_text {
@@ -34,7 +37,13 @@ fn open_input(
     }
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+    Ok(match progress {
+        Some(progress) => Box::new(BufReader::with_capacity(
+            1 << 20,
+            progress::Counted::new(file, progress),
+        )),
+        None => Box::new(BufReader::with_capacity(1 << 20, file)),
+    })
 }
 
 /// What reading an input yields: batches of records, and bad lines; or, when its
@@ -138,13 +147,14 @@ fn spawn_scan(
     path: PathBuf,
     stdin_text: Option<Arc<Vec<u8>>>,
     keep: bool,
+    progress: Option<Arc<Progress>>,
 ) -> (
     mpsc::Receiver<Parsed>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
     let (tx, rx) = mpsc::channel(BATCHES_AHEAD);
     let reader = tokio::task::spawn_blocking(move || {
-        let input = open_input(&path, stdin_text.as_ref())?;
+        let input = open_input(&path, stdin_text.as_ref(), progress)?;
         scan(&display_name(&path), input, keep, &tx)
     });
     (rx, reader)
@@ -237,6 +247,7 @@ pub async fn import(
     files: &[PathBuf],
     strict: bool,
     errors: Option<&Path>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut problems = Problems::new(errors)?;
     let mut stdin_text = None;
@@ -252,7 +263,7 @@ pub async fn import(
         }
         for path in files {
             let name = display_name(path);
-            let (mut rx, reader) = spawn_scan(path.clone(), stdin_text.clone(), false);
+            let (mut rx, reader) = spawn_scan(path.clone(), stdin_text.clone(), false, None);
             while let Some(parsed) = rx.recv().await {
                 match parsed {
                     Parsed::Bad { line, reason } => {
@@ -275,9 +286,17 @@ pub async fn import(
         problems = Problems::new(errors)?;
     }
     let (writer, spool_dir) = start_writer(store, config)?;
+    // The files' bytes (standard input's are not known ahead).
+    let total = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok().filter(|m| m.is_file()))
+        .map(|m| m.len())
+        .sum();
+    let bar = Arc::new(Progress::bytes("import", total));
     for path in files {
         let name = display_name(path);
-        let (mut rx, reader) = spawn_scan(path.clone(), stdin_text.clone(), true);
+        let (mut rx, reader) =
+            spawn_scan(path.clone(), stdin_text.clone(), true, Some(bar.clone()));
         while let Some(parsed) = rx.recv().await {
             match parsed {
                 Parsed::Batch(batch) => {
@@ -291,12 +310,14 @@ pub async fn import(
         }
         reader.await??;
     }
+    bar.finish();
     problems.close()?;
     finish(
         &writer,
         spool_dir.as_deref(),
         (&problems, "line"),
         files.len(),
+        json,
     )
     .await
 }
@@ -341,6 +362,7 @@ async fn finish(
     spool_dir: Option<&Path>,
     problems: (&Problems, &str),
     files: usize,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let (problems, what) = problems;
     let report = writer.shutdown(IMPORT_DRAIN_DEADLINE).await;
@@ -358,12 +380,25 @@ async fn finish(
             count(problems.other_format as u64, "file")
         );
     }
-    eprintln!(
-        "imported {} ({} already stored) from {}{skipped}",
-        count(d.written, "record"),
-        thousands(d.duplicates),
-        count(files as u64, "file"),
-    );
+    if json {
+        crate::json::print(&serde_json::json!({
+            "files": files,
+            "records_written": d.written,
+            "already_stored": d.duplicates,
+            "bad": problems.bad,
+            "other_format_files": problems.other_format,
+            "lost": d.dropped,
+            "refused": d.rejected,
+            "left_in_spool_bytes": report.left_in_spool_bytes,
+        }))?;
+    } else {
+        eprintln!(
+            "imported {} ({} already stored) from {}{skipped}",
+            count(d.written, "record"),
+            thousands(d.duplicates),
+            count(files as u64, "file"),
+        );
+    }
     let spool = spool_dir.map_or_else(String::new, |s| s.display().to_string());
     let mut failed = problems.any();
     if d.dropped > 0 || d.rejected > 0 {
@@ -398,6 +433,7 @@ pub async fn export_otlp(
     store: &dyn TraceStore,
     session: Option<&str>,
     endpoint: &str,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let ids = match session {
         Some(id) => vec![id.to_owned()],
@@ -415,12 +451,18 @@ pub async fn export_otlp(
     }
     // The HTTP client must not be dropped on the async runtime's thread.
     tokio::task::spawn_blocking(move || drop(sink)).await?;
-    eprintln!(
-        "exported {} of {} to {}",
-        count(spans as u64, "span"),
-        count(ids.len() as u64, "session"),
-        sonde::store::redact_url(endpoint)
-    );
+    let to = sonde::store::redact_url(endpoint);
+    if json {
+        crate::json::print(&serde_json::json!({
+            "sessions": ids.len(), "spans": spans, "to": to,
+        }))?;
+    } else {
+        eprintln!(
+            "exported {} of {} to {to}",
+            count(spans as u64, "span"),
+            count(ids.len() as u64, "session"),
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -492,6 +534,7 @@ pub async fn import_otlp(
     files: &[PathBuf],
     strict: bool,
     errors: Option<&Path>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     let mut problems = Problems::new(errors)?;
@@ -525,6 +568,7 @@ pub async fn import_otlp(
         spool_dir.as_deref(),
         (&problems, "span"),
         files.len(),
+        json,
     )
     .await
 }
@@ -560,6 +604,7 @@ pub async fn export(
     store: &dyn TraceStore,
     session: Option<&str>,
     out: Option<&Path>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let ids = match session {
         Some(id) => vec![id.to_owned()],
@@ -579,10 +624,13 @@ pub async fn export(
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let mut written = 0u64;
+    // By sessions: their sizes are not known before they are read.
+    let bar = Progress::count("export", "sessions", ids.len() as u64);
     for id in &ids {
         let Some(trace) = store.get_session(id, &Scope::All).await? else {
             anyhow::bail!("no session {id}");
         };
+        bar.advance(1);
         for record in trace.to_records() {
             serde_json::to_writer(&mut writer, &record)?;
             writer.write_all(b"\n")?;
@@ -590,7 +638,21 @@ pub async fn export(
         }
     }
     writer.flush().context("cannot write the export")?;
-    if let Some(path) = out {
+    drop(writer);
+    bar.finish();
+    if json {
+        let summary = crate::json::text(&serde_json::json!({
+            "sessions": ids.len(),
+            "records": written,
+            "to": out.map_or_else(|| "stdout".to_owned(), |p| p.display().to_string()),
+        }))?;
+        // With the records on standard output, the summary goes beside them.
+        if out.is_some() {
+            outln!("{summary}")?;
+        } else {
+            eprintln!("{summary}");
+        }
+    } else if let Some(path) = out {
         eprintln!(
             "exported {} of {} to {}",
             count(written, "record"),

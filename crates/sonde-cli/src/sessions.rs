@@ -1,5 +1,6 @@
-//! `sonde sessions`, `show`, `query` and `rm`.
+//! `sonde sessions`, `show`, `query`, `schema` and `rm`.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -7,10 +8,10 @@ use serde_json::Value;
 use sonde::store::{Scope, SessionFilter, TraceStore};
 use sonde::{Event, SessionTrace, Timestamp};
 
+use crate::json;
 use crate::out::{out, outln};
-use crate::table::{
-    Table, count, dollars, millis, output_width, preview, thousands, time_of_day, when,
-};
+use crate::table::{Table, count, dollars, output_width, preview, thousands, wrapped};
+use crate::time::{Zone, duration, parse_time};
 
 /// Filters and output of `sonde sessions`.
 #[derive(Args)]
@@ -19,12 +20,17 @@ pub struct ListArgs {
     #[arg(long, default_value_t = SessionFilter::DEFAULT_LIMIT,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     limit: usize,
-    /// Sessions started at or after this time (RFC 3339, or relative: 30m, 12h, 7d).
+    /// Sessions started at or after this time: a date (2026-01-01), a date-time
+    /// (2026-01-01T10:00, RFC 3339) or a span back from now (30m, 12h, 7d).
     #[arg(long)]
     since: Option<String>,
-    /// Sessions started before this time (RFC 3339, or relative).
+    /// Sessions started before this time (as --since).
     #[arg(long)]
     until: Option<String>,
+    /// The time zone of the times printed, and of dates without an offset: an IANA
+    /// name or UTC (default: the local one).
+    #[arg(long)]
+    tz: Option<String>,
     /// Sessions that called this model.
     #[arg(long)]
     model: Option<String>,
@@ -46,35 +52,12 @@ impl Default for ListArgs {
             limit: SessionFilter::DEFAULT_LIMIT,
             since: None,
             until: None,
+            tz: None,
             model: None,
             metadata: Vec::new(),
             cursor: None,
             json: false,
         }
-    }
-}
-
-/// Parses an RFC 3339 time, or a span back from now: `90s`, `30m`, `12h`, `7d`, `2w`.
-pub fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
-    if let Ok(t) = text.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let seconds: i64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => 0,
-    };
-    match number.parse::<i64>() {
-        Ok(n) if seconds > 0 && n >= 0 => Ok(Timestamp::from_micros(
-            Timestamp::now().as_micros() - n * seconds * 1_000_000,
-        )),
-        _ => Err(crate::exit::usage(format!(
-            "invalid time {text:?}: expected RFC 3339 (2026-11-22T05:26:00Z) or a span like 30m, 12h, 7d"
-        ))),
     }
 }
 
@@ -84,6 +67,14 @@ fn json_or_text(text: &str) -> Value {
 }
 
 impl ListArgs {
+    /// The newest sessions, as JSON when `json`.
+    pub fn newest(json: bool) -> Self {
+        Self {
+            json,
+            ..Self::default()
+        }
+    }
+
     /// The command that lists the page after `cursor` with these filters, its
     /// arguments shell-quoted; `db` is the `--db` given, if any (redacted).
     fn next_page_command(&self, db: Option<&str>, cursor: &str) -> String {
@@ -95,6 +86,7 @@ impl ListArgs {
         for (name, value) in [
             ("--since", &self.since),
             ("--until", &self.until),
+            ("--tz", &self.tz),
             ("--model", &self.model),
         ] {
             if let Some(value) = value {
@@ -135,10 +127,12 @@ pub async fn list(
                 })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let zone = Zone::parse(args.tz.as_deref())?;
+    let time = |text: &Option<String>| text.as_deref().map(|t| parse_time(t, &zone)).transpose();
     let filter = SessionFilter {
         scope: Scope::All,
-        since: args.since.as_deref().map(parse_time).transpose()?,
-        until: args.until.as_deref().map(parse_time).transpose()?,
+        since: time(&args.since)?,
+        until: time(&args.until)?,
         metadata,
         model: args.model.clone(),
         limit: args.limit,
@@ -146,8 +140,7 @@ pub async fn list(
     };
     let page = store.list_sessions(&filter).await?;
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&page)?)?;
-        return Ok(ExitCode::SUCCESS);
+        return json::print(&page);
     }
     if page.sessions.is_empty() {
         outln!("no sessions")?;
@@ -166,8 +159,8 @@ pub async fn list(
     for s in &page.sessions {
         table.row(vec![
             s.session_id.clone(),
-            when(s.started_at),
-            millis(s.last_at.millis_since(s.started_at)),
+            zone.when(s.started_at),
+            duration(s.last_at.millis_since(s.started_at)),
             thousands(s.events),
             thousands(s.llm_calls),
             thousands(s.total_tokens),
@@ -186,16 +179,16 @@ pub async fn show(
     store: &dyn TraceStore,
     session_id: &str,
     json: bool,
+    zone: &Zone,
 ) -> anyhow::Result<ExitCode> {
     let Some(trace) = store.get_session(session_id, &Scope::All).await? else {
         eprintln!("sonde: no session {session_id}");
         return Ok(ExitCode::FAILURE);
     };
     if json {
-        outln!("{}", serde_json::to_string_pretty(&trace)?)?;
-        return Ok(ExitCode::SUCCESS);
+        return json::print(&trace);
     }
-    out!("{}", render_session(&trace, output_width()))?;
+    out!("{}", render_session(&trace, output_width(), zone))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -208,7 +201,7 @@ fn cost(call: &sonde::LlmCall) -> Option<f64> {
 
 /// The human view of a session, no line wider than `width`: a header, then every
 /// record in order (`session_started` first, then the rest in time order).
-fn render_session(trace: &SessionTrace, width: usize) -> String {
+fn render_session(trace: &SessionTrace, width: usize, zone: &Zone) -> String {
     let mut out = String::new();
     let llm: Vec<&sonde::LlmCall> = trace
         .events
@@ -217,12 +210,15 @@ fn render_session(trace: &SessionTrace, width: usize) -> String {
         .collect();
     let tokens: u64 = llm.iter().map(|c| c.total_tokens()).sum();
     let costs: Vec<f64> = llm.iter().filter_map(|c| cost(c)).collect();
+    let records = trace.to_records();
     out.push_str(&format!("session   {}\n", trace.session_id));
-    if let Some(start) = trace.created_at() {
-        out.push_str(&format!("started   {}\n", when(start)));
+    // Its earliest record, as `sonde sessions` says (a transcript's first lines may
+    // come before the one that starts the session).
+    if let Some(start) = records.iter().map(|r| r.timestamp).min() {
+        out.push_str(&format!("started   {}\n", zone.when(start)));
     }
     if let Some(end) = &trace.ended {
-        out.push_str(&format!("ended     {}\n", when(end.timestamp)));
+        out.push_str(&format!("ended     {}\n", zone.when(end.timestamp)));
     }
     if !trace.metadata().is_empty() {
         let metadata = Value::Object(trace.metadata().clone()).to_string();
@@ -244,8 +240,12 @@ fn render_session(trace: &SessionTrace, width: usize) -> String {
             dollars(Some(costs.iter().sum()))
         }
     ));
-    let mut table = Table::new(&["TIME (UTC)", "STEP", "KIND", "DETAIL"]);
-    for record in trace.to_records() {
+    let time_header = format!(
+        "TIME ({})",
+        zone.abbreviation(trace.created_at().unwrap_or_else(Timestamp::now))
+    );
+    let mut table = Table::new(&[&time_header, "STEP", "KIND", "DETAIL"]);
+    for record in records {
         let detail = match &record.body {
             sonde::Body::Event(Event::Llm(c)) => format!(
                 "{}{} in={} out={} cache_read={} cache_write={}{}{}{}",
@@ -262,7 +262,7 @@ fn render_session(trace: &SessionTrace, width: usize) -> String {
                     .map(|v| format!(" {}", dollars(Some(v))))
                     .unwrap_or_default(),
                 c.latency_ms
-                    .map(|v| format!(" {}", millis(v)))
+                    .map(|v| format!(" {}", duration(v)))
                     .unwrap_or_default(),
                 c.error
                     .as_deref()
@@ -273,7 +273,7 @@ fn render_session(trace: &SessionTrace, width: usize) -> String {
                 "{}{}{}",
                 a.tool_name.as_deref().unwrap_or("action"),
                 a.duration_ms
-                    .map(|v| format!(" {}", millis(v)))
+                    .map(|v| format!(" {}", duration(v)))
                     .unwrap_or_default(),
                 if a.status.is_ok() {
                     String::new()
@@ -307,7 +307,7 @@ fn render_session(trace: &SessionTrace, width: usize) -> String {
             _ => String::new(),
         };
         table.row(vec![
-            time_of_day(record.timestamp),
+            zone.time_of_day(record.timestamp),
             record.context.step_id.clone().unwrap_or_default(),
             record.kind().to_owned(),
             detail,
@@ -326,8 +326,7 @@ pub async fn query(
     let params: Vec<Value> = params.iter().map(|p| json_or_text(p)).collect();
     let result = store.query(sql, &params).await?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&result.to_objects())?)?;
-        return Ok(ExitCode::SUCCESS);
+        return json::print(&result.to_objects());
     }
     let headers: Vec<&str> = result.columns.iter().map(String::as_str).collect();
     let mut table = Table::new(&headers);
@@ -351,12 +350,74 @@ pub async fn query(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn remove(store: &dyn TraceStore, session_id: &str) -> anyhow::Result<ExitCode> {
+/// Whether the person at the terminal says yes to `question` (asked on standard
+/// error; anything but `y` or `yes` is no).
+fn confirmed(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// `sonde rm`: asks first on a terminal; elsewhere, deletes only with `--yes`.
+pub async fn remove(
+    store: &dyn TraceStore,
+    session_id: &str,
+    yes: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(crate::exit::usage(format!(
+                "sonde rm asks before deleting, and standard input is not a terminal: pass --yes to delete session {session_id}"
+            )));
+        }
+        if !confirmed(&format!(
+            "delete session {session_id} and everything in it?"
+        ))? {
+            eprintln!("kept session {session_id}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     if store.delete_session(session_id, &Scope::All).await? {
-        eprintln!("deleted session {session_id}");
+        if json {
+            outln!("{}", serde_json::json!({ "deleted": session_id }))?;
+        } else {
+            eprintln!("deleted session {session_id}");
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("sonde: no session {session_id}");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// How to read what `sonde schema` lists, whichever the backend.
+const SCHEMA_NOTES: &str = "\
+times are microseconds since the Unix epoch.
+payload is each row's record as JSON: read it with sonde_payload(payload) on SQLite
+  (e.g. json_extract(sonde_payload(payload), '$.tool_name')) and payload::jsonb on
+  PostgreSQL (e.g. payload::jsonb ->> 'tool_name').
+cost_usd is the cost Sonde reports: reported_cost_usd (what the source reported) when
+  there is one, else computed_cost_usd (from the price table when the call was written).";
+
+/// `sonde schema`: the tables and columns `sonde query` reads, and how to read them.
+pub async fn schema(store: &dyn TraceStore, json: bool) -> anyhow::Result<ExitCode> {
+    let tables = sonde::schema::query_tables(store).await?;
+    if json {
+        return json::print(&serde_json::json!({
+            "backend": store.backend(),
+            "tables": tables,
+            "notes": SCHEMA_NOTES.lines().collect::<Vec<_>>(),
+        }));
+    }
+    for t in &tables {
+        outln!("{}", t.table)?;
+        outln!("{}", wrapped(&t.columns.join(", "), output_width(), "  "))?;
+    }
+    outln!("\n{SCHEMA_NOTES}")?;
+    Ok(ExitCode::SUCCESS)
 }

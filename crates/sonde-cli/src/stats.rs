@@ -1,44 +1,58 @@
 //! `sonde stats ...` and `sonde pricing MODEL`.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
-use sonde::store::{AnalyticsFilter, Bucket, GroupBy, Scope, TraceStore};
+use sonde::store::{AnalyticsFilter, Bucket, GroupBy, Scope, SeriesPoint, TraceStore};
 use sonde_pricing::{PriceSource, PriceTable};
 
+use crate::examples;
 use crate::out::{out, outln};
-use crate::sessions::parse_time;
-use crate::table::{Table, dollars, millis, thousands};
+use crate::table::{Table, dollars, thousands};
+use crate::time::{Zone, duration, parse_time};
 
 /// Which report.
 #[derive(Subcommand)]
 pub enum Report {
     /// Totals: calls, tokens by kind, cost, errors.
+    #[command(after_help = examples(&["sonde stats summary --since 7d", "sonde stats summary --session SESSION_ID --json"]))]
     Summary(StatsArgs),
     /// Tokens and cost per time bucket (and group).
+    #[command(after_help = examples(&["sonde stats usage --since 30d", "sonde stats usage --bucket hour --since 12h --group-by model"]))]
     Usage(StatsArgs),
     /// Cost per time bucket (and group).
+    #[command(after_help = examples(&["sonde stats cost --bucket week --since 2026-01-01", "sonde stats cost --group-by provider --json"]))]
     Cost(StatsArgs),
     /// Per provider and model: calls, tokens, cost, latency, error rate.
+    #[command(after_help = examples(&["sonde stats models", "sonde stats models --since 7d --json"]))]
     Models(StatsArgs),
     /// Per API key hash: calls, tokens, cost.
+    #[command(after_help = examples(&["sonde stats keys --since 30d"]))]
     Keys(StatsArgs),
     /// Exact latency and time-to-first-token percentiles per group.
+    #[command(after_help = examples(&["sonde stats latency --group-by model", "sonde stats latency --model gpt-5 --json"]))]
     Latency(StatsArgs),
     /// Failed calls and HTTP 4xx / 5xx per group.
+    #[command(after_help = examples(&["sonde stats errors --group-by provider --since 1d"]))]
     Errors(StatsArgs),
 }
 
 /// What every report takes.
 #[derive(Args)]
 pub struct StatsArgs {
-    /// Calls at or after this time (RFC 3339, or a span back from now: 30m, 12h, 7d).
+    /// Calls at or after this time: a date (2026-01-01), a date-time
+    /// (2026-01-01T10:00, RFC 3339) or a span back from now (30m, 12h, 7d).
     #[arg(long)]
     since: Option<String>,
-    /// Calls before this time.
+    /// Calls before this time (as --since).
     #[arg(long)]
     until: Option<String>,
+    /// The time zone of dates without an offset: an IANA name or UTC (default: the
+    /// local one). Buckets are UTC.
+    #[arg(long)]
+    tz: Option<String>,
     /// Only this provider.
     #[arg(long)]
     provider: Option<String>,
@@ -79,11 +93,16 @@ enum Width {
 }
 
 impl StatsArgs {
+    fn time(&self, text: &Option<String>) -> anyhow::Result<Option<sonde::Timestamp>> {
+        let zone = Zone::parse(self.tz.as_deref())?;
+        text.as_deref().map(|t| parse_time(t, &zone)).transpose()
+    }
+
     fn filter(&self) -> anyhow::Result<AnalyticsFilter> {
         Ok(AnalyticsFilter {
             scope: Scope::All,
-            since: self.since.as_deref().map(parse_time).transpose()?,
-            until: self.until.as_deref().map(parse_time).transpose()?,
+            since: self.time(&self.since)?,
+            until: self.time(&self.until)?,
             provider: self.provider.clone(),
             model: self.model.clone(),
             api_key_hash: self.key.clone(),
@@ -102,6 +121,15 @@ impl StatsArgs {
         }
     }
 
+    /// `hour`, `day` or `week`.
+    fn bucket_name(&self) -> &'static str {
+        match self.bucket {
+            Width::Hour => "hour",
+            Width::Day => "day",
+            Width::Week => "week",
+        }
+    }
+
     fn bucket(&self) -> Bucket {
         match self.bucket {
             Width::Hour => Bucket::Hour,
@@ -112,12 +140,99 @@ impl StatsArgs {
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<ExitCode> {
-    outln!("{}", serde_json::to_string_pretty(value)?)?;
-    Ok(ExitCode::SUCCESS)
+    crate::json::print(value)
+}
+
+/// What a report over no call says.
+const NO_CALLS: &str = "no LLM calls in this range";
+
+/// Which series `usage` or `cost` prints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Series {
+    /// Calls, tokens and cost.
+    Usage,
+    /// Calls and cost.
+    Cost,
+}
+
+/// The table of a usage or cost series (a GROUP column only when grouped), then, on
+/// a terminal, a bar chart of its tokens or cost per bucket.
+fn series(points: &[SeriesPoint], a: &StatsArgs, kind: Series) -> anyhow::Result<()> {
+    if points.is_empty() {
+        outln!("{NO_CALLS}")?;
+        return Ok(());
+    }
+    let grouped = !matches!(a.group_by, Grouping::None);
+    let mut headers = vec!["BUCKET"];
+    if grouped {
+        headers.push("GROUP");
+    }
+    headers.push("CALLS");
+    if kind == Series::Usage {
+        headers.extend(["INPUT", "OUTPUT", "TOTAL TOKENS"]);
+    }
+    headers.push("COST");
+    let mut t = Table::new(&headers);
+    for p in points {
+        let mut row = vec![bucket_label(p.bucket, a.bucket())];
+        if grouped {
+            row.push(group(&p.group));
+        }
+        row.push(thousands(p.calls));
+        if kind == Series::Usage {
+            row.extend([
+                thousands(p.input_tokens),
+                thousands(p.output_tokens),
+                thousands(p.total_tokens),
+            ]);
+        }
+        row.push(dollars(Some(p.cost_usd)));
+        t.row(row);
+    }
+    out!("{}", t.render())?;
+    if std::io::stdout().is_terminal() {
+        // One bar per bucket, the groups summed.
+        let mut buckets: Vec<(String, f64)> = Vec::new();
+        for p in points {
+            let label = bucket_label(p.bucket, a.bucket());
+            let value = match kind {
+                Series::Usage => p.total_tokens as f64,
+                Series::Cost => p.cost_usd,
+            };
+            match buckets.last_mut() {
+                Some((last, sum)) if *last == label => *sum += value,
+                _ => buckets.push((label, value)),
+            }
+        }
+        let values: Vec<f64> = buckets.iter().map(|(_, v)| *v).collect();
+        let what = match kind {
+            Series::Usage => "tokens",
+            Series::Cost => "cost",
+        };
+        outln!("\n{what} per {}: {}", a.bucket_name(), sparkline(&values))?;
+    }
+    Ok(())
+}
+
+/// `values` as a line of unicode blocks, the highest a full block.
+fn sparkline(values: &[f64]) -> String {
+    const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().fold(0.0, f64::max);
+    values
+        .iter()
+        .map(|v| {
+            if max <= 0.0 {
+                BLOCKS[0]
+            } else {
+                let i = ((v / max) * (BLOCKS.len() - 1) as f64).round() as usize;
+                BLOCKS[i.min(BLOCKS.len() - 1)]
+            }
+        })
+        .collect()
 }
 
 fn ms(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".to_owned(), millis)
+    v.map_or_else(|| "-".to_owned(), duration)
 }
 
 fn percent(rate: f64) -> String {
@@ -173,47 +288,22 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
             let points = store
                 .usage_series(&a.filter()?, a.group_by(), a.bucket())
                 .await?;
-            let mut t = Table::new(&[
-                "BUCKET",
-                "GROUP",
-                "CALLS",
-                "INPUT",
-                "OUTPUT",
-                "TOTAL TOKENS",
-                "COST",
-            ]);
-            for p in &points {
-                t.row(vec![
-                    bucket_label(p.bucket, a.bucket()),
-                    group(&p.group),
-                    thousands(p.calls),
-                    thousands(p.input_tokens),
-                    thousands(p.output_tokens),
-                    thousands(p.total_tokens),
-                    dollars(Some(p.cost_usd)),
-                ]);
-            }
-            out!("{}", t.render())?;
+            series(&points, &a, Series::Usage)?;
         }
         Report::Cost(a) => {
             let points = store
                 .usage_series(&a.filter()?, a.group_by(), a.bucket())
                 .await?;
-            let mut t = Table::new(&["BUCKET", "GROUP", "CALLS", "COST"]);
-            for p in &points {
-                t.row(vec![
-                    bucket_label(p.bucket, a.bucket()),
-                    group(&p.group),
-                    thousands(p.calls),
-                    dollars(Some(p.cost_usd)),
-                ]);
-            }
-            out!("{}", t.render())?;
+            series(&points, &a, Series::Cost)?;
         }
         Report::Models(a) => {
             let models = store.model_stats(&a.filter()?).await?;
             if a.json {
                 return print_json(&models);
+            }
+            if models.is_empty() {
+                outln!("{NO_CALLS}")?;
+                return Ok(ExitCode::SUCCESS);
             }
             let mut t = Table::new(&[
                 "PROVIDER",
@@ -250,6 +340,10 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
             if a.json {
                 return print_json(&keys);
             }
+            if keys.is_empty() {
+                outln!("{NO_CALLS}")?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut t = Table::new(&["API KEY HASH", "CALLS", "TOKENS", "COST"]);
             for k in &keys {
                 t.row(vec![
@@ -267,6 +361,10 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
                 .await?;
             if a.json {
                 return print_json(&stats);
+            }
+            if stats.is_empty() {
+                outln!("{NO_CALLS}")?;
+                return Ok(ExitCode::SUCCESS);
             }
             let mut t = Table::new(&[
                 "GROUP", "COUNT", "P50", "P90", "P95", "P99", "TTFT P50", "TTFT P95",
@@ -289,6 +387,10 @@ pub async fn report(store: &dyn TraceStore, report: Report) -> anyhow::Result<Ex
             let stats = store.error_rates(&a.filter()?, a.group_by()).await?;
             if a.json {
                 return print_json(&stats);
+            }
+            if stats.is_empty() {
+                outln!("{NO_CALLS}")?;
+                return Ok(ExitCode::SUCCESS);
             }
             let mut t = Table::new(&["GROUP", "CALLS", "ERRORS", "HTTP 4XX", "HTTP 5XX", "RATE"]);
             for e in &stats {

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use sonde::store::redact_url;
 use sonde::sync::{
-    CursorFile, LangfuseConfig, SinkTarget, Source, StoreTarget, SyncOptions, SyncResult,
-    SyncTarget, Syncer,
+    CursorFile, LangfuseConfig, SinkTarget, Source, StoreTarget, SyncOptions, SyncProgress,
+    SyncResult, SyncTarget, Syncer,
 };
 
 use crate::exit;
 use crate::out::outln;
+use crate::progress::Progress;
 use crate::table::{count, thousands};
 
 /// Which agent's logs to read.
@@ -31,9 +32,10 @@ pub enum Agent {
 /// `sonde sync` arguments.
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
-    /// Whose logs: claude, codex or all.
-    #[arg(value_enum)]
-    agent: Agent,
+    /// Whose logs: claude, codex or all; with --path, told from the files when not
+    /// named.
+    #[arg(value_enum, required_unless_present = "path")]
+    agent: Option<Agent>,
     /// Read this folder (walked recursively) or file instead of the agent's own;
     /// repeat for several. Not with `all`.
     #[arg(long)]
@@ -134,31 +136,51 @@ fn summary(result: &SyncResult) -> String {
     redact_url(&line)
 }
 
-/// Runs `sonde sync`.
-pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
-    if args.agent == Agent::All && !args.path.is_empty() {
-        return Err(exit::usage(
-            "--path needs one agent: sonde sync claude --path DIR, or codex",
-        ));
-    }
-    let sources: Vec<(Source, Vec<PathBuf>, bool)> = match args.agent {
-        Agent::Claude | Agent::Codex => {
-            let source = if args.agent == Agent::Claude {
-                Source::Claude
-            } else {
-                Source::Codex
-            };
-            if args.path.is_empty() {
-                vec![(source, source.default_roots(), false)]
-            } else {
-                vec![(source, args.path.clone(), true)]
-            }
+/// The sources to sync and their folders, and whether those were named (`--path`)
+/// rather than the agents' own: from the agent named, or with `--path` alone, from
+/// what the files under each path hold.
+fn sources(args: &SyncArgs) -> anyhow::Result<Vec<(Source, Vec<PathBuf>, bool)>> {
+    let one = |source: Source| {
+        if args.path.is_empty() {
+            vec![(source, source.default_roots(), false)]
+        } else {
+            vec![(source, args.path.clone(), true)]
         }
-        Agent::All => [Source::Claude, Source::Codex]
+    };
+    Ok(match args.agent {
+        Some(Agent::All) if !args.path.is_empty() => {
+            return Err(exit::usage(
+                "--path needs one agent: sonde sync claude --path DIR, or codex, or none to tell from the files",
+            ));
+        }
+        Some(Agent::Claude) => one(Source::Claude),
+        Some(Agent::Codex) => one(Source::Codex),
+        Some(Agent::All) => [Source::Claude, Source::Codex]
             .into_iter()
             .map(|s| (s, s.default_roots(), false))
             .collect(),
-    };
+        None => {
+            let mut found: Vec<(Source, Vec<PathBuf>, bool)> = Vec::new();
+            for path in &args.path {
+                let Some(source) = sonde::sync::detect(path)? else {
+                    return Err(exit::usage(format!(
+                        "cannot tell whose logs {} holds: name the agent (sonde sync claude --path DIR, or codex)",
+                        path.display()
+                    )));
+                };
+                match found.iter_mut().find(|(s, _, _)| *s == source) {
+                    Some((_, paths, _)) => paths.push(path.clone()),
+                    None => found.push((source, vec![path.clone()], true)),
+                }
+            }
+            found
+        }
+    })
+}
+
+/// Runs `sonde sync`.
+pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
+    let sources = sources(&args)?;
     // Default folders that do not exist are skipped; a --path that does not is an error.
     let sources: Vec<(Source, Vec<PathBuf>)> = sources
         .into_iter()
@@ -174,11 +196,7 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
                         "no {} logs in {} (set {} or pass --path)",
                         source.name(),
                         looked.join(" or "),
-                        if source == Source::Claude {
-                            "CLAUDE_CONFIG_DIR"
-                        } else {
-                            "CODEX_HOME"
-                        }
+                        source.home_variable(),
                     );
                 }
                 found
@@ -210,9 +228,21 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
     let db = db.to_owned();
     let results = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<SyncResult>> {
         let mut target = target(&args, &db, handle, store)?;
+        let bar = (!args.watch).then(|| Arc::new(Progress::bytes("sync", 0)));
         let options = SyncOptions {
             dry_run: args.dry_run,
-            progress: !args.json && !args.watch,
+            on_progress: bar.clone().map(|bar| -> sonde::sync::ProgressCallback {
+                Arc::new(move |p: &SyncProgress| {
+                    bar.set(p.bytes_read, p.bytes_total, || {
+                        format!(
+                            "{} files {}/{}",
+                            p.source.name(),
+                            p.files_done,
+                            p.files_total
+                        )
+                    });
+                })
+            }),
             cancel,
         };
         let mut syncer = Syncer::new(target.as_mut(), options);
@@ -227,6 +257,9 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
                 if interrupted {
                     break;
                 }
+            }
+            if let Some(bar) = bar {
+                bar.finish();
             }
             Ok(results)
         }

@@ -2,8 +2,6 @@
 
 use std::fmt::Write;
 
-use sonde::Timestamp;
-
 /// A table printed with aligned columns; numeric-looking cells align right.
 pub struct Table {
     headers: Vec<String>,
@@ -105,13 +103,16 @@ impl Table {
     }
 }
 
+/// Whether a cell reads as a number (`1,234`, `-$0.50`, `12.5%`, `850ms`, `5m 26s`),
+/// to align right; a date (`2026-01-01 ...`) does not.
 fn looks_numeric(cell: &str) -> bool {
-    let cell = cell.trim_start_matches('$').trim_end_matches(['%', 's']);
+    let body = cell.trim_start_matches(['-', '$']);
     cell.is_empty()
         || cell == "-"
-        || cell
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, ',' | '.' | '-' | 'm'))
+        || (body.starts_with(|c: char| c.is_ascii_digit())
+            && body.chars().all(|c| {
+                c.is_ascii_digit() || matches!(c, ',' | '.' | '%' | ' ' | 'm' | 's' | 'h' | 'd')
+            }))
 }
 
 /// `1234567` → `1,234,567`.
@@ -149,17 +150,6 @@ pub fn dollars(value: Option<f64>) -> String {
     }
 }
 
-/// `2026-11-22 05:26:00 UTC`.
-pub fn when(t: Timestamp) -> String {
-    t.to_datetime().format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-/// `05:26:00.123` in UTC, for timelines within a session (under a header that says
-/// the zone).
-pub fn time_of_day(t: Timestamp) -> String {
-    t.to_datetime().format("%H:%M:%S%.3f").to_string()
-}
-
 /// The columns output may use: the terminal's width, or 100 when standard output is
 /// not a terminal.
 pub fn output_width() -> usize {
@@ -167,15 +157,22 @@ pub fn output_width() -> usize {
         .map_or(100, |(terminal_size::Width(w), _)| usize::from(w))
 }
 
-/// A duration in milliseconds, shortest readable form.
-pub fn millis(ms: f64) -> String {
-    if ms >= 60_000.0 {
-        format!("{:.1}m", ms / 60_000.0)
-    } else if ms >= 1_000.0 {
-        format!("{:.1}s", ms / 1_000.0)
-    } else {
-        format!("{ms:.0}ms")
+/// `text` wrapped at spaces into lines of at most `width` characters (a longer word
+/// stays whole), each starting with `indent`.
+pub fn wrapped(text: &str, width: usize, indent: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = indent.to_owned();
+    for word in text.split(' ') {
+        let fits = line.chars().count() + 1 + word.chars().count() <= width;
+        if line.len() > indent.len() && !fits {
+            lines.push(std::mem::replace(&mut line, indent.to_owned()));
+        } else if line.len() > indent.len() {
+            line.push(' ');
+        }
+        line.push_str(word);
     }
+    lines.push(line);
+    lines.join("\n")
 }
 
 /// The first line of `text`, cut to `max` characters.
@@ -218,6 +215,17 @@ mod tests {
         assert_eq!(
             t.render(),
             "NAME    TOKENS\na        1,000\nlonger       5\n"
+        );
+    }
+
+    #[test]
+    fn dates_align_left_and_durations_right() {
+        let mut t = Table::new(&["STARTED", "DURATION"]);
+        t.row(vec!["2026-01-01 10:00:00 UTC".into(), "5m 26s".into()]);
+        t.row(vec!["2026-01-02".into(), "850ms".into()]);
+        assert_eq!(
+            t.render(),
+            "STARTED                  DURATION\n2026-01-01 10:00:00 UTC    5m 26s\n2026-01-02                  850ms\n"
         );
     }
 

@@ -352,11 +352,14 @@ fn sessions_show_and_rm() {
         serde_json::from_slice(&sonde(&db, &["show", "session-1", "--json"]).stdout).unwrap();
     assert_eq!(json["events"].as_array().unwrap().len(), 2);
 
-    assert!(sonde(&db, &["rm", "session-1"]).status.success());
+    assert!(sonde(&db, &["rm", "session-1", "--yes"]).status.success());
     let gone = sonde(&db, &["show", "session-1"]);
     assert_eq!(gone.status.code(), Some(1));
     assert!(text(&gone.stderr).contains("no session session-1"));
-    assert_eq!(sonde(&db, &["rm", "session-1"]).status.code(), Some(1));
+    assert_eq!(
+        sonde(&db, &["rm", "session-1", "--yes"]).status.code(),
+        Some(1)
+    );
     assert_eq!(text(&sonde(&db, &["export"]).stdout).lines().count(), 16);
 }
 
@@ -447,7 +450,7 @@ fn commands_that_read_refuse_a_missing_database_and_commands_that_store_create_i
         &["stats", "errors"],
         &["keys", "list"],
         &["keys", "revoke", "k-1"],
-        &["rm", "s-1"],
+        &["rm", "s-1", "--yes"],
         &["export", "--to", "http://127.0.0.1:1"],
     ];
     for db in [
@@ -540,7 +543,7 @@ fn sqlite_and_postgres_export_the_same_records_identically() {
         sonde(&pg, &["query", "DELETE FROM events"]).status.code(),
         Some(1)
     );
-    assert!(sonde(&pg, &["rm", "session-1"]).status.success());
+    assert!(sonde(&pg, &["rm", "session-1", "--yes"]).status.success());
     assert_eq!(text(&sonde(&pg, &["export"]).stdout).lines().count(), 16);
 }
 

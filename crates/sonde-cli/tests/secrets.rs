@@ -207,7 +207,7 @@ fn a_database_that_cannot_be_reached_is_named_without_its_password() {
         &["export"],
         &["stats", "summary", "--json"],
         &["keys", "list"],
-        &["rm", "s-1"],
+        &["rm", "s-1", "--yes"],
         &["migrate"],
         &["import", input],
         &[

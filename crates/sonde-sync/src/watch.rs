@@ -1,9 +1,8 @@
-//! Following the logs live, and the progress line of long runs.
+//! Following the logs live.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use notify::Watcher;
 
@@ -14,10 +13,6 @@ use crate::{Source, SyncError, SyncResult, Syncer};
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a burst of notifications is let settle before the sync runs.
 const SETTLE: Duration = Duration::from_millis(50);
-/// A run shows progress once it has lasted this long.
-const PROGRESS_AFTER: Duration = Duration::from_secs(1);
-/// How often the progress line is redrawn.
-const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// Syncs `sources` again and again: at once, then whenever a file under their roots
 /// changes (file notifications, where the system has them), and at least every
@@ -65,50 +60,4 @@ pub fn watch(
         }
     }
     Ok(())
-}
-
-/// A progress line on standard error, shown once a run has lasted a second.
-pub(crate) struct Progress {
-    enabled: bool,
-    total: usize,
-    started: Instant,
-    drawn: Option<Instant>,
-}
-
-impl Progress {
-    pub(crate) fn new(enabled: bool, total: usize) -> Self {
-        Self {
-            enabled: enabled && std::io::stderr().is_terminal(),
-            total,
-            started: Instant::now(),
-            drawn: None,
-        }
-    }
-
-    pub(crate) fn tick(&mut self, result: &SyncResult) {
-        if !self.enabled || self.started.elapsed() < PROGRESS_AFTER {
-            return;
-        }
-        if self.drawn.is_some_and(|d| d.elapsed() < PROGRESS_EVERY) {
-            return;
-        }
-        self.drawn = Some(Instant::now());
-        let mb = result.bytes_read as f64 / 1e6;
-        let rate = mb / self.started.elapsed().as_secs_f64().max(1e-3);
-        let _ = write!(
-            std::io::stderr(),
-            "\r  files {}/{}  {:.1} MB ({:.0} MB/s)  spans {}   ",
-            result.files_scanned,
-            self.total,
-            mb,
-            rate,
-            result.spans_synced
-        );
-    }
-
-    pub(crate) fn finish(&mut self) {
-        if self.drawn.is_some() {
-            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(72));
-        }
-    }
 }

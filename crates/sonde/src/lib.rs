@@ -7,6 +7,8 @@
 //! - [`SessionTracer`], hooks and sinks ([`JsonlSink`], [`StderrSink`], [`TeeSink`],
 //!   [`StoreSink`]) from `sonde-tracer`;
 //! - the [`store`] module: [`store::TraceStore`] and its backends, from `sonde-store`;
+//! - [`schema`]: the tables and columns `sonde query` can read, and a store's
+//!   schema version;
 //! - [`demo::record`]: the demo session that `sonde demo` and the quickstart example
 //!   record;
 //! - with the `sync` feature, the `sync` module: transcript sync of Claude Code and
@@ -32,6 +34,7 @@
 //! ```
 
 pub mod demo;
+pub mod schema;
 
 pub use sonde_model::*;
 pub use sonde_tracer::*;
