@@ -23,6 +23,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+use crate::error::ClosedError;
 use crate::{BackendError, ErrorClass, OpenError};
 
 /// Connections kept in the pool.
@@ -132,12 +133,15 @@ impl PostgresStore {
         Ok(Self { pool, runtime })
     }
 
-    /// Runs `work` on the store's runtime.
-    async fn on_runtime<T: Send + 'static>(
+    /// Runs `work` on the store's runtime; "closed" when the runtime is gone.
+    async fn on_runtime<T: Send + 'static, E: ClosedError + Send + 'static>(
         &self,
-        work: impl std::future::Future<Output = T> + Send + 'static,
-    ) -> Option<T> {
-        self.runtime.spawn(work).await.ok()
+        work: impl std::future::Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, E> {
+        self.runtime
+            .spawn(work)
+            .await
+            .unwrap_or_else(|_| Err(E::closed()))
     }
 }
 

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{BackendError, ErrorClass, OpenError};
+use crate::error::ClosedError;
+use crate::{BackendError, ErrorClass, OpenError, WriteError};
 
 /// Read-only connections kept for a database file.
 const READER_THREADS: usize = 2;
@@ -94,6 +95,11 @@ fn spawn_checkpointer(
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         })?;
     Ok((stop, thread))
+}
+
+/// A failed write's error.
+fn write_failed(e: rusqlite::Error) -> WriteError {
+    WriteError::Backend(classify(&e))
 }
 
 /// Maps a rusqlite error to a classified backend error.
@@ -270,16 +276,19 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    /// Runs `work` on one of the store's threads and waits for its answer.
-    async fn run<T: Send + 'static>(
+    /// Runs `work` on one of the store's threads and waits for its answer; "closed"
+    /// when the threads are gone.
+    async fn run<T: Send + 'static, E: ClosedError + Send + 'static>(
         jobs: &Sender<Job>,
-        work: impl FnOnce(&mut Connection) -> T + Send + 'static,
-    ) -> Option<T> {
+        work: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(work(conn));
         });
-        jobs.send(job).ok()?;
-        rx.await.ok()
+        if jobs.send(job).is_err() {
+            return Err(E::closed());
+        }
+        rx.await.unwrap_or_else(|_| Err(E::closed()))
     }
 }
