@@ -19,7 +19,8 @@ use crate::analytics::{
 };
 use crate::rows::{RecordRow, WriteMode};
 use crate::{
-    ApiKey, QueryError, ReadError, Scope, SessionFilter, SessionPage, SyncCursor, WriteError,
+    ApiKey, CallPricer, QueryError, ReadError, Scope, SessionFilter, SessionPage, SyncCursor,
+    WriteError,
 };
 
 /// What a write did.
@@ -184,6 +185,9 @@ pub(crate) trait RowStore: SqlQuery {
     /// [`RecordStore::get_session`].
     async fn session(&self, id: &str, scope: &Scope) -> Result<Option<SessionTrace>, ReadError>;
 
+    /// What computes the cost of an LLM call, if anything.
+    fn pricer(&self) -> Option<&CallPricer>;
+
     /// [`RecordStore::delete_session`].
     async fn remove_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError>;
 }
@@ -220,7 +224,11 @@ async fn write_records(
     if records.is_empty() {
         return Ok(WriteOutcome::default());
     }
-    let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
+    let pricer = store.pricer();
+    let rows: Vec<RecordRow> = records
+        .iter()
+        .map(|r| RecordRow::from_record(r, pricer))
+        .collect();
     store.write_rows(rows, mode).await
 }
 

@@ -5,7 +5,7 @@
 use sonde_model::{Body, Context, Event, Record, Timestamp};
 
 use crate::latency_runs::RunValues;
-use crate::{Dialect, ReadError};
+use crate::{CallPricer, Dialect, ReadError};
 
 /// The table a record kind lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -289,7 +289,8 @@ fn metadata_json(m: &sonde_model::Metadata) -> String {
 }
 
 impl RecordRow {
-    pub(crate) fn from_record(record: &Record) -> RecordRow {
+    /// The row of `record`; `pricer` computes the cost of an LLM call.
+    pub(crate) fn from_record(record: &Record, pricer: Option<&CallPricer>) -> RecordRow {
         let step_id = record.context.step_id.clone().unwrap_or_default();
         let (table, extra) = match &record.body {
             Body::SessionStarted(p) => (
@@ -312,7 +313,10 @@ impl RecordRow {
                 Table::Lifecycle,
                 Extra::Lifecycle(Lifecycle::StepEnded { step_id }),
             ),
-            Body::Event(event) => (Table::Events, Extra::Event(EventColumns::from_event(event))),
+            Body::Event(event) => (
+                Table::Events,
+                Extra::Event(EventColumns::from_event(event, pricer)),
+            ),
             Body::Message(m) => (
                 Table::Messages,
                 Extra::Message {
@@ -368,7 +372,7 @@ impl RecordRow {
 }
 
 impl EventColumns {
-    fn from_event(event: &Event) -> Self {
+    fn from_event(event: &Event, pricer: Option<&CallPricer>) -> Self {
         let mut columns = EventColumns {
             event_type: event.event_type(),
             status: event.status().as_str(),
@@ -398,7 +402,7 @@ impl EventColumns {
                     int(c.total_tokens()),
                 ]);
                 columns.reported_cost_usd = finite(c.cost_usd);
-                columns.computed_cost_usd = finite(sonde_pricing::PriceTable::global().cost(c));
+                columns.computed_cost_usd = finite(pricer.and_then(|price| price(c)));
                 columns.latency_ms = finite(c.latency_ms);
                 columns.ttft_ms = finite(c.time_to_first_token_ms);
                 columns.response_status = c.response_status.map(i32::from);

@@ -24,7 +24,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use crate::error::ClosedError;
-use crate::{BackendError, ErrorClass, OpenError};
+use crate::{BackendError, CallPricer, ErrorClass, OpenError};
 
 /// Connections kept in the pool.
 const POOL_SIZE: usize = 16;
@@ -43,6 +43,8 @@ type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
 pub struct PostgresStore {
     pool: Pool,
     runtime: Handle,
+    /// What computes the cost of an LLM call ([`PostgresStore::priced_by`]).
+    pricer: Option<CallPricer>,
 }
 
 /// Maps a PostgreSQL error to a classified backend error.
@@ -130,7 +132,18 @@ impl PostgresStore {
             .await
             .map_err(|e| open_failed(url, pool_error(e)))?;
         schema::migrate(&mut client).await?;
-        Ok(Self { pool, runtime })
+        Ok(Self {
+            pool,
+            runtime,
+            pricer: None,
+        })
+    }
+
+    /// The store, computing the cost of each LLM call it stores with `pricer` (see
+    /// [`CallPricer`]); with none, it computes no cost.
+    pub fn priced_by(mut self, pricer: Option<CallPricer>) -> Self {
+        self.pricer = pricer;
+        self
     }
 
     /// Runs `work` on the store's runtime; "closed" when the runtime is gone.

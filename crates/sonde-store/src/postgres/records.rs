@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sonde_model::SessionTrace;
 
 use crate::rows::{RecordRow, WriteMode};
-use crate::{ReadError, RowStore, Scope, WriteError, WriteOutcome};
+use crate::{CallPricer, ReadError, RowStore, Scope, WriteError, WriteOutcome};
 
 use super::PostgresStore;
 use super::read::read_session;
@@ -29,6 +29,10 @@ impl RowStore for PostgresStore {
             scope.clone(),
         ))
         .await
+    }
+
+    fn pricer(&self) -> Option<&CallPricer> {
+        self.pricer.as_ref()
     }
 
     async fn remove_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {

@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::ClosedError;
-use crate::{BackendError, ErrorClass, OpenError, WriteError};
+use crate::{BackendError, CallPricer, ErrorClass, OpenError, WriteError};
 
 /// Read-only connections kept for a database file.
 const READER_THREADS: usize = 2;
@@ -45,6 +45,8 @@ pub struct SqliteStore {
     path: Option<PathBuf>,
     /// The checkpointer: dropping the sender stops it; the store's drop waits for it.
     checkpointer: Option<(Sender<Job>, std::thread::JoinHandle<()>)>,
+    /// What computes the cost of an LLM call ([`SqliteStore::priced_by`]).
+    pricer: Option<CallPricer>,
 }
 
 impl Drop for SqliteStore {
@@ -235,6 +237,7 @@ impl SqliteStore {
             readers,
             path: Some(path.to_path_buf()),
             checkpointer: Some(checkpointer),
+            pricer: None,
         })
     }
 
@@ -261,7 +264,22 @@ impl SqliteStore {
             writer,
             path: None,
             checkpointer: None,
+            pricer: None,
         })
+    }
+
+    /// The store, computing the cost of each LLM call it stores with `pricer` (see
+    /// [`CallPricer`]); with none, it computes no cost.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+    /// let store = store.priced_by(Some(std::sync::Arc::new(|_: &sonde_model::LlmCall| Some(0.5))));
+    /// # }
+    /// ```
+    pub fn priced_by(mut self, pricer: Option<CallPricer>) -> Self {
+        self.pricer = pricer;
+        self
     }
 
     /// The database file, or `None` in memory.
