@@ -92,6 +92,30 @@ impl Dialect {
             Dialect::Postgres => format!("{placeholder}::text"),
         }
     }
+
+    /// The backend's name: `sqlite` or `postgres`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
+    /// A text parameter stored as the dialect's JSON column.
+    pub(crate) fn json(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => placeholder.to_owned(),
+            Dialect::Postgres => format!("CAST({placeholder}::text AS jsonb)"),
+        }
+    }
+
+    /// The `n`th positional parameter of a statement the backend prepares itself.
+    pub(crate) fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
 }
 
 /// Which LLM calls an analytics query covers. Every field narrows it.

@@ -1,9 +1,9 @@
 //! What a store can do, one trait per capability — records, read-only SQL, API keys,
 //! sync cursors, analytics — and [`TraceStore`], the store that can do all of it.
 //!
-//! A backend implements [`SqlQuery`], [`RecordStore`], [`KeyStore`] and
-//! [`CursorStore`]; [`Analytics`] and the reads of the others are written once over
-//! [`SqlQuery`], so a backend only opts in to them. Every type that has all five is a
+//! A backend implements [`SqlQuery`], [`KeyStore`] and [`CursorStore`], and its records
+//! as rows (a crate-private `RowStore`, which [`RecordStore`] is written over);
+//! [`Analytics`] and the reads of the others are written once over [`SqlQuery`]. Every type that has all five is a
 //! [`TraceStore`], and `Arc<dyn TraceStore>` calls any of their methods.
 
 use std::collections::BTreeMap;
@@ -17,8 +17,10 @@ use crate::analytics::{
     self, AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats,
     ModelStats, SeriesPoint, UsageSummary,
 };
+use crate::rows::{RecordRow, WriteMode};
 use crate::{
-    ApiKey, QueryError, ReadError, Scope, SessionFilter, SessionPage, SyncCursor, WriteError,
+    ApiKey, CallPricer, QueryError, ReadError, Scope, SessionFilter, SessionPage, SyncCursor,
+    WriteError,
 };
 
 /// What a write did.
@@ -92,8 +94,10 @@ pub type GroupValues = (Vec<Option<String>>, Vec<f64>);
 /// ```
 #[async_trait]
 pub trait SqlQuery: Send + Sync + 'static {
-    /// The backend's name: `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
+    /// The backend's name: `sqlite` or `postgres`, its [`Dialect`]'s.
+    fn backend(&self) -> &'static str {
+        self.dialect().name()
+    }
 
     /// The SQL dialect the analytics queries are written in for this backend.
     fn dialect(&self) -> Dialect;
@@ -165,6 +169,69 @@ pub trait RecordStore: SqlQuery {
     async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError>;
 }
 
+/// A backend's records, handled as rows already made from records: what its
+/// [`RecordStore`] is written over.
+#[async_trait]
+pub(crate) trait RowStore: SqlQuery {
+    /// Stores rows (at least one) in one transaction: as [`RecordStore::write`] does with
+    /// [`WriteMode::KeepStored`], as [`RecordStore::replace`] does with
+    /// [`WriteMode::Replace`].
+    async fn write_rows(
+        &self,
+        rows: Vec<RecordRow>,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, WriteError>;
+
+    /// [`RecordStore::get_session`].
+    async fn session(&self, id: &str, scope: &Scope) -> Result<Option<SessionTrace>, ReadError>;
+
+    /// What computes the cost of an LLM call, if anything.
+    fn pricer(&self) -> Option<&CallPricer>;
+
+    /// [`RecordStore::delete_session`].
+    async fn remove_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError>;
+}
+
+#[async_trait]
+impl<T: RowStore> RecordStore for T {
+    async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
+        write_records(self, records, WriteMode::KeepStored).await
+    }
+
+    async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
+        write_records(self, records, WriteMode::Replace).await
+    }
+
+    async fn get_session(
+        &self,
+        session_id: &str,
+        scope: &Scope,
+    ) -> Result<Option<SessionTrace>, ReadError> {
+        self.session(session_id, scope).await
+    }
+
+    async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {
+        self.remove_session(session_id, scope).await
+    }
+}
+
+/// Stores `records` as rows in `mode`; nothing to do for none.
+async fn write_records(
+    store: &impl RowStore,
+    records: &[Record],
+    mode: WriteMode,
+) -> Result<WriteOutcome, WriteError> {
+    if records.is_empty() {
+        return Ok(WriteOutcome::default());
+    }
+    let pricer = store.pricer();
+    let rows: Vec<RecordRow> = records
+        .iter()
+        .map(|r| RecordRow::from_record(r, pricer))
+        .collect();
+    store.write_rows(rows, mode).await
+}
+
 /// API keys: stored as their secrets' hashes, found by secret, revoked.
 #[async_trait]
 pub trait KeyStore: SqlQuery {
@@ -180,9 +247,8 @@ pub trait KeyStore: SqlQuery {
             "SELECT {} FROM api_keys ORDER BY created_at, id",
             crate::keys::KEY_COLUMNS
         );
-        let rows = self.query(&sql, &[]).await.map_err(analytics::read_error)?;
+        let rows = read_rows(self, &sql, &[]).await?;
         Ok(rows
-            .rows
             .iter()
             .filter_map(|r| crate::keys::key_from_json(r))
             .collect())
@@ -195,27 +261,19 @@ pub trait KeyStore: SqlQuery {
             crate::keys::KEY_COLUMNS
         );
         let hash = ApiKey::hash(secret);
-        let rows = self
-            .query(&sql, &[Value::from(hash)])
-            .await
-            .map_err(analytics::read_error)?;
-        Ok(rows
-            .rows
-            .first()
-            .and_then(|r| crate::keys::key_from_json(r)))
+        let rows = read_rows(self, &sql, &[Value::from(hash)]).await?;
+        Ok(rows.first().and_then(|r| crate::keys::key_from_json(r)))
     }
 
     /// Whether any active API key exists (then the server requires one).
     async fn has_api_keys(&self) -> Result<bool, ReadError> {
-        let rows = self
-            .query(
-                "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
-                &[],
-            )
-            .await
-            .map_err(analytics::read_error)?;
+        let rows = read_rows(
+            self,
+            "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+            &[],
+        )
+        .await?;
         Ok(rows
-            .rows
             .first()
             .and_then(|r| r.first())
             .and_then(Value::as_i64)
@@ -224,21 +282,32 @@ pub trait KeyStore: SqlQuery {
     }
 }
 
+/// The rows of a read-only statement, for the reads written over [`SqlQuery`].
+async fn read_rows(
+    store: &(impl SqlQuery + ?Sized),
+    sql: &str,
+    params: &[Value],
+) -> Result<Vec<Vec<Value>>, ReadError> {
+    let result = store
+        .query(sql, params)
+        .await
+        .map_err(analytics::read_error)?;
+    Ok(result.rows)
+}
+
 /// Sync cursors: where each transcript file was read up to, and its parser's state.
 #[async_trait]
 pub trait CursorStore: SqlQuery {
     /// The sync cursors stored for `source` (such as `claude` or `codex`): each file's
     /// [`SyncCursor::position`], by path.
     async fn sync_cursors(&self, source: &str) -> Result<BTreeMap<String, String>, ReadError> {
-        let rows = self
-            .query(
-                "SELECT path, cursor FROM sync_cursors WHERE source = ?1",
-                &[Value::from(source)],
-            )
-            .await
-            .map_err(analytics::read_error)?;
+        let rows = read_rows(
+            self,
+            "SELECT path, cursor FROM sync_cursors WHERE source = ?1",
+            &[Value::from(source)],
+        )
+        .await?;
         Ok(rows
-            .rows
             .iter()
             .filter_map(|r| match (r.first(), r.get(1)) {
                 (Some(Value::String(path)), Some(Value::String(cursor))) => {
@@ -251,15 +320,13 @@ pub trait CursorStore: SqlQuery {
 
     /// The parser state stored with one file's sync cursor, if any.
     async fn sync_state(&self, source: &str, path: &str) -> Result<Option<String>, ReadError> {
-        let rows = self
-            .query(
-                "SELECT state FROM sync_states WHERE source = ?1 AND path = ?2",
-                &[Value::from(source), Value::from(path)],
-            )
-            .await
-            .map_err(analytics::read_error)?;
+        let rows = read_rows(
+            self,
+            "SELECT state FROM sync_states WHERE source = ?1 AND path = ?2",
+            &[Value::from(source), Value::from(path)],
+        )
+        .await?;
         Ok(rows
-            .rows
             .first()
             .and_then(|r| r.first())
             .and_then(Value::as_str)
@@ -276,7 +343,7 @@ pub trait CursorStore: SqlQuery {
 }
 
 /// Usage, cost, latency and error analytics, written once over [`SqlQuery`] in the
-/// backend's [`Dialect`]: a backend opts in with an empty `impl`.
+/// backend's [`Dialect`]: every [`SqlQuery`] has them.
 #[async_trait]
 pub trait Analytics: SqlQuery {
     /// Usage and cost totals of the LLM calls matching `filter`.
@@ -339,5 +406,7 @@ pub trait Analytics: SqlQuery {
 /// # Ok(()) }
 /// ```
 pub trait TraceStore: RecordStore + SqlQuery + KeyStore + CursorStore + Analytics {}
+
+impl<T: SqlQuery> Analytics for T {}
 
 impl<T: RecordStore + SqlQuery + KeyStore + CursorStore + Analytics> TraceStore for T {}

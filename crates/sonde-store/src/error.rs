@@ -242,3 +242,27 @@ pub enum QueryError {
     #[error("the store is closed")]
     Closed,
 }
+
+/// The error an operation returns when the store's threads (or runtime) are gone.
+pub(crate) trait ClosedError {
+    /// The error saying that the store is closed.
+    fn closed() -> Self;
+}
+
+impl ClosedError for WriteError {
+    fn closed() -> Self {
+        WriteError::Closed
+    }
+}
+
+impl ClosedError for ReadError {
+    fn closed() -> Self {
+        ReadError::Closed
+    }
+}
+
+impl ClosedError for QueryError {
+    fn closed() -> Self {
+        QueryError::Closed
+    }
+}

@@ -13,6 +13,9 @@
 //! multisets, not sorted lists: appending is then a concatenation, which PostgreSQL does
 //! atomically in an upsert, so that concurrent writers cannot lose each other's values.
 
+use crate::GroupValues;
+use crate::rows::StoredRow;
+
 /// The most values a write appends to one run before it starts the next: bounds what a
 /// write reads and rewrites per (granule, dimensions), and keeps few rows per granule.
 pub(crate) const RUN_VALUES: usize = 4096;
@@ -43,6 +46,23 @@ pub(crate) fn pack(values: &[f64]) -> Vec<u8> {
 /// How many values a packed run holds.
 pub(crate) fn packed_len(bytes: &[u8]) -> usize {
     bytes.len() / VALUE_BYTES
+}
+
+/// A row of a statement whose last column is `packed` values and whose other `n - 1`
+/// columns are its group: the group and the values, unpacked.
+pub(crate) fn group_values<R: StoredRow>(
+    row: &R,
+    n: usize,
+    packed: Option<&[u8]>,
+) -> Result<GroupValues, R::Error> {
+    let group = (0..n.saturating_sub(1))
+        .map(|i| row.text(i))
+        .collect::<Result<_, _>>()?;
+    let mut values = Vec::new();
+    if let Some(bytes) = packed {
+        unpack_into(bytes, &mut values);
+    }
+    Ok((group, values))
 }
 
 /// Appends the values of a packed run to `out` (a trailing partial value is ignored).

@@ -28,6 +28,7 @@ mod listing;
 mod migrations;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod pricer;
 mod rows;
 mod scope;
 #[cfg(feature = "sqlite")]
@@ -39,6 +40,7 @@ pub use analytics::{
     AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats, ModelStats,
     SeriesPoint, UsageSummary,
 };
+use capabilities::RowStore;
 pub use capabilities::{
     Analytics, CursorStore, GroupValues, KeyStore, QueryResult, RecordStore, SqlQuery, TraceStore,
     WriteOutcome,
@@ -49,6 +51,7 @@ pub use keys::ApiKey;
 pub use listing::{SessionFilter, SessionPage, SessionSummary};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+pub use pricer::CallPricer;
 pub use scope::Scope;
 pub use sonde_model::message_with_causes;
 #[cfg(feature = "sqlite")]

@@ -80,6 +80,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "records",
         sql: |t| {
             RECORDS
+                .replace("{record}", RECORD_COLUMNS)
                 .replace("{time}", t.time)
                 .replace("{int}", t.integer)
                 .replace("{real}", t.real)
@@ -150,27 +151,27 @@ pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
+/// The columns every record table starts with (`{record}` in [`RECORDS`]): id, kind, ts
+/// (in SQLite microseconds since the epoch), the context (session_id ... parent_span_id)
+/// and the payload as JSON text.
+const RECORD_COLUMNS: &str = r#"    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    ts {time} NOT NULL,
+    session_id TEXT NOT NULL,
+    step_id TEXT, org TEXT, workspace TEXT, trace_id TEXT, span_id TEXT, parent_span_id TEXT,
+    payload TEXT NOT NULL"#;
+
 /// Migration 1: the record tables and the session and step tables derived from them.
 const RECORDS: &str = r#"
 -- Columns shared by every record table: id, kind, ts (microseconds since the epoch),
 -- the context (session_id ... parent_span_id) and the payload as JSON text.
 CREATE TABLE lifecycle (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    ts {time} NOT NULL,
-    session_id TEXT NOT NULL,
-    step_id TEXT, org TEXT, workspace TEXT, trace_id TEXT, span_id TEXT, parent_span_id TEXT,
-    payload TEXT NOT NULL
+{record}
 );
 CREATE INDEX lifecycle_session ON lifecycle (session_id);
 
 CREATE TABLE events (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    ts {time} NOT NULL,
-    session_id TEXT NOT NULL,
-    step_id TEXT, org TEXT, workspace TEXT, trace_id TEXT, span_id TEXT, parent_span_id TEXT,
-    payload TEXT NOT NULL,
+{record},
     event_type TEXT NOT NULL,
     status TEXT NOT NULL,
     provider TEXT,
@@ -195,12 +196,7 @@ CREATE INDEX events_ts ON events (ts);
 CREATE INDEX events_model ON events (model, ts) WHERE model IS NOT NULL;
 
 CREATE TABLE messages (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    ts {time} NOT NULL,
-    session_id TEXT NOT NULL,
-    step_id TEXT, org TEXT, workspace TEXT, trace_id TEXT, span_id TEXT, parent_span_id TEXT,
-    payload TEXT NOT NULL,
+{record},
     message_type TEXT NOT NULL,
     from_role TEXT,
     to_role TEXT
@@ -208,24 +204,14 @@ CREATE TABLE messages (
 CREATE INDEX messages_session ON messages (session_id, ts);
 
 CREATE TABLE outcome_rewards (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    ts {time} NOT NULL,
-    session_id TEXT NOT NULL,
-    step_id TEXT, org TEXT, workspace TEXT, trace_id TEXT, span_id TEXT, parent_span_id TEXT,
-    payload TEXT NOT NULL,
+{record},
     objective_key TEXT NOT NULL,
     total_reward {real} NOT NULL
 );
 CREATE INDEX outcome_rewards_session ON outcome_rewards (session_id);
 
 CREATE TABLE event_rewards (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    ts {time} NOT NULL,
-    session_id TEXT NOT NULL,
-    step_id TEXT, org TEXT, workspace TEXT, trace_id TEXT, span_id TEXT, parent_span_id TEXT,
-    payload TEXT NOT NULL,
+{record},
     event_id TEXT NOT NULL,
     value {real} NOT NULL
 );

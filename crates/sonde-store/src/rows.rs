@@ -4,8 +4,8 @@
 
 use sonde_model::{Body, Context, Event, Record, Timestamp};
 
-use crate::ReadError;
 use crate::latency_runs::RunValues;
+use crate::{CallPricer, Dialect, ReadError};
 
 /// The table a record kind lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -167,6 +167,115 @@ pub(crate) enum Lifecycle {
     },
 }
 
+/// A parameter of a [`Lifecycle::statement`], for each backend to bind its own way.
+pub(crate) enum LifecycleParam<'a> {
+    /// Text.
+    Text(&'a str),
+    /// An integer, or null.
+    Integer(Option<i64>),
+    /// An instant, in microseconds since the epoch.
+    Time(i64),
+}
+
+impl Lifecycle {
+    /// The statement that keeps the derived tables pointing at the earliest lifecycle
+    /// record of each kind (as the fold does), in `dialect`, for the record `id` at `ts`
+    /// of `session_id`; and its parameters.
+    pub(crate) fn statement<'a>(
+        &'a self,
+        session_id: &'a str,
+        id: &'a str,
+        ts: i64,
+        dialect: Dialect,
+    ) -> (String, Vec<LifecycleParam<'a>>) {
+        use LifecycleParam::{Integer, Text, Time};
+        let p = |n| dialect.placeholder(n);
+        // Ids compare bytewise, whatever the collation.
+        let id_of = |column: &str| dialect.bytewise(column);
+        let id_param = |n| dialect.bytewise(&dialect.text(&p(n)));
+        match self {
+            Lifecycle::SessionStarted { metadata } => (
+                format!(
+                    "UPDATE sessions SET metadata = {}, start_ts = {}, start_id = {}
+                     WHERE session_id = {} AND (start_ts IS NULL OR (start_ts, {}) > ({}, {}))",
+                    dialect.json(&p(3)),
+                    p(4),
+                    p(2),
+                    p(1),
+                    id_of("start_id"),
+                    p(4),
+                    id_param(2),
+                ),
+                vec![Text(session_id), Text(id), Text(metadata), Time(ts)],
+            ),
+            Lifecycle::SessionEnded => (
+                format!(
+                    "UPDATE sessions SET ended_at = {}, end_id = {}
+                     WHERE session_id = {} AND (ended_at IS NULL OR (ended_at, {}) > ({}, {}))",
+                    p(3),
+                    p(2),
+                    p(1),
+                    id_of("end_id"),
+                    p(3),
+                    id_param(2),
+                ),
+                vec![Text(session_id), Text(id), Time(ts)],
+            ),
+            Lifecycle::StepStarted {
+                step_id,
+                step_index,
+                turn_number,
+                metadata,
+            } => (
+                format!(
+                    "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata)
+                     VALUES ({}, {}, {}, {}, {}, {}, {})
+                     ON CONFLICT (session_id, step_id) DO UPDATE SET
+                         step_index = excluded.step_index, turn_number = excluded.turn_number,
+                         started_at = excluded.started_at, start_id = excluded.start_id,
+                         metadata = excluded.metadata
+                     WHERE steps.started_at IS NULL
+                        OR (steps.started_at, {}) > (excluded.started_at, {})",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    dialect.json(&p(7)),
+                    id_of("steps.start_id"),
+                    id_of("excluded.start_id"),
+                ),
+                vec![
+                    Text(session_id),
+                    Text(step_id),
+                    Integer(Some(*step_index)),
+                    Integer(*turn_number),
+                    Time(ts),
+                    Text(id),
+                    Text(metadata),
+                ],
+            ),
+            Lifecycle::StepEnded { step_id } => (
+                format!(
+                    "INSERT INTO steps (session_id, step_id, completed_at, end_id) VALUES ({}, {}, {}, {})
+                     ON CONFLICT (session_id, step_id) DO UPDATE SET
+                         completed_at = excluded.completed_at, end_id = excluded.end_id
+                     WHERE steps.completed_at IS NULL
+                        OR (steps.completed_at, {}) > (excluded.completed_at, {})",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    id_of("steps.end_id"),
+                    id_of("excluded.end_id"),
+                ),
+                vec![Text(session_id), Text(step_id), Time(ts), Text(id)],
+            ),
+        }
+    }
+}
+
 fn finite(value: Option<f64>) -> Option<f64> {
     value.filter(|v| v.is_finite())
 }
@@ -180,7 +289,8 @@ fn metadata_json(m: &sonde_model::Metadata) -> String {
 }
 
 impl RecordRow {
-    pub(crate) fn from_record(record: &Record) -> RecordRow {
+    /// The row of `record`; `pricer` computes the cost of an LLM call.
+    pub(crate) fn from_record(record: &Record, pricer: Option<&CallPricer>) -> RecordRow {
         let step_id = record.context.step_id.clone().unwrap_or_default();
         let (table, extra) = match &record.body {
             Body::SessionStarted(p) => (
@@ -203,7 +313,10 @@ impl RecordRow {
                 Table::Lifecycle,
                 Extra::Lifecycle(Lifecycle::StepEnded { step_id }),
             ),
-            Body::Event(event) => (Table::Events, Extra::Event(EventColumns::from_event(event))),
+            Body::Event(event) => (
+                Table::Events,
+                Extra::Event(EventColumns::from_event(event, pricer)),
+            ),
             Body::Message(m) => (
                 Table::Messages,
                 Extra::Message {
@@ -259,7 +372,7 @@ impl RecordRow {
 }
 
 impl EventColumns {
-    fn from_event(event: &Event) -> Self {
+    fn from_event(event: &Event, pricer: Option<&CallPricer>) -> Self {
         let mut columns = EventColumns {
             event_type: event.event_type(),
             status: event.status().as_str(),
@@ -289,7 +402,7 @@ impl EventColumns {
                     int(c.total_tokens()),
                 ]);
                 columns.reported_cost_usd = finite(c.cost_usd);
-                columns.computed_cost_usd = finite(sonde_pricing::PriceTable::global().cost(c));
+                columns.computed_cost_usd = finite(pricer.and_then(|price| price(c)));
                 columns.latency_ms = finite(c.latency_ms);
                 columns.ttft_ms = finite(c.time_to_first_token_ms);
                 columns.response_status = c.response_status.map(i32::from);
@@ -381,7 +494,41 @@ pub(crate) struct StoredColumns {
     pub payload: String,
 }
 
+/// A stored row, read by column index as the backend's driver reads it.
+pub(crate) trait StoredRow {
+    /// The driver's error.
+    type Error;
+    /// An instant, in microseconds since the epoch.
+    fn micros(&self, i: usize) -> Result<i64, Self::Error>;
+    /// Text, or null.
+    fn text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+    /// An integer, or null.
+    fn integer(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    /// A double, or null.
+    fn real(&self, i: usize) -> Result<Option<f64>, Self::Error>;
+}
+
 impl StoredColumns {
+    /// The shared columns of `row`, in [`SHARED_COLUMNS`] order, with `payload` (which
+    /// each backend reads its own way) for the last.
+    pub(crate) fn read<R: StoredRow>(row: &R, payload: String) -> Result<Self, R::Error> {
+        Ok(Self {
+            id: row.text(0)?.unwrap_or_default(),
+            kind: row.text(1)?.unwrap_or_default(),
+            ts: row.micros(2)?,
+            context: Context {
+                session_id: row.text(3)?.unwrap_or_default(),
+                step_id: row.text(4)?,
+                org: row.text(5)?,
+                workspace: row.text(6)?,
+                trace_id: row.text(7)?,
+                span_id: row.text(8)?,
+                parent_span_id: row.text(9)?,
+            },
+            payload,
+        })
+    }
+
     pub(crate) fn into_record(self) -> Result<Record, ReadError> {
         let body = Body::from_kind_and_payload(&self.kind, &self.payload).map_err(|e| {
             ReadError::Corrupt {
@@ -596,6 +743,36 @@ pub(crate) struct RollupsBuilder {
 }
 
 impl RollupsBuilder {
+    /// Takes away the stored LLM call of `row`: `ts`, then [`ROLLUP_SOURCE_COLUMNS`].
+    pub(crate) fn subtract_stored<R: StoredRow>(&mut self, row: &R) -> Result<(), R::Error> {
+        let mut tokens = [0; 6];
+        for (i, t) in tokens.iter_mut().enumerate() {
+            *t = row.integer(7 + i)?.unwrap_or(0);
+        }
+        let columns = EventColumns {
+            event_type: "llm",
+            status: if row.text(15)?.as_deref() == Some("error") {
+                "error"
+            } else {
+                "ok"
+            },
+            provider: row.text(3)?,
+            model: row.text(4)?,
+            tokens: Some(tokens),
+            reported_cost_usd: row.real(13)?,
+            computed_cost_usd: row.real(14)?,
+            latency_ms: row.real(17)?,
+            ttft_ms: row.real(18)?,
+            response_status: row.integer(16)?.and_then(|s| i32::try_from(s).ok()),
+            request_path: row.text(6)?,
+            api_key_hash: row.text(5)?,
+            gateway_key_id: None,
+            tool_name: None,
+        };
+        self.add(row.micros(0)?, &row.text(1)?, &row.text(2)?, &columns, -1);
+        Ok(())
+    }
+
     /// Adds (`sign` 1) or takes away (`sign` -1) one LLM call.
     pub(crate) fn add(
         &mut self,
@@ -701,38 +878,19 @@ pub(crate) const ROLLUP_SOURCE_COLUMNS: &str = "org, workspace, provider, model,
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
      reported_cost_usd, computed_cost_usd, status, response_status, latency_ms, ttft_ms";
 
-/// The event columns of a stored LLM call, from [`ROLLUP_SOURCE_COLUMNS`] values.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn stored_llm_columns(
-    provider: Option<String>,
-    model: Option<String>,
-    api_key_hash: Option<String>,
-    request_path: Option<String>,
-    tokens: [Option<i64>; 6],
-    reported_cost_usd: Option<f64>,
-    computed_cost_usd: Option<f64>,
-    status: &str,
-    response_status: Option<i32>,
-    latency_ms: Option<f64>,
-    ttft_ms: Option<f64>,
-) -> EventColumns {
-    EventColumns {
-        event_type: "llm",
-        status: if status == "error" { "error" } else { "ok" },
-        provider,
-        model,
-        tokens: Some(tokens.map(|t| t.unwrap_or(0))),
-        reported_cost_usd,
-        computed_cost_usd,
-        latency_ms,
-        ttft_ms,
-        response_status,
-        request_path,
-        api_key_hash,
-        gateway_key_id: None,
-        tool_name: None,
-    }
+/// The stored LLM calls whose `column` equals the parameter `placeholder` (a session's,
+/// or one event), as [`RollupsBuilder::subtract_stored`] reads them.
+pub(crate) fn stored_calls_sql(column: &str, placeholder: &str) -> String {
+    format!(
+        "SELECT ts, {ROLLUP_SOURCE_COLUMNS} FROM events WHERE {column} = {placeholder} AND event_type = 'llm'"
+    )
 }
+
+/// Deletes the roll-up rows that no call is left in.
+pub(crate) const DELETE_EMPTY_ROLLUPS: [&str; 2] = [
+    "DELETE FROM llm_hourly WHERE calls <= 0",
+    "DELETE FROM llm_key_daily WHERE calls <= 0",
+];
 
 /// The columns of `llm_hourly`, in insert order.
 pub(crate) const ROLLUP_COLUMNS: [&str; 22] = [

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{OpenError, TraceStore};
+use crate::{CallPricer, OpenError, TraceStore};
 
 /// Where a store lives.
 ///
@@ -124,6 +124,15 @@ impl StoreUrl {
     /// # }
     /// ```
     pub async fn open_existing(&self) -> Result<Arc<dyn TraceStore>, OpenError> {
+        self.open_existing_with(None).await
+    }
+
+    /// [`StoreUrl::open_existing`], computing the cost of each LLM call the store
+    /// stores with `pricer` (see [`CallPricer`]).
+    pub async fn open_existing_with(
+        &self,
+        pricer: Option<CallPricer>,
+    ) -> Result<Arc<dyn TraceStore>, OpenError> {
         if let StoreUrl::Sqlite(path) = self
             && matches!(path.try_exists(), Ok(false))
         {
@@ -131,7 +140,7 @@ impl StoreUrl {
                 path: redact_url(&path.display().to_string()),
             });
         }
-        self.open().await
+        self.open_with(pricer).await
     }
 
     /// Opens (creating and migrating when needed) the store this URL names.
@@ -143,17 +152,38 @@ impl StoreUrl {
     /// # }
     /// ```
     pub async fn open(&self) -> Result<Arc<dyn TraceStore>, OpenError> {
+        self.open_with(None).await
+    }
+
+    /// [`StoreUrl::open`], computing the cost of each LLM call the store stores with
+    /// `pricer` (see [`CallPricer`]); without one, no cost is computed.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(unused_variables)
+    )]
+    pub async fn open_with(
+        &self,
+        pricer: Option<CallPricer>,
+    ) -> Result<Arc<dyn TraceStore>, OpenError> {
         match self {
             #[cfg(feature = "sqlite")]
-            StoreUrl::Sqlite(path) => Ok(Arc::new(crate::SqliteStore::open(path).await?)),
+            StoreUrl::Sqlite(path) => Ok(Arc::new(
+                crate::SqliteStore::open(path).await?.priced_by(pricer),
+            )),
             #[cfg(feature = "sqlite")]
-            StoreUrl::SqliteMemory => Ok(Arc::new(crate::SqliteStore::open_in_memory().await?)),
+            StoreUrl::SqliteMemory => Ok(Arc::new(
+                crate::SqliteStore::open_in_memory()
+                    .await?
+                    .priced_by(pricer),
+            )),
             #[cfg(not(feature = "sqlite"))]
             StoreUrl::Sqlite(_) | StoreUrl::SqliteMemory => {
                 Err(OpenError::BackendNotBuilt("sqlite"))
             }
             #[cfg(feature = "postgres")]
-            StoreUrl::Postgres(url) => Ok(Arc::new(crate::PostgresStore::open(url).await?)),
+            StoreUrl::Postgres(url) => Ok(Arc::new(
+                crate::PostgresStore::open(url).await?.priced_by(pricer),
+            )),
             #[cfg(not(feature = "postgres"))]
             StoreUrl::Postgres(_) => Err(OpenError::BackendNotBuilt("postgres")),
         }

@@ -1813,11 +1813,17 @@ macro_rules! conformance {
     };
 }
 
+/// Prices calls as `sonde` does: by the shipped price table.
+fn shipped_prices() -> CallPricer {
+    Arc::new(|call: &LlmCall| sonde_pricing::PriceTable::global().cost(call))
+}
+
 async fn sqlite_file() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("conformance.db"))
         .await
-        .unwrap();
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     Fixture {
         store: Arc::new(store),
         _guard: Box::new(dir),
@@ -1826,7 +1832,10 @@ async fn sqlite_file() -> Fixture {
 
 async fn sqlite_memory() -> Fixture {
     Fixture {
-        store: StoreUrl::SqliteMemory.open().await.unwrap(),
+        store: StoreUrl::SqliteMemory
+            .open_with(Some(shipped_prices()))
+            .await
+            .unwrap(),
         _guard: Box::new(()),
     }
 }
@@ -1840,7 +1849,10 @@ async fn postgres() -> Fixture {
         .unwrap()
         .unwrap_or_else(|e| panic!("{e}"));
     let url = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
-    let store = PostgresStore::open(&url).await.unwrap();
+    let store = PostgresStore::open(&url)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     Fixture {
         store: Arc::new(store),
         _guard: Box::new(server),

@@ -40,6 +40,11 @@ async fn percentiles(store: &dyn TraceStore) -> Vec<Vec<LatencyStats>> {
     all
 }
 
+/// Prices calls as `sonde` does: by the shipped price table.
+fn shipped_prices() -> sonde_store::CallPricer {
+    std::sync::Arc::new(|call: &LlmCall| sonde_pricing::PriceTable::global().cost(call))
+}
+
 /// The sum of `events.cost_usd`, read past the store.
 const COST_SUM: &str = "SELECT coalesce(sum(cost_usd), 0) FROM events";
 
@@ -83,28 +88,40 @@ const BACK_TO_VERSION_5: &str = "DROP TABLE llm_hourly_runs; DROP TABLE llm_key_
 async fn sqlite_latency_runs_are_filled_from_existing_events() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    let store = sonde_store::SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     store.write(&calls()).await.unwrap();
     let want = percentiles(&store).await;
     assert!(want[2].len() == 5, "four keys and none: {:?}", want[2]);
     drop(store);
 
     sqlite_downgrade(&path, BACK_TO_VERSION_5);
-    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    let store = sonde_store::SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     assert_eq!(percentiles(&store).await, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_latency_runs_are_filled_from_existing_events() {
     let (_server, url) = postgres_database().await;
-    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    let store = sonde_store::PostgresStore::open(&url)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     store.write(&calls()).await.unwrap();
     let want = percentiles(&store).await;
     assert!(want[2].len() == 5, "four keys and none: {:?}", want[2]);
     drop(store);
 
     postgres_downgrade(&url, BACK_TO_VERSION_5).await;
-    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    let store = sonde_store::PostgresStore::open(&url)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     assert_eq!(percentiles(&store).await, want);
 }
 
@@ -155,7 +172,10 @@ fn check_costs(want: &(Vec<Vec<serde_json::Value>>, UsageSummary)) {
 async fn sqlite_cost_columns_are_migrated_with_their_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    let store = sonde_store::SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     store.write(&costed_calls()).await.unwrap();
     let want = costs(&store).await;
     check_costs(&want);
@@ -166,14 +186,20 @@ async fn sqlite_cost_columns_are_migrated_with_their_values() {
         (old - want.1.reported_cost_usd).abs() < 1e-9,
         "version 7 sums reported costs"
     );
-    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    let store = sonde_store::SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     assert_eq!(costs(&store).await, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cost_columns_are_migrated_with_their_values() {
     let (_server, url) = postgres_database().await;
-    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    let store = sonde_store::PostgresStore::open(&url)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     store.write(&costed_calls()).await.unwrap();
     let want = costs(&store).await;
     check_costs(&want);
@@ -184,6 +210,9 @@ async fn postgres_cost_columns_are_migrated_with_their_values() {
         (old - want.1.reported_cost_usd).abs() < 1e-9,
         "version 7 sums reported costs"
     );
-    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    let store = sonde_store::PostgresStore::open(&url)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
     assert_eq!(costs(&store).await, want);
 }

@@ -105,8 +105,6 @@ impl CursorStore for Switchable {
     }
 }
 
-impl Analytics for Switchable {}
-
 fn events(session: &str, n: usize) -> Vec<Record> {
     (0..n)
         .map(|i| Record {

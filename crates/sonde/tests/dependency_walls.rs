@@ -76,3 +76,13 @@ fn pricing_depends_on_the_model_alone() {
         BTreeSet::from(["sonde-model".to_owned()])
     );
 }
+
+#[test]
+fn the_store_depends_on_the_model_alone() {
+    // Prices are the caller's (a `CallPricer` given at open time): storing and querying
+    // traces pulls in no price table.
+    assert_eq!(
+        depends_on("sonde-store"),
+        BTreeSet::from(["sonde-model".to_owned()])
+    );
+}

@@ -35,6 +35,5 @@ impl CursorStore for PostgresStore {
             tx.commit().await.map_err(backend)
         })
         .await
-        .ok_or(WriteError::Closed)?
     }
 }

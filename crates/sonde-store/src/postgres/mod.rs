@@ -23,7 +23,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use crate::{BackendError, ErrorClass, OpenError};
+use crate::error::ClosedError;
+use crate::{BackendError, CallPricer, ErrorClass, OpenError};
 
 /// Connections kept in the pool.
 const POOL_SIZE: usize = 16;
@@ -42,6 +43,8 @@ type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
 pub struct PostgresStore {
     pool: Pool,
     runtime: Handle,
+    /// What computes the cost of an LLM call ([`PostgresStore::priced_by`]).
+    pricer: Option<CallPricer>,
 }
 
 /// Maps a PostgreSQL error to a classified backend error.
@@ -129,15 +132,29 @@ impl PostgresStore {
             .await
             .map_err(|e| open_failed(url, pool_error(e)))?;
         schema::migrate(&mut client).await?;
-        Ok(Self { pool, runtime })
+        Ok(Self {
+            pool,
+            runtime,
+            pricer: None,
+        })
     }
 
-    /// Runs `work` on the store's runtime.
-    async fn on_runtime<T: Send + 'static>(
+    /// The store, computing the cost of each LLM call it stores with `pricer` (see
+    /// [`CallPricer`]); with none, it computes no cost.
+    pub fn priced_by(mut self, pricer: Option<CallPricer>) -> Self {
+        self.pricer = pricer;
+        self
+    }
+
+    /// Runs `work` on the store's runtime; "closed" when the runtime is gone.
+    async fn on_runtime<T: Send + 'static, E: ClosedError + Send + 'static>(
         &self,
-        work: impl std::future::Future<Output = T> + Send + 'static,
-    ) -> Option<T> {
-        self.runtime.spawn(work).await.ok()
+        work: impl std::future::Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, E> {
+        self.runtime
+            .spawn(work)
+            .await
+            .unwrap_or_else(|_| Err(E::closed()))
     }
 }
 

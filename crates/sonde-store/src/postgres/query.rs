@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
-use crate::{Analytics, QueryError, QueryResult, SqlQuery};
+use crate::{QueryError, QueryResult, SqlQuery};
 
 use super::{Param, PostgresStore, at, classify, params, pool_error};
 
@@ -153,18 +153,10 @@ async fn read_values(
     let n = stmt.columns().len();
     let mut out = Vec::new();
     for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_error)? {
-        let group = (0..n.saturating_sub(1))
-            .map(|i| row.try_get::<_, Option<String>>(i))
-            .collect::<Result<_, _>>()
-            .map_err(sql_error)?;
-        let mut values = Vec::new();
-        if let Some(bytes) = row
+        let packed = row
             .try_get::<_, Option<&[u8]>>(n.saturating_sub(1))
-            .map_err(sql_error)?
-        {
-            crate::latency_runs::unpack_into(bytes, &mut values);
-        }
-        out.push((group, values));
+            .map_err(sql_error)?;
+        out.push(crate::latency_runs::group_values(&row, n, packed).map_err(sql_error)?);
     }
     tx.rollback().await.map_err(sql_error)?;
     Ok(out)
@@ -281,10 +273,6 @@ async fn run_query(
 
 #[async_trait]
 impl SqlQuery for PostgresStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
     fn dialect(&self) -> crate::Dialect {
         crate::Dialect::Postgres
     }
@@ -296,7 +284,6 @@ impl SqlQuery for PostgresStore {
             params.to_vec(),
         ))
         .await
-        .ok_or(QueryError::Closed)?
     }
 
     async fn read_values(
@@ -310,11 +297,8 @@ impl SqlQuery for PostgresStore {
             params.to_vec(),
         ))
         .await
-        .ok_or(QueryError::Closed)?
     }
 }
-
-impl Analytics for PostgresStore {}
 
 #[cfg(test)]
 mod tests {

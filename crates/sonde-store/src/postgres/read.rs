@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use sonde_model::{Context, Record, SessionTrace};
+use sonde_model::{Record, SessionTrace};
 use tokio_postgres::Row;
+use tokio_postgres::types::Type;
 
-use crate::rows::{SHARED_COLUMNS, StoredColumns, Table};
+use crate::rows::{SHARED_COLUMNS, StoredColumns, StoredRow, Table};
 use crate::{ReadError, Scope};
 
 use super::{classify, pool_error};
@@ -28,22 +29,28 @@ pub(super) async fn session_visible(
     }))
 }
 
-fn stored_columns(row: &Row) -> Result<StoredColumns, tokio_postgres::Error> {
-    Ok(StoredColumns {
-        id: row.try_get(0)?,
-        kind: row.try_get(1)?,
-        ts: row.try_get::<_, DateTime<Utc>>(2)?.timestamp_micros(),
-        context: Context {
-            session_id: row.try_get(3)?,
-            step_id: row.try_get(4)?,
-            org: row.try_get(5)?,
-            workspace: row.try_get(6)?,
-            trace_id: row.try_get(7)?,
-            span_id: row.try_get(8)?,
-            parent_span_id: row.try_get(9)?,
-        },
-        payload: row.try_get(10)?,
-    })
+/// PostgreSQL reads instants as timestamps and `response_status` as a 4-byte integer.
+impl StoredRow for Row {
+    type Error = tokio_postgres::Error;
+
+    fn micros(&self, i: usize) -> Result<i64, Self::Error> {
+        Ok(self.try_get::<_, DateTime<Utc>>(i)?.timestamp_micros())
+    }
+
+    fn text(&self, i: usize) -> Result<Option<String>, Self::Error> {
+        self.try_get(i)
+    }
+
+    fn integer(&self, i: usize) -> Result<Option<i64>, Self::Error> {
+        match *self.columns()[i].type_() {
+            Type::INT4 => Ok(self.try_get::<_, Option<i32>>(i)?.map(i64::from)),
+            _ => self.try_get(i),
+        }
+    }
+
+    fn real(&self, i: usize) -> Result<Option<f64>, Self::Error> {
+        self.try_get(i)
+    }
 }
 
 pub(super) async fn read_session(
@@ -79,7 +86,9 @@ pub(super) async fn read_session(
         );
         let stmt = tx.prepare_cached(&sql).await.map_err(backend)?;
         for row in tx.query(&stmt, &[&session_id]).await.map_err(backend)? {
-            records.push(stored_columns(&row).map_err(backend)?.into_record()?);
+            let payload = row.try_get(10).map_err(backend)?;
+            let columns = StoredColumns::read(&row, payload).map_err(backend)?;
+            records.push(columns.into_record()?);
         }
     }
     tx.commit().await.map_err(backend)?;

@@ -1,46 +1,46 @@
-//! The store's [`RecordStore`] capability, over the writes and reads beside it.
+//! The store's records: its [`RowStore`], which [`crate::RecordStore`] is written over.
 
 use async_trait::async_trait;
-use sonde_model::{Record, SessionTrace};
+use sonde_model::SessionTrace;
 
-use crate::rows::WriteMode;
-use crate::{ReadError, RecordStore, Scope, WriteError, WriteOutcome};
+use crate::rows::{RecordRow, WriteMode};
+use crate::{CallPricer, ReadError, RowStore, Scope, WriteError, WriteOutcome};
 
 use super::PostgresStore;
 use super::read::read_session;
-use super::write::delete_session;
+use super::write::{delete_session, write_rows};
 
 #[async_trait]
-impl RecordStore for PostgresStore {
-    async fn write(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
-        self.write_in_mode(records, WriteMode::KeepStored).await
-    }
-
-    async fn replace(&self, records: &[Record]) -> Result<WriteOutcome, WriteError> {
-        self.write_in_mode(records, WriteMode::Replace).await
-    }
-
-    async fn get_session(
+impl RowStore for PostgresStore {
+    /// Stores rows on the store's runtime.
+    async fn write_rows(
         &self,
-        session_id: &str,
-        scope: &Scope,
-    ) -> Result<Option<SessionTrace>, ReadError> {
+        rows: Vec<RecordRow>,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, WriteError> {
+        self.on_runtime(write_rows(self.pool.clone(), rows, mode))
+            .await
+    }
+
+    async fn session(&self, id: &str, scope: &Scope) -> Result<Option<SessionTrace>, ReadError> {
         self.on_runtime(read_session(
             self.pool.clone(),
-            session_id.to_owned(),
+            id.to_owned(),
             scope.clone(),
         ))
         .await
-        .ok_or(ReadError::Closed)?
     }
 
-    async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {
+    fn pricer(&self) -> Option<&CallPricer> {
+        self.pricer.as_ref()
+    }
+
+    async fn remove_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {
         self.on_runtime(delete_session(
             self.pool.clone(),
             session_id.to_owned(),
             scope.clone(),
         ))
         .await
-        .ok_or(ReadError::Closed)?
     }
 }

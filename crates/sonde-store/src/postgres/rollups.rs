@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-
 use crate::rows::{ROLLUP_COLUMNS, RollupDelta, RollupKey, Rollups};
 
 use super::{Param, params, runs};
@@ -98,36 +96,11 @@ pub(super) async fn subtract_rollups(
     value: &str,
 ) -> Result<(), tokio_postgres::Error> {
     let stmt = tx
-        .prepare_cached(&format!(
-            "SELECT ts, {} FROM events WHERE {column} = $1 AND event_type = 'llm'",
-            crate::rows::ROLLUP_SOURCE_COLUMNS
-        ))
+        .prepare_cached(&crate::rows::stored_calls_sql(column, "$1"))
         .await?;
-    let rows = tx.query(&stmt, &[&value]).await?;
     let mut rollups = crate::rows::RollupsBuilder::default();
-    for r in &rows {
-        let columns = crate::rows::stored_llm_columns(
-            r.try_get(3)?,
-            r.try_get(4)?,
-            r.try_get(5)?,
-            r.try_get(6)?,
-            [
-                r.try_get(7)?,
-                r.try_get(8)?,
-                r.try_get(9)?,
-                r.try_get(10)?,
-                r.try_get(11)?,
-                r.try_get(12)?,
-            ],
-            r.try_get(13)?,
-            r.try_get(14)?,
-            &r.try_get::<_, String>(15)?,
-            r.try_get(16)?,
-            r.try_get(17)?,
-            r.try_get(18)?,
-        );
-        let ts = r.try_get::<_, DateTime<Utc>>(0)?.timestamp_micros();
-        rollups.add(ts, &r.try_get(1)?, &r.try_get(2)?, &columns, -1);
+    for r in tx.query(&stmt, &[&value]).await? {
+        rollups.subtract_stored(&r)?;
     }
     let rollups = rollups.finish();
     if rollups.is_empty() {
@@ -136,9 +109,8 @@ pub(super) async fn subtract_rollups(
     apply_rollups(tx, &rollups).await?;
     runs::remove(tx, "llm_hourly_runs", &rollups.hourly_runs).await?;
     runs::remove(tx, "llm_key_daily_runs", &rollups.key_daily_runs).await?;
-    tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", &[])
-        .await?;
-    tx.execute("DELETE FROM llm_key_daily WHERE calls <= 0", &[])
-        .await?;
+    for sql in crate::rows::DELETE_EMPTY_ROLLUPS {
+        tx.execute(sql, &[]).await?;
+    }
     Ok(())
 }

@@ -5,32 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use deadpool_postgres::Pool;
-use sonde_model::Record;
 use tokio_postgres::types::ToSql;
 
-use crate::rows::{Extra, Lifecycle, RecordRow, Table, WriteMode};
-use crate::{BackendError, ErrorClass, ReadError, Scope, WriteError, WriteOutcome};
+use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, Table, WriteMode};
+use crate::{BackendError, Dialect, ErrorClass, ReadError, Scope, WriteError, WriteOutcome};
 
 use super::read::session_visible;
 use super::rollups::{apply_rollups, subtract_rollups};
-use super::{CONTENTION_ATTEMPTS, Param, PostgresStore, at, classify, params, pool_error, runs};
-
-impl PostgresStore {
-    /// Stores records on the store's runtime.
-    pub(super) async fn write_in_mode(
-        &self,
-        records: &[Record],
-        mode: WriteMode,
-    ) -> Result<WriteOutcome, WriteError> {
-        if records.is_empty() {
-            return Ok(WriteOutcome::default());
-        }
-        let rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        self.on_runtime(write_rows(self.pool.clone(), rows, mode))
-            .await
-            .ok_or(WriteError::Closed)?
-    }
-}
+use super::{CONTENTION_ATTEMPTS, Param, at, classify, params, pool_error, runs};
 
 fn pg_type(column: &str) -> &'static str {
     match column {
@@ -263,85 +245,30 @@ async fn upsert_sessions(
     Ok(())
 }
 
-/// Keeps the derived tables pointing at the earliest lifecycle record of each kind.
+/// Applies a lifecycle record to the derived tables ([`Lifecycle::statement`]).
 async fn apply_lifecycle(
     tx: &deadpool_postgres::Transaction<'_>,
     row: &RecordRow,
     change: &Lifecycle,
 ) -> Result<(), tokio_postgres::Error> {
-    let (session_id, id, ts) = (&row.context.session_id, &row.id, at(row.ts));
-    match change {
-        Lifecycle::SessionStarted { metadata } => {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE sessions SET metadata = CAST($3::text AS jsonb), start_ts = $4, start_id = $2
-                     WHERE session_id = $1
-                       AND (start_ts IS NULL OR (start_ts, start_id COLLATE \"C\") > ($4, $2::text COLLATE \"C\"))",
-                )
-                .await?;
-            tx.execute(&stmt, &[session_id, id, metadata, &ts]).await?;
-        }
-        Lifecycle::SessionEnded => {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE sessions SET ended_at = $3, end_id = $2
-                     WHERE session_id = $1
-                       AND (ended_at IS NULL OR (ended_at, end_id COLLATE \"C\") > ($3, $2::text COLLATE \"C\"))",
-                )
-                .await?;
-            tx.execute(&stmt, &[session_id, id, &ts]).await?;
-        }
-        Lifecycle::StepStarted {
-            step_id,
-            step_index,
-            turn_number,
-            metadata,
-        } => {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata)
-                     VALUES ($1, $2, $3, $4, $5, $6, CAST($7::text AS jsonb))
-                     ON CONFLICT (session_id, step_id) DO UPDATE SET
-                         step_index = excluded.step_index, turn_number = excluded.turn_number,
-                         started_at = excluded.started_at, start_id = excluded.start_id,
-                         metadata = excluded.metadata
-                     WHERE steps.started_at IS NULL
-                        OR (steps.started_at, steps.start_id COLLATE \"C\")
-                           > (excluded.started_at, excluded.start_id COLLATE \"C\")",
-                )
-                .await?;
-            tx.execute(
-                &stmt,
-                &[
-                    session_id,
-                    step_id,
-                    step_index,
-                    turn_number,
-                    &ts,
-                    id,
-                    metadata,
-                ],
-            )
-            .await?;
-        }
-        Lifecycle::StepEnded { step_id } => {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO steps (session_id, step_id, completed_at, end_id) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (session_id, step_id) DO UPDATE SET
-                         completed_at = excluded.completed_at, end_id = excluded.end_id
-                     WHERE steps.completed_at IS NULL
-                        OR (steps.completed_at, steps.end_id COLLATE \"C\")
-                           > (excluded.completed_at, excluded.end_id COLLATE \"C\")",
-                )
-                .await?;
-            tx.execute(&stmt, &[session_id, step_id, &ts, id]).await?;
-        }
-    }
+    let (sql, values) =
+        change.statement(&row.context.session_id, &row.id, row.ts, Dialect::Postgres);
+    let values: Vec<Param<'_>> = values
+        .into_iter()
+        .map(|v| -> Param<'_> {
+            match v {
+                LifecycleParam::Text(t) => Box::new(t),
+                LifecycleParam::Integer(i) => Box::new(i),
+                LifecycleParam::Time(t) => Box::new(at(t)),
+            }
+        })
+        .collect();
+    let stmt = tx.prepare_cached(&sql).await?;
+    tx.execute(&stmt, &params(&values)).await?;
     Ok(())
 }
 
-async fn write_rows(
+pub(super) async fn write_rows(
     pool: Pool,
     rows: Vec<RecordRow>,
     mode: WriteMode,

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::{CursorStore, SyncCursor, WriteError};
 
-use super::{SqliteStore, classify};
+use super::{SqliteStore, write_failed};
 
 #[async_trait]
 impl CursorStore for SqliteStore {
@@ -15,20 +15,27 @@ impl CursorStore for SqliteStore {
     ) -> Result<(), WriteError> {
         let (source, cursors) = (source.to_owned(), cursors.to_vec());
         Self::run(&self.writer, move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            {
-                let [position_sql, state_sql] = crate::cursors::upsert_sql(|i| format!("?{i}"));
-                let mut positions = tx.prepare_cached(&position_sql)?;
-                let mut states = tx.prepare_cached(&state_sql)?;
-                for c in &cursors {
-                    positions.execute(rusqlite::params![source, c.path, c.position])?;
-                    states.execute(rusqlite::params![source, c.path, c.state])?;
-                }
-            }
-            tx.commit()
+            save_cursors(conn, &source, &cursors).map_err(write_failed)
         })
         .await
-        .ok_or(WriteError::Closed)?
-        .map_err(|e| WriteError::Backend(classify(&e)))
     }
+}
+
+/// Stores `cursors` of `source` in one transaction.
+fn save_cursors(
+    conn: &mut rusqlite::Connection,
+    source: &str,
+    cursors: &[SyncCursor],
+) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let [position_sql, state_sql] = crate::cursors::upsert_sql(|i| format!("?{i}"));
+        let mut positions = tx.prepare_cached(&position_sql)?;
+        let mut states = tx.prepare_cached(&state_sql)?;
+        for c in cursors {
+            positions.execute(rusqlite::params![source, c.path, c.position])?;
+            states.execute(rusqlite::params![source, c.path, c.state])?;
+        }
+    }
+    tx.commit()
 }

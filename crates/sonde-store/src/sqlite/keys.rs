@@ -5,7 +5,7 @@ use sonde_model::Timestamp;
 
 use crate::{ApiKey, KeyStore, WriteError};
 
-use super::{SqliteStore, classify};
+use super::{SqliteStore, write_failed};
 
 #[async_trait]
 impl KeyStore for SqliteStore {
@@ -28,11 +28,10 @@ impl KeyStore for SqliteStore {
                     key.revoked_at.map(|t| t.as_micros())
                 ],
             )
+            .map_err(write_failed)
         })
         .await
-        .ok_or(WriteError::Closed)?
         .map(|_| ())
-        .map_err(|e| WriteError::Backend(classify(&e)))
     }
 
     async fn revoke_api_key(&self, id: &str) -> Result<bool, WriteError> {
@@ -42,10 +41,9 @@ impl KeyStore for SqliteStore {
                 "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                 rusqlite::params![id, Timestamp::now().as_micros()],
             )
+            .map_err(write_failed)
         })
         .await
-        .ok_or(WriteError::Closed)?
         .map(|n| n > 0)
-        .map_err(|e| WriteError::Backend(classify(&e)))
     }
 }

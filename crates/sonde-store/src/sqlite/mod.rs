@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{BackendError, ErrorClass, OpenError};
+use crate::error::ClosedError;
+use crate::{BackendError, CallPricer, ErrorClass, OpenError, WriteError};
 
 /// Read-only connections kept for a database file.
 const READER_THREADS: usize = 2;
@@ -44,6 +45,8 @@ pub struct SqliteStore {
     path: Option<PathBuf>,
     /// The checkpointer: dropping the sender stops it; the store's drop waits for it.
     checkpointer: Option<(Sender<Job>, std::thread::JoinHandle<()>)>,
+    /// What computes the cost of an LLM call ([`SqliteStore::priced_by`]).
+    pricer: Option<CallPricer>,
 }
 
 impl Drop for SqliteStore {
@@ -94,6 +97,11 @@ fn spawn_checkpointer(
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         })?;
     Ok((stop, thread))
+}
+
+/// A failed write's error.
+fn write_failed(e: rusqlite::Error) -> WriteError {
+    WriteError::Backend(classify(&e))
 }
 
 /// Maps a rusqlite error to a classified backend error.
@@ -229,6 +237,7 @@ impl SqliteStore {
             readers,
             path: Some(path.to_path_buf()),
             checkpointer: Some(checkpointer),
+            pricer: None,
         })
     }
 
@@ -255,7 +264,22 @@ impl SqliteStore {
             writer,
             path: None,
             checkpointer: None,
+            pricer: None,
         })
+    }
+
+    /// The store, computing the cost of each LLM call it stores with `pricer` (see
+    /// [`CallPricer`]); with none, it computes no cost.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+    /// let store = store.priced_by(Some(std::sync::Arc::new(|_: &sonde_model::LlmCall| Some(0.5))));
+    /// # }
+    /// ```
+    pub fn priced_by(mut self, pricer: Option<CallPricer>) -> Self {
+        self.pricer = pricer;
+        self
     }
 
     /// The database file, or `None` in memory.
@@ -270,16 +294,19 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    /// Runs `work` on one of the store's threads and waits for its answer.
-    async fn run<T: Send + 'static>(
+    /// Runs `work` on one of the store's threads and waits for its answer; "closed"
+    /// when the threads are gone.
+    async fn run<T: Send + 'static, E: ClosedError + Send + 'static>(
         jobs: &Sender<Job>,
-        work: impl FnOnce(&mut Connection) -> T + Send + 'static,
-    ) -> Option<T> {
+        work: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(work(conn));
         });
-        jobs.send(job).ok()?;
-        rx.await.ok()
+        if jobs.send(job).is_err() {
+            return Err(E::closed());
+        }
+        rx.await.unwrap_or_else(|_| Err(E::closed()))
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 use serde_json::Value;
 
-use crate::{Analytics, QueryError, QueryResult, SqlQuery};
+use crate::{QueryError, QueryResult, SqlQuery};
 
 use super::SqliteStore;
 
@@ -106,33 +106,24 @@ fn read_values(
     params: &[Value],
 ) -> Result<Vec<crate::GroupValues>, QueryError> {
     let (_, rows) = read_only(conn, sql, params, |row, n| {
-        let group = (0..n.saturating_sub(1))
-            .map(|i| row.get::<_, Option<String>>(i))
-            .collect::<Result<_, _>>()?;
-        let mut values = Vec::new();
-        if let ValueRef::Blob(bytes) = row.get_ref(n.saturating_sub(1))? {
-            crate::latency_runs::unpack_into(bytes, &mut values);
-        }
-        Ok((group, values))
+        let packed = match row.get_ref(n.saturating_sub(1))? {
+            ValueRef::Blob(bytes) => Some(bytes),
+            _ => None,
+        };
+        crate::latency_runs::group_values(row, n, packed)
     })?;
     Ok(rows)
 }
 
 #[async_trait]
 impl SqlQuery for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
     fn dialect(&self) -> crate::Dialect {
         crate::Dialect::Sqlite
     }
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         let (sql, params) = (sql.to_owned(), params.to_vec());
-        Self::run(&self.readers, move |conn| run_query(conn, &sql, &params))
-            .await
-            .ok_or(QueryError::Closed)?
+        Self::run(&self.readers, move |conn| run_query(conn, &sql, &params)).await
     }
 
     async fn read_values(
@@ -141,10 +132,6 @@ impl SqlQuery for SqliteStore {
         params: &[Value],
     ) -> Result<Vec<crate::GroupValues>, QueryError> {
         let (sql, params) = (sql.to_owned(), params.to_vec());
-        Self::run(&self.readers, move |conn| read_values(conn, &sql, &params))
-            .await
-            .ok_or(QueryError::Closed)?
+        Self::run(&self.readers, move |conn| read_values(conn, &sql, &params)).await
     }
 }
-
-impl Analytics for SqliteStore {}

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension};
 use sonde_model::{Record, SessionTrace};
 
-use crate::rows::{SHARED_COLUMNS, StoredColumns, Table};
+use crate::rows::{SHARED_COLUMNS, StoredColumns, StoredRow, Table};
 use crate::{ReadError, Scope};
 
 use super::{classify, payload};
@@ -62,21 +62,29 @@ fn stored_columns(
     conn: &Connection,
     payloads: &mut payload::PayloadReader,
 ) -> Result<StoredColumns, rusqlite::Error> {
-    Ok(StoredColumns {
-        id: row.get(0)?,
-        kind: row.get(1)?,
-        ts: row.get(2)?,
-        context: sonde_model::Context {
-            session_id: row.get(3)?,
-            step_id: row.get(4)?,
-            org: row.get(5)?,
-            workspace: row.get(6)?,
-            trace_id: row.get(7)?,
-            span_id: row.get(8)?,
-            parent_span_id: row.get(9)?,
-        },
-        payload: payloads.unpack(Some(conn), row.get_ref(10)?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Blob, e.into())
-        })?,
-    })
+    let payload = payloads.unpack(Some(conn), row.get_ref(10)?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Blob, e.into())
+    })?;
+    StoredColumns::read(row, payload)
+}
+
+/// SQLite keeps instants as microseconds, and converts nothing else.
+impl StoredRow for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+
+    fn micros(&self, i: usize) -> Result<i64, Self::Error> {
+        self.get(i)
+    }
+
+    fn text(&self, i: usize) -> Result<Option<String>, Self::Error> {
+        self.get(i)
+    }
+
+    fn integer(&self, i: usize) -> Result<Option<i64>, Self::Error> {
+        self.get(i)
+    }
+
+    fn real(&self, i: usize) -> Result<Option<f64>, Self::Error> {
+        self.get(i)
+    }
 }

@@ -70,33 +70,10 @@ pub(super) fn subtract_rollups(
     value: &str,
 ) -> Result<(), rusqlite::Error> {
     let mut rollups = crate::rows::RollupsBuilder::default();
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT ts, {} FROM events WHERE {column} = ?1 AND event_type = 'llm'",
-        crate::rows::ROLLUP_SOURCE_COLUMNS
-    ))?;
+    let mut stmt = tx.prepare_cached(&crate::rows::stored_calls_sql(column, "?1"))?;
     let mut rows = stmt.query([value])?;
     while let Some(r) = rows.next()? {
-        let columns = crate::rows::stored_llm_columns(
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            [
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-                r.get(11)?,
-                r.get(12)?,
-            ],
-            r.get(13)?,
-            r.get(14)?,
-            &r.get::<_, String>(15)?,
-            r.get(16)?,
-            r.get(17)?,
-            r.get(18)?,
-        );
-        rollups.add(r.get(0)?, &r.get(1)?, &r.get(2)?, &columns, -1);
+        rollups.subtract_stored(r)?;
     }
     drop(rows);
     drop(stmt);
@@ -107,7 +84,8 @@ pub(super) fn subtract_rollups(
     apply_rollups(tx, &rollups)?;
     runs::remove(tx, "llm_hourly_runs", &rollups.hourly_runs)?;
     runs::remove(tx, "llm_key_daily_runs", &rollups.key_daily_runs)?;
-    tx.execute("DELETE FROM llm_hourly WHERE calls <= 0", [])?;
-    tx.execute("DELETE FROM llm_key_daily WHERE calls <= 0", [])?;
+    for sql in crate::rows::DELETE_EMPTY_ROLLUPS {
+        tx.execute(sql, [])?;
+    }
     Ok(())
 }

@@ -3,51 +3,13 @@
 
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use sonde_model::Record;
 
-use crate::rows::{Extra, Lifecycle, RecordRow, Table, WriteMode};
-use crate::{Scope, WriteError, WriteOutcome};
+use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, Table, WriteMode};
+use crate::{Dialect, Scope, WriteOutcome};
 
 use super::read::session_visible;
 use super::rollups::{apply_rollups, subtract_rollups};
-use super::{SqliteStore, classify, payload, runs};
-
-impl SqliteStore {
-    /// Stores records on the writer thread (rows and compressed payloads are made on
-    /// the caller's).
-    pub(super) async fn write_in_mode(
-        &self,
-        records: &[Record],
-        mode: WriteMode,
-    ) -> Result<WriteOutcome, WriteError> {
-        if records.is_empty() {
-            return Ok(WriteOutcome::default());
-        }
-        let mut rows: Vec<RecordRow> = records.iter().map(RecordRow::from_record).collect();
-        // Blocks need a file: `sonde_payload()` reads them through a second connection,
-        // which a database in memory cannot have.
-        let blocks = self.path.is_some();
-        // Compression is CPU work: on a Tokio runtime, off its async threads; under any
-        // other executor (the tracer's sink thread), right here.
-        let pack = move || {
-            let packed = payload::pack(&mut rows, blocks);
-            (rows, packed)
-        };
-        let (rows, packed) = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => runtime
-                .spawn_blocking(pack)
-                .await
-                .map_err(|_| WriteError::Closed)?,
-            Err(_) => pack(),
-        };
-        Self::run(&self.writer, move |conn| {
-            write_rows(conn, rows, packed, mode)
-        })
-        .await
-        .ok_or(WriteError::Closed)?
-        .map_err(|e| WriteError::Backend(classify(&e)))
-    }
-}
+use super::{payload, runs};
 
 fn insert_sql(table: Table) -> String {
     let columns = table.columns();
@@ -138,7 +100,7 @@ fn values<'a>(row: &'a RecordRow, payload: Bound<'a>) -> Vec<Bound<'a>> {
     values
 }
 
-fn write_rows(
+pub(super) fn write_rows(
     conn: &mut Connection,
     rows: Vec<RecordRow>,
     packed: payload::Packed,
@@ -276,8 +238,7 @@ pub(super) fn release_block(
     Ok(())
 }
 
-/// Keeps the derived tables pointing at the earliest lifecycle record of each kind,
-/// as the fold does.
+/// Applies a lifecycle record to the derived tables ([`Lifecycle::statement`]).
 fn apply_lifecycle(
     tx: &rusqlite::Transaction<'_>,
     session_id: &str,
@@ -285,50 +246,13 @@ fn apply_lifecycle(
     ts: i64,
     change: &Lifecycle,
 ) -> Result<(), rusqlite::Error> {
-    match change {
-        Lifecycle::SessionStarted { metadata } => {
-            tx.prepare_cached(
-                "UPDATE sessions SET metadata = ?3, start_ts = ?4, start_id = ?2
-                 WHERE session_id = ?1 AND (start_ts IS NULL OR (start_ts, start_id) > (?4, ?2))",
-            )?
-            .execute(rusqlite::params![session_id, id, metadata, ts])?;
-        }
-        Lifecycle::SessionEnded => {
-            tx.prepare_cached(
-                "UPDATE sessions SET ended_at = ?3, end_id = ?2
-                 WHERE session_id = ?1 AND (ended_at IS NULL OR (ended_at, end_id) > (?3, ?2))",
-            )?
-            .execute(rusqlite::params![session_id, id, ts])?;
-        }
-        Lifecycle::StepStarted {
-            step_id,
-            step_index,
-            turn_number,
-            metadata,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (session_id, step_id) DO UPDATE SET
-                     step_index = excluded.step_index, turn_number = excluded.turn_number,
-                     started_at = excluded.started_at, start_id = excluded.start_id,
-                     metadata = excluded.metadata
-                 WHERE steps.started_at IS NULL
-                    OR (steps.started_at, steps.start_id) > (excluded.started_at, excluded.start_id)",
-            )?
-            .execute(rusqlite::params![session_id, step_id, step_index, turn_number, ts, id, metadata])?;
-        }
-        Lifecycle::StepEnded { step_id } => {
-            tx.prepare_cached(
-                "INSERT INTO steps (session_id, step_id, completed_at, end_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (session_id, step_id) DO UPDATE SET
-                     completed_at = excluded.completed_at, end_id = excluded.end_id
-                 WHERE steps.completed_at IS NULL
-                    OR (steps.completed_at, steps.end_id) > (excluded.completed_at, excluded.end_id)",
-            )?
-            .execute(rusqlite::params![session_id, step_id, ts, id])?;
-        }
-    }
+    let (sql, values) = change.statement(session_id, id, ts, Dialect::Sqlite);
+    let bound = values.into_iter().map(|v| match v {
+        LifecycleParam::Text(t) => text(t),
+        LifecycleParam::Integer(i) => Bound::Owned(i.map_or(Sql::Null, Sql::Integer)),
+        LifecycleParam::Time(t) => int(t),
+    });
+    tx.prepare_cached(&sql)?.execute(params_from_iter(bound))?;
     Ok(())
 }
 
