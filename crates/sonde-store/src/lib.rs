@@ -40,7 +40,6 @@ pub use analytics::{
     AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats, ModelStats,
     SeriesPoint, UsageSummary,
 };
-use capabilities::RowStore;
 pub use capabilities::{
     Analytics, CursorStore, GroupValues, KeyStore, QueryResult, RecordStore, SqlQuery, TraceStore,
     WriteOutcome,

@@ -40,6 +40,7 @@ pub(crate) struct Types {
 }
 
 /// SQLite's types.
+#[cfg(feature = "sqlite")]
 pub(crate) const SQLITE: Types = Types {
     dialect: Dialect::Sqlite,
     integer: "INTEGER",
@@ -55,6 +56,7 @@ pub(crate) const SQLITE: Types = Types {
 };
 
 /// PostgreSQL's types.
+#[cfg(feature = "postgres")]
 ///
 /// Payloads are `TEXT`, not `JSONB`: no query looks inside them, and PostgreSQL's JSONB
 /// parsing would cost about a third of the write speed (measured: 113k rows/s with

@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use sonde_model::SessionTrace;
 
+use crate::capabilities::RowStore;
 use crate::rows::{RecordRow, WriteMode};
-use crate::{CallPricer, ReadError, RowStore, Scope, WriteError, WriteOutcome};
+use crate::{CallPricer, ReadError, Scope, WriteError, WriteOutcome};
 
 use super::PostgresStore;
 use super::read::read_session;
