@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{FromArgMatches as _, Parser, Subcommand};
-use sonde::store::{CallPricer, OpenError, StoreUrl, TraceStore, redact_url};
+use sonde::store::{OpenError, StoreUrl, TraceStore, redact_url};
 
 use crate::out::{out, outln};
 
@@ -355,8 +355,7 @@ async fn open_store(url: &str, open: Open, default: bool) -> anyhow::Result<Arc<
     // The store's errors name the database and the cause already.
     let parsed = StoreUrl::parse(url)?;
     // The store computes each call's cost by the price table (with --prices overrides).
-    let prices: CallPricer =
-        Arc::new(|call: &sonde::LlmCall| sonde_pricing::PriceTable::global().cost(call));
+    let prices = sonde::shipped_prices();
     let opened = match open {
         Open::OrCreate => parsed.open_with(Some(prices)).await,
         Open::Existing => parsed.open_existing_with(Some(prices)).await,

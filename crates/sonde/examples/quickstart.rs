@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => std::env::temp_dir().join("sonde-quickstart.jsonl"),
     };
     let tracer = SessionTracer::builder()
-        .store(store_url.open().await?)
+        .store(store_url.open_with(Some(sonde::shipped_prices())).await?)
         .sink(Arc::new(JsonlSink::create(&jsonl)?))
         .build()?;
 

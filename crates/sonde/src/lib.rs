@@ -7,6 +7,8 @@
 //! - [`SessionTracer`], hooks and sinks ([`JsonlSink`], [`StderrSink`], [`TeeSink`],
 //!   [`StoreSink`]) from `sonde-tracer`;
 //! - the [`store`] module: [`store::TraceStore`] and its backends, from `sonde-store`;
+//!   [`open`] opens one that prices calls by the shipped table ([`pricing`]), as the
+//!   `sonde` command does;
 //! - [`schema`]: the tables and columns `sonde query` can read, and a store's
 //!   schema version;
 //! - [`demo::record`]: the demo session that `sonde demo` and the quickstart example
@@ -17,7 +19,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use sonde::*;
-//! let store = store::StoreUrl::parse("sqlite::memory:")?.open().await?;
+//! let store = sonde::open("sqlite::memory:").await?;
 //! let tracer = SessionTracer::new(store)?;
 //! tracer.start_session(Some("demo"), Default::default()).await?;
 //! tracer.start_timestep("turn-1", Some(1), Default::default()).await?;
@@ -43,6 +45,43 @@ pub use sonde_tracer::*;
 /// take and return.
 pub mod store {
     pub use sonde_store::*;
+}
+
+/// Model prices: the shipped table (with `--prices`-style overrides) that prices calls.
+pub mod pricing {
+    pub use sonde_pricing::*;
+}
+
+/// The shipped price table as a store's pricer: what the `sonde` command gives every
+/// store it opens, so that a call that reports no cost gets one computed (kept as
+/// `computed_cost_usd`).
+///
+/// ```
+/// let call = sonde::LlmCall {
+///     model_name: "claude-sonnet-4-5".into(),
+///     input_tokens: 1_000_000,
+///     ..Default::default()
+/// };
+/// assert!(sonde::shipped_prices()(&call).is_some_and(|usd| usd > 0.0));
+/// ```
+pub fn shipped_prices() -> store::CallPricer {
+    std::sync::Arc::new(|call: &LlmCall| sonde_pricing::PriceTable::global().cost(call))
+}
+
+/// Opens (creating it if needed) the store `url` names (`sqlite://PATH`,
+/// `sqlite::memory:`, `postgres://...`), pricing calls by [`shipped_prices`]. A store
+/// opened through [`store::StoreUrl::open`] computes no cost: the store knows no prices.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sonde::store::OpenError> {
+/// let store = sonde::open("sqlite::memory:").await?;
+/// assert_eq!(store.backend(), "sqlite");
+/// # Ok(()) }
+/// ```
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn store::TraceStore>, store::OpenError> {
+    store::StoreUrl::parse(url)?
+        .open_with(Some(shipped_prices()))
+        .await
 }
 
 /// Transcript sync: agent CLI logs (Claude Code, Codex) into traces, incrementally.
