@@ -37,8 +37,9 @@ fn source_path(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
-/// Where a Claude Code file sits: project, session and agent from its path.
-fn claude_file(root: &Path, path: &Path) -> ClaudeFile {
+/// Where a Claude Code file sits: project, session and agent from its path (named
+/// `source_path` in records).
+fn claude_file(root: &Path, path: &Path, source_path: &str) -> ClaudeFile {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -67,7 +68,7 @@ fn claude_file(root: &Path, path: &Path) -> ClaudeFile {
     let agent_hint = stem.strip_prefix("agent-").map(str::to_owned);
     ClaudeFile {
         name,
-        path: source_path(root, path),
+        path: source_path.to_owned(),
         project,
         session_hint: session_hint.filter(|s| is_uuid(s)),
         agent_hint,
@@ -109,10 +110,14 @@ pub fn discover(source: Source, root: &Path) -> Result<Vec<SourceFile>, SyncErro
     };
     Ok(files
         .into_iter()
-        .map(|path| SourceFile {
-            claude: (source == Source::Claude).then(|| claude_file(&root_dir, &path)),
-            source_path: source_path(&root_dir, &path),
-            path,
+        .map(|path| {
+            let source_path = source_path(&root_dir, &path);
+            SourceFile {
+                claude: (source == Source::Claude)
+                    .then(|| claude_file(&root_dir, &path, &source_path)),
+                source_path,
+                path,
+            }
         })
         .collect())
 }
