@@ -1,7 +1,10 @@
 //! The command's definition as people see it: `--help` with the global options shown
 //! only where they apply, shell completions and the man page.
 
+use std::path::Path;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
 
 use clap::CommandFactory as _;
 
@@ -49,11 +52,38 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sonde man`: the man page (roff) on standard output: the options, every
-/// subcommand and the examples.
-pub fn man() -> anyhow::Result<ExitCode> {
-    let mut page = Vec::new();
-    clap_mangen::Man::new(command()).render(&mut page)?;
-    out!("{}", String::from_utf8_lossy(&page))?;
+/// `sonde man [SUBCOMMAND]`: a man page (roff) on standard output — sonde's own (the
+/// options, every subcommand and the examples) or one subcommand's (`sonde-sync(1)`);
+/// with `--dir`, every page written into that folder.
+pub fn man(subcommand: Option<&str>, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let command = command().name("sonde");
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        clap_mangen::generate_to(command, dir)
+            .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let page = match subcommand {
+        None => command,
+        Some(name) => {
+            // Built as generate_to builds it, a subcommand's page is named sonde-sync(1).
+            let mut command = command.disable_help_subcommand(true);
+            command.build();
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|c| c.get_name().to_owned())
+                .collect();
+            let Some(sub) = command.find_subcommand(name) else {
+                return Err(crate::exit::usage(format!(
+                    "no subcommand {name}: expected one of {}",
+                    names.join(", ")
+                )));
+            };
+            sub.clone()
+        }
+    };
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page).render(&mut roff)?;
+    out!("{}", String::from_utf8_lossy(&roff))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use clap::{FromArgMatches as _, Parser, Subcommand};
 use sonde::store::{OpenError, StoreUrl, TraceStore, redact_url};
 
-use crate::out::{out, outln};
+use crate::out::{ERROR, out, outln};
 
 /// mimalloc instead of the system allocator: ingest builds and drops many small JSON
 /// values per span; `cargo bench -p sonde-server --bench ingest` measured the server's
@@ -299,9 +299,21 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page of sonde (roff), made from the command's definition.
-    #[command(after_help = examples(&["sonde man > ~/.local/share/man/man1/sonde.1", "sonde man | man -l -"]))]
-    Man,
+    /// Print a man page (roff), made from the command's definition: sonde's own, or one
+    /// subcommand's; or write them all into a folder.
+    #[command(after_help = examples(&[
+        "sonde man | man -l -",
+        "sonde man sync | man -l -",
+        "sonde man --dir ~/.local/share/man/man1",
+    ]))]
+    Man {
+        /// The subcommand whose page to print (`sync`, `stats`...; default: sonde's own
+        /// page, which lists them all).
+        subcommand: Option<String>,
+        /// Write every page (sonde.1, sonde-sync.1, ...) into this folder instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// An EXAMPLES section for a command's help, one command a line.
@@ -343,7 +355,7 @@ impl Command {
             | Command::Pricing { .. }
             | Command::Schema { .. }
             | Command::Completions { .. }
-            | Command::Man
+            | Command::Man { .. }
             | Command::Rm { .. } => Open::Existing,
         }
     }
@@ -398,7 +410,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Pricing { model, json } => return stats::pricing(model, *json),
         Command::Completions { shell } => return help::completions(*shell),
-        Command::Man => return help::man(),
+        Command::Man { subcommand, dir } => {
+            return help::man(subcommand.as_deref(), dir.as_deref());
+        }
         _ => {}
     }
     let url = cli.db.clone().unwrap_or_else(StoreUrl::default_url);
@@ -538,9 +552,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Pricing { .. } | Command::Sync(_) | Command::Completions { .. } | Command::Man => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Pricing { .. }
+        | Command::Sync(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => Ok(ExitCode::SUCCESS),
         Command::Migrate { json } => {
             let version = sonde::schema::version(store.as_ref()).await?;
             if json {
@@ -646,7 +661,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("sonde: cannot start the runtime: {e}");
+            anstream::eprintln!("{ERROR}sonde:{ERROR:#} cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -658,7 +673,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Drivers and HTTP clients may echo a connection string or an endpoint
             // with its credentials.
-            eprintln!("sonde: {}", redact_url(&format!("{e:#}")));
+            anstream::eprintln!("{ERROR}sonde:{ERROR:#} {}", redact_url(&format!("{e:#}")));
             exit::code_of(&e)
         }
     }

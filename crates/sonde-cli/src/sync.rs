@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use sonde::store::redact_url;
 use sonde::sync::{
-    CursorFile, LangfuseConfig, SinkTarget, Source, StoreTarget, SyncOptions, SyncProgress,
-    SyncResult, SyncTarget, Syncer,
+    CursorFile, SinkTarget, Source, StoreTarget, SyncOptions, SyncProgress, SyncResult, SyncTarget,
+    Syncer,
 };
+use sonde_langfuse::{LangfuseConfig, LangfuseSink};
 
 use crate::exit;
 use crate::out::outln;
@@ -80,12 +81,19 @@ fn target(
             handle,
         )),
         Some("-") => Box::new(SinkTarget::stdout(cursors())),
-        Some("langfuse") => Box::new(SinkTarget::langfuse(
-            LangfuseConfig::from_env()?,
-            cursors(),
-        )?),
+        Some("langfuse") => {
+            let config = LangfuseConfig::from_env()?;
+            let name = format!("langfuse {}", config.host);
+            let sink = LangfuseSink::new(config).with_context(|| name.clone())?;
+            Box::new(SinkTarget::new(name, Box::new(sink), cursors()))
+        }
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            Box::new(SinkTarget::otlp(url, cursors())?)
+            let sink = sonde_otlp::OtlpSink::new(url).with_context(|| url.to_owned())?;
+            Box::new(SinkTarget::new(
+                format!("otlp {url}"),
+                Box::new(sink),
+                cursors(),
+            ))
         }
         Some(other) => {
             return Err(exit::usage(format!(

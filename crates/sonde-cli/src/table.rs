@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use crate::out::HEADER;
+
 /// A table printed with aligned columns; numeric-looking cells align right.
 pub struct Table {
     headers: Vec<String>,
@@ -75,7 +77,7 @@ impl Table {
             })
             .collect();
         let mut out = String::new();
-        let mut line = |cells: &[String]| {
+        let line = |cells: &[String]| {
             let mut text = String::new();
             for (i, width) in widths.iter().enumerate() {
                 let cell = cells.get(i).map_or("", String::as_str);
@@ -93,11 +95,13 @@ impl Table {
                     }
                 }
             }
-            let _ = writeln!(out, "{}", text.trim_end());
+            text.trim_end().to_owned()
         };
-        line(&self.headers);
+        let header = line(&self.headers);
+        let _ = writeln!(out, "{HEADER}{header}{HEADER:#}");
         for row in &self.rows {
-            line(row);
+            let row = line(row);
+            let _ = writeln!(out, "{row}");
         }
         out
     }
@@ -207,13 +211,24 @@ mod tests {
         assert_eq!(count(1234, "file"), "1,234 files");
     }
 
+    /// The text without its colour, as a pipe or `NO_COLOR` gets it.
+    fn plain(text: String) -> String {
+        anstream::adapter::strip_str(&text).to_string()
+    }
+
+    #[test]
+    fn the_header_is_bold_where_colour_is_shown() {
+        let t = Table::new(&["NAME"]);
+        assert_eq!(t.render(), "\u{1b}[1mNAME\u{1b}[0m\n");
+    }
+
     #[test]
     fn tables_align_text_left_and_numbers_right() {
         let mut t = Table::new(&["NAME", "TOKENS"]);
         t.row(vec!["a".into(), "1,000".into()]);
         t.row(vec!["longer".into(), "5".into()]);
         assert_eq!(
-            t.render(),
+            plain(t.render()),
             "NAME    TOKENS\na        1,000\nlonger       5\n"
         );
     }
@@ -224,7 +239,7 @@ mod tests {
         t.row(vec!["2026-01-01 10:00:00 UTC".into(), "5m 26s".into()]);
         t.row(vec!["2026-01-02".into(), "850ms".into()]);
         assert_eq!(
-            t.render(),
+            plain(t.render()),
             "STARTED                  DURATION\n2026-01-01 10:00:00 UTC    5m 26s\n2026-01-02                  850ms\n"
         );
     }
@@ -233,7 +248,7 @@ mod tests {
     fn a_table_within_a_width_cuts_its_last_column() {
         let mut t = Table::new(&["KIND", "DETAIL"]);
         t.row(vec!["message".into(), "x".repeat(200)]);
-        let text = t.render_within(40);
+        let text = plain(t.render_within(40));
         assert!(text.lines().all(|l| l.chars().count() <= 40), "{text}");
         assert!(text.contains('…'));
     }

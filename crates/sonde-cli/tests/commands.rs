@@ -93,6 +93,55 @@ fn completions_and_the_man_page_name_every_subcommand() {
 }
 
 #[test]
+fn every_subcommand_has_a_man_page_of_its_own() {
+    let page = text(&ok(sonde("sqlite::memory:", &["man", "sync"])).stdout);
+    assert!(page.contains(".TH sonde-sync 1"), "{page}");
+    assert!(
+        page.contains("\\-\\-watch"),
+        "the sync page documents its options"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man1");
+    ok(sonde(
+        "sqlite::memory:",
+        &["man", "--dir", out.to_str().unwrap()],
+    ));
+    assert!(out.join("sonde.1").is_file());
+    for sub in SUBCOMMANDS {
+        assert!(
+            out.join(format!("sonde-{sub}.1")).is_file(),
+            "no page for {sub}"
+        );
+    }
+
+    let unknown = sonde("sqlite::memory:", &["man", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("no subcommand nope: expected one of"));
+}
+
+#[test]
+fn colour_only_on_terminals_or_when_forced_and_never_with_no_color() {
+    let run = |env: &[(&str, &str)]| {
+        let mut command = common::sonde_on("sqlite::memory:");
+        command.args(["man", "nope"]).stdin(Stdio::null());
+        command.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        text(&command.output().unwrap().stderr)
+    };
+    let escape = "\u{1b}[";
+    assert!(
+        run(&[]).starts_with("sonde: no subcommand"),
+        "a pipe gets plain text"
+    );
+    assert!(run(&[("CLICOLOR_FORCE", "1")]).contains(escape));
+    let no_color = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(!no_color.contains(escape), "{no_color}");
+}
+
+#[test]
 fn every_command_has_examples_and_only_the_global_options_it_uses() {
     for sub in SUBCOMMANDS {
         let help = text(&ok(sonde("sqlite::memory:", &[sub, "--help"])).stdout);

@@ -25,6 +25,7 @@
 //! ```
 
 mod causes;
+mod cursor;
 mod event;
 mod id;
 mod json;
@@ -37,6 +38,7 @@ mod sink;
 mod timestamp;
 
 pub use causes::message_with_causes;
+pub use cursor::SyncCursor;
 pub use event::{
     CustomEvent, EnvironmentFeedback, Event, LlmCall, LlmCallRecord, RuntimeAction, Status,
 };

@@ -322,6 +322,7 @@ pub struct Record {
 /// assert_eq!(err.to_string(), "unsupported schema_version 9: this sonde reads version 1");
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
     /// The line is not JSON, or a field has the wrong type.
     #[error("invalid json: {0}")]

@@ -43,6 +43,7 @@ use crate::refusal::error;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {cause}")]

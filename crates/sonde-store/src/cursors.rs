@@ -1,21 +1,7 @@
 //! Sync cursors: how far a transcript sync has read each source file, kept in the
 //! store it syncs into, so that the next run starts where this one stopped.
 
-/// One file's sync cursor as a sync stores it.
-///
-/// ```
-/// let c = sonde_store::SyncCursor { path: "/a.jsonl".into(), position: "{}".into(), state: "{}".into() };
-/// assert_eq!(c.path, "/a.jsonl");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncCursor {
-    /// The file.
-    pub path: String,
-    /// Where the sync stopped (small: read for every file on every run).
-    pub position: String,
-    /// The parser's state there (read only when the file has changed).
-    pub state: String,
-}
+pub use sonde_model::SyncCursor;
 
 /// Migration 5: the `sync_cursors` table and, apart, the states (the same in both
 /// dialects). Positions are read for every file on every run; keeping the larger

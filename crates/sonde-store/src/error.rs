@@ -12,6 +12,7 @@
 /// assert!(!ErrorClass::Constraint.is_transient());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorClass {
     /// The store cannot be reached (refused, reset, closed, missing file).
     Connection,
@@ -92,6 +93,7 @@ impl BackendError {
 /// assert!(err.to_string().starts_with("unsupported database url"));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The URL names no backend this build has.
     #[error(
@@ -155,6 +157,7 @@ pub enum OpenError {
 /// assert_eq!(e.to_string(), "the store is closed");
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The database failed.
     #[error("write failed: {0}")]
@@ -196,6 +199,7 @@ impl WriteError {
 /// assert_eq!(sonde_store::ReadError::InvalidCursor.to_string(), "invalid cursor: pass the next_cursor of a previous page");
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The database failed.
     #[error("read failed: {0}")]
@@ -223,6 +227,7 @@ pub enum ReadError {
 /// assert!(e.to_string().contains("read-only"));
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueryError {
     /// The statement would write, or is not a single SELECT / WITH / EXPLAIN / VALUES.
     #[error("refused: only a single read-only statement (SELECT, WITH, EXPLAIN, VALUES) may run")]

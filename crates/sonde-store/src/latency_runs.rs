@@ -38,6 +38,23 @@ impl RunValues {
     }
 }
 
+/// The key columns of a run table, in order: the roll-up's key, the first seven of
+/// [`ROLLUP_COLUMNS`](crate::rows::ROLLUP_COLUMNS).
+pub(crate) fn key_columns() -> &'static [&'static str] {
+    &crate::rows::ROLLUP_COLUMNS[..7]
+}
+
+/// `WHERE` over a run table's key columns, parameters 1 to 7; `p` maps a parameter
+/// number to the dialect's placeholder (`?1`, `$1`).
+pub(crate) fn key_match(p: impl Fn(usize) -> String) -> String {
+    key_columns()
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = {}", p(i + 1)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// Values packed as big-endian doubles.
 pub(crate) fn pack(values: &[f64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_be_bytes()).collect()

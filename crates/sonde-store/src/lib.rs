@@ -31,6 +31,7 @@ mod postgres;
 mod pricer;
 mod rows;
 mod scope;
+mod sink;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod url;
@@ -52,6 +53,7 @@ pub use listing::{SessionFilter, SessionPage, SessionSummary};
 pub use postgres::PostgresStore;
 pub use pricer::CallPricer;
 pub use scope::Scope;
+pub use sink::{StoreSink, WriterSink};
 pub use sonde_model::message_with_causes;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

@@ -2,6 +2,7 @@
 
 /// What can go wrong in a sync.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SyncError {
     /// A transcript file or folder could not be read.
     #[error("cannot read {path}: {cause}")]

@@ -1,8 +1,10 @@
 //! Transcript sync: the session logs that Claude Code and the Codex CLI write become
 //! Sonde traces — sessions, turns, one LLM call per API response with its tokens and
 //! cost, tool calls paired with their results, subagents nested under the call that
-//! spawned them — shipped incrementally to a store, an OTLP endpoint, Langfuse, or
-//! record JSONL.
+//! spawned them — shipped incrementally to any target that keeps cursors: a Sonde
+//! store (`StoreTarget`, feature `store`, on by default), or any sink (an OTLP
+//! endpoint, Langfuse, record JSONL) in a [`SinkTarget`]. The sync depends on no sink:
+//! the store's target is behind its feature, the other sinks are their own crates.
 //!
 //! Each file's cursor (size, mtime, inode, the offset after the last complete line,
 //! and the parser's state) is kept in the target, so a run reads only what was
@@ -13,7 +15,8 @@
 //! The modules: [`Source`] (the agent CLIs and where they keep their logs),
 //! [`discover`] (the files under a folder), [`detect`] (whose logs a folder holds),
 //! [`Syncer`] (the loop, with [`SyncOptions`] and [`SyncResult`]), [`watch`]
-//! (following the logs live), the targets ([`SyncTarget`]) and [`SyncError`].
+//! (following the logs live), the targets ([`SyncTarget`], [`SinkTarget`],
+//! [`CursorFile`]) and [`SyncError`].
 //!
 //! ```no_run
 //! # fn demo(store: std::sync::Arc<dyn sonde_store::TraceStore>, handle: tokio::runtime::Handle) -> Result<(), sonde_sync::SyncError> {
@@ -32,11 +35,12 @@ mod detect;
 mod discover;
 mod emit;
 mod error;
-mod langfuse;
 mod options;
 mod parser;
 mod result;
 mod source;
+#[cfg(feature = "store")]
+mod store_target;
 mod syncer;
 mod target;
 mod watch;
@@ -47,10 +51,11 @@ pub use detect::detect;
 pub use discover::{SourceFile, discover};
 pub use emit::{Emitted, MAX_ERROR_MESSAGES};
 pub use error::SyncError;
-pub use langfuse::{LangfuseConfig, LangfuseSink, MAX_BATCH_BYTES, ingestion_events};
 pub use options::{ProgressCallback, SyncOptions, SyncProgress};
 pub use result::SyncResult;
 pub use source::Source;
+#[cfg(feature = "store")]
+pub use store_target::StoreTarget;
 pub use syncer::{CURSOR_BATCH, RECORD_BATCH, Syncer};
-pub use target::{CursorFile, SinkTarget, StoreTarget, SyncTarget};
+pub use target::{CursorFile, SinkTarget, SyncTarget};
 pub use watch::{POLL_INTERVAL, watch};

@@ -73,7 +73,7 @@ impl<'a> Syncer<'a> {
         source: Source,
         out: &mut Emitted,
         result: &mut SyncResult,
-        cursors: &mut Vec<sonde_store::SyncCursor>,
+        cursors: &mut Vec<sonde_model::SyncCursor>,
     ) -> Result<(), SyncError> {
         self.send(out, result)?;
         if self.options.dry_run || cursors.is_empty() {
@@ -203,7 +203,7 @@ impl<'a> Syncer<'a> {
             result.files_updated += 1;
             result.absorb(&mut out);
             let position = Cursor { offset, ..now };
-            cursors.push(sonde_store::SyncCursor {
+            cursors.push(sonde_model::SyncCursor {
                 path: key,
                 position: serde_json::to_string(&position).unwrap_or_default(),
                 state: parser.state().to_string(),

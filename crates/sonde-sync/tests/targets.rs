@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use serde_json::{Value, json};
+use sonde_langfuse::{LangfuseConfig, LangfuseSink};
 use sonde_store::{StoreUrl, TraceStore, Writer, WriterConfig};
-use sonde_sync::{
-    CursorFile, LangfuseConfig, SinkTarget, Source, StoreTarget, SyncOptions, Syncer,
-};
+use sonde_sync::{CursorFile, SinkTarget, Source, StoreTarget, SyncOptions, Syncer};
 
 fn data(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -86,7 +85,7 @@ fn otlp_into_a_sonde_server_gives_the_same_calls_and_tokens() {
     ));
     let state = tempfile::tempdir().unwrap();
     let mut cursors = CursorFile::new(state.path().join("otlp.json"));
-    let mut target = SinkTarget::otlp(&url, cursors.clone()).unwrap();
+    let mut target = otlp_target(&url, cursors.clone());
     let first = Syncer::new(&mut target, SyncOptions::default())
         .run(Source::Claude, &[data("claude-code")])
         .unwrap();
@@ -100,11 +99,23 @@ fn otlp_into_a_sonde_server_gives_the_same_calls_and_tokens() {
     assert_eq!(got, want, "OTLP round trip keeps every call and token kind");
     // The cursors live in the state file: a second run sends nothing.
     assert_eq!(cursors.load("claude").unwrap().len(), 8);
-    let mut target = SinkTarget::otlp(&url, cursors).unwrap();
+    let mut target = otlp_target(&url, cursors);
     let second = Syncer::new(&mut target, SyncOptions::default())
         .run(Source::Claude, &[data("claude-code")])
         .unwrap();
     assert_eq!(second.spans_synced, 0);
+}
+
+/// A target sending OTLP/HTTP to `url`, as `sonde sync --to URL` makes it.
+fn otlp_target(url: &str, cursors: CursorFile) -> SinkTarget {
+    let sink = sonde_otlp::OtlpSink::new(url).unwrap();
+    SinkTarget::new(format!("otlp {url}"), Box::new(sink), cursors)
+}
+
+/// A target sending to Langfuse, as `sonde sync --to langfuse` makes it.
+fn langfuse_target(config: LangfuseConfig, cursors: CursorFile) -> SinkTarget {
+    let name = format!("langfuse {}", config.host);
+    SinkTarget::new(name, Box::new(LangfuseSink::new(config).unwrap()), cursors)
 }
 
 /// Checks one ingestion event against Langfuse's documented schema; returns why not.
@@ -207,11 +218,10 @@ fn langfuse_ingestion_gets_valid_batches_of_traces_and_nested_observations() {
         public_key: "pk-lf-test".into(),
         secret_key: "sk-lf-test".into(),
     };
-    let mut target = SinkTarget::langfuse(
+    let mut target = langfuse_target(
         config.clone(),
         CursorFile::new(state.path().join("lf.json")),
-    )
-    .unwrap();
+    );
     let result = Syncer::new(&mut target, SyncOptions::default())
         .run(Source::Claude, &[data("claude-code")])
         .unwrap();
@@ -276,8 +286,7 @@ fn langfuse_ingestion_gets_valid_batches_of_traces_and_nested_observations() {
         secret_key: "wrong".into(),
         ..config
     };
-    let mut target =
-        SinkTarget::langfuse(wrong, CursorFile::new(state.path().join("lf2.json"))).unwrap();
+    let mut target = langfuse_target(wrong, CursorFile::new(state.path().join("lf2.json")));
     let refused = Syncer::new(&mut target, SyncOptions::default())
         .run(Source::Claude, &[data("claude-code")]);
     let message = refused.unwrap_err().to_string();

@@ -1,6 +1,11 @@
 //! Sonde's `SessionTracer`: record sessions, timesteps, events, messages and rewards,
 //! and send them to any sink — a store, a JSONL file, stderr, or several at once.
 //!
+//! Features: `store` (default) builds the tracer over a Sonde store (seed 000's
+//! `SessionTracer::new(store)`, reads with `get_session` and `query`); `sqlite`
+//! (default) adds the embedded SQLite backend. Without them the tracer depends on the
+//! record model alone and writes to any [`TraceSink`].
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
@@ -17,11 +22,19 @@
 //! ```
 
 mod hooks;
+#[cfg(feature = "store")]
+mod reads;
 mod sink;
 mod tracer;
 mod worker;
 
 pub use hooks::{HookCallback, HookContext, HookEvent, HookManager};
-pub use sink::{JsonlSink, SinkError, StderrSink, StoreSink, TeeSink, TraceSink, WriterSink};
-pub use tracer::{LookupError, RecordError, SessionHandle, SessionTracer, TracerBuilder};
+#[cfg(feature = "store")]
+pub use reads::LookupError;
+pub use sink::{JsonlSink, SinkError, StderrSink, TeeSink, TraceSink};
+/// The store's sinks, re-exported from `sonde-store` where the tracer has always
+/// offered them (with the `store` feature).
+#[cfg(feature = "store")]
+pub use sonde_store::{StoreSink, WriterSink};
+pub use tracer::{RecordError, SessionHandle, SessionTracer, TracerBuilder};
 pub use worker::{BATCH_LINGER, MAX_BATCH, QUEUE_CAPACITY};

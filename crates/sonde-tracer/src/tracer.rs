@@ -8,10 +8,9 @@ use sonde_model::{
     Body, Context, Event, EventReward, Message, MessageContent, Metadata, OutcomeReward, Record,
     SessionEnded, SessionStarted, SessionTrace, StepEnded, StepStarted,
 };
-use sonde_store::{QueryResult, ReadError, Scope, TraceStore};
 
 use crate::worker::SinkWorker;
-use crate::{HookCallback, HookEvent, HookManager, SinkError, StoreSink, TeeSink, TraceSink};
+use crate::{HookCallback, HookEvent, HookManager, SinkError, TeeSink, TraceSink};
 
 /// Why recording failed.
 ///
@@ -19,6 +18,7 @@ use crate::{HookCallback, HookEvent, HookManager, SinkError, StoreSink, TeeSink,
 /// assert_eq!(sonde_tracer::RecordError::NoActiveSession.to_string(), "no active session: call start_session first");
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     /// Nothing can be recorded outside a session.
     #[error("no active session: call start_session first")]
@@ -43,33 +43,13 @@ pub enum RecordError {
     Sink(#[from] SinkError),
 }
 
-/// Why reading through the tracer failed.
-///
-/// ```
-/// assert!(sonde_tracer::LookupError::NoStore.to_string().contains("no store"));
-/// ```
-#[derive(Debug, thiserror::Error)]
-pub enum LookupError {
-    /// The tracer writes to sinks only; there is no store to read from.
-    #[error("this tracer has no store to read from")]
-    NoStore,
-    /// Pending records could not be written before reading.
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    /// The store failed.
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    /// The query was refused or failed.
-    #[error(transparent)]
-    Query(#[from] sonde_store::QueryError),
-}
-
-struct TracerCore {
-    worker: SinkWorker,
-    store: Option<Arc<dyn TraceStore>>,
+pub(crate) struct TracerCore {
+    pub(crate) worker: SinkWorker,
+    #[cfg(feature = "store")]
+    pub(crate) store: Option<Arc<dyn sonde_store::TraceStore>>,
     hooks: Arc<HookManager>,
     auto_save: AtomicBool,
-    tenant: Option<(String, String)>,
+    pub(crate) tenant: Option<(String, String)>,
 }
 
 /// Builds a [`SessionTracer`] writing to a store, to sinks, or to both.
@@ -88,8 +68,10 @@ struct TracerCore {
 /// ```
 #[derive(Default)]
 pub struct TracerBuilder {
-    store: Option<Arc<dyn TraceStore>>,
-    writer: Option<Arc<sonde_store::Writer>>,
+    #[cfg(feature = "store")]
+    pub(crate) store: Option<Arc<dyn sonde_store::TraceStore>>,
+    #[cfg(feature = "store")]
+    pub(crate) writer: Option<Arc<sonde_store::Writer>>,
     sinks: Vec<Arc<dyn TraceSink>>,
     hooks: Option<HookManager>,
     tenant: Option<(String, String)>,
@@ -97,21 +79,6 @@ pub struct TracerBuilder {
 }
 
 impl TracerBuilder {
-    /// Records go to `store`, and `get_session`, `delete_session` and `query` read it.
-    pub fn store(mut self, store: Arc<dyn TraceStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// Records go to the store through `writer` — batched, retried, and spooled when
-    /// the store cannot take them — and reads go to the writer's store. Must be called
-    /// inside the Tokio runtime the writer runs on.
-    pub fn writer(mut self, writer: Arc<sonde_store::Writer>) -> Self {
-        self.store = Some(writer.store().clone());
-        self.writer = Some(writer);
-        self
-    }
-
     /// Records also go to `sink` (any number of sinks, in order).
     pub fn sink(mut self, sink: Arc<dyn TraceSink>) -> Self {
         self.sinks.push(sink);
@@ -139,10 +106,16 @@ impl TracerBuilder {
 
     /// Starts the tracer's sink worker thread.
     pub fn build(self) -> Result<SessionTracer, std::io::Error> {
+        #[cfg_attr(not(feature = "store"), allow(unused_mut))]
         let mut sinks = self.sinks;
+        #[cfg(feature = "store")]
         match (&self.writer, &self.store) {
-            (Some(writer), _) => sinks.insert(0, Arc::new(crate::WriterSink::new(writer.clone())?)),
-            (None, Some(store)) => sinks.insert(0, Arc::new(StoreSink::new(store.clone()))),
+            (Some(writer), _) => {
+                sinks.insert(0, Arc::new(sonde_store::WriterSink::new(writer.clone())?))
+            }
+            (None, Some(store)) => {
+                sinks.insert(0, Arc::new(sonde_store::StoreSink::new(store.clone())))
+            }
             (None, None) => {}
         }
         let sink: Arc<dyn TraceSink> = match sinks.len() {
@@ -152,6 +125,7 @@ impl TracerBuilder {
         Ok(SessionTracer {
             core: Arc::new(TracerCore {
                 worker: SinkWorker::spawn(sink)?,
+                #[cfg(feature = "store")]
                 store: self.store,
                 hooks: Arc::new(self.hooks.unwrap_or_default()),
                 auto_save: AtomicBool::new(self.auto_save.unwrap_or(true)),
@@ -189,24 +163,11 @@ impl TracerBuilder {
 /// ```
 #[derive(Clone)]
 pub struct SessionTracer {
-    core: Arc<TracerCore>,
+    pub(crate) core: Arc<TracerCore>,
     current: Arc<Mutex<Option<SessionHandle>>>,
 }
 
 impl SessionTracer {
-    /// A tracer that writes into `storage` (and reads from it).
-    pub fn new(storage: Arc<dyn TraceStore>) -> Result<Self, std::io::Error> {
-        Self::builder().store(storage).build()
-    }
-
-    /// A tracer that writes into `storage`, with these hooks.
-    pub fn with_hooks(
-        storage: Arc<dyn TraceStore>,
-        hooks: HookManager,
-    ) -> Result<Self, std::io::Error> {
-        Self::builder().store(storage).hooks(hooks).build()
-    }
-
     /// A tracer that writes to `sink` only (no store: reads return
     /// [`LookupError::NoStore`]).
     ///
@@ -409,51 +370,6 @@ impl SessionTracer {
     /// error since the last flush.
     pub async fn flush(&self) -> Result<(), RecordError> {
         Ok(self.core.worker.flush().await?)
-    }
-
-    fn store(&self) -> Result<&Arc<dyn TraceStore>, LookupError> {
-        self.core.store.as_ref().ok_or(LookupError::NoStore)
-    }
-
-    /// The whole session from the store (after writing what is pending).
-    pub async fn get_session(&self, session_id: &str) -> Result<Option<SessionTrace>, LookupError> {
-        let store = self.store()?;
-        self.core.worker.flush().await?;
-        Ok(store.get_session(session_id, &self.scope()).await?)
-    }
-
-    /// Deletes a session from the store; false if it did not exist.
-    pub async fn delete_session(&self, session_id: &str) -> Result<bool, LookupError> {
-        let store = self.store()?;
-        self.core.worker.flush().await?;
-        Ok(store.delete_session(session_id, &self.scope()).await?)
-    }
-
-    /// Runs read-only SQL on the store; rows as JSON objects.
-    pub async fn query(
-        &self,
-        sql: &str,
-        params: &[Value],
-    ) -> Result<Vec<serde_json::Map<String, Value>>, LookupError> {
-        Ok(self.query_table(sql, params).await?.to_objects())
-    }
-
-    /// Runs read-only SQL on the store; rows with their columns in order.
-    pub async fn query_table(
-        &self,
-        sql: &str,
-        params: &[Value],
-    ) -> Result<QueryResult, LookupError> {
-        let store = self.store()?;
-        self.core.worker.flush().await?;
-        Ok(store.query(sql, params).await?)
-    }
-
-    fn scope(&self) -> Scope {
-        match &self.core.tenant {
-            Some((org, workspace)) => Scope::tenant(org.clone(), workspace.clone()),
-            None => Scope::All,
-        }
     }
 }
 

@@ -14,7 +14,10 @@
 //! - [`demo::record`]: the demo session that `sonde demo` and the quickstart example
 //!   record;
 //! - with the `sync` feature, the `sync` module: transcript sync of Claude Code and
-//!   Codex logs, from `sonde-sync`.
+//!   Codex logs, from `sonde-sync`;
+//! - with `otlp`, the `otlp` module: OTLP decoding and export, from `sonde-otlp`;
+//!   with `langfuse`, the `langfuse` module (a Langfuse sink); with `server`, the
+//!   `server` module (the receivers and REST API `sonde serve` runs).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -88,4 +91,23 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn store::TraceStore>, st
 #[cfg(feature = "sync")]
 pub mod sync {
     pub use sonde_sync::*;
+}
+
+/// OpenTelemetry in and out: OTLP decoding, spans to records and back, and the
+/// OTLP/HTTP exporter sink.
+#[cfg(feature = "otlp")]
+pub mod otlp {
+    pub use sonde_otlp::*;
+}
+
+/// A sink for Langfuse's ingestion API.
+#[cfg(feature = "langfuse")]
+pub mod langfuse {
+    pub use sonde_langfuse::*;
+}
+
+/// The server `sonde serve` runs: OTLP/HTTP and gRPC receivers and the REST API.
+#[cfg(feature = "server")]
+pub mod server {
+    pub use sonde_server::*;
 }

@@ -7,18 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::latency_runs::{RunValues, pack, run_to_append_to, take_out};
+use crate::latency_runs::{RunValues, key_columns, key_match, pack, run_to_append_to, take_out};
 use crate::rows::RollupKey;
 
 use super::params;
 use super::rollups::rollup_key_arrays;
-
-/// The key columns of a run table, in order.
-const KEY_COLUMNS: &str = "hour, org, workspace, provider, model, api_key_hash, request_path";
-
-/// `WHERE` over a run table's key columns (`$1` … `$7`).
-const KEY_MATCH: &str = "hour = $1 AND org = $2 AND workspace = $3 AND provider = $4 \
-     AND model = $5 AND api_key_hash = $6 AND request_path = $7";
 
 /// Appends each key's values to its newest run, or to a new one when they would
 /// overfill it: one statement finds the newest runs, one upserts.
@@ -30,11 +23,12 @@ pub(super) async fn append(
     if runs.is_empty() {
         return Ok(());
     }
+    let key_columns = key_columns().join(", ");
     let keys: Vec<&RollupKey> = runs.keys().collect();
     let newest = tx
         .prepare_cached(&format!(
             "SELECT k.i, r.run, r.held FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[],
-                 $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS k({KEY_COLUMNS}, i)
+                 $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS k({key_columns}, i)
              CROSS JOIN LATERAL (
                  SELECT t.run, greatest(octet_length(t.latencies), octet_length(t.ttfts)) / 8 AS held
                  FROM {table} t
@@ -76,10 +70,10 @@ pub(super) async fn append(
     ));
     let upsert = tx
         .prepare_cached(&format!(
-            "INSERT INTO {table} ({KEY_COLUMNS}, run, latencies, ttfts)
+            "INSERT INTO {table} ({key_columns}, run, latencies, ttfts)
              SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
                  $6::text[], $7::text[], $8::int8[], $9::bytea[], $10::bytea[])
-             ON CONFLICT ({KEY_COLUMNS}, run) DO UPDATE SET
+             ON CONFLICT ({key_columns}, run) DO UPDATE SET
                  latencies = {table}.latencies || excluded.latencies,
                  ttfts = {table}.ttfts || excluded.ttfts"
         ))
@@ -98,19 +92,20 @@ pub(super) async fn remove(
     if runs.is_empty() {
         return Ok(());
     }
+    let key_match = key_match(|i| format!("${i}"));
     let all = tx
         .prepare_cached(&format!(
-            "SELECT run, latencies, ttfts FROM {table} WHERE {KEY_MATCH} ORDER BY run FOR UPDATE"
+            "SELECT run, latencies, ttfts FROM {table} WHERE {key_match} ORDER BY run FOR UPDATE"
         ))
         .await?;
     let update = tx
         .prepare_cached(&format!(
-            "UPDATE {table} SET latencies = $9, ttfts = $10 WHERE {KEY_MATCH} AND run = $8"
+            "UPDATE {table} SET latencies = $9, ttfts = $10 WHERE {key_match} AND run = $8"
         ))
         .await?;
     let delete = tx
         .prepare_cached(&format!(
-            "DELETE FROM {table} WHERE {KEY_MATCH} AND run = $8"
+            "DELETE FROM {table} WHERE {key_match} AND run = $8"
         ))
         .await?;
     for (k, values) in runs {

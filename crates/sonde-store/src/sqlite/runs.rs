@@ -10,12 +10,8 @@ use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
-use crate::latency_runs::{RunValues, pack, packed_len, run_to_append_to, take_out};
+use crate::latency_runs::{RunValues, key_match, pack, packed_len, run_to_append_to, take_out};
 use crate::rows::RollupKey;
-
-/// `WHERE` over a run table's key columns (`?1` … `?7`).
-const KEY_MATCH: &str = "hour = ?1 AND org = ?2 AND workspace = ?3 AND provider = ?4 \
-     AND model = ?5 AND api_key_hash = ?6 AND request_path = ?7";
 
 fn key_params(k: &RollupKey) -> [&dyn rusqlite::ToSql; 7] {
     [
@@ -36,11 +32,12 @@ pub(super) fn append(
     table: &str,
     runs: &BTreeMap<RollupKey, RunValues>,
 ) -> Result<(), rusqlite::Error> {
+    let key_match = key_match(|i| format!("?{i}"));
     let mut newest = tx.prepare_cached(&format!(
-        "SELECT run, latencies, ttfts FROM {table} WHERE {KEY_MATCH} ORDER BY run DESC LIMIT 1"
+        "SELECT run, latencies, ttfts FROM {table} WHERE {key_match} ORDER BY run DESC LIMIT 1"
     ))?;
     let mut update = tx.prepare_cached(&format!(
-        "UPDATE {table} SET latencies = ?9, ttfts = ?10 WHERE {KEY_MATCH} AND run = ?8"
+        "UPDATE {table} SET latencies = ?9, ttfts = ?10 WHERE {key_match} AND run = ?8"
     ))?;
     let mut insert = tx.prepare_cached(&format!(
         "INSERT INTO {table} (hour, org, workspace, provider, model, api_key_hash, request_path,
@@ -79,14 +76,15 @@ pub(super) fn remove(
     table: &str,
     runs: &BTreeMap<RollupKey, RunValues>,
 ) -> Result<(), rusqlite::Error> {
+    let key_match = key_match(|i| format!("?{i}"));
     let mut all = tx.prepare_cached(&format!(
-        "SELECT run, latencies, ttfts FROM {table} WHERE {KEY_MATCH} ORDER BY run"
+        "SELECT run, latencies, ttfts FROM {table} WHERE {key_match} ORDER BY run"
     ))?;
     let mut update = tx.prepare_cached(&format!(
-        "UPDATE {table} SET latencies = ?9, ttfts = ?10 WHERE {KEY_MATCH} AND run = ?8"
+        "UPDATE {table} SET latencies = ?9, ttfts = ?10 WHERE {key_match} AND run = ?8"
     ))?;
     let mut delete = tx.prepare_cached(&format!(
-        "DELETE FROM {table} WHERE {KEY_MATCH} AND run = ?8"
+        "DELETE FROM {table} WHERE {key_match} AND run = ?8"
     ))?;
     for (k, values) in runs {
         let key = key_params(k);

@@ -98,6 +98,7 @@ impl Default for WriterConfig {
 /// assert!(sonde_store::WriterError::NoRuntime.to_string().contains("tokio"));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriterError {
     /// The writer's tasks need a Tokio runtime.
     #[error("the writer must be started inside a tokio runtime")]

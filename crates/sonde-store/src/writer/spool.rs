@@ -27,6 +27,7 @@ const OFFSET_FILE: &str = "spool.offset";
 /// assert_eq!(e.to_string(), "spool /spool: disk full");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpoolError {
     /// Reading or writing the spool failed.
     #[error("spool {path}: {reason}")]

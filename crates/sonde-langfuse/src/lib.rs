@@ -15,15 +15,13 @@ use sonde_model::{Body, Event, Record, Timestamp, new_id};
 
 use sonde_model::{Attempt, SinkError, TraceSink};
 
-use crate::SyncError;
-
 /// Langfuse refuses batches over 3.5 MB; stay well under it.
 pub const MAX_BATCH_BYTES: usize = 3_000_000;
 
 /// Where and as whom to send. Its `Debug` form hides the secret key.
 ///
 /// ```
-/// let config = sonde_sync::LangfuseConfig {
+/// let config = sonde_langfuse::LangfuseConfig {
 ///     host: "http://127.0.0.1:3000".into(),
 ///     public_key: "pk-lf-1".into(),
 ///     secret_key: "sk-lf-2".into(),
@@ -53,13 +51,8 @@ impl std::fmt::Debug for LangfuseConfig {
 impl LangfuseConfig {
     /// From `LANGFUSE_HOST` (default `https://cloud.langfuse.com`),
     /// `LANGFUSE_PUBLIC_KEY` and `LANGFUSE_SECRET_KEY`.
-    pub fn from_env() -> Result<Self, SyncError> {
-        let var = |name: &str| {
-            std::env::var(name).map_err(|_| SyncError::Target {
-                target: "langfuse".into(),
-                reason: format!("{name} is not set"),
-            })
-        };
+    pub fn from_env() -> Result<Self, MissingVariable> {
+        let var = |name: &'static str| std::env::var(name).map_err(|_| MissingVariable { name });
         Ok(Self {
             host: std::env::var("LANGFUSE_HOST")
                 .unwrap_or_else(|_| "https://cloud.langfuse.com".into()),
@@ -69,8 +62,21 @@ impl LangfuseConfig {
     }
 }
 
-/// Sends records to Langfuse (a [`TraceSink`]: the sync uses it through
-/// [`SinkTarget::langfuse`](crate::SinkTarget::langfuse), a tracer can use it too).
+/// A variable [`LangfuseConfig::from_env`] needs is not set.
+///
+/// ```
+/// let e = sonde_langfuse::MissingVariable { name: "LANGFUSE_SECRET_KEY" };
+/// assert_eq!(e.to_string(), "langfuse: LANGFUSE_SECRET_KEY is not set");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("langfuse: {name} is not set")]
+pub struct MissingVariable {
+    /// The variable.
+    pub name: &'static str,
+}
+
+/// Sends records to Langfuse (a [`TraceSink`]: a sync sends through it, wrapped in
+/// `sonde_sync::SinkTarget`; a tracer can use it too).
 pub struct LangfuseSink {
     config: LangfuseConfig,
     url: String,
