@@ -59,49 +59,38 @@ impl Table {
         .render()
     }
 
+    /// The table as text: columns two spaces apart, numbers aligned right, the header
+    /// bold (shown as such where colour is, see [`crate::out`]), no trailing spaces.
     pub fn render(&self) -> String {
+        use comfy_table::{CellAlignment, ColumnConstraint, Width, presets};
         let columns = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        let mut table = comfy_table::Table::new();
+        table.load_style(presets::NOTHING);
+        table.set_header(&self.headers);
         for row in &self.rows {
-            for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.chars().count());
-            }
+            table.add_row(row.iter().take(columns));
         }
-        let right: Vec<bool> = (0..columns)
-            .map(|i| {
-                !self.rows.is_empty()
-                    && self
-                        .rows
-                        .iter()
-                        .all(|r| r.get(i).is_none_or(|c| looks_numeric(c)))
-            })
-            .collect();
-        let mut out = String::new();
-        let line = |cells: &[String]| {
-            let mut text = String::new();
-            for (i, width) in widths.iter().enumerate() {
-                let cell = cells.get(i).map_or("", String::as_str);
-                let pad = width.saturating_sub(cell.chars().count());
-                if i > 0 {
-                    text.push_str("  ");
-                }
-                if right[i] {
-                    text.push_str(&" ".repeat(pad));
-                    text.push_str(cell);
-                } else {
-                    text.push_str(cell);
-                    if i + 1 < widths.len() {
-                        text.push_str(&" ".repeat(pad));
-                    }
-                }
+        for (i, column) in table.column_iter_mut().enumerate() {
+            column.set_padding((u16::from(i > 0), u16::from(i + 1 < columns)));
+            let numeric = !self.rows.is_empty()
+                && self
+                    .rows
+                    .iter()
+                    .all(|r| r.get(i).is_none_or(|c| looks_numeric(c)));
+            if numeric {
+                column.set_cell_alignment(CellAlignment::Right);
             }
-            text.trim_end().to_owned()
-        };
-        let header = line(&self.headers);
-        let _ = writeln!(out, "{HEADER}{header}{HEADER:#}");
-        for row in &self.rows {
-            let row = line(row);
-            let _ = writeln!(out, "{row}");
+            // Never wrapped: a table is as wide as its cells.
+            column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(0)));
+        }
+        let mut out = String::new();
+        for (n, line) in table.lines().enumerate() {
+            let line = line.trim_end();
+            let _ = if n == 0 {
+                writeln!(out, "{HEADER}{line}{HEADER:#}")
+            } else {
+                writeln!(out, "{line}")
+            };
         }
         out
     }

@@ -41,8 +41,20 @@
 pub mod demo;
 pub mod schema;
 
-pub use sonde_model::*;
-pub use sonde_tracer::*;
+// A deliberate API: the record vocabulary and the tracer. The plumbing the crates share
+// (retry policies, error-cause formatting, sync cursors) stays in the crates.
+pub use sonde_model::{
+    Body, Context, CustomEvent, Entry, EnvironmentFeedback, Event, EventReward, Json, LlmCall,
+    LlmCallRecord, Message, MessageContent, Metadata, OutcomeReward, ParseError, RECORD_KINDS,
+    Record, RuntimeAction, SCHEMA_VERSION, SessionEnded, SessionStarted, SessionTrace, SinkError,
+    Status, StepEnded, StepStarted, StepTrace, Timestamp, TimestampError, TraceFold, TraceSink,
+    derived_id, derived_id_at, new_id,
+};
+pub use sonde_tracer::{
+    BATCH_LINGER, HookCallback, HookContext, HookEvent, HookManager, JsonlSink, LookupError,
+    MAX_BATCH, QUEUE_CAPACITY, RecordError, SessionHandle, SessionTracer, StderrSink, StoreSink,
+    TeeSink, TracerBuilder, WriterSink,
+};
 
 /// Stores: the [`TraceStore`](store::TraceStore) trait, its backends, and what they
 /// take and return.
