@@ -226,6 +226,10 @@ pub const REDACTED: &str = "***";
 ///   URL's query parameter or a connection string's keyword (quoted or not),
 /// - a `Bearer` token.
 ///
+/// Hand-written, not the `url` crate's: `url` parses one URL, while this finds secrets
+/// in running text (error messages, log lines) that holds URLs, libpq connection
+/// strings and headers among other words.
+///
 /// ```
 /// use sonde_store::redact_url;
 /// assert_eq!(redact_url("postgres://bob:s3cret@host/db"), "postgres://bob:***@host/db");
