@@ -1344,6 +1344,73 @@ pub async fn api_keys_store_only_a_hash_and_can_be_revoked(f: Fixture) {
     );
 }
 
+/// A resumed Claude Code session copies its parent's responses under the same ids: a
+/// replacement may move a record from one session to another, and both sessions'
+/// counters then agree with the events they hold.
+pub async fn a_record_replaced_from_another_session_leaves_both_sessions_counted(f: Fixture) {
+    let parent = full_session("s-parent", 0, "claude-sonnet-4-5", Context::default());
+    f.store.write(&parent).await.unwrap();
+    let call = parent
+        .iter()
+        .find(|r| matches!(r.body, Body::Event(Event::Llm(_))))
+        .unwrap();
+    let child = Context::session("s-child");
+    let started = rec(
+        "s-child-start",
+        500,
+        &child,
+        Body::SessionStarted(SessionStarted::default()),
+    );
+    let copy = Record {
+        context: child.clone(),
+        ..call.clone()
+    };
+    f.store.write(std::slice::from_ref(&started)).await.unwrap();
+    f.store.replace(&[copy]).await.unwrap();
+
+    let stored = |session: &'static str| {
+        let store = f.store.clone();
+        async move {
+            let row = store
+                .query(
+                    "SELECT llm_calls, event_count FROM sessions WHERE session_id = ?1",
+                    &[json!(session)],
+                )
+                .await
+                .unwrap();
+            (
+                row.rows[0][0].as_i64().unwrap(),
+                row.rows[0][1].as_i64().unwrap(),
+            )
+        }
+    };
+    for session in ["s-parent", "s-child"] {
+        let llm = f
+            .store
+            .query(
+                "SELECT count(*) FROM events WHERE session_id = ?1 AND event_type = 'llm'",
+                &[json!(session)],
+            )
+            .await
+            .unwrap()
+            .rows[0][0]
+            .as_i64()
+            .unwrap();
+        let (llm_calls, events) = stored(session).await;
+        assert_eq!(llm_calls, llm, "{session}: llm_calls against its events");
+        assert_eq!(
+            events,
+            count(&*f.store, "events", session).await,
+            "{session}"
+        );
+    }
+    assert_eq!(
+        stored("s-child").await.0,
+        1,
+        "the copy now belongs to the child"
+    );
+}
+
 pub async fn replacing_a_record_updates_it_and_every_count(f: Fixture) {
     let mut records = full_session("s-1", 0, "claude-sonnet-4-5", Context::default());
     f.store.write(&records).await.unwrap();
@@ -1797,6 +1864,7 @@ macro_rules! conformance {
             case!(a_whole_session_round_trips);
             case!(writing_a_record_twice_stores_it_once);
             case!(replacing_a_record_updates_it_and_every_count);
+            case!(a_record_replaced_from_another_session_leaves_both_sessions_counted);
             case!(sql_cost_is_the_reported_cost_else_the_computed_one);
             case!(sync_cursors_are_kept_per_source_and_path);
             case!(sessions_list_newest_first_with_filters);

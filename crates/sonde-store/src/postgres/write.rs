@@ -140,13 +140,19 @@ async fn remove_replaced(
             continue;
         }
         let delete = tx
-            .prepare_cached(&format!("DELETE FROM {} WHERE id = $1", table.name()))
+            .prepare_cached(&format!(
+                "DELETE FROM {} WHERE id = $1 RETURNING session_id",
+                table.name()
+            ))
             .await?;
         for row in rows {
             if *table == Table::Events {
                 subtract_rollups(tx, "id", &row.id).await?;
             }
-            if tx.execute(&delete, &[&row.id]).await? > 0 {
+            // The stored version may belong to another session than the new one (a
+            // resumed session copies its parent's responses): both are recounted.
+            if let Some(stored) = tx.query_opt(&delete, &[&row.id]).await? {
+                sessions.insert(stored.try_get::<_, String>(0)?);
                 sessions.insert(row.context.session_id.clone());
             }
         }

@@ -206,14 +206,17 @@ fn remove_replaced(
         if row.table == Table::Events {
             subtract_rollups(tx, "id", &row.id)?;
         }
-        let removed: Option<Sql> = tx
+        let removed: Option<(Sql, String)> = tx
             .prepare_cached(&format!(
-                "DELETE FROM {} WHERE id = ?1 RETURNING payload",
+                "DELETE FROM {} WHERE id = ?1 RETURNING payload, session_id",
                 row.table.name()
             ))?
-            .query_row([&row.id], |r| r.get(0))
+            .query_row([&row.id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some(payload) = removed {
+        if let Some((payload, stored_session)) = removed {
+            // The stored version may belong to another session than the new one (a
+            // resumed session copies its parent's responses): both are recounted.
+            sessions.insert(stored_session);
             sessions.insert(row.context.session_id.clone());
             if let Sql::Blob(blob) = payload
                 && let Some((block, _, _)) = payload::parse_block_ref(&blob)
