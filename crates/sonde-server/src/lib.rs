@@ -10,7 +10,9 @@
 
 mod auth;
 mod body;
+mod calls;
 mod config;
+mod filters;
 mod grpc;
 mod ingest;
 mod metrics;
@@ -80,6 +82,8 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
     let rest = Router::new()
         .route("/api/v1/sessions", get(rest::sessions))
         .route("/api/v1/sessions/{id}", get(rest::session))
+        .route("/api/v1/calls", get(calls::calls))
+        .route("/api/v1/calls/{id}", get(calls::call))
         .route("/api/v1/stats/{report}", get(rest::stats))
         .route("/api/v1/query", post(rest::query))
         .route("/api/v1/records", post(rest::records))
