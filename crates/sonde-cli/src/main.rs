@@ -2,7 +2,9 @@
 // Standard output goes through `out!` / `outln!`, which end quietly on a closed pipe.
 #![deny(clippy::print_stdout)]
 
+mod calls;
 mod exit;
+mod filters;
 mod formats;
 mod help;
 mod json;
@@ -175,8 +177,17 @@ enum Command {
         "sonde sessions",
         "sonde sessions --since 2026-01-01 --until 7d --model gpt-5",
         "sonde sessions --meta project=sonde --json",
+        "sonde sessions --search 'cargo test' --errors",
     ]))]
     Sessions(sessions::ListArgs),
+    /// List LLM calls, newest first: tokens with the cache split, cost, latency,
+    /// status, filtered as `sonde stats` filters.
+    #[command(after_help = examples(&[
+        "sonde calls --since 1d --model claude-sonnet-4-5",
+        "sonde calls --failed --min-latency 10000",
+        "sonde calls --session SESSION_ID --json",
+    ]))]
+    Calls(calls::ListArgs),
     /// Show one session: steps, events, messages and rewards.
     #[command(after_help = examples(&["sonde show SESSION_ID", "sonde show SESSION_ID --tz UTC", "sonde show SESSION_ID --json"]))]
     Show {
@@ -336,6 +347,7 @@ impl Command {
             | Command::Keys(KeysCommand::Create { .. }) => Open::OrCreate,
             Command::Export { .. }
             | Command::Sessions(_)
+            | Command::Calls(_)
             | Command::Show { .. }
             | Command::Query { .. }
             | Command::Stats(_)
@@ -463,6 +475,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             None => records::export(store.as_ref(), session.as_deref(), out.as_deref(), json).await,
         },
         Command::Sessions(args) => sessions::list(store.as_ref(), args, cli.db.as_deref()).await,
+        Command::Calls(args) => calls::list(store.as_ref(), args).await,
         Command::Show {
             session_id,
             json,

@@ -30,7 +30,7 @@ pub struct SessionFilter {
     pub model: Option<String>,
     /// Sessions with at least one LLM call to this provider.
     pub provider: Option<String>,
-    /// Sessions with a record whose text holds every word of this search (see
+    /// Sessions that have each word of this search in one of their records (see
     /// [`crate::search`]); a search without words filters nothing.
     pub search: Option<String>,
     /// Only sessions with a failed event (status error, or HTTP 4xx / 5xx).
@@ -244,12 +244,8 @@ pub(crate) async fn list_sessions(
             ));
         }
     }
-    if let Some(words) = filter
-        .search
-        .as_deref()
-        .and_then(|q| crate::search::match_text(d, q))
-    {
-        let p = sql.param(words);
+    for word in crate::search::words(filter.search.as_deref().unwrap_or_default()) {
+        let p = sql.param(crate::search::quoted(d, &word));
         clauses.push(crate::search::session_clause(d, &p));
     }
     if filter.has_errors {

@@ -3,8 +3,9 @@
 //! events, indexed when a record is written (SQLite FTS5, PostgreSQL `tsvector` with a
 //! GIN index) and matched by [`SessionFilter::search`](crate::SessionFilter::search).
 //!
-//! A search is words: every word must occur in one record of the session (prefixes do
-//! not match; case does not matter). Each record's indexed text is capped at
+//! A search is words (runs of letters and digits): a session matches when each word
+//! occurs in one of its records (whole words: prefixes do not match; case does not
+//! matter). Each record's indexed text is capped at
 //! [`MAX_INDEXED_BYTES`].
 
 use serde_json::Value;
@@ -103,8 +104,8 @@ pub(crate) fn words(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// "The session has a record whose text holds every word of `query`" over `sessions s`,
-/// as SQL in `d` with `param` the placeholder bound to [`match_text`]`(d, query)`.
+/// "The session has a record with `word`" over `sessions s`, as SQL in `d` with
+/// `param` the placeholder bound to [`quoted`]`(d, word)`.
 pub(crate) fn session_clause(d: Dialect, param: &str) -> String {
     match d {
         Dialect::Sqlite => format!(
@@ -118,26 +119,13 @@ pub(crate) fn session_clause(d: Dialect, param: &str) -> String {
     }
 }
 
-/// The parameter [`session_clause`] binds: the words of `query` as the backend's query
-/// language (each quoted; all required). `None` when the query has no word.
-pub(crate) fn match_text(d: Dialect, query: &str) -> Option<String> {
-    let words = words(query);
-    if words.is_empty() {
-        return None;
+/// A word (of [`words`]) as the backend's query language matches it whole.
+pub(crate) fn quoted(d: Dialect, word: &str) -> String {
+    // Words are letters and digits only: nothing in them needs escaping.
+    match d {
+        Dialect::Sqlite => format!("\"{word}\""),
+        Dialect::Postgres => format!("'{word}'"),
     }
-    Some(match d {
-        // Words are letters and digits only: nothing in them needs escaping.
-        Dialect::Sqlite => words
-            .iter()
-            .map(|w| format!("\"{w}\""))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Dialect::Postgres => words
-            .iter()
-            .map(|w| format!("'{w}'"))
-            .collect::<Vec<_>>()
-            .join(" & "),
-    })
 }
 
 /// Migration 9's search tables in `d`, and the index for listing LLM calls newest first.
@@ -217,15 +205,16 @@ mod tests {
     }
 
     #[test]
-    fn queries_become_quoted_words_that_all_must_match() {
+    fn searches_become_quoted_words() {
+        let quote = |d, q: &str| words(q).iter().map(|w| quoted(d, w)).collect::<Vec<_>>();
         assert_eq!(
-            match_text(Dialect::Sqlite, "Cargo  test\"; DROP"),
-            Some("\"cargo\" \"test\" \"drop\"".into())
+            quote(Dialect::Sqlite, "Cargo  test\"; DROP"),
+            ["\"cargo\"", "\"test\"", "\"drop\""]
         );
         assert_eq!(
-            match_text(Dialect::Postgres, "it's <script>"),
-            Some("'it' & 's' & 'script'".into())
+            quote(Dialect::Postgres, "it's <script>"),
+            ["'it'", "'s'", "'script'"]
         );
-        assert_eq!(match_text(Dialect::Sqlite, " -- "), None);
+        assert!(quote(Dialect::Sqlite, " -- ").is_empty());
     }
 }

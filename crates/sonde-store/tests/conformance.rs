@@ -2073,8 +2073,13 @@ pub async fn search_finds_sessions_by_the_words_in_their_records(f: Fixture) {
     assert_eq!(search("rocket", Scope::All).await, ["r"]);
     assert_eq!(search("<script>", Scope::All).await, ["r"]);
     assert_eq!(search("cargo", Scope::tenant("acme", "prod")).await, ["a"]);
-    // Every word must occur; keys of JSON are not text; prefixes are not words.
+    // Every word must occur in the session (in any of its records); keys of JSON are
+    // not text; prefixes are not words.
     assert!(search("rocket cargo", Scope::All).await.is_empty());
+    assert_eq!(
+        search("hello checkpoint BASH", Scope::All).await,
+        ["g", "a"]
+    );
     assert!(search("command", Scope::All).await.is_empty());
     assert!(search("rock", Scope::All).await.is_empty());
     // A search without words filters nothing.
