@@ -7,11 +7,14 @@
 //!   all gets 400 with a one-line reason, a body over the limit 413. Errors are JSON
 //!   `{"error": {"code", "message"}}`.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//! - The REST API under `/api/v1/` (see `rest.rs`) and the web dashboard at `/` (see
+//!   `dashboard/`).
 
 mod auth;
 mod body;
 mod calls;
 mod config;
+mod dashboard;
 mod filters;
 mod grpc;
 mod ingest;
@@ -87,7 +90,8 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         .route("/api/v1/stats/{report}", get(rest::stats))
         .route("/api/v1/query", post(rest::query))
         .route("/api/v1/records", post(rest::records))
-        .with_state(api);
+        .with_state(api.clone())
+        .merge(dashboard::routes(api.clone()));
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/metrics", get(metrics))
@@ -96,6 +100,7 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::from_fn_with_state(gate, authenticate))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(dashboard::open_routes(api))
         .layer(DefaultBodyLimit::max(body_limit))
 }
 
