@@ -222,6 +222,7 @@ enum Command {
     /// writer before exiting.
     #[command(after_help = examples(&[
         "sonde serve",
+        "sonde serve --open",
         "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python agent.py",
     ]))]
     Serve {
@@ -237,6 +238,9 @@ enum Command {
         /// Where to listen for OTLP/gRPC.
         #[arg(long, default_value = "127.0.0.1:4317")]
         grpc_addr: std::net::SocketAddr,
+        /// Open the dashboard in the browser once listening.
+        #[arg(long)]
+        open: bool,
     },
     /// Usage, cost, latency and error analytics of LLM calls.
     #[command(subcommand, after_help = examples(&[
@@ -500,6 +504,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             spool,
             body_limit,
             grpc_addr,
+            open,
         } => {
             let writer = Arc::new(sonde::store::Writer::start(
                 store,
@@ -529,8 +534,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces) and {grpc_addr} (OTLP/gRPC), storing into {}",
                 redact_url(&url)
             );
-            let config = sonde_server::ServeConfig { addr, body_limit };
-            sonde_server::serve(config, writer.clone(), wait()).await?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let dashboard = dashboard_url(listener.local_addr()?);
+            eprintln!("sonde: the dashboard is at {dashboard}");
+            if open && let Err(e) = open::that_detached(&dashboard) {
+                eprintln!("sonde: cannot open a browser ({e}); open {dashboard}");
+            }
+            sonde_server::serve_on(listener, body_limit, writer.clone(), wait()).await?;
             grpc.await??;
             let report = writer.shutdown(std::time::Duration::from_secs(30)).await;
             eprintln!(
@@ -565,6 +577,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The dashboard's address for a server listening on `addr` (an unspecified address
+/// is reached on loopback).
+fn dashboard_url(addr: std::net::SocketAddr) -> String {
+    let host = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("http://{host}:{}/", addr.port())
 }
 
 async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<ExitCode> {

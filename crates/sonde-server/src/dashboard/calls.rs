@@ -68,7 +68,7 @@ pub(crate) async fn list(
         @if calls.calls.is_empty() {
             p.empty { "No LLM calls match." }
         } @else {
-            table.list #calls {
+            div.scroll { table.list #calls {
                 thead { tr {
                     th { "Time (UTC)" } th { "Model" } th { "Provider" } th.num { "Input" }
                     th.num { "Cache read" } th.num { "Cache write" } th.num { "Output" }
@@ -94,7 +94,7 @@ pub(crate) async fn list(
                         }
                     }
                 }
-            }
+            } }
         }
         nav.pages {
             @if params.get("cursor").is_some() {

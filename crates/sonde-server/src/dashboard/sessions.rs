@@ -99,7 +99,7 @@ pub(crate) async fn list(
         @if page_of.sessions.is_empty() {
             p.empty { "No sessions match. Record some with " code { "sonde sync all" } " or send OpenTelemetry spans to this server." }
         } @else {
-            table.list #sessions data-live=[params.get("cursor").is_none().then_some("1")] {
+            div.scroll { table.list #sessions data-live=[params.get("cursor").is_none().then_some("1")] {
                 thead { tr {
                     th { "Start (UTC)" } th { "Duration" } th { "Source" } th { "Project / cwd" }
                     th { "Models" } th.num { "LLM calls" } th.num { "Tool calls" }
@@ -113,7 +113,7 @@ pub(crate) async fn list(
                             td.num { (duration(s.last_at.millis_since(s.started_at))) }
                             td { (source(&s.metadata)) }
                             td.path { (project(&s.metadata)) }
-                            td { (s.models.join(", ")) }
+                            td.models { (s.models.join(", ")) }
                             td.num { (thousands(s.llm_calls)) }
                             td.num { (thousands(s.tool_calls)) }
                             (tokens(s))
@@ -122,7 +122,7 @@ pub(crate) async fn list(
                         }
                     }
                 }
-            }
+            } }
         }
         nav.pages {
             @if params.get("cursor").is_some() {
@@ -230,18 +230,22 @@ pub(crate) async fn show(
     let metadata = trace.metadata();
     let body = html! {
         h1.session { "Session " code { (trace.session_id) } }
-        dl.totals {
-            dt { "Started (UTC)" } dd { (trace.created_at().map(when).unwrap_or_default()) }
-            dt { "Duration" } dd { (duration(end - start)) }
-            dt { "Source" } dd { (source(metadata)) }
-            dt { "Project / cwd" } dd { (project(metadata)) }
-            dt { "LLM calls" } dd #total-calls { (calls.len()) }
-            dt { "Tool calls" } dd { (nodes.iter().filter(|n| n.kind == "tool").count()) }
-            dt { "Tokens in / cache read / cache write / out" }
-            dd { (thousands(sum(|c| c.input_tokens))) " / " (thousands(sum(|c| c.cache_read_tokens))) " / "
-                 (thousands(sum(|c| c.cache_write_tokens))) " / " (thousands(sum(|c| c.output_tokens))) }
-            dt { "Cost" } dd #total-cost { (dollars(Some(cost))) }
-            dt { "Errors" } dd class=[(errors > 0).then_some("err")] { (errors) }
+        dl.figures.totals {
+            @for (id, label, value, err) in [
+                ("total-started", "Started (UTC)", trace.created_at().map(when).unwrap_or_default(), false),
+                ("total-duration", "Duration", duration(end - start), false),
+                ("total-source", "Source", source(metadata), false),
+                ("total-project", "Project / cwd", project(metadata), false),
+                ("total-calls", "LLM calls", calls.len().to_string(), false),
+                ("total-tools", "Tool calls", nodes.iter().filter(|n| n.kind == "tool").count().to_string(), false),
+                ("total-tokens", "Tokens in / cache read / cache write / out", format!("{} / {} / {} / {}",
+                    thousands(sum(|c| c.input_tokens)), thousands(sum(|c| c.cache_read_tokens)),
+                    thousands(sum(|c| c.cache_write_tokens)), thousands(sum(|c| c.output_tokens))), false),
+                ("total-cost", "Cost", dollars(Some(cost)), false),
+                ("total-errors", "Errors", errors.to_string(), errors > 0),
+            ] {
+                div.figure { dt { (label) } dd id=(id) class=[err.then_some("err")] { (value) } }
+            }
         }
         p.hint { "Select a row, or move with " kbd { "j" } " / " kbd { "k" } ". "
             a href=(format!("/api/v1/sessions/{}", super::encode(&trace.session_id))) { "JSON" } }
