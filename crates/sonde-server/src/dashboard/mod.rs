@@ -54,6 +54,8 @@ pub(crate) fn routes(api: Arc<Api>) -> Router {
         .route("/stats", get(stats::page))
         .route("/logout", post(login::logout))
         .with_state(api)
+        // A session's page carries its records' details: gzip makes it a tenth.
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// The routes that need no key: the login form and the assets.
@@ -73,6 +75,7 @@ pub(crate) fn open_routes(api: Arc<Api>) -> Router {
             get(|| async { asset(FAVICON, "image/svg+xml") }),
         )
         .with_state(api)
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
