@@ -2,7 +2,9 @@
 // Standard output goes through `out!` / `outln!`, which end quietly on a closed pipe.
 #![deny(clippy::print_stdout)]
 
+mod calls;
 mod exit;
+mod filters;
 mod formats;
 mod help;
 mod json;
@@ -175,8 +177,17 @@ enum Command {
         "sonde sessions",
         "sonde sessions --since 2026-01-01 --until 7d --model gpt-5",
         "sonde sessions --meta project=sonde --json",
+        "sonde sessions --search 'cargo test' --errors",
     ]))]
     Sessions(sessions::ListArgs),
+    /// List LLM calls, newest first: tokens with the cache split, cost, latency,
+    /// status, filtered as `sonde stats` filters.
+    #[command(after_help = examples(&[
+        "sonde calls --since 1d --model claude-sonnet-4-5",
+        "sonde calls --failed --min-latency 10000",
+        "sonde calls --session SESSION_ID --json",
+    ]))]
+    Calls(calls::ListArgs),
     /// Show one session: steps, events, messages and rewards.
     #[command(after_help = examples(&["sonde show SESSION_ID", "sonde show SESSION_ID --tz UTC", "sonde show SESSION_ID --json"]))]
     Show {
@@ -211,6 +222,7 @@ enum Command {
     /// writer before exiting.
     #[command(after_help = examples(&[
         "sonde serve",
+        "sonde serve --open",
         "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python agent.py",
     ]))]
     Serve {
@@ -226,6 +238,9 @@ enum Command {
         /// Where to listen for OTLP/gRPC.
         #[arg(long, default_value = "127.0.0.1:4317")]
         grpc_addr: std::net::SocketAddr,
+        /// Open the dashboard in the browser once listening.
+        #[arg(long)]
+        open: bool,
     },
     /// Usage, cost, latency and error analytics of LLM calls.
     #[command(subcommand, after_help = examples(&[
@@ -348,6 +363,7 @@ impl Command {
             | Command::Keys(KeysCommand::Create { .. }) => Open::OrCreate,
             Command::Export { .. }
             | Command::Sessions(_)
+            | Command::Calls(_)
             | Command::Show { .. }
             | Command::Query { .. }
             | Command::Stats(_)
@@ -477,6 +493,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             None => records::export(store.as_ref(), session.as_deref(), out.as_deref(), json).await,
         },
         Command::Sessions(args) => sessions::list(store.as_ref(), args, cli.db.as_deref()).await,
+        Command::Calls(args) => calls::list(store.as_ref(), args).await,
         Command::Show {
             session_id,
             json,
@@ -501,6 +518,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             spool,
             body_limit,
             grpc_addr,
+            open,
         } => {
             let writer = Arc::new(sonde::store::Writer::start(
                 store,
@@ -530,8 +548,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces) and {grpc_addr} (OTLP/gRPC), storing into {}",
                 redact_url(&url)
             );
-            let config = sonde_server::ServeConfig { addr, body_limit };
-            sonde_server::serve(config, writer.clone(), wait()).await?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let dashboard = dashboard_url(listener.local_addr()?);
+            eprintln!("sonde: the dashboard is at {dashboard}");
+            if open && let Err(e) = open::that_detached(&dashboard) {
+                eprintln!("sonde: cannot open a browser ({e}); open {dashboard}");
+            }
+            sonde_server::serve_on(listener, body_limit, writer.clone(), wait()).await?;
             grpc.await??;
             let report = writer.shutdown(std::time::Duration::from_secs(30)).await;
             eprintln!(
@@ -567,6 +592,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The dashboard's address for a server listening on `addr` (an unspecified address
+/// is reached on loopback).
+fn dashboard_url(addr: std::net::SocketAddr) -> String {
+    let host = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("http://{host}:{}/", addr.port())
 }
 
 async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<ExitCode> {

@@ -34,6 +34,19 @@ pub struct ListArgs {
     /// Sessions that called this model.
     #[arg(long)]
     model: Option<String>,
+    /// Sessions that called this provider.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Sessions with a record (message, tool call, LLM request or response) holding
+    /// every one of these words.
+    #[arg(long, value_name = "WORDS")]
+    search: Option<String>,
+    /// Only sessions with a failed event (status error, or HTTP 4xx / 5xx).
+    #[arg(long)]
+    errors: bool,
+    /// Sessions that cost at least this much (USD).
+    #[arg(long, value_name = "USD")]
+    min_cost: Option<f64>,
     /// Sessions whose metadata has KEY=VALUE (VALUE as JSON, or else a string).
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     metadata: Vec<String>,
@@ -54,16 +67,15 @@ impl Default for ListArgs {
             until: None,
             tz: None,
             model: None,
+            provider: None,
+            search: None,
+            errors: false,
+            min_cost: None,
             metadata: Vec::new(),
             cursor: None,
             json: false,
         }
     }
-}
-
-/// A parameter or metadata value: JSON if it parses, else the text itself.
-fn json_or_text(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
 impl ListArgs {
@@ -88,6 +100,8 @@ impl ListArgs {
             ("--until", &self.until),
             ("--tz", &self.tz),
             ("--model", &self.model),
+            ("--provider", &self.provider),
+            ("--search", &self.search),
         ] {
             if let Some(value) = value {
                 command += &format!(" {name} {}", shell_quoted(value));
@@ -96,13 +110,19 @@ impl ListArgs {
         for kv in &self.metadata {
             command += &format!(" --meta {}", shell_quoted(kv));
         }
+        if self.errors {
+            command += " --errors";
+        }
+        if let Some(min) = self.min_cost {
+            command += &format!(" --min-cost {min}");
+        }
         command + &format!(" --cursor {}", shell_quoted(cursor))
     }
 }
 
 /// `word` as one shell word: as it is when it holds only safe characters, else in
 /// single quotes.
-fn shell_quoted(word: &str) -> String {
+pub fn shell_quoted(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@,+%".contains(c);
     if !word.is_empty() && word.chars().all(safe) {
         word.to_owned()
@@ -116,17 +136,7 @@ pub async fn list(
     args: ListArgs,
     db: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let metadata = args
-        .metadata
-        .iter()
-        .map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), json_or_text(v)))
-                .ok_or_else(|| {
-                    crate::exit::usage(format!("invalid --meta {kv:?}: expected KEY=VALUE"))
-                })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let metadata = crate::filters::metadata(&args.metadata)?;
     let zone = Zone::parse(args.tz.as_deref())?;
     let time = |text: &Option<String>| text.as_deref().map(|t| parse_time(t, &zone)).transpose();
     let filter = SessionFilter {
@@ -135,6 +145,10 @@ pub async fn list(
         until: time(&args.until)?,
         metadata,
         model: args.model.clone(),
+        provider: args.provider.clone(),
+        search: args.search.clone(),
+        has_errors: args.errors,
+        min_cost_usd: args.min_cost,
         limit: args.limit,
         cursor: args.cursor.clone(),
     };
@@ -152,8 +166,10 @@ pub async fn list(
         "DURATION",
         "EVENTS",
         "LLM CALLS",
+        "TOOL CALLS",
         "TOKENS",
         "COST",
+        "ERRORS",
         "MODELS",
     ]);
     for s in &page.sessions {
@@ -163,8 +179,10 @@ pub async fn list(
             duration(s.last_at.millis_since(s.started_at)),
             thousands(s.events),
             thousands(s.llm_calls),
+            thousands(s.tool_calls),
             thousands(s.total_tokens),
             dollars(s.cost_usd),
+            thousands(s.errors),
             s.models.join(", "),
         ]);
     }
@@ -323,7 +341,10 @@ pub async fn query(
     params: &[String],
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let params: Vec<Value> = params.iter().map(|p| json_or_text(p)).collect();
+    let params: Vec<Value> = params
+        .iter()
+        .map(|p| crate::filters::json_or_text(p))
+        .collect();
     let result = store.query(sql, &params).await?;
     if json {
         return json::print(&result.to_objects());

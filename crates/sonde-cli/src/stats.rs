@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
-use sonde::store::{AnalyticsFilter, Bucket, GroupBy, Scope, SeriesPoint, TraceStore};
+use sonde::store::{AnalyticsFilter, Bucket, GroupBy, SeriesPoint, TraceStore};
 use sonde_pricing::{PriceSource, PriceTable};
 
 use crate::examples;
+use crate::filters::CallArgs;
 use crate::out::{out, outln};
 use crate::table::{Table, dollars, thousands};
-use crate::time::{Zone, duration, parse_time};
+use crate::time::duration;
 
 /// Which report.
 #[derive(Subcommand)]
@@ -42,29 +43,8 @@ pub enum Report {
 /// What every report takes.
 #[derive(Args)]
 pub struct StatsArgs {
-    /// Calls at or after this time: a date (2026-01-01), a date-time
-    /// (2026-01-01T10:00, RFC 3339) or a span back from now (30m, 12h, 7d).
-    #[arg(long)]
-    since: Option<String>,
-    /// Calls before this time (as --since).
-    #[arg(long)]
-    until: Option<String>,
-    /// The time zone of dates without an offset: an IANA name or UTC (default: the
-    /// local one). Buckets are UTC.
-    #[arg(long)]
-    tz: Option<String>,
-    /// Only this provider.
-    #[arg(long)]
-    provider: Option<String>,
-    /// Only this model.
-    #[arg(long)]
-    model: Option<String>,
-    /// Only this API key hash.
-    #[arg(long)]
-    key: Option<String>,
-    /// Only this session.
-    #[arg(long)]
-    session: Option<String>,
+    #[command(flatten)]
+    calls: CallArgs,
     /// Group by (usage, cost, latency, errors).
     #[arg(long, value_enum, default_value_t = Grouping::None)]
     group_by: Grouping,
@@ -93,22 +73,8 @@ enum Width {
 }
 
 impl StatsArgs {
-    fn time(&self, text: &Option<String>) -> anyhow::Result<Option<sonde::Timestamp>> {
-        let zone = Zone::parse(self.tz.as_deref())?;
-        text.as_deref().map(|t| parse_time(t, &zone)).transpose()
-    }
-
     fn filter(&self) -> anyhow::Result<AnalyticsFilter> {
-        Ok(AnalyticsFilter {
-            scope: Scope::All,
-            since: self.time(&self.since)?,
-            until: self.time(&self.until)?,
-            provider: self.provider.clone(),
-            model: self.model.clone(),
-            api_key_hash: self.key.clone(),
-            session_id: self.session.clone(),
-            ..Default::default()
-        })
+        self.calls.filter()
     }
 
     fn group_by(&self) -> GroupBy {

@@ -297,6 +297,86 @@ fn a_query_that_writes_is_refused_and_changes_nothing() {
     );
 }
 
+/// A database holding [`sample_lines`], in a folder that lives as long as the guard.
+fn sample_db() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
+    let db = db_url(dir.path(), "t.db");
+    sonde(&db, &["import", input.to_str().unwrap()]);
+    (dir, db)
+}
+
+/// What `sonde ARGS` printed, as JSON; it must have succeeded.
+fn json_of(db: &str, args: &[&str]) -> Value {
+    let out = sonde(db, args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn calls_list_with_filters_and_pages_and_sessions_are_searched_by_words() {
+    let (_dir, db) = sample_db();
+    let json = |args: &[&str]| json_of(&db, args);
+    let ids = |page: &Value, list: &str, id: &str| -> Vec<String> {
+        page[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[id].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let all = json(&["calls", "--json"]);
+    assert_eq!(ids(&all, "calls", "id"), ["r-2-3", "r-1-3", "r-0-3"]);
+    assert_eq!(all["calls"][0]["input_tokens"], 100);
+    assert_eq!(all["calls"][0]["cost_usd"], 0.25);
+    assert_eq!(all["next_cursor"], Value::Null);
+    for (args, want) in [
+        (vec!["--model", "gpt-5-1"], vec!["r-1-3"]),
+        (vec!["--meta", "user=u2"], vec!["r-2-3"]),
+        (
+            vec!["--session", "session-0", "--status", "ok"],
+            vec!["r-0-3"],
+        ),
+        (vec!["--min-latency", "900"], vec![]),
+        (vec!["--failed"], vec![]),
+    ] {
+        let page = json(&[&["calls", "--json"], args.as_slice()].concat());
+        assert_eq!(ids(&page, "calls", "id"), want, "{args:?}");
+    }
+    let table = text(&sonde(&db, &["calls", "--limit", "1", "--provider", "openai"]).stdout);
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(
+        rows[0].starts_with("TIME") && rows[0].contains("CACHE READ"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains("gpt-5-2") && rows[1].contains("$0.25"),
+        "{table}"
+    );
+    let more = rows[2].strip_prefix("more: sonde ").unwrap();
+    assert!(
+        more.contains("calls --limit 1 --provider openai --cursor "),
+        "{more}"
+    );
+    let cursor = more.rsplit(' ').next().unwrap();
+    let next = json(&["calls", "--json", "--limit", "1", "--cursor", cursor]);
+    assert_eq!(ids(&next, "calls", "id"), ["r-1-3"]);
+    assert_eq!(
+        text(&sonde(&db, &["calls", "--min-cost", "1"]).stdout),
+        "no LLM calls\n"
+    );
+    let bad = sonde(&db, &["calls", "--meta", "nokey"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(text(&bad.stderr).contains("invalid --meta \"nokey\""));
+
+    let found = json(&["sessions", "--json", "--search", "HELLO grep"]);
+    assert_eq!(ids(&found, "sessions", "session_id").len(), 3);
+    assert_eq!(found["sessions"][0]["tool_calls"], 1);
+    let none = text(&sonde(&db, &["sessions", "--search", "goodbye"]).stdout);
+    assert_eq!(none, "no sessions\n");
+}
+
 #[test]
 fn sessions_show_and_rm() {
     let dir = tempfile::tempdir().unwrap();
@@ -549,15 +629,8 @@ fn sqlite_and_postgres_export_the_same_records_identically() {
 
 #[test]
 fn stats_print_the_documented_json_fields() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = write_file(dir.path(), "in.jsonl", &sample_lines());
-    let db = db_url(dir.path(), "t.db");
-    sonde(&db, &["import", input.to_str().unwrap()]);
-    let json = |args: &[&str]| -> Value {
-        let out = sonde(&db, args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let (_dir, db) = sample_db();
+    let json = |args: &[&str]| json_of(&db, args);
     let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
     let has = |v: &Value, fields: &[&str]| {
         for f in fields {

@@ -126,9 +126,21 @@ pub(crate) async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(str::to_owned)
+        // The dashboard's login keeps the key in a cookie.
+        .or_else(|| crate::dashboard::key_in_cookie(request.headers()));
     let caller = match gate.identify(authorization.as_deref()).await {
         Ok(caller) => caller,
+        Err(Denied::Unauthenticated(_))
+            if crate::dashboard::is_page(request.method(), request.uri().path()) =>
+        {
+            let target = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            return crate::dashboard::login_page_for(&target);
+        }
         Err(Denied::Unauthenticated(why)) => {
             return error(StatusCode::UNAUTHORIZED, "unauthorized", why);
         }

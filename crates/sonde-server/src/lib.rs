@@ -7,10 +7,15 @@
 //!   all gets 400 with a one-line reason, a body over the limit 413. Errors are JSON
 //!   `{"error": {"code", "message"}}`.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//! - The REST API under `/api/v1/` (see `rest.rs`) and the web dashboard at `/` (see
+//!   `dashboard/`).
 
 mod auth;
 mod body;
+mod calls;
 mod config;
+mod dashboard;
+mod filters;
 mod grpc;
 mod ingest;
 mod metrics;
@@ -81,10 +86,13 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
     let rest = Router::new()
         .route("/api/v1/sessions", get(rest::sessions))
         .route("/api/v1/sessions/{id}", get(rest::session))
+        .route("/api/v1/calls", get(calls::calls))
+        .route("/api/v1/calls/{id}", get(calls::call))
         .route("/api/v1/stats/{report}", get(rest::stats))
         .route("/api/v1/query", post(rest::query))
         .route("/api/v1/records", post(rest::records))
-        .with_state(api);
+        .with_state(api.clone())
+        .merge(dashboard::routes(api.clone()));
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/metrics", get(metrics))
@@ -93,6 +101,7 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::from_fn_with_state(gate, authenticate))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(dashboard::open_routes(api))
         .layer(DefaultBodyLimit::max(body_limit))
 }
 

@@ -1,8 +1,10 @@
 //! The REST API: sessions, analytics and read-only SQL, as JSON.
 //!
-//! - `GET /api/v1/sessions?limit=&cursor=&since=&until=&model=` — a page of sessions.
+//! - `GET /api/v1/sessions?limit=&cursor=&since=&until=&range=&model=&provider=&source=&meta=K=V&q=&errors=&min_cost=`
+//!   — a page of sessions; `q` is a full-text search (every word in one record).
 //! - `GET /api/v1/sessions/{id}` — the whole session, or 404.
-//! - `GET /api/v1/stats/{summary|usage|cost|models|keys|latency|errors}?since=&until=&provider=&model=&key=&session=&group_by=&bucket=`
+//! - `GET /api/v1/calls`, `GET /api/v1/calls/{id}` — LLM calls (see `calls.rs`).
+//! - `GET /api/v1/stats/{summary|usage|cost|models|keys|latency|errors}?since=&until=&range=&provider=&model=&key=&gateway_key=&session=&meta=K=V&status=&group_by=&bucket=`
 //!   — the same JSON as `sonde stats ... --json`.
 //! - `POST /api/v1/records` — Sonde record JSONL, stored through the writer.
 //! - `POST /api/v1/query` with `{"sql": "...", "params": [...]}` — rows as JSON objects;
@@ -20,11 +22,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use sonde_model::Timestamp;
-use sonde_store::{
-    AnalyticsFilter, Bucket, GroupBy, QueryError, ReadError, SessionFilter, TraceStore,
-};
+use sonde_store::{Bucket, GroupBy, QueryError, ReadError, TraceStore};
 
 use crate::auth::{Caller, stamp_tenant};
+use crate::filters::Params;
 use crate::ingest::{OVERLOADED, hand_over};
 use crate::refusal::{Refusal, error};
 
@@ -34,22 +35,7 @@ pub(crate) struct Api {
     pub writer: Arc<sonde_store::Writer>,
 }
 
-fn time(value: &Option<String>, name: &str) -> Result<Option<Timestamp>, Refusal> {
-    value
-        .as_deref()
-        .map(|v| {
-            v.parse::<Timestamp>().map_err(|_| {
-                Refusal(
-                    StatusCode::BAD_REQUEST,
-                    "bad_parameter",
-                    format!("{name}: expected an RFC 3339 time, got {v:?}"),
-                )
-            })
-        })
-        .transpose()
-}
-
-fn read_error(e: ReadError) -> Response {
+pub(crate) fn read_error(e: ReadError) -> Response {
     match e {
         ReadError::InvalidCursor => error(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string()),
         other => error(
@@ -60,32 +46,14 @@ fn read_error(e: ReadError) -> Response {
     }
 }
 
-/// Query parameters of `GET /api/v1/sessions`.
-#[derive(Deserialize)]
-pub(crate) struct SessionsQuery {
-    limit: Option<usize>,
-    cursor: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    model: Option<String>,
-}
-
 pub(crate) async fn sessions(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<SessionsQuery>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    let filter = match (time(&q.since, "since"), time(&q.until, "until")) {
-        (Ok(since), Ok(until)) => SessionFilter {
-            scope: caller.scope(),
-            since,
-            until,
-            model: q.model,
-            limit: q.limit.unwrap_or(SessionFilter::DEFAULT_LIMIT),
-            cursor: q.cursor,
-            ..Default::default()
-        },
-        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    let filter = match Params(q).sessions(caller.scope(), Timestamp::now()) {
+        Ok(filter) => filter,
+        Err(r) => return r.into_response(),
     };
     match api.store.list_sessions(&filter).await {
         Ok(page) => Json(page).into_response(),
@@ -108,19 +76,6 @@ pub(crate) async fn session(
         ),
         Err(e) => read_error(e),
     }
-}
-
-/// Query parameters of `GET /api/v1/stats/...`.
-#[derive(Deserialize)]
-pub(crate) struct StatsQuery {
-    since: Option<String>,
-    until: Option<String>,
-    provider: Option<String>,
-    model: Option<String>,
-    key: Option<String>,
-    session: Option<String>,
-    group_by: Option<String>,
-    bucket: Option<String>,
 }
 
 fn group_by(value: Option<&str>) -> Result<GroupBy, Refusal> {
@@ -159,23 +114,17 @@ pub(crate) async fn stats(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
     Path(report): Path<String>,
-    Query(q): Query<StatsQuery>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    let (since, until) = match (time(&q.since, "since"), time(&q.until, "until")) {
-        (Ok(s), Ok(u)) => (s, u),
-        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    let params = Params(q);
+    let filter = match params.analytics(caller.scope(), Timestamp::now()) {
+        Ok(filter) => filter,
+        Err(r) => return r.into_response(),
     };
-    let filter = AnalyticsFilter {
-        scope: caller.scope(),
-        since,
-        until,
-        provider: q.provider,
-        model: q.model,
-        api_key_hash: q.key,
-        session_id: q.session,
-        ..Default::default()
-    };
-    let (g, b) = match (group_by(q.group_by.as_deref()), bucket(q.bucket.as_deref())) {
+    let (g, b) = match (
+        group_by(params.get("group_by")),
+        bucket(params.get("bucket")),
+    ) {
         (Ok(g), Ok(b)) => (g, b),
         (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };

@@ -29,7 +29,7 @@ pub enum Dialect {
 
 impl Dialect {
     /// `e.ts` as microseconds since the epoch.
-    fn ts_micros(self) -> &'static str {
+    pub(crate) fn ts_micros(self) -> &'static str {
         match self {
             Dialect::Sqlite => "e.ts",
             Dialect::Postgres => "(EXTRACT(EPOCH FROM e.ts) * 1000000)::int8",
@@ -83,6 +83,22 @@ impl Dialect {
         match self {
             Dialect::Sqlite => format!("sonde_packed({expr})"),
             Dialect::Postgres => format!("string_agg(float8send({expr}), ''::bytea)"),
+        }
+    }
+
+    /// A floating-point parameter.
+    pub(crate) fn real(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => placeholder.to_owned(),
+            Dialect::Postgres => format!("{placeholder}::float8"),
+        }
+    }
+
+    /// The payload column `expr` as JSON text (SQLite may keep it compressed).
+    pub(crate) fn payload(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("sonde_payload({expr})"),
+            Dialect::Postgres => expr.to_owned(),
         }
     }
 
@@ -490,7 +506,7 @@ impl Sql {
     }
 
     /// The filter as a WHERE condition over `events e`.
-    fn filter(&mut self, f: &AnalyticsFilter) -> String {
+    pub(crate) fn filter(&mut self, f: &AnalyticsFilter) -> String {
         let d = self.dialect;
         let mut clauses = vec!["e.event_type = 'llm'".to_owned()];
         if let Scope::Tenant { org, workspace } = &f.scope {
@@ -634,7 +650,8 @@ fn rollups_answer(f: &AnalyticsFilter) -> bool {
         && f.gateway_key_id.is_none()
 }
 
-const FAILED: &str = "(e.status = 'error' OR e.response_status >= 400)";
+/// "The event failed" over `events e`: status error, or HTTP 4xx / 5xx.
+pub(crate) const FAILED: &str = "(e.status = 'error' OR e.response_status >= 400)";
 
 fn int(v: &Value) -> u64 {
     v.as_u64()

@@ -165,6 +165,21 @@ pub trait RecordStore: SqlQuery {
         crate::listing::list_sessions(self, filter).await
     }
 
+    /// A page of LLM calls matching `filter`, newest first. Written once over the
+    /// backend's [`Dialect`] and run through [`SqlQuery::query`].
+    async fn list_calls(&self, filter: &crate::CallFilter) -> Result<crate::CallPage, ReadError> {
+        crate::calls::list_calls(self, filter).await
+    }
+
+    /// The LLM call with record id `id`, whole, if it exists in `scope`.
+    async fn get_call(
+        &self,
+        id: &str,
+        scope: &Scope,
+    ) -> Result<Option<crate::CallDetail>, ReadError> {
+        crate::calls::get_call(self, id, scope).await
+    }
+
     /// Deletes everything of the session; false if it did not exist in `scope`.
     async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError>;
 }

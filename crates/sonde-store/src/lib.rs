@@ -19,6 +19,7 @@
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
 mod analytics;
+mod calls;
 mod capabilities;
 mod cursors;
 mod error;
@@ -31,6 +32,7 @@ mod postgres;
 mod pricer;
 mod rows;
 mod scope;
+pub mod search;
 mod sink;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -41,6 +43,7 @@ pub use analytics::{
     AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats, ModelStats,
     SeriesPoint, UsageSummary,
 };
+pub use calls::{CallDetail, CallFilter, CallPage, CallSummary};
 pub use capabilities::{
     Analytics, CursorStore, GroupValues, KeyStore, QueryResult, RecordStore, SqlQuery, TraceStore,
     WriteOutcome,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sonde_model::{Metadata, Timestamp};
 
-use crate::analytics::{Sql, read_error};
+use crate::analytics::{FAILED, Sql, read_error};
 use crate::{ReadError, Scope, SqlQuery};
 
 /// Which sessions to list.
@@ -28,6 +28,15 @@ pub struct SessionFilter {
     pub metadata: Vec<(String, Value)>,
     /// Sessions with at least one LLM call to this model.
     pub model: Option<String>,
+    /// Sessions with at least one LLM call to this provider.
+    pub provider: Option<String>,
+    /// Sessions that have each word of this search in one of their records (see
+    /// [`crate::search`]); a search without words filters nothing.
+    pub search: Option<String>,
+    /// Only sessions with a failed event (status error, or HTTP 4xx / 5xx).
+    pub has_errors: bool,
+    /// Sessions that cost at least this much (USD).
+    pub min_cost_usd: Option<f64>,
     /// Page size (at most [`SessionFilter::MAX_LIMIT`]).
     pub limit: usize,
     /// Where the previous page ended ([`SessionPage::next_cursor`]).
@@ -49,6 +58,10 @@ impl Default for SessionFilter {
             until: None,
             metadata: Vec::new(),
             model: None,
+            provider: None,
+            search: None,
+            has_errors: false,
+            min_cost_usd: None,
             limit: Self::DEFAULT_LIMIT,
             cursor: None,
         }
@@ -81,8 +94,20 @@ pub struct SessionSummary {
     pub llm_calls: u64,
     /// Messages.
     pub messages: u64,
+    /// Tool calls (runtime events).
+    pub tool_calls: u64,
     /// Tokens of every kind over all LLM calls.
     pub total_tokens: u64,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Cache read tokens.
+    pub cache_read_tokens: u64,
+    /// Cache write tokens.
+    pub cache_write_tokens: u64,
+    /// Output tokens (reasoning included).
+    pub output_tokens: u64,
+    /// Failed events: status error, or HTTP 4xx / 5xx.
+    pub errors: u64,
     /// Sum of the LLM calls' costs (each the reported cost, else the one computed from
     /// the price table), if any call has one.
     pub cost_usd: Option<f64>,
@@ -146,21 +171,31 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     pub(crate) fn encode(&self) -> String {
-        let json = serde_json::to_vec(&(self.started_at, &self.session_id)).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        encode_position(self.started_at, &self.session_id)
     }
 
     pub(crate) fn decode(text: &str) -> Result<Self, ReadError> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text.trim())
-            .map_err(|_| ReadError::InvalidCursor)?;
-        let (started_at, session_id): (i64, String) =
-            serde_json::from_slice(&bytes).map_err(|_| ReadError::InvalidCursor)?;
+        let (started_at, session_id) = decode_position(text)?;
         Ok(Self {
             started_at,
             session_id,
         })
     }
+}
+
+/// A page cursor: a position `(micros, id)` in a list ordered by time and id, as
+/// URL-safe text.
+pub(crate) fn encode_position(micros: i64, id: &str) -> String {
+    let json = serde_json::to_vec(&(micros, id)).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+/// The position [`encode_position`] wrote.
+pub(crate) fn decode_position(text: &str) -> Result<(i64, String), ReadError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|_| ReadError::InvalidCursor)?;
+    serde_json::from_slice(&bytes).map_err(|_| ReadError::InvalidCursor)
 }
 
 fn int(v: &Value) -> i64 {
@@ -200,12 +235,27 @@ pub(crate) async fn list_sessions(
     for (key, value) in &filter.metadata {
         clauses.push(sql.metadata_clause(key, value));
     }
-    if let Some(model) = &filter.model {
-        let p = sql.param(model.clone());
+    for (column, value) in [("model", &filter.model), ("provider", &filter.provider)] {
+        if let Some(value) = value {
+            let p = sql.param(value.clone());
+            clauses.push(format!(
+                "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND e.{column} = {})",
+                d.text(&p)
+            ));
+        }
+    }
+    for word in crate::search::words(filter.search.as_deref().unwrap_or_default()) {
+        let p = sql.param(crate::search::quoted(d, &word));
+        clauses.push(crate::search::session_clause(d, &p));
+    }
+    if filter.has_errors {
         clauses.push(format!(
-            "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND e.model = {})",
-            d.text(&p)
+            "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND {FAILED})"
         ));
+    }
+    if let Some(min) = filter.min_cost_usd {
+        let p = sql.param(min);
+        clauses.push(format!("s.cost_usd >= {}", d.real(&p)));
     }
     if let Some(cursor) = &filter.cursor {
         let cursor = Cursor::decode(cursor)?;
@@ -290,6 +340,12 @@ pub(crate) async fn list_sessions(
             llm_calls: int(llm_calls).max(0) as u64,
             messages: int(messages).max(0) as u64,
             total_tokens: int(total_tokens).max(0) as u64,
+            tool_calls: 0,
+            input_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            output_tokens: 0,
+            errors: 0,
             cost_usd: cost_usd.as_f64(),
             metadata,
             models,
@@ -300,5 +356,51 @@ pub(crate) async fn list_sessions(
     sessions.sort_by(|a, b| {
         (b.started_at, b.session_id.as_bytes()).cmp(&(a.started_at, a.session_id.as_bytes()))
     });
-    Ok(SessionPage::cut(sessions, limit))
+    let mut page = SessionPage::cut(sessions, limit);
+    add_event_counts(store, &mut page.sessions).await?;
+    Ok(page)
+}
+
+/// Fills in the tool calls, token kinds and errors of `sessions`, in one query over
+/// their events.
+async fn add_event_counts(
+    store: &(impl SqlQuery + ?Sized),
+    sessions: &mut [SessionSummary],
+) -> Result<(), ReadError> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new(store.dialect());
+    let d = sql.dialect;
+    let ids: Vec<String> = sessions
+        .iter()
+        .map(|s| d.text(&sql.param(s.session_id.clone())))
+        .collect();
+    let query = format!(
+        "SELECT e.session_id AS c0,
+                sum(CASE WHEN e.event_type = 'runtime' THEN 1 ELSE 0 END) AS c1,
+                CAST(sum(e.input_tokens) AS BIGINT) AS c2,
+                CAST(sum(e.cache_read_tokens) AS BIGINT) AS c3,
+                CAST(sum(e.cache_write_tokens) AS BIGINT) AS c4,
+                CAST(sum(e.output_tokens) AS BIGINT) AS c5,
+                sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c6
+         FROM events e WHERE e.session_id IN ({}) GROUP BY e.session_id",
+        ids.join(", ")
+    );
+    let result = store.query(&query, &sql.params).await.map_err(read_error)?;
+    for row in &result.rows {
+        let Some(id) = row.first().and_then(Value::as_str) else {
+            continue;
+        };
+        let n = |i: usize| row.get(i).map_or(0, |v| int(v).max(0) as u64);
+        if let Some(s) = sessions.iter_mut().find(|s| s.session_id == id) {
+            s.tool_calls = n(1);
+            s.input_tokens = n(2);
+            s.cache_read_tokens = n(3);
+            s.cache_write_tokens = n(4);
+            s.output_tokens = n(5);
+            s.errors = n(6);
+        }
+    }
+    Ok(())
 }

@@ -146,6 +146,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "one cost column",
         sql: |t| crate::rows::one_cost_migration(t.real, t.generated),
     },
+    Migration {
+        version: 9,
+        name: "full-text search and the calls index",
+        sql: |t| crate::search::search_migration(t.dialect),
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -105,6 +105,9 @@ pub(crate) struct RecordRow {
     /// The payload as JSON text (emptied once a backend has compressed it).
     pub payload: String,
     pub extra: Extra,
+    /// The text full-text search finds the record by, if any
+    /// ([`crate::search::searchable_text`]).
+    pub search_text: Option<String>,
 }
 
 /// The table-specific columns of a row.
@@ -348,6 +351,7 @@ impl RecordRow {
             context: record.context.clone(),
             payload: record.body.payload_json(),
             extra,
+            search_text: crate::search::searchable_text(record),
         }
     }
 

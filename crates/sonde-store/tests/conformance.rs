@@ -1848,6 +1848,397 @@ pub async fn percentiles_stay_exact_through_appends_deletions_and_replacements(f
     check(calls.clone(), "after a replacement").await;
 }
 
+/// A session of one message saying `text`, at `ts`.
+fn said(session_id: &str, ts: i64, text: &str, ctx: Context) -> Vec<Record> {
+    let ctx = Context {
+        session_id: session_id.to_owned(),
+        ..ctx
+    };
+    vec![
+        rec(
+            &format!("{session_id}-start"),
+            ts,
+            &ctx,
+            Body::SessionStarted(SessionStarted::default()),
+        ),
+        rec(
+            &format!("{session_id}-said"),
+            ts + 1,
+            &ctx,
+            Body::Message(Message {
+                content: MessageContent::text(text),
+                message_type: "user_prompt".into(),
+                ..Default::default()
+            }),
+        ),
+    ]
+}
+
+/// A failed LLM call of `session_id` at `ts`: HTTP 500 after 9 s, 5 USD.
+fn failed_call(session_id: &str, ts: i64) -> Record {
+    rec(
+        &format!("{session_id}-failed"),
+        ts,
+        &Context::session(session_id),
+        Body::Event(Event::Llm(LlmCall {
+            provider: Some("openai".into()),
+            model_name: "gpt-5".into(),
+            input_tokens: 7,
+            cost_usd: Some(5.0),
+            latency_ms: Some(9000.0),
+            status: Status::Error,
+            error: Some("upstream <b>overloaded</b>".into()),
+            response_status: Some(500),
+            api_key_hash: Some("kh-1".into()),
+            gateway_key_id: Some("gw-1".into()),
+            ..Default::default()
+        })),
+    )
+}
+
+pub async fn calls_list_newest_first_with_filters_cursors_and_tenants(f: Fixture) {
+    let hour = 3_600_000_000;
+    let acme = Context::default().with_tenant("acme", "prod");
+    let globex = Context::default().with_tenant("globex", "prod");
+    f.store
+        .write(&full_session("a", 0, "claude-sonnet-4-5", acme))
+        .await
+        .unwrap();
+    f.store
+        .write(&full_session("g", hour, "claude-opus-4-1", globex))
+        .await
+        .unwrap();
+    f.store.write(&[failed_call("x", 2 * hour)]).await.unwrap();
+    let ids = |page: &CallPage| page.calls.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    let list = |filter: CallFilter| {
+        let store = f.store.clone();
+        async move { store.list_calls(&filter).await.unwrap() }
+    };
+
+    let all = list(CallFilter::default()).await;
+    assert_eq!(
+        ids(&all),
+        ["x-failed", "g-llm2", "g-llm1", "a-llm2", "a-llm1"]
+    );
+    assert_eq!(all.next_cursor, None);
+    let first = &all.calls[3];
+    assert_eq!(first.session_id, "a");
+    assert_eq!(first.step_id.as_deref(), Some("turn-2"));
+    assert_eq!(first.org.as_deref(), Some("acme"));
+    assert_eq!(first.ts, at(8));
+    assert_eq!(first.model.as_deref(), Some("claude-sonnet-4-5"));
+    assert_eq!(first.provider.as_deref(), Some("anthropic"));
+    assert_eq!(
+        (
+            first.input_tokens,
+            first.output_tokens,
+            first.cache_read_tokens,
+            first.cache_write_tokens,
+            first.reasoning_tokens,
+            first.total_tokens
+        ),
+        (200, 100, 1000, 10, 3, 1310)
+    );
+    assert_eq!(first.cost_usd, Some(0.02));
+    assert_eq!(first.latency_ms, Some(1234.5));
+    assert_eq!(first.ttft_ms, Some(200.0));
+    assert!(!first.failed());
+    assert!(all.calls[0].failed());
+    assert_eq!(all.calls[0].response_status, Some(500));
+
+    // Pages of two cover every call once, in order.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = list(CallFilter {
+            limit: 2,
+            cursor: cursor.clone(),
+            ..Default::default()
+        })
+        .await;
+        assert!(page.calls.len() <= 2);
+        seen.extend(ids(&page));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ids(&all));
+    let bad = f
+        .store
+        .list_calls(&CallFilter {
+            cursor: Some("not a cursor".into()),
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(bad, Err(ReadError::InvalidCursor)), "{bad:?}");
+
+    let by = |calls: AnalyticsFilter| CallFilter {
+        calls,
+        ..Default::default()
+    };
+    let model = AnalyticsFilter {
+        model: Some("claude-opus-4-1".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(by(model)).await), ["g-llm2", "g-llm1"]);
+    let tenant = AnalyticsFilter {
+        scope: Scope::tenant("acme", "prod"),
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(by(tenant)).await), ["a-llm2", "a-llm1"]);
+    let provider = AnalyticsFilter {
+        provider: Some("openai".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(by(provider)).await), ["x-failed"]);
+    for filter in [
+        AnalyticsFilter {
+            api_key_hash: Some("kh-1".into()),
+            ..Default::default()
+        },
+        AnalyticsFilter {
+            gateway_key_id: Some("gw-1".into()),
+            ..Default::default()
+        },
+        AnalyticsFilter {
+            status: Some(Status::Error),
+            ..Default::default()
+        },
+        AnalyticsFilter {
+            session_id: Some("x".into()),
+            ..Default::default()
+        },
+    ] {
+        assert_eq!(
+            ids(&list(by(filter.clone())).await),
+            ["x-failed"],
+            "{filter:?}"
+        );
+    }
+    let metadata = AnalyticsFilter {
+        metadata: vec![("user_id".into(), json!("u-42"))],
+        since: Some(at(hour)),
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(by(metadata)).await), ["g-llm2", "g-llm1"]);
+    let failed = CallFilter {
+        failed: true,
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(failed).await), ["x-failed"]);
+    let slow = CallFilter {
+        min_latency_ms: Some(2000.0),
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(slow).await), ["x-failed"]);
+    let fast = CallFilter {
+        max_latency_ms: Some(1234.5),
+        ..Default::default()
+    };
+    assert_eq!(list(fast).await.calls.len(), 4);
+    let cheap = CallFilter {
+        min_cost_usd: Some(0.015),
+        max_cost_usd: Some(1.0),
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(cheap).await), ["g-llm2", "a-llm2"]);
+}
+
+pub async fn a_call_is_read_whole_only_in_its_tenant(f: Fixture) {
+    let acme = Context::default().with_tenant("acme", "prod");
+    f.store
+        .write(&full_session("a", 0, "claude-sonnet-4-5", acme))
+        .await
+        .unwrap();
+    f.store.write(&[failed_call("x", 100)]).await.unwrap();
+    let call = f
+        .store
+        .get_call("a-llm1", &Scope::tenant("acme", "prod"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(call.summary.id, "a-llm1");
+    assert_eq!(call.summary.input_tokens, 100);
+    assert_eq!(call.call.stop_reason.as_deref(), Some("end_turn"));
+    assert_eq!(
+        call.call.call_records[0].request.as_ref().unwrap()["messages"][0]["content"],
+        "hi"
+    );
+    let failed = f
+        .store
+        .get_call("x-failed", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        failed.call.error.as_deref(),
+        Some("upstream <b>overloaded</b>")
+    );
+    assert!(failed.summary.failed());
+    for (id, scope) in [
+        ("a-llm1", Scope::tenant("globex", "prod")),
+        ("a-tool1", Scope::All),
+        ("nope", Scope::All),
+    ] {
+        assert!(
+            f.store.get_call(id, &scope).await.unwrap().is_none(),
+            "{id} in {scope:?}"
+        );
+    }
+}
+
+pub async fn search_finds_sessions_by_the_words_in_their_records(f: Fixture) {
+    let acme = Context::default().with_tenant("acme", "prod");
+    let globex = Context::default().with_tenant("globex", "prod");
+    f.store
+        .write(&full_session("a", 0, "m", acme))
+        .await
+        .unwrap();
+    f.store
+        .write(&full_session("g", 100, "m", globex))
+        .await
+        .unwrap();
+    f.store
+        .write(&said(
+            "r",
+            200,
+            "Deploy the rocket <script>alert(1)</script>",
+            Context::default(),
+        ))
+        .await
+        .unwrap();
+    let search = |q: &str, scope: Scope| {
+        let store = f.store.clone();
+        let q = q.to_owned();
+        async move {
+            let page = store
+                .list_sessions(&SessionFilter {
+                    scope,
+                    search: Some(q),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            page.sessions
+                .into_iter()
+                .map(|s| s.session_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    // A tool call's input and output, a message, an LLM response, an error, an event.
+    for q in [
+        "cargo test",
+        "1 FAILED",
+        "fix the test",
+        "hello",
+        "exit",
+        "checkpoint",
+    ] {
+        assert_eq!(search(q, Scope::All).await, ["g", "a"], "{q}");
+    }
+    assert_eq!(search("rocket", Scope::All).await, ["r"]);
+    assert_eq!(search("<script>", Scope::All).await, ["r"]);
+    assert_eq!(search("cargo", Scope::tenant("acme", "prod")).await, ["a"]);
+    // Every word must occur in the session (in any of its records); keys of JSON are
+    // not text; prefixes are not words.
+    assert!(search("rocket cargo", Scope::All).await.is_empty());
+    assert_eq!(
+        search("hello checkpoint BASH", Scope::All).await,
+        ["g", "a"]
+    );
+    assert!(search("command", Scope::All).await.is_empty());
+    assert!(search("rock", Scope::All).await.is_empty());
+    // A search without words filters nothing.
+    assert_eq!(search(" -- ", Scope::All).await.len(), 3);
+
+    // Replacing a record reindexes it; deleting a session unindexes it.
+    let mut changed = said("r", 200, "launch the satellite", Context::default());
+    f.store.replace(&changed.split_off(1)).await.unwrap();
+    assert!(search("rocket", Scope::All).await.is_empty());
+    assert_eq!(search("satellite", Scope::All).await, ["r"]);
+    assert!(f.store.delete_session("r", &Scope::All).await.unwrap());
+    assert!(search("satellite", Scope::All).await.is_empty());
+    // Writing a record again changes nothing.
+    f.store
+        .write(&full_session(
+            "a",
+            0,
+            "m",
+            Context::default().with_tenant("acme", "prod"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(search("cargo", Scope::All).await, ["g", "a"]);
+}
+
+pub async fn sessions_list_their_tool_calls_token_kinds_and_errors(f: Fixture) {
+    f.store
+        .write(&full_session(
+            "a",
+            0,
+            "claude-sonnet-4-5",
+            Context::default(),
+        ))
+        .await
+        .unwrap();
+    let mut x = said("x", 100, "hi", Context::default());
+    x.push(failed_call("x", 102));
+    f.store.write(&x).await.unwrap();
+    f.store
+        .write(&said("quiet", 200, "nothing", Context::default()))
+        .await
+        .unwrap();
+    let list = |filter: SessionFilter| {
+        let store = f.store.clone();
+        async move { store.list_sessions(&filter).await.unwrap().sessions }
+    };
+    let all = list(SessionFilter::default()).await;
+    let a = all.iter().find(|s| s.session_id == "a").unwrap();
+    assert_eq!(
+        (
+            a.tool_calls,
+            a.input_tokens,
+            a.cache_read_tokens,
+            a.cache_write_tokens,
+            a.output_tokens,
+            a.errors
+        ),
+        (1, 300, 2000, 20, 150, 1)
+    );
+    let quiet = all.iter().find(|s| s.session_id == "quiet").unwrap();
+    assert_eq!(
+        (quiet.tool_calls, quiet.errors, quiet.input_tokens),
+        (0, 0, 0)
+    );
+    let ids = |sessions: Vec<SessionSummary>| {
+        sessions
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect::<Vec<_>>()
+    };
+    let errors = SessionFilter {
+        has_errors: true,
+        ..Default::default()
+    };
+    assert_eq!(ids(list(errors).await), ["x", "a"]);
+    let provider = SessionFilter {
+        provider: Some("openai".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(provider).await), ["x"]);
+    let costly = SessionFilter {
+        min_cost_usd: Some(0.03),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(costly).await), ["x", "a"]);
+    let costlier = SessionFilter {
+        min_cost_usd: Some(1.0),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(costlier).await), ["x"]);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -1877,6 +2268,10 @@ macro_rules! conformance {
             case!(analytics_match_an_independent_computation);
             case!(percentiles_stay_exact_through_appends_deletions_and_replacements);
             case!(api_keys_store_only_a_hash_and_can_be_revoked);
+            case!(calls_list_newest_first_with_filters_cursors_and_tenants);
+            case!(a_call_is_read_whole_only_in_its_tenant);
+            case!(search_finds_sessions_by_the_words_in_their_records);
+            case!(sessions_list_their_tool_calls_token_kinds_and_errors);
         }
     };
 }

@@ -154,6 +154,8 @@ async fn remove_replaced(
             if let Some(stored) = tx.query_opt(&delete, &[&row.id]).await? {
                 sessions.insert(stored.try_get::<_, String>(0)?);
                 sessions.insert(row.context.session_id.clone());
+                tx.execute("DELETE FROM search_docs WHERE record_id = $1", &[&row.id])
+                    .await?;
             }
         }
     }
@@ -190,6 +192,7 @@ async fn write_batch(
                 .map_err(|e| classify(&e))?;
         }
     }
+    index_text(&tx, &inserted).await.map_err(|e| classify(&e))?;
     let rollups = crate::rows::rollup_deltas(inserted.iter().copied());
     apply_rollups(&tx, &rollups)
         .await
@@ -213,6 +216,39 @@ async fn write_batch(
     }
     tx.commit().await.map_err(|e| classify(&e))?;
     Ok(inserted.len())
+}
+
+/// Adds the searchable text of `rows` to the full-text index.
+async fn index_text(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[&RecordRow],
+) -> Result<(), tokio_postgres::Error> {
+    let with_text: Vec<&RecordRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.search_text.is_some())
+        .collect();
+    if with_text.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = with_text.iter().map(|r| r.id.as_str()).collect();
+    let sessions: Vec<&str> = with_text
+        .iter()
+        .map(|r| r.context.session_id.as_str())
+        .collect();
+    let bodies: Vec<&str> = with_text
+        .iter()
+        .map(|r| r.search_text.as_deref().unwrap_or_default())
+        .collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO search_docs (record_id, session_id, body)
+             SELECT i, s, to_tsvector('simple', b) FROM unnest($1::text[], $2::text[], $3::text[]) AS t(i, s, b)
+             ON CONFLICT (record_id) DO NOTHING",
+        )
+        .await?;
+    tx.execute(&stmt, &[&ids, &sessions, &bodies]).await?;
+    Ok(())
 }
 
 async fn upsert_sessions(
@@ -338,7 +374,7 @@ pub(super) async fn delete_session(
     for table in Table::ALL
         .iter()
         .map(|t| t.name())
-        .chain(["steps", "sessions"])
+        .chain(["steps", "sessions", "search_docs"])
     {
         tx.execute(
             &format!("DELETE FROM {table} WHERE session_id = $1"),

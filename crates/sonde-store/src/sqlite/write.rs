@@ -183,6 +183,7 @@ pub(super) fn write_rows(
             apply_lifecycle(&tx, &row.context.session_id, &row.id, row.ts, change)?;
         }
     }
+    index_text(&tx, &inserted)?;
     let rollups = crate::rows::rollup_deltas(&inserted);
     apply_rollups(&tx, &rollups)?;
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)?;
@@ -218,6 +219,7 @@ fn remove_replaced(
             // resumed session copies its parent's responses): both are recounted.
             sessions.insert(stored_session);
             sessions.insert(row.context.session_id.clone());
+            unindex_text(tx, "record_id", &row.id)?;
             if let Sql::Blob(blob) = payload
                 && let Some((block, _, _)) = payload::parse_block_ref(&blob)
             {
@@ -226,6 +228,36 @@ fn remove_replaced(
         }
     }
     Ok(sessions.into_iter().collect())
+}
+
+/// Adds the searchable text of `rows` to the full-text index.
+fn index_text(tx: &rusqlite::Transaction<'_>, rows: &[RecordRow]) -> Result<(), rusqlite::Error> {
+    let mut doc =
+        tx.prepare_cached("INSERT INTO search_docs (record_id, session_id) VALUES (?1, ?2)")?;
+    let mut fts = tx.prepare_cached("INSERT INTO search_fts (rowid, body) VALUES (?1, ?2)")?;
+    for row in rows {
+        if let Some(body) = &row.search_text {
+            doc.execute([&row.id, &row.context.session_id])?;
+            fts.execute(rusqlite::params![tx.last_insert_rowid(), body])?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes from the full-text index the records whose `column` (`record_id` or
+/// `session_id`) is `value`.
+fn unindex_text(
+    tx: &rusqlite::Transaction<'_>,
+    column: &str,
+    value: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached(&format!(
+        "DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_docs WHERE {column} = ?1)"
+    ))?
+    .execute([value])?;
+    tx.prepare_cached(&format!("DELETE FROM search_docs WHERE {column} = ?1"))?
+        .execute([value])?;
+    Ok(())
 }
 
 /// Takes `rows` rows out of block `id`'s count, and the block away when none is left.
@@ -269,6 +301,7 @@ pub(super) fn delete_session(
         return Ok(false);
     }
     subtract_rollups(&tx, "session_id", session_id)?;
+    unindex_text(&tx, "session_id", session_id)?;
     for table in Table::ALL
         .iter()
         .map(|t| t.name())

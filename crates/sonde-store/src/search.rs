@@ -1,0 +1,220 @@
+//! Full-text search over what people and models said: the text of messages, of LLM
+//! calls' requests and responses, of tool calls' inputs and outputs and of custom
+//! events, indexed when a record is written (SQLite FTS5, PostgreSQL `tsvector` with a
+//! GIN index) and matched by [`SessionFilter::search`](crate::SessionFilter::search).
+//!
+//! A search is words (runs of letters and digits): a session matches when each word
+//! occurs in one of its records (whole words: prefixes do not match; case does not
+//! matter). Each record's indexed text is capped at
+//! [`MAX_INDEXED_BYTES`].
+
+use serde_json::Value;
+use sonde_model::{Body, Event, Record};
+
+use crate::Dialect;
+
+/// The most text of one record that is indexed (the first this many bytes).
+pub const MAX_INDEXED_BYTES: usize = 64 * 1024;
+
+/// The words of `record` a search looks in ([`words`] of its text), if it has any.
+pub(crate) fn searchable_text(record: &Record) -> Option<String> {
+    let mut out = Text::default();
+    match &record.body {
+        Body::Message(m) => {
+            if let Some(text) = &m.content.text {
+                out.push(text);
+            }
+            if let Some(json) = &m.content.json {
+                out.strings(json);
+            }
+        }
+        Body::Event(Event::Llm(call)) => {
+            for r in &call.call_records {
+                if let Some(request) = &r.request {
+                    out.strings(request);
+                }
+                if let Some(response) = &r.response {
+                    out.strings(response);
+                }
+            }
+            if let Some(error) = &call.error {
+                out.push(error);
+            }
+        }
+        Body::Event(Event::Runtime(action)) => {
+            if let Some(tool) = &action.tool_name {
+                out.push(tool);
+            }
+            for value in [&action.arguments, &action.result].into_iter().flatten() {
+                out.strings(value);
+            }
+            if let Some(error) = &action.error {
+                out.push(error);
+            }
+        }
+        Body::Event(Event::Custom(custom)) => {
+            out.push(&custom.name);
+            out.strings(&custom.data);
+        }
+        _ => {}
+    }
+    // Both backends index the same words: PostgreSQL's parser would otherwise read
+    // `<script>` as a tag and drop it, or `a.rs` as one file name.
+    let words = words(&out.0).join(" ");
+    (!words.is_empty()).then_some(words)
+}
+
+/// Text gathered up to [`MAX_INDEXED_BYTES`], pieces separated by newlines.
+#[derive(Default)]
+struct Text(String);
+
+impl Text {
+    fn push(&mut self, piece: &str) {
+        let room = MAX_INDEXED_BYTES.saturating_sub(self.0.len() + 1);
+        if room == 0 || piece.is_empty() {
+            return;
+        }
+        if !self.0.is_empty() {
+            self.0.push('\n');
+        }
+        let mut end = piece.len().min(room);
+        while !piece.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.0.push_str(&piece[..end]);
+    }
+
+    /// The string values in `value` (not its keys).
+    fn strings(&mut self, value: &Value) {
+        match value {
+            Value::String(s) => self.push(s),
+            Value::Array(items) => items.iter().for_each(|v| self.strings(v)),
+            Value::Object(map) => map.values().for_each(|v| self.strings(v)),
+            _ => {}
+        }
+    }
+}
+
+/// The words of a text or a search: runs of letters and digits, lowercased.
+pub(crate) fn words(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// "The session has a record with `word`" over `sessions s`, as SQL in `d` with
+/// `param` the placeholder bound to [`quoted`]`(d, word)`.
+pub(crate) fn session_clause(d: Dialect, param: &str) -> String {
+    match d {
+        Dialect::Sqlite => format!(
+            "s.session_id IN (SELECT sd.session_id FROM search_fts
+                JOIN search_docs sd ON sd.id = search_fts.rowid WHERE search_fts MATCH {param})"
+        ),
+        Dialect::Postgres => format!(
+            "s.session_id IN (SELECT sd.session_id FROM search_docs sd
+                WHERE sd.body @@ to_tsquery('simple', {param}::text))"
+        ),
+    }
+}
+
+/// A word (of [`words`]) as the backend's query language matches it whole.
+pub(crate) fn quoted(d: Dialect, word: &str) -> String {
+    // Words are letters and digits only: nothing in them needs escaping.
+    match d {
+        Dialect::Sqlite => format!("\"{word}\""),
+        Dialect::Postgres => format!("'{word}'"),
+    }
+}
+
+/// Migration 9's search tables in `d`, and the index for listing LLM calls newest first.
+pub(crate) fn search_migration(d: Dialect) -> String {
+    let calls_index =
+        "CREATE INDEX events_calls ON events (ts DESC, id DESC) WHERE event_type = 'llm';";
+    match d {
+        Dialect::Sqlite => format!(
+            "
+-- One row per record with text; the FTS5 index (contentless: the text itself is in the
+-- payloads) shares its rowid.
+CREATE TABLE search_docs (
+    id INTEGER PRIMARY KEY,
+    record_id TEXT NOT NULL,
+    session_id TEXT NOT NULL
+);
+CREATE INDEX search_docs_record ON search_docs (record_id);
+CREATE INDEX search_docs_session ON search_docs (session_id);
+CREATE VIRTUAL TABLE search_fts USING fts5(body, content = '', contentless_delete = 1);
+{calls_index}
+"
+        ),
+        Dialect::Postgres => format!(
+            "
+CREATE TABLE search_docs (
+    record_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    body tsvector NOT NULL
+);
+CREATE INDEX search_docs_session ON search_docs (session_id);
+CREATE INDEX search_docs_body ON search_docs USING GIN (body);
+{calls_index}
+"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sonde_model::{Context, Message, MessageContent, RuntimeAction};
+
+    fn record(body: Body) -> Record {
+        Record::new(Context::session("s"), body)
+    }
+
+    #[test]
+    fn tool_calls_give_their_name_input_output_and_error_but_not_keys() {
+        let text = searchable_text(&record(Body::Event(Event::Runtime(RuntimeAction {
+            tool_name: Some("Bash".into()),
+            arguments: Some(json!({"command": "cargo test"})),
+            result: Some(json!(["1 failed"])),
+            error: Some("exit 101".into()),
+            ..Default::default()
+        }))))
+        .unwrap_or_default();
+        assert_eq!(text, "bash cargo test 1 failed exit 101");
+        assert!(!text.contains("command"));
+    }
+
+    #[test]
+    fn text_is_capped_on_a_character_boundary() {
+        let long = "é ".repeat(MAX_INDEXED_BYTES);
+        let text = searchable_text(&record(Body::Message(Message {
+            content: MessageContent::text(long),
+            ..Default::default()
+        })))
+        .unwrap_or_default();
+        assert!(text.len() <= MAX_INDEXED_BYTES && text.len() > MAX_INDEXED_BYTES - 4);
+    }
+
+    #[test]
+    fn records_without_text_index_nothing() {
+        let empty = record(Body::Message(Message::default()));
+        assert_eq!(searchable_text(&empty), None);
+    }
+
+    #[test]
+    fn searches_become_quoted_words() {
+        let quote = |d, q: &str| words(q).iter().map(|w| quoted(d, w)).collect::<Vec<_>>();
+        assert_eq!(
+            quote(Dialect::Sqlite, "Cargo  test\"; DROP"),
+            ["\"cargo\"", "\"test\"", "\"drop\""]
+        );
+        assert_eq!(
+            quote(Dialect::Postgres, "it's <script>"),
+            ["'it'", "'s'", "'script'"]
+        );
+        assert!(quote(Dialect::Sqlite, " -- ").is_empty());
+    }
+}
