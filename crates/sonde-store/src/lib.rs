@@ -41,7 +41,8 @@ pub use analytics::{
     SeriesPoint, UsageSummary,
 };
 pub use capabilities::{
-    Analytics, CursorStore, GroupValues, KeyStore, QueryResult, RecordStore, SqlQuery, TraceStore,
+    Analytics, CursorStore, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_ROWS, DEFAULT_STATEMENT_TIMEOUT,
+    GroupValues, KeyStore, QueryLimits, QueryResult, RecordStore, SqlQuery, TraceStore,
     WriteOutcome,
 };
 pub use cursors::SyncCursor;

@@ -28,6 +28,11 @@ use crate::{BackendError, CallPricer, ErrorClass, OpenError};
 
 /// Connections kept in the pool.
 const POOL_SIZE: usize = 16;
+/// Connections kept for statements from outside
+/// ([`SqlQuery::query_limited`](crate::SqlQuery::query_limited)), in a pool of their
+/// own: runaway queries can hold these, never the connections writes and key lookups
+/// need.
+const QUERY_POOL_SIZE: usize = 4;
 /// Attempts of a batch that lost a deadlock or serialisation race.
 const CONTENTION_ATTEMPTS: usize = 5;
 
@@ -42,6 +47,8 @@ type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
 /// ```
 pub struct PostgresStore {
     pool: Pool,
+    /// The connections of statements from outside.
+    queries: Pool,
     runtime: Handle,
     /// What computes the cost of an LLM call ([`PostgresStore::priced_by`]).
     pricer: Option<CallPricer>,
@@ -115,18 +122,30 @@ impl PostgresStore {
         let runtime = Handle::try_current()
             .map_err(|_| fail("the postgres backend needs a tokio runtime".into()))?;
         let config = tokio_postgres::Config::from_str(url).map_err(|e| fail(e.to_string()))?;
-        let manager = Manager::from_config(
-            config,
+        let pool = Pool::builder(Manager::from_config(
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
+        ))
+        .max_size(POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+        // Session state a statement from outside leaves (settings, advisory locks,
+        // prepared statements) is discarded before its connection is used again.
+        let queries = Pool::builder(Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Custom("DISCARD ALL".into()),
+            },
+        ))
+        .max_size(QUERY_POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
         let mut client = pool
             .get()
             .await
@@ -134,6 +153,7 @@ impl PostgresStore {
         schema::migrate(&mut client).await?;
         Ok(Self {
             pool,
+            queries,
             runtime,
             pricer: None,
         })
