@@ -115,23 +115,33 @@ pub async fn serve_grpc_with(
 
 /// tonic answers a request message it cannot decode (bad protobuf, a bad compression
 /// flag, a truncated or undecompressable message) with `INTERNAL`, which says the
-/// server failed; the fault is the client's: `INVALID_ARGUMENT`.
+/// server failed; the fault is the client's: `INVALID_ARGUMENT`. A message over the
+/// size limit it answers with `OUT_OF_RANGE`, which OTLP clients retry: sending it
+/// again cannot help, so it is `RESOURCE_EXHAUSTED` (not retried without `RetryInfo`).
 async fn malformed_is_invalid_argument(
     mut response: axum::response::Response,
 ) -> axum::response::Response {
     let headers = response.headers_mut();
-    let internal = headers
+    let status = headers
         .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() == b"13");
-    let malformed = headers
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
         .map(str::to_ascii_lowercase)
-        .is_some_and(|m| {
-            m.contains("decod") || m.contains("protocol%20error") || m.contains("eof")
-        });
-    if internal && malformed {
-        headers.insert("grpc-status", axum::http::HeaderValue::from_static("3"));
-    }
+        .unwrap_or_default();
+    let malformed = message.contains("decod")
+        || message.contains("protocol%20error")
+        || message.contains("eof");
+    let replaced = match status.as_slice() {
+        b"13" if malformed => "3",
+        b"11" if message.contains("too%20large") => "8",
+        _ => return response,
+    };
+    headers.insert(
+        "grpc-status",
+        axum::http::HeaderValue::from_static(replaced),
+    );
     response
 }

@@ -107,12 +107,12 @@ struct Rewritten;
 
 /// Rewrites every error response into the one format: JSON `{"error", "code"}` (the
 /// bodies axum's own rejections and fallbacks give are plain text or empty), and on
-/// [`OTLP_PATH`] OTLP's status body in the request's encoding.
+/// `POST` [`OTLP_PATH`] OTLP's status body in the request's encoding.
 pub(crate) async fn uniform_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let otlp = request.uri().path() == OTLP_PATH;
+    let otlp = request.uri().path() == OTLP_PATH && request.method() == axum::http::Method::POST;
     let json_request = request
         .headers()
         .get(header::CONTENT_TYPE)
