@@ -186,3 +186,63 @@ macro_rules! cases {
 
 cases!(sqlite_file_backend, sqlite_file());
 cases!(postgres_backend, postgres());
+
+/// On PostgreSQL, statements from outside run as a role of their own, not as the
+/// connection's (a superuser in these tests): the server's files, its configuration and
+/// its write-ahead log are out of reach, the role cannot be switched back from SQL, and
+/// an advisory lock taken in a statement does not outlive it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statements_from_outside_run_as_a_read_only_role_and_leave_nothing_behind() {
+    let (store, _guard) = postgres().await;
+    let limits = QueryLimits::default();
+    let who = store
+        .query_limited(
+            "SELECT current_user::text AS who, \
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser",
+            &[],
+            &limits,
+        )
+        .await
+        .unwrap();
+    let who = &who.to_objects()[0];
+    assert!(
+        who["who"].as_str().unwrap().starts_with("sonde_query_"),
+        "{who:?}"
+    );
+    assert_eq!(who["superuser"], false);
+
+    for sql in [
+        "SELECT pg_read_file('PG_VERSION')",
+        "SELECT pg_reload_conf()",
+        "SELECT pg_switch_wal()::text",
+        "SELECT set_config('role', 'postgres', false)",
+        "SELECT set_config('session_authorization', 'postgres', false)",
+        "SELECT count(*) FROM sonde_query_role",
+    ] {
+        let err = store.query_limited(sql, &[], &limits).await.unwrap_err();
+        assert!(
+            matches!(&err, QueryError::Sql(m) if m.contains("permission denied")),
+            "{sql}: {err:?}"
+        );
+    }
+
+    store.write(&[session("readable")]).await.unwrap();
+    let rows = store
+        .query_limited("SELECT count(*) AS n FROM sessions", &[], &limits)
+        .await
+        .unwrap();
+    assert_eq!(rows.to_objects()[0]["n"], 1);
+
+    store
+        .query_limited("SELECT pg_advisory_lock(42)::text", &[], &limits)
+        .await
+        .unwrap();
+    let held = store
+        .query(
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.to_objects()[0]["n"], 0, "the advisory lock leaked");
+}

@@ -9,6 +9,7 @@ mod keys;
 mod query;
 mod read;
 mod records;
+mod role;
 mod rollups;
 mod runs;
 mod schema;
@@ -133,10 +134,21 @@ impl PostgresStore {
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| fail(e.to_string()))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| open_failed(url, pool_error(e)))?;
+        let login = schema::migrate(&mut client).await?;
+        drop(client);
+        // Statements from outside log in as the query role when there is one.
+        let mut query_config = config;
+        if let Some(login) = login {
+            query_config.user(&login.role).password(login.password);
+        }
         // Session state a statement from outside leaves (settings, advisory locks,
         // prepared statements) is discarded before its connection is used again.
         let queries = Pool::builder(Manager::from_config(
-            config,
+            query_config,
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Custom("DISCARD ALL".into()),
@@ -146,11 +158,6 @@ impl PostgresStore {
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| fail(e.to_string()))?;
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|e| open_failed(url, pool_error(e)))?;
-        schema::migrate(&mut client).await?;
         Ok(Self {
             pool,
             queries,
