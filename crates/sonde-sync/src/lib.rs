@@ -51,6 +51,6 @@ pub use langfuse::{LangfuseConfig, LangfuseSink, MAX_BATCH_BYTES, ingestion_even
 pub use options::{ProgressCallback, SyncOptions, SyncProgress};
 pub use result::SyncResult;
 pub use source::Source;
-pub use syncer::{CURSOR_BATCH, RECORD_BATCH, Syncer};
+pub use syncer::{CURSOR_BATCH, MAX_LINE_BYTES, RECORD_BATCH, Syncer};
 pub use target::{CursorFile, SinkTarget, StoreTarget, SyncTarget};
 pub use watch::{POLL_INTERVAL, watch};
