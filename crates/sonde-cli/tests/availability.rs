@@ -11,60 +11,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http::{self, Reply};
+use common::{create_key, serve};
 
 /// A statement that never ends by itself.
 const RUNAWAY: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
                        SELECT count(*) FROM r";
-
-/// A new key's secret (`sonde keys create --json`).
-fn create_key(db: &str, admin: bool) -> String {
-    let mut command = common::sonde_on(db);
-    command.args([
-        "keys",
-        "create",
-        "--org",
-        "acme",
-        "--workspace",
-        "prod",
-        "--json",
-    ]);
-    if admin {
-        command.arg("--admin");
-    }
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    key["secret"].as_str().unwrap().to_owned()
-}
-
-/// `sonde serve` on `db` with `flags`; its stderr goes to the test's.
-fn serve(db: &str, flags: &[&str]) -> (Server, String, String) {
-    let mut command = std::process::Command::new(common::sonde_bin());
-    command
-        .env_remove("SONDE_DB")
-        .env("SONDE_SPOOL", common::spool_for(db))
-        .stdout(Stdio::null());
-    let (child, addr, grpc) = common::spawn_serve_with(command, db, flags);
-    (Server(child), addr, grpc)
-}
-
-/// The server process, killed when the test ends however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn bearer(secret: &str) -> String {
     format!("Bearer {secret}")
@@ -121,14 +75,7 @@ fn runaway_queries_hold_up_neither_keyed_ingest_nor_the_api_and_are_stopped() {
         "0102030405060708",
     );
     assert_eq!(sent.status, 200, "{}", sent.text());
-    let auth = bearer(&tenant);
-    let listed = http::request(
-        &addr,
-        "GET",
-        "/api/v1/sessions",
-        &[("Authorization", &auth)],
-        b"",
-    );
+    let listed = http::get(&addr, "/api/v1/sessions", Some(&tenant));
     assert_eq!(listed.status, 200, "{}", listed.text());
     assert!(
         runaways.iter().all(|r| !r.is_finished()),
@@ -277,28 +224,17 @@ fn a_store_that_cannot_be_reached_is_503_with_retry_after_and_known_keys_keep_se
             "{what}: {}",
             reply.head
         );
-        let auth = authorization.clone();
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| vec![("Authorization", a)])
-            .unwrap_or_default();
-        let api = http::request(&addr, "GET", "/api/v1/sessions", &headers, b"");
+        let secret = authorization.as_ref().map(|_| unknown);
+        let api = http::get(&addr, "/api/v1/sessions", secret);
         assert_eq!(api.status, 503, "{what}, the API: {}", api.text());
         assert_eq!(api.json()["code"], "store_unavailable", "{what}");
         assert_eq!(api.header("retry-after").as_deref(), Some("5"), "{what}");
     }
 
     pg.start_again().unwrap();
-    let auth = bearer(&known);
     let started = Instant::now();
     loop {
-        let listed = http::request(
-            &addr,
-            "GET",
-            "/api/v1/sessions",
-            &[("Authorization", &auth)],
-            b"",
-        );
+        let listed = http::get(&addr, "/api/v1/sessions", Some(&known));
         let ids: Vec<String> = if listed.status == 200 {
             listed.json()["sessions"]
                 .as_array()

@@ -8,28 +8,12 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
-
 use common::http;
 
-/// The server process, killed when the test ends however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(db: &str) -> (Server, String) {
-    let mut command = std::process::Command::new(common::sonde_bin());
-    command
-        .env_remove("SONDE_DB")
-        .env("SONDE_SPOOL", common::spool_for(db))
-        .stdout(Stdio::null());
-    let (child, addr, _) = common::spawn_serve(command, db);
-    (Server(child), addr)
+/// `sonde serve` on `db`, and its OTLP/HTTP address.
+fn serve(db: &str) -> (common::Served, String) {
+    let (server, addr, _) = common::serve(db, &[]);
+    (server, addr)
 }
 
 #[test]
@@ -177,20 +161,7 @@ fn otlp_errors_are_otlp_status_bodies_in_the_request_encoding() {
 fn bearer_is_matched_in_any_case() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let out = common::sonde_on(&db)
-        .args([
-            "keys",
-            "create",
-            "--org",
-            "acme",
-            "--workspace",
-            "prod",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let secret = key["secret"].as_str().unwrap();
+    let secret = common::create_key(&db, false);
     let (_server, addr) = serve(&db);
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let authorization = format!("{scheme} {secret}");

@@ -111,6 +111,16 @@ pub fn request(
     send(addr, &raw)
 }
 
+/// `GET PATH`, with `Authorization: Bearer SECRET` when a secret is given.
+pub fn get(addr: &str, path: &str, secret: Option<&str>) -> Reply {
+    let authorization = secret.map(|s| format!("Bearer {s}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    request(addr, "GET", path, &headers, b"")
+}
+
 /// OTLP/JSON with one chat span in session `session`.
 pub fn otlp_json(session: &str, span_id: &str) -> String {
     serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{

@@ -79,3 +79,50 @@ pub fn spawn_serve_with(mut command: Command, db: &str, flags: &[&str]) -> (Chil
     }
     (server, addr, grpc_addr)
 }
+
+/// A `sonde serve` process, killed when the test ends however it ends.
+pub struct Served(pub Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `sonde --db DB serve` with `flags` (its output but errors dropped): the server, its
+/// OTLP/HTTP address and its OTLP/gRPC address.
+pub fn serve(db: &str, flags: &[&str]) -> (Served, String, String) {
+    let mut command = Command::new(sonde_bin());
+    command
+        .env_remove("SONDE_DB")
+        .env("SONDE_SPOOL", spool_for(db))
+        .stdout(std::process::Stdio::null());
+    let (child, addr, grpc) = spawn_serve_with(command, db, flags);
+    (Served(child), addr, grpc)
+}
+
+/// A new key's secret, of tenant acme/prod (`sonde keys create --json`).
+pub fn create_key(db: &str, admin: bool) -> String {
+    let mut command = sonde_on(db);
+    command.args([
+        "keys",
+        "create",
+        "--org",
+        "acme",
+        "--workspace",
+        "prod",
+        "--json",
+    ]);
+    if admin {
+        command.arg("--admin");
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    key["secret"].as_str().unwrap().to_owned()
+}
