@@ -565,3 +565,34 @@ fn values_the_stores_cannot_keep_exactly_are_refused_naming_the_field() {
     let again = Record::from_json_line(&max.to_json_line()).unwrap();
     assert_eq!(again, max);
 }
+
+// The import reader's fuzzing: any text, and record lines cut short or with bytes
+// changed, are read or refused with an error, never a panic. `PROPTEST_CASES` sets
+// how many cases run (CI's long run sets more).
+proptest! {
+    #[test]
+    fn the_line_reader_never_panics_on_arbitrary_text(text in "\\PC{0,512}") {
+        let _ = Record::from_json_line(&text);
+    }
+
+    #[test]
+    fn the_line_reader_never_panics_on_damaged_lines(
+        record in record(),
+        cut in proptest::option::of(any::<usize>()),
+        edits in prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\":,0-9.eE-tfn \\".to_vec())), 0..6),
+    ) {
+        let mut line = record.to_json_line().into_bytes();
+        if let Some(cut) = cut {
+            line.truncate(cut % (line.len() + 1));
+        }
+        let len = line.len();
+        for (at, byte) in edits {
+            if len > 0 {
+                line[at % len] = byte;
+            }
+        }
+        if let Ok(text) = std::str::from_utf8(&line) {
+            let _ = Record::from_json_line(text);
+        }
+    }
+}
