@@ -1,7 +1,8 @@
 //! Accepting connections within limits: at most [`ServeConfig::max_connections`] open
 //! at once per listener (the rest wait in the kernel's queue), request headers within
-//! [`ServeConfig::header_timeout`] (HTTP/1, idle keep-alive connections too), pings on
-//! silent HTTP/2 connections, and on shutdown a drain of the connections still open.
+//! [`ServeConfig::header_timeout`] (HTTP/1, idle keep-alive connections too; on HTTP/2
+//! the connection preface), pings on silent HTTP/2 connections, and on shutdown a drain
+//! of the connections still open.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,15 +73,30 @@ pub(crate) async fn serve_connections(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
         let service = TowerToHyperService::new(app.clone());
-        let served: std::pin::Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>> =
-            match protocol {
-                Protocol::Http1 => Box::pin(graceful.watch(http1.serve_connection(io, service))),
-                Protocol::Http2 => Box::pin(graceful.watch(http2.serve_connection(io, service))),
-            };
+        let watcher = graceful.watcher();
+        let (http1, http2) = (http1.clone(), http2.clone());
+        let header_timeout = config.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = served.await {
+            let served = match protocol {
+                Protocol::Http1 => {
+                    watcher
+                        .watch(http1.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                // HTTP/2 has no header timeout of its own: a client that opens a
+                // connection and never says it speaks HTTP/2 is let go.
+                Protocol::Http2 if !preface_within(&stream, header_timeout).await => {
+                    tracing::debug!(%peer, "no HTTP/2 preface in time; connection closed");
+                    Ok(())
+                }
+                Protocol::Http2 => {
+                    watcher
+                        .watch(http2.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
@@ -97,4 +113,27 @@ pub(crate) async fn serve_connections(
         );
     }
     Ok(())
+}
+
+/// The bytes an HTTP/2 client sends first (RFC 9113, 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long the listener waits before looking again at a preface that came in part.
+const PREFACE_POLL: Duration = Duration::from_millis(10);
+
+/// Whether the whole HTTP/2 preface arrives on `stream` within `wait` (it is only
+/// peeked at: hyper reads it).
+async fn preface_within(stream: &tokio::net::TcpStream, wait: Duration) -> bool {
+    let mut seen = [0u8; HTTP2_PREFACE.len()];
+    let arrived = tokio::time::timeout(wait, async {
+        loop {
+            match stream.peek(&mut seen).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n >= HTTP2_PREFACE.len() => return true,
+                Ok(_) => tokio::time::sleep(PREFACE_POLL).await,
+            }
+        }
+    })
+    .await;
+    arrived.unwrap_or(false)
 }
