@@ -3,8 +3,8 @@
 //! to records without panicking either.
 //!
 //! A property test: `PROPTEST_CASES` sets how many cases each property runs (256 by
-//! default; CI's long run sets more). Failures are kept in `proptest-regressions/` and
-//! run again first.
+//! default; CI's long run sets more). Failures are kept beside this file
+//! (`fuzz.proptest-regressions`) and run again first.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;

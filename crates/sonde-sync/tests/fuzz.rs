@@ -3,8 +3,8 @@
 //! bytes changed, in another order, mixed with arbitrary bytes; and a file's end.
 //!
 //! A property test: `PROPTEST_CASES` sets how many cases each property runs (256 by
-//! default; CI's long run sets more). Failures are kept in `proptest-regressions/` and
-//! run again first.
+//! default; CI's long run sets more). Failures are kept beside this file
+//! (`fuzz.proptest-regressions`) and run again first.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -50,6 +50,8 @@ enum Damage {
     Cut(usize),
     /// A byte changed (position modulo its length).
     Byte(usize, u8),
+    /// The first number at or after a position (modulo its length) made huge.
+    Huge(usize),
     /// Replaced by arbitrary bytes.
     Arbitrary(Vec<u8>),
 }
@@ -60,6 +62,7 @@ fn damage() -> impl Strategy<Value = Damage> {
         2 => any::<usize>().prop_map(Damage::Cut),
         2 => (any::<usize>(), prop::sample::select(b"{}[]\":,0-9.-tfn \\x".to_vec()))
             .prop_map(|(at, b)| Damage::Byte(at, b)),
+        2 => any::<usize>().prop_map(Damage::Huge),
         1 => prop::collection::vec(any::<u8>(), 0..256).prop_map(Damage::Arbitrary),
     ]
 }
@@ -77,6 +80,17 @@ fn lines_of(corpus: &[Vec<u8>], picks: &[(usize, Damage)]) -> Vec<Vec<u8>> {
                     let len = line.len();
                     if len > 0 {
                         line[at % len] = *b;
+                    }
+                }
+                Damage::Huge(at) => {
+                    let from = at % (line.len() + 1);
+                    if let Some(digit) = line[from..].iter().position(u8::is_ascii_digit) {
+                        let digit = from + digit;
+                        let end = line[digit..]
+                            .iter()
+                            .position(|b| !b.is_ascii_digit())
+                            .map_or(line.len(), |n| digit + n);
+                        line.splice(digit..end, *b"18446744073709551615");
                     }
                 }
                 Damage::Arbitrary(bytes) => line = bytes.clone(),

@@ -800,3 +800,37 @@ fn a_line_over_the_limit_is_skipped_naming_file_and_offset_and_the_rest_is_read(
     assert!(!a.records().is_empty());
     assert_eq!(a.records().len(), b.records().len());
 }
+
+#[test]
+fn a_token_count_the_stores_cannot_keep_is_refused_never_clamped() {
+    let original = data("claude-code/01_cclogviewer_v1.0.61_inline_sidechain.jsonl");
+    let text = std::fs::read_to_string(&original).unwrap();
+    let huge = text.replacen(
+        "\"input_tokens\":3,",
+        "\"input_tokens\":18446744073709551615,",
+        1,
+    );
+    assert_ne!(huge, text);
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("-home-dev-shop");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("s.jsonl"), huge).unwrap();
+
+    let f = Fixture::new();
+    let run = f.sync(Source::Claude, dir.path());
+    assert!(run.errors >= 1, "{:?}", run.error_messages);
+    assert!(
+        run.error_messages.iter().all(|m| m.starts_with("s.jsonl: the LLM call ")
+            && m.ends_with(": input_tokens: 18446744073709551615 is above the largest count stored, 9223372036854775807; not stored")),
+        "{:?}",
+        run.error_messages
+    );
+    let clamped = f
+        .records()
+        .into_iter()
+        .filter(
+            |r| matches!(&r.body, Body::Event(Event::Llm(c)) if c.input_tokens >= i64::MAX as u64),
+        )
+        .count();
+    assert_eq!(clamped, 0, "a count was stored clamped");
+}
