@@ -76,7 +76,41 @@ fn edited(mut bytes: Vec<u8>, cut: Option<usize>, edits: &[(usize, u8)]) -> Vec<
     bytes
 }
 
+/// `text` with its `nth` run of digits (modulo how many there are) replaced by `number`.
+fn with_number(text: &str, nth: usize, number: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            runs.push((start, i));
+        } else {
+            i += 1;
+        }
+    }
+    let (start, end) = runs[nth % runs.len()];
+    format!("{}{number}{}", &text[..start], &text[end..])
+}
+
 proptest! {
+    #[test]
+    fn extreme_numbers_never_panic_the_decoders_or_the_mapping(
+        nth in any::<usize>(),
+        number in prop::sample::select(vec![
+            "18446744073709551615", "9223372036854775808", "99999999999999999999999",
+            "0", "1e308", "1e400", "-0",
+        ]),
+    ) {
+        let text = with_number(&valid_json(), nth, number);
+        if let Ok(decoded) = sonde_otlp::decode_json(&text) {
+            map(decoded);
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_the_protobuf_decoder(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
         if let Ok(decoded) = sonde_otlp::decode_protobuf(&bytes) {
