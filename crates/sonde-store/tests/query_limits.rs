@@ -246,3 +246,47 @@ async fn postgres_statements_from_outside_run_as_a_read_only_role_and_leave_noth
         .unwrap();
     assert_eq!(held.to_objects()[0]["n"], 0, "the advisory lock leaked");
 }
+
+/// When the database's role may not create roles (so it is no superuser either),
+/// statements from outside run as it, still read-only and within their limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_createrole_runs_statements_as_the_owner_read_only() {
+    let server = tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let admin_url = server.url();
+    let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for sql in [
+        "CREATE ROLE plain LOGIN NOSUPERUSER NOCREATEROLE",
+        "CREATE DATABASE plain_db OWNER plain",
+    ] {
+        admin.batch_execute(sql).await.unwrap();
+    }
+    let url = admin_url
+        .replace("postgres@", "plain@")
+        .replace("/postgres", "/plain_db");
+    let store = PostgresStore::open(&url).await.unwrap();
+    let limits = QueryLimits::default();
+    let who = store
+        .query_limited("SELECT current_user::text AS who", &[], &limits)
+        .await
+        .unwrap();
+    assert_eq!(who.to_objects()[0]["who"], "plain");
+    let err = store
+        .query_limited("SELECT pg_read_file('PG_VERSION')", &[], &limits)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, QueryError::Sql(m) if m.contains("permission denied")),
+        "{err:?}"
+    );
+    let err = store
+        .query_limited("DELETE FROM sessions", &[], &limits)
+        .await
+        .unwrap_err();
+    assert_eq!(err, QueryError::NotReadOnly);
+}
