@@ -238,6 +238,29 @@ enum Command {
         /// Where to listen for OTLP/gRPC.
         #[arg(long, default_value = "127.0.0.1:4317")]
         grpc_addr: std::net::SocketAddr,
+        /// How long a POST /api/v1/query statement may run before it is stopped.
+        #[arg(long, default_value = "5s", value_parser = time::parse_span)]
+        statement_timeout: std::time::Duration,
+        /// The most rows a POST /api/v1/query answer may hold.
+        #[arg(long, default_value_t = sonde::store::DEFAULT_MAX_ROWS)]
+        max_result_rows: usize,
+        /// The most bytes of values a POST /api/v1/query answer may hold.
+        #[arg(long, default_value_t = sonde::store::DEFAULT_MAX_RESULT_BYTES)]
+        max_result_bytes: usize,
+        /// How long a client has to send a request's headers; also how long an idle
+        /// keep-alive connection is kept.
+        #[arg(long, default_value = "10s", value_parser = time::parse_span)]
+        header_timeout: std::time::Duration,
+        /// The longest pause while a request body arrives.
+        #[arg(long, default_value = "10s", value_parser = time::parse_span)]
+        body_timeout: std::time::Duration,
+        /// How long a whole request may take.
+        #[arg(long, default_value = "60s", value_parser = time::parse_span)]
+        request_timeout: std::time::Duration,
+        /// Connections open at once, per listener (OTLP/HTTP and OTLP/gRPC each); more
+        /// wait until one closes.
+        #[arg(long, default_value_t = sonde_server::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
         /// Open the dashboard in the browser once listening.
         #[arg(long)]
         open: bool,
@@ -518,8 +541,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             spool,
             body_limit,
             grpc_addr,
+            statement_timeout,
+            max_result_rows,
+            max_result_bytes,
+            header_timeout,
+            body_timeout,
+            request_timeout,
+            max_connections,
             open,
         } => {
+            let config = sonde_server::ServeConfig {
+                addr,
+                body_limit,
+                header_timeout,
+                body_timeout,
+                request_timeout,
+                max_connections: max_connections as usize,
+                query_limits: sonde::store::QueryLimits {
+                    timeout: statement_timeout,
+                    max_rows: max_result_rows,
+                    max_bytes: max_result_bytes,
+                },
+            };
             let writer = Arc::new(sonde::store::Writer::start(
                 store,
                 sonde_server::writer_config(spool.unwrap_or_else(|| default_spool(&url))),
@@ -539,11 +582,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let grpc_listener = tokio::net::TcpListener::bind(grpc_addr)
                 .await
                 .with_context(|| format!("cannot listen on {grpc_addr}"))?;
-            let grpc = tokio::spawn(sonde_server::serve_grpc(
-                grpc_listener,
-                writer.clone(),
-                wait(),
-            ));
+            let grpc_config = config.clone();
+            let grpc_writer = writer.clone();
+            let grpc_stopped = wait();
+            let grpc = tokio::spawn(async move {
+                sonde_server::serve_grpc_with(
+                    grpc_listener,
+                    &grpc_config,
+                    grpc_writer,
+                    grpc_stopped,
+                )
+                .await
+            });
             eprintln!(
                 "sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces) and {grpc_addr} (OTLP/gRPC), storing into {}",
                 redact_url(&url)
@@ -556,7 +606,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if open && let Err(e) = open::that_detached(&dashboard) {
                 eprintln!("sonde: cannot open a browser ({e}); open {dashboard}");
             }
-            sonde_server::serve_on(listener, body_limit, writer.clone(), wait()).await?;
+            sonde_server::serve_on_with(listener, &config, writer.clone(), wait()).await?;
             grpc.await??;
             let report = writer.shutdown(std::time::Duration::from_secs(30)).await;
             eprintln!(

@@ -46,6 +46,49 @@ fn open_input(
     })
 }
 
+/// The lines of `input` without their newlines, each held only up to `max` bytes: a
+/// longer line is read through, never held whole, and comes as `None`. Each byte is
+/// looked at once.
+struct BoundedLines<R> {
+    input: R,
+    max: usize,
+}
+
+impl<R: BufRead> Iterator for BoundedLines<R> {
+    type Item = std::io::Result<Option<Vec<u8>>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut line = Vec::new();
+        let mut too_long = false;
+        let mut any = false;
+        loop {
+            let buf = match self.input.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Some(Err(e)),
+            };
+            if buf.is_empty() {
+                return any.then(|| Ok((!too_long).then_some(line)));
+            }
+            any = true;
+            let (part, used, ends) = match buf.iter().position(|b| *b == b'\n') {
+                Some(at) => (&buf[..at], at + 1, true),
+                None => (buf, buf.len(), false),
+            };
+            if !too_long && line.len() + part.len() <= self.max {
+                line.extend_from_slice(part);
+            } else {
+                too_long = true;
+                line = Vec::new();
+            }
+            self.input.consume(used);
+            if ends {
+                return Some(Ok((!too_long).then_some(line)));
+            }
+        }
+    }
+}
+
 /// What reading an input yields: batches of records, and bad lines; or, when its
 /// first lines are clearly of another format, what to do instead (and nothing else).
 enum Parsed {
@@ -71,11 +114,22 @@ fn scan(
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     // The first lines' outcomes wait until they tell whether this is record JSONL.
     let mut first: Vec<InputLine> = Vec::new();
-    let mut lines = input.split(b'\n').enumerate();
+    let mut lines = BoundedLines {
+        input,
+        max: sonde::sync::MAX_LINE_BYTES,
+    }
+    .enumerate();
     // The next non-empty line, its text kept when `sniffing`.
     let mut next = |sniffing: bool| -> anyhow::Result<Option<InputLine>> {
         for (index, line) in lines.by_ref() {
             let line = line.with_context(|| format!("cannot read {name}"))?;
+            let Some(line) = line else {
+                let reason = format!(
+                    "a line longer than {} MiB was skipped",
+                    sonde::sync::MAX_LINE_BYTES / (1024 * 1024)
+                );
+                return Ok(Some((index + 1, String::new(), Err(reason))));
+            };
             let (text, parsed) = match std::str::from_utf8(&line) {
                 Ok(text) if text.trim().is_empty() => continue,
                 Ok(text) => (
@@ -661,4 +715,33 @@ pub async fn export(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_over_the_bound_come_as_none_and_the_others_whole() {
+        // A reader that hands out 3 bytes at a time: lines cross its buffers.
+        let input = BufReader::with_capacity(3, &b"ab\ncdefgh\n\nxy\r\nz"[..]);
+        let lines: Vec<Option<Vec<u8>>> = BoundedLines { input, max: 4 }
+            .map(|l| l.unwrap_or_default())
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                Some(b"ab".to_vec()),
+                None,
+                Some(Vec::new()),
+                Some(b"xy\r".to_vec()),
+                Some(b"z".to_vec()),
+            ]
+        );
+        let empty = BoundedLines {
+            input: &b""[..],
+            max: 4,
+        };
+        assert_eq!(empty.count(), 0);
+    }
 }

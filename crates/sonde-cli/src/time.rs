@@ -100,6 +100,31 @@ impl Zone {
     }
 }
 
+/// Parses a span of time for a flag: `500ms`, `5s`, `2m`, `1h`, or bare seconds (`5`).
+/// Zero and negative spans are refused (a limit of nothing would refuse everything).
+pub fn parse_span(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let per_unit = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3_600.0,
+        _ => f64::NAN,
+    };
+    match number.parse::<f64>() {
+        Ok(n) if per_unit.is_finite() && n > 0.0 && (n * per_unit) < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(n * per_unit))
+        }
+        _ => Err(format!(
+            "invalid duration {text:?}: expected a positive span such as 500ms, 5s, 2m or 1h"
+        )),
+    }
+}
+
 /// A duration as people read it: `850ms`, `4.2s`, `5m 26s`, `1h 02m`, `2d 03h`.
 pub fn duration(ms: f64) -> String {
     if !ms.is_finite() || ms < 0.0 {
@@ -125,6 +150,20 @@ pub fn duration(ms: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_for_flags_take_a_unit_or_seconds_and_refuse_nothing() {
+        use std::time::Duration;
+        assert_eq!(parse_span("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_span("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_span("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_span("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_span("1.5h"), Ok(Duration::from_secs(5_400)));
+        for bad in ["0s", "-1s", "5d", "", "s", "1e99s"] {
+            let err = parse_span(bad).unwrap_err();
+            assert!(err.starts_with("invalid duration"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn durations_read_like_durations() {

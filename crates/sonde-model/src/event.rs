@@ -259,6 +259,49 @@ pub struct LlmCall {
 }
 
 impl LlmCall {
+    /// The largest token count the stores keep exactly (they keep 64-bit signed
+    /// integers): a larger one is refused, never clamped.
+    pub const MAX_COUNT: u64 = i64::MAX as u64;
+
+    /// The first field whose value cannot be stored as it is, and why: a token count
+    /// above [`LlmCall::MAX_COUNT`], a negative or non-finite cost, latency or time to
+    /// first token.
+    ///
+    /// ```
+    /// let call = sonde_model::LlmCall { cost_usd: Some(-1.0), ..Default::default() };
+    /// assert_eq!(call.out_of_range(), Some(("cost_usd", "-1 is negative".to_owned())));
+    /// assert_eq!(sonde_model::LlmCall::default().out_of_range(), None);
+    /// ```
+    pub fn out_of_range(&self) -> Option<(&'static str, String)> {
+        let counts = [
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("cache_read_tokens", self.cache_read_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+            ("cache_write_1h_tokens", self.cache_write_1h_tokens),
+            ("reasoning_tokens", self.reasoning_tokens),
+        ];
+        if let Some((field, count)) = counts.into_iter().find(|(_, c)| *c > Self::MAX_COUNT) {
+            return Some((
+                field,
+                format!(
+                    "{count} is above the largest count stored, {}",
+                    Self::MAX_COUNT
+                ),
+            ));
+        }
+        let amounts = [
+            ("cost_usd", self.cost_usd),
+            ("latency_ms", self.latency_ms),
+            ("time_to_first_token_ms", self.time_to_first_token_ms),
+        ];
+        amounts.into_iter().find_map(|(field, value)| match value {
+            Some(v) if !v.is_finite() => Some((field, format!("{v} is not a number"))),
+            Some(v) if v < 0.0 => Some((field, format!("{v} is negative"))),
+            _ => None,
+        })
+    }
+
     /// Input + cache read + cache write + output tokens.
     ///
     /// ```

@@ -461,6 +461,14 @@ impl Record {
         let kind: std::borrow::Cow<'_, str> = field(raw.kind, "kind")?;
         let payload = raw.payload.map_or("{}", RawValue::get);
         let body = Body::parse(&kind, payload)?;
+        if let Body::Event(Event::Llm(call)) = &body
+            && let Some((field, reason)) = call.out_of_range()
+        {
+            return Err(ParseError::Field {
+                field: format!("payload.{field}"),
+                reason,
+            });
+        }
         Ok(Self {
             id,
             timestamp,

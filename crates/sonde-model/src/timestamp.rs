@@ -95,9 +95,22 @@ impl Timestamp {
         (self.0 - earlier.0) as f64 / 1000.0
     }
 
+    /// The earliest instant a timestamp may be: 0001-01-01T00:00:00Z (RFC 3339 years
+    /// have four digits).
+    pub const MIN: Timestamp = Timestamp(-62_135_596_800_000_000);
+
+    /// The latest instant a timestamp may be: 9999-12-31T23:59:59.999999Z. A later one
+    /// would be written with a five-digit year that RFC 3339 (and so Sonde's own
+    /// import) does not read.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999_999);
+
+    /// The instant `seconds` after the Unix epoch, if it is between [`Timestamp::MIN`]
+    /// and [`Timestamp::MAX`].
     fn from_unix_seconds(seconds: f64) -> Option<Self> {
         let micros = (seconds * 1_000_000.0).round();
-        (micros.is_finite() && micros.abs() < i64::MAX as f64).then_some(Self(micros as i64))
+        // Compared as integers: near the ends a double cannot tell them apart.
+        let whole = micros as i64;
+        (micros.is_finite() && (Self::MIN.0..=Self::MAX.0).contains(&whole)).then_some(Self(whole))
     }
 }
 
@@ -135,6 +148,9 @@ impl Serialize for Timestamp {
     }
 }
 
+/// What a number of Unix seconds outside [`Timestamp::MIN`]..[`Timestamp::MAX`] gets.
+const OUT_OF_RANGE: &str = "timestamp out of range: expected a time from year 0001 to 9999";
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct TimestampVisitor;
@@ -147,15 +163,13 @@ impl<'de> Deserialize<'de> for Timestamp {
                 v.parse().map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
-                Timestamp::from_unix_seconds(v as f64)
-                    .ok_or_else(|| E::custom("timestamp out of range"))
+                Timestamp::from_unix_seconds(v as f64).ok_or_else(|| E::custom(OUT_OF_RANGE))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
-                Timestamp::from_unix_seconds(v as f64)
-                    .ok_or_else(|| E::custom("timestamp out of range"))
+                Timestamp::from_unix_seconds(v as f64).ok_or_else(|| E::custom(OUT_OF_RANGE))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
-                Timestamp::from_unix_seconds(v).ok_or_else(|| E::custom("timestamp out of range"))
+                Timestamp::from_unix_seconds(v).ok_or_else(|| E::custom(OUT_OF_RANGE))
             }
         }
         deserializer.deserialize_any(TimestampVisitor)

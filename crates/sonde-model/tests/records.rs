@@ -1,6 +1,6 @@
 //! The record vocabulary: every kind round-trips through JSON, tags are pinned, the
 //! reader refuses what it cannot read, and the fold is lossless.
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -68,10 +68,11 @@ fn llm_call() -> impl Strategy<Value = LlmCall> {
     (
         (opt_text(), opt_text(), text(), opt_text()),
         prop::array::uniform6(0u64..10_000_000),
+        // Costs and times are never negative: a negative one is refused on reading.
         (
-            proptest::option::of(finite()),
-            proptest::option::of(finite()),
-            proptest::option::of(finite()),
+            proptest::option::of(finite().prop_map(f64::abs)),
+            proptest::option::of(finite().prop_map(f64::abs)),
+            proptest::option::of(finite().prop_map(f64::abs)),
         ),
         (status(), opt_text(), opt_text()),
         (opt_text(), opt_text(), proptest::option::of(100u16..600)),
@@ -519,4 +520,79 @@ fn a_sessions_records_start_with_its_start_even_when_it_is_dated_later() {
     let session = SessionTrace::from_records(records).remove(0);
     let ids: Vec<String> = session.to_records().into_iter().map(|r| r.id).collect();
     assert_eq!(ids, ["a-start", "b-call", "c-later"]);
+}
+
+#[test]
+fn values_the_stores_cannot_keep_exactly_are_refused_naming_the_field() {
+    let line = |timestamp: &str, payload: &str| {
+        format!(
+            r#"{{"schema_version":1,"id":"r","timestamp":{timestamp},"context":{{"session_id":"s"}},"kind":"llm_call","payload":{payload}}}"#
+        )
+    };
+    let ok = r#""2026-01-01T00:00:00Z""#;
+    for (timestamp, payload, expected) in [
+        (
+            ok,
+            r#"{"model_name":"m","input_tokens":9223372036854775808}"#,
+            "invalid field `payload.input_tokens`: 9223372036854775808 is above the largest count stored, 9223372036854775807",
+        ),
+        (
+            ok,
+            r#"{"model_name":"m","cost_usd":-0.01}"#,
+            "invalid field `payload.cost_usd`: -0.01 is negative",
+        ),
+        (
+            ok,
+            r#"{"model_name":"m","latency_ms":-3}"#,
+            "invalid field `payload.latency_ms`: -3 is negative",
+        ),
+        (
+            "253402300800",
+            r#"{"model_name":"m"}"#,
+            "invalid field `timestamp`: timestamp out of range: expected a time from year 0001 to 9999 at line 1 column 12",
+        ),
+    ] {
+        let err = Record::from_json_line(&line(timestamp, payload)).unwrap_err();
+        assert_eq!(err.to_string(), expected, "{payload}");
+    }
+    // At the edges, values are kept exactly.
+    let max = Record::from_json_line(&line(
+        "253402300799",
+        r#"{"model_name":"m","input_tokens":9223372036854775807,"cost_usd":0}"#,
+    ))
+    .unwrap();
+    assert_eq!(max.timestamp.to_string(), "9999-12-31T23:59:59.000000Z");
+    let again = Record::from_json_line(&max.to_json_line()).unwrap();
+    assert_eq!(again, max);
+}
+
+// The import reader's fuzzing: any text, and record lines cut short or with bytes
+// changed, are read or refused with an error, never a panic. `PROPTEST_CASES` sets
+// how many cases run (CI's long run sets more).
+proptest! {
+    #[test]
+    fn the_line_reader_never_panics_on_arbitrary_text(text in "\\PC{0,512}") {
+        let _ = Record::from_json_line(&text);
+    }
+
+    #[test]
+    fn the_line_reader_never_panics_on_damaged_lines(
+        record in record(),
+        cut in proptest::option::of(any::<usize>()),
+        edits in prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\":,0-9.eE-tfn \\".to_vec())), 0..6),
+    ) {
+        let mut line = record.to_json_line().into_bytes();
+        if let Some(cut) = cut {
+            line.truncate(cut % (line.len() + 1));
+        }
+        let len = line.len();
+        for (at, byte) in edits {
+            if len > 0 {
+                line[at % len] = byte;
+            }
+        }
+        if let Ok(text) = std::str::from_utf8(&line) {
+            let _ = Record::from_json_line(text);
+        }
+    }
 }

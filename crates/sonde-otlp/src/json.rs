@@ -32,6 +32,26 @@ pub struct Decoded {
     pub rejected: Vec<Rejected>,
 }
 
+impl Decoded {
+    /// Moves the spans whose values cannot be stored as sent (see
+    /// [`crate::mapping::value_problem`]) to the rejected ones: never a number changed
+    /// silently.
+    pub(crate) fn reject_out_of_range(mut self) -> Self {
+        let (kept, refused): (Vec<Span>, Vec<Span>) = std::mem::take(&mut self.spans)
+            .into_iter()
+            .partition(|span| crate::mapping::value_problem(span).is_none());
+        for span in refused {
+            let reason = crate::mapping::value_problem(&span).unwrap_or_default();
+            self.rejected.push(Rejected {
+                name: span.name,
+                reason,
+            });
+        }
+        self.spans = kept;
+        self
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Request {
@@ -277,5 +297,5 @@ pub fn decode_json(body: &str) -> Result<Decoded, DecodeError> {
             }
         }
     }
-    Ok(decoded)
+    Ok(decoded.reject_out_of_range())
 }

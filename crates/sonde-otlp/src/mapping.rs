@@ -313,6 +313,61 @@ impl<'a> Attrs<'a> {
     }
 }
 
+/// Why a span's values cannot be stored as sent, naming the attribute: a token count
+/// that is a negative or fractional number, or one above
+/// [`LlmCall::MAX_COUNT`](sonde_model::LlmCall::MAX_COUNT); a cost or a time to first
+/// token that is a negative number. (A value that is no number at all, such as
+/// `"fifty"`, is not read into a typed field: it stays in the metadata as sent.)
+pub(crate) fn value_problem(span: &crate::Span) -> Option<String> {
+    let a = Attrs::of(&span.attributes);
+    let max = sonde_model::LlmCall::MAX_COUNT;
+    for attr in [
+        Attr::InputTokens,
+        Attr::OutputTokens,
+        Attr::TotalTokens,
+        Attr::CacheReadTokens,
+        Attr::CacheWriteTokens,
+        Attr::CacheWrite1hTokens,
+        Attr::ReasoningTokens,
+    ] {
+        let Some(value) = a.get(attr) else { continue };
+        let count = match value {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f <= max as f64)
+                    .map(|f| f as u64)
+            }),
+            Value::String(s) if s.trim().parse::<f64>().is_err() => continue,
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => continue,
+        };
+        if count.is_none_or(|c| c > max) {
+            return Some(format!(
+                "{}: {value} is not a token count (a whole number from 0 to {max})",
+                a.name(attr).unwrap_or("a token count")
+            ));
+        }
+    }
+    for attr in [Attr::Cost, Attr::TimeToFirstChunk] {
+        let Some(value) = a.get(attr) else { continue };
+        let number = match value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => match s.trim().parse::<f64>() {
+                Ok(n) => Some(n),
+                Err(_) => continue,
+            },
+            _ => continue,
+        };
+        if !number.is_some_and(|n| n.is_finite() && n >= 0.0) {
+            return Some(format!(
+                "{}: {value} is not a number from 0 up",
+                a.name(attr).unwrap_or("a number")
+            ));
+        }
+    }
+    None
+}
+
 /// A JSON-looking string as JSON kept as text (checked, not parsed: messages pass
 /// through to the store as they came), else the value itself.
 fn json_text(v: Value) -> Json {

@@ -132,7 +132,7 @@ pub fn from_request(request: ExportTraceServiceRequest) -> Decoded {
             }
         }
     }
-    decoded
+    decoded.reject_out_of_range()
 }
 
 /// The OTLP answer to a request, protobuf-encoded: empty on full success, else

@@ -60,14 +60,35 @@ pub(crate) enum Denied {
 /// at most this long after.
 pub const KEYS_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a key lookup may take before the store counts as unreachable for it.
+pub const KEY_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The secret in an `Authorization` value: `Bearer SECRET` (the scheme in any case, as
+/// HTTP says), or the bare secret.
+fn secret_of(authorization: &str) -> &str {
+    let value = authorization.trim();
+    match value.split_once(' ') {
+        Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => secret.trim(),
+        _ => value,
+    }
+}
+
 /// Tells callers apart by their `Authorization` value (`Bearer KEY`). Keys are required
 /// when any is configured, or when the server listens beyond loopback.
+///
+/// Every key is looked up in the store (on connections statements from outside never
+/// hold), so a revoked key stops working at once. The keys the store confirmed are
+/// also kept in memory (by their secrets' hashes): while the store cannot be reached,
+/// every key it once confirmed is still accepted, so that senders keep sending into the
+/// spool. A key the store never confirmed gets 503 then, never 401.
 pub(crate) struct Gate {
     store: Arc<dyn TraceStore>,
     /// Bound to a loopback address only: without keys, local callers need none.
     loopback: bool,
     /// When the store was last asked whether keys exist, and its answer.
     keys_seen: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
+    /// The keys the store confirmed, by secret hash.
+    known: std::sync::Mutex<std::collections::HashMap<String, ApiKey>>,
 }
 
 impl Gate {
@@ -76,41 +97,89 @@ impl Gate {
             store,
             loopback,
             keys_seen: std::sync::Mutex::new(None),
+            known: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
     /// Who is calling.
     pub(crate) async fn identify(&self, authorization: Option<&str>) -> Result<Caller, Denied> {
-        let secret = authorization.map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
-        match secret {
-            Some(secret) => match self.store.find_api_key(secret).await {
-                Ok(Some(key)) => Ok(Caller::Key(key)),
-                Ok(None) => Err(Denied::Unauthenticated("unknown or revoked API key")),
-                Err(e) => Err(Denied::Unavailable(e.to_string())),
+        match authorization.map(secret_of) {
+            Some(secret) => self.key(secret).await.map(Caller::Key),
+            None => match self.keys_exist().await {
+                Ok(false) if self.loopback => Ok(Caller::Local),
+                Ok(_) => Err(Denied::Unauthenticated(
+                    "this server needs Authorization: Bearer <key> (sonde keys create)",
+                )),
+                Err(why) => Err(Denied::Unavailable(why)),
             },
-            None if !self.loopback || self.keys_exist().await => Err(Denied::Unauthenticated(
-                "this server needs Authorization: Bearer <key> (sonde keys create)",
-            )),
-            None => Ok(Caller::Local),
         }
     }
 
-    /// Whether any key is configured, as the store said at most [`KEYS_RECHECK`] ago
-    /// (yes when it cannot tell: a failing store must not open the door).
-    async fn keys_exist(&self) -> bool {
+    /// The active key whose secret this is, as the store says; as it said before when
+    /// it cannot answer now.
+    async fn key(&self, secret: &str) -> Result<ApiKey, Denied> {
+        let hash = ApiKey::hash(secret);
+        let found = tokio::time::timeout(KEY_LOOKUP_TIMEOUT, self.store.find_api_key(secret))
+            .await
+            .unwrap_or_else(|_| {
+                Err(sonde_store::ReadError::Backend(
+                    sonde_store::BackendError::new(
+                        sonde_store::ErrorClass::Timeout,
+                        format!(
+                            "the key lookup took longer than {} ms",
+                            KEY_LOOKUP_TIMEOUT.as_millis()
+                        ),
+                    ),
+                ))
+            });
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        match found {
+            Ok(Some(key)) => {
+                known.insert(hash, key.clone());
+                Ok(key)
+            }
+            Ok(None) => {
+                known.remove(&hash);
+                Err(Denied::Unauthenticated("unknown or revoked API key"))
+            }
+            Err(e) => match known.get(&hash).cloned() {
+                Some(key) => {
+                    tracing::debug!(error = %e, key = %key.id, "the store cannot check keys; accepting a key it confirmed before");
+                    Ok(key)
+                }
+                None => Err(Denied::Unavailable(format!(
+                    "cannot check the API key: {e}"
+                ))),
+            },
+        }
+    }
+
+    /// Whether any key is configured, as the store said at most [`KEYS_RECHECK`] ago;
+    /// its last answer, however old, when it cannot answer now; an error when it never
+    /// could.
+    async fn keys_exist(&self) -> Result<bool, String> {
         let seen = *self.keys_seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, exist)) = seen
             && at.elapsed() < KEYS_RECHECK
         {
-            return exist;
+            return Ok(exist);
         }
-        match self.store.has_api_keys().await {
-            Ok(exist) => {
+        let asked = tokio::time::timeout(KEY_LOOKUP_TIMEOUT, self.store.has_api_keys()).await;
+        match asked {
+            Ok(Ok(exist)) => {
                 *self.keys_seen.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some((std::time::Instant::now(), exist));
-                exist
+                Ok(exist)
             }
-            Err(_) => true,
+            Ok(Err(e)) => seen
+                .map(|(_, exist)| exist)
+                .ok_or_else(|| format!("cannot check for API keys: {e}")),
+            Err(_) => seen.map(|(_, exist)| exist).ok_or_else(|| {
+                format!(
+                    "cannot check for API keys: no answer within {} ms",
+                    KEY_LOOKUP_TIMEOUT.as_millis()
+                )
+            }),
         }
     }
 }
@@ -145,7 +214,7 @@ pub(crate) async fn authenticate(
             return error(StatusCode::UNAUTHORIZED, "unauthorized", why);
         }
         Err(Denied::Unavailable(why)) => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "store_error", why);
+            return error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", why);
         }
     };
     request.extensions_mut().insert(caller);

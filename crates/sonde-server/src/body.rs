@@ -1,4 +1,4 @@
-//! Request bodies: gunzipped when they say so, within the limit.
+//! Request bodies: gunzipped when they say so (every byte of them), within the limit.
 
 use std::io::Read;
 
@@ -21,7 +21,9 @@ pub(crate) fn body_bytes(
     match encoding.as_str() {
         "gzip" => {
             let mut out = Vec::new();
-            let read = flate2::read::GzDecoder::new(&body[..])
+            // Every gzip member is read, and anything after the last one that is not a
+            // gzip member (trailing garbage) fails the body, as a truncated one does.
+            let read = flate2::read::MultiGzDecoder::new(&body[..])
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out);
             match read {

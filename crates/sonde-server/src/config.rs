@@ -1,6 +1,9 @@
 //! How `sonde serve` runs: its writer settings, limits and listening address.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use sonde_store::QueryLimits;
 
 /// The largest request body accepted, compressed or not.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -45,13 +48,45 @@ pub fn writer_config(spool_dir: std::path::PathBuf) -> sonde_store::WriterConfig
     }
 }
 
+/// How long a client has to send a request's headers, and how long an idle
+/// keep-alive connection is kept waiting for the next request (HTTP/1).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest pause while a request body arrives.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a whole request may take, from its headers to its answer: a body trickled
+/// in slower than [`DEFAULT_BODY_TIMEOUT`] apart is cut here. Above the waits a request
+/// can have inside the server ([`SERVE_ENQUEUE_WAIT`], the statement timeout).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connections open at once, per listener (OTLP/HTTP and OTLP/gRPC each): more wait in
+/// the kernel's queue until one closes, so clients cannot exhaust the server's file
+/// descriptors (1,024 by default on Linux).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// How long OTLP/gRPC waits for a ping's answer before it closes a silent connection;
+/// pings go out every [`DEFAULT_HEADER_TIMEOUT`].
+pub const GRPC_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Where to listen (default `127.0.0.1:4318`, the OTLP/HTTP port).
     pub addr: SocketAddr,
-    /// The largest request body, compressed or decompressed.
+    /// The largest request body, compressed or decompressed (OTLP/gRPC messages too).
     pub body_limit: usize,
+    /// How long a client has to send a request's headers; also how long an idle
+    /// keep-alive connection is kept.
+    pub header_timeout: Duration,
+    /// The longest pause while a request body arrives.
+    pub body_timeout: Duration,
+    /// How long a whole request may take.
+    pub request_timeout: Duration,
+    /// Connections open at once, per listener.
+    pub max_connections: usize,
+    /// The limits of `POST /api/v1/query` statements.
+    pub query_limits: QueryLimits,
 }
 
 impl Default for ServeConfig {
@@ -59,6 +94,11 @@ impl Default for ServeConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
             body_limit: DEFAULT_BODY_LIMIT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            query_limits: QueryLimits::default(),
         }
     }
 }

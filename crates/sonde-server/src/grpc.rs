@@ -63,9 +63,22 @@ impl TraceService for Traces {
     }
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` completes.
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes, with the default limits.
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
+    writer: Arc<Writer>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), crate::ServeError> {
+    serve_grpc_with(listener, &crate::ServeConfig::default(), writer, shutdown).await
+}
+
+/// Serves OTLP/gRPC on `listener` within `config`'s limits until `shutdown` completes:
+/// messages up to `config.body_limit`, the connection limit, the body and request
+/// timeouts, pings on silent connections. A message that cannot be decoded is
+/// `INVALID_ARGUMENT`.
+pub async fn serve_grpc_with(
+    listener: tokio::net::TcpListener,
+    config: &crate::ServeConfig,
     writer: Arc<Writer>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), crate::ServeError> {
@@ -74,16 +87,61 @@ pub async fn serve_grpc(
         gate: Gate::new(writer.store().clone(), loopback),
         writer,
     };
-    tonic::transport::Server::builder()
-        .add_service(
-            TraceServiceServer::new(service)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-                .max_decoding_message_size(crate::DEFAULT_BODY_LIMIT),
-        )
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
-        .await
-        .map_err(|e| crate::ServeError::Io(std::io::Error::other(e.to_string())))
+    let app = tonic::service::Routes::new(
+        TraceServiceServer::new(service)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .max_decoding_message_size(config.body_limit),
+    )
+    .into_axum_router()
+    .layer(axum::middleware::map_response(
+        malformed_is_invalid_argument,
+    ))
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        config.body_timeout,
+    ))
+    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        config.request_timeout,
+    ));
+    crate::listen::serve_connections(
+        listener,
+        app,
+        config,
+        crate::listen::Protocol::Http2,
+        shutdown,
+    )
+    .await
+}
+
+/// tonic answers a request message it cannot decode (bad protobuf, a bad compression
+/// flag, a truncated or undecompressable message) with `INTERNAL`, which says the
+/// server failed; the fault is the client's: `INVALID_ARGUMENT`. A message over the
+/// size limit it answers with `OUT_OF_RANGE`, which OTLP clients retry: sending it
+/// again cannot help, so it is `RESOURCE_EXHAUSTED` (not retried without `RetryInfo`).
+async fn malformed_is_invalid_argument(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let headers = response.headers_mut();
+    let status = headers
+        .get("grpc-status")
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let malformed = message.contains("decod")
+        || message.contains("protocol%20error")
+        || message.contains("eof");
+    let replaced = match status.as_slice() {
+        b"13" if malformed => "3",
+        b"11" if message.contains("too%20large") => "8",
+        _ => return response,
+    };
+    headers.insert(
+        "grpc-status",
+        axum::http::HeaderValue::from_static(replaced),
+    );
+    response
 }

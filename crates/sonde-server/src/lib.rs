@@ -4,11 +4,16 @@
 //! - `POST /v1/traces`: OTLP/HTTP with protobuf (`application/x-protobuf`) or JSON
 //!   (`application/json`) bodies, gzip accepted. Spans with malformed ids are rejected
 //!   one by one and reported in OTLP's `partial_success`; a body that cannot be read at
-//!   all gets 400 with a one-line reason, a body over the limit 413. Errors are JSON
-//!   `{"error": {"code", "message"}}`.
+//!   all gets 400 with a one-line reason, a body over the limit 413. Its errors are
+//!   OTLP status bodies (`google.rpc.Status`, protobuf or JSON as the request was);
+//!   every other error is JSON `{"error": MESSAGE, "code": CODE}`, and a 503 carries
+//!   `Retry-After`.
 //! - `GET /healthz`, `GET /metrics` (Prometheus text).
 //! - The REST API under `/api/v1/` (see `rest.rs`) and the web dashboard at `/` (see
 //!   `dashboard/`).
+//!
+//! Connections are limited (open at once, header, body and request timeouts: see
+//! [`ServeConfig`]), on OTLP/HTTP and OTLP/gRPC alike.
 
 mod auth;
 mod body;
@@ -18,17 +23,20 @@ mod dashboard;
 mod filters;
 mod grpc;
 mod ingest;
+mod listen;
 mod metrics;
 mod refusal;
 mod rest;
 mod signal;
 
-pub use auth::KEYS_RECHECK;
+pub use auth::{KEY_LOOKUP_TIMEOUT, KEYS_RECHECK};
 pub use config::{
-    DEFAULT_BODY_LIMIT, SERVE_BATCH_SIZE, SERVE_ENQUEUE_WAIT, SERVE_QUEUE_CAPACITY,
-    SERVE_WRITE_WORKERS, ServeConfig, writer_config,
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT, GRPC_PING_TIMEOUT, SERVE_BATCH_SIZE, SERVE_ENQUEUE_WAIT,
+    SERVE_QUEUE_CAPACITY, SERVE_WRITE_WORKERS, ServeConfig, writer_config,
 };
-pub use grpc::serve_grpc;
+pub use grpc::{serve_grpc, serve_grpc_with};
+pub use refusal::RETRY_AFTER_SECONDS;
 pub use signal::shutdown_signal;
 
 use std::net::SocketAddr;
@@ -102,7 +110,30 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         .layer(middleware::from_fn_with_state(gate, authenticate))
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(dashboard::open_routes(api))
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take this method",
+            )
+        })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(refusal::uniform_errors))
+}
+
+/// [`router`] within `config`: its body limit, its body and request timeouts, and its
+/// limits on `POST /api/v1/query` statements.
+pub fn limited_router(writer: Arc<Writer>, config: &ServeConfig, loopback: bool) -> Router {
+    router(writer, config.body_limit, loopback)
+        .layer(axum::Extension(config.query_limits))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            config.body_timeout,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(middleware::from_fn(refusal::uniform_errors))
 }
 
 /// Serves until `shutdown` completes, then returns (the caller drains the writer).
@@ -117,23 +148,34 @@ pub async fn serve(
             addr: config.addr,
             cause,
         })?;
-    serve_on(listener, config.body_limit, writer, shutdown).await
+    serve_on_with(listener, &config, writer, shutdown).await
 }
 
-/// Serves on an already bound listener (tests bind port 0).
+/// Serves on an already bound listener (tests bind port 0), with the default limits but
+/// `body_limit`.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     body_limit: usize,
     writer: Arc<Writer>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let config = ServeConfig {
+        body_limit,
+        ..Default::default()
+    };
+    serve_on_with(listener, &config, writer, shutdown).await
+}
+
+/// Serves on an already bound listener within `config`'s limits (its address is not
+/// used).
+pub async fn serve_on_with(
+    listener: tokio::net::TcpListener,
+    config: &ServeConfig,
+    writer: Arc<Writer>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening for OTLP/HTTP");
-    axum::serve(
-        listener,
-        router(writer, body_limit, addr.ip().is_loopback()),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
-    Ok(())
+    let app = limited_router(writer, config, addr.ip().is_loopback());
+    listen::serve_connections(listener, app, config, listen::Protocol::Http1, shutdown).await
 }

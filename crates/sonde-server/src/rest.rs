@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use sonde_model::Timestamp;
-use sonde_store::{Bucket, GroupBy, QueryError, ReadError, TraceStore};
+use sonde_store::{Bucket, GroupBy, QueryError, QueryLimits, ReadError, TraceStore};
 
 use crate::auth::{Caller, stamp_tenant};
 use crate::filters::Params;
@@ -38,6 +38,16 @@ pub(crate) struct Api {
 pub(crate) fn read_error(e: ReadError) -> Response {
     match e {
         ReadError::InvalidCursor => error(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string()),
+        ReadError::Closed => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
+        ReadError::Backend(ref b) if b.class == sonde_store::ErrorClass::Connection => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
         other => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store_error",
@@ -199,10 +209,14 @@ pub(crate) async fn records(
         }
     }
     if records.is_empty() && !rejected.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({
-            "error": {"code": "bad_body", "message": format!("no valid record: {} bad lines", rejected.len())},
-            "rejected": rejected,
-        })))
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({
+                "error": format!("no valid record: {} bad lines", rejected.len()),
+                "code": "bad_body",
+                "rejected": rejected,
+            })),
+        )
             .into_response();
     }
     let accepted = records.len();
@@ -223,6 +237,7 @@ pub(crate) struct QueryBody {
 pub(crate) async fn query(
     State(api): State<Arc<Api>>,
     Extension(caller): Extension<Caller>,
+    limits: Option<Extension<QueryLimits>>,
     body: Result<Json<QueryBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if !caller.is_admin() {
@@ -236,7 +251,12 @@ pub(crate) async fn query(
         Ok(body) => body,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_body", e.body_text()),
     };
-    match api.store.query(&body.sql, &body.params).await {
+    let limits = limits.map(|Extension(l)| l).unwrap_or_default();
+    match api
+        .store
+        .query_limited(&body.sql, &body.params, &limits)
+        .await
+    {
         Ok(result) => Json(result.to_objects()).into_response(),
         Err(e @ QueryError::NotReadOnly) => {
             error(StatusCode::BAD_REQUEST, "not_read_only", e.to_string())
@@ -244,6 +264,17 @@ pub(crate) async fn query(
         Err(e @ (QueryError::Sql(_) | QueryError::Param { .. })) => {
             error(StatusCode::BAD_REQUEST, "bad_query", e.to_string())
         }
+        Err(e @ QueryError::Timeout { .. }) => {
+            error(StatusCode::BAD_REQUEST, "query_timeout", e.to_string())
+        }
+        Err(e @ QueryError::TooLarge { .. }) => {
+            error(StatusCode::BAD_REQUEST, "result_too_large", e.to_string())
+        }
+        Err(e @ QueryError::Unavailable(_)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store_error",

@@ -682,6 +682,7 @@ fn rate(errors: u64, calls: u64) -> f64 {
 pub(crate) fn read_error(e: QueryError) -> ReadError {
     match e {
         QueryError::Closed => ReadError::Closed,
+        QueryError::Unavailable(e) => ReadError::Backend(e),
         other => ReadError::Backend(crate::BackendError::new(
             crate::ErrorClass::Unknown,
             other.to_string(),

@@ -78,6 +78,95 @@ impl QueryResult {
     }
 }
 
+/// How long a statement from outside (the query endpoint, `sonde query`) may run before
+/// it is stopped: long enough for an analytical query over a large store, short enough
+/// that a runaway one (a recursive CTE, `pg_sleep`) frees its connection soon.
+pub const DEFAULT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The most rows a statement from outside may return.
+pub const DEFAULT_MAX_ROWS: usize = 100_000;
+
+/// The most bytes of values a statement from outside may return (text and numbers as
+/// read, blobs as their hex text). A 245 MB answer once took a server to 2.6 GB.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 32 * 1024 * 1024;
+
+/// The limits on one statement from outside ([`SqlQuery::query_limited`]).
+///
+/// ```
+/// let limits = sonde_store::QueryLimits::default();
+/// assert_eq!(limits.timeout, sonde_store::DEFAULT_STATEMENT_TIMEOUT);
+/// assert_eq!(limits.max_rows, sonde_store::DEFAULT_MAX_ROWS);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// How long the statement may run; it is interrupted then
+    /// ([`QueryError::Timeout`]).
+    pub timeout: std::time::Duration,
+    /// The most rows it may return ([`QueryError::TooLarge`]).
+    pub max_rows: usize,
+    /// The most bytes of values it may return ([`QueryError::TooLarge`]).
+    pub max_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_STATEMENT_TIMEOUT,
+            max_rows: DEFAULT_MAX_ROWS,
+            max_bytes: DEFAULT_MAX_RESULT_BYTES,
+        }
+    }
+}
+
+/// Counts a result's rows and bytes against [`QueryLimits`] as they are read.
+pub(crate) struct ResultBudget {
+    limits: Option<QueryLimits>,
+    rows: usize,
+    bytes: usize,
+}
+
+impl ResultBudget {
+    /// A budget for `limits` (none: unlimited).
+    pub(crate) fn new(limits: Option<&QueryLimits>) -> Self {
+        Self {
+            limits: limits.copied(),
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Counts one more row of `bytes` bytes; the error once over a cap.
+    pub(crate) fn take(&mut self, bytes: usize) -> Result<(), QueryError> {
+        let Some(limits) = self.limits else {
+            return Ok(());
+        };
+        self.rows += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.rows > limits.max_rows {
+            return Err(QueryError::TooLarge {
+                what: "row",
+                limit: limits.max_rows,
+            });
+        }
+        if self.bytes > limits.max_bytes {
+            return Err(QueryError::TooLarge {
+                what: "byte",
+                limit: limits.max_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The bytes a JSON value counts for in a [`ResultBudget`].
+pub(crate) fn value_bytes(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + 2,
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        other => other.to_string().len(),
+    }
+}
+
 /// One row of [`SqlQuery::read_values`]: the group's text columns and its values.
 pub type GroupValues = (Vec<Option<String>>, Vec<f64>);
 
@@ -105,6 +194,28 @@ pub trait SqlQuery: Send + Sync + 'static {
     /// Runs one read-only SQL statement with positional parameters (`?1`, `$1`).
     /// Anything that could write is refused before it runs.
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError>;
+
+    /// Runs one read-only statement from outside (the query endpoint, `sonde query`)
+    /// within `limits`: it is stopped when it runs longer than `limits.timeout`
+    /// ([`QueryError::Timeout`]) and refused once its result is over a cap
+    /// ([`QueryError::TooLarge`]). It runs on connections of its own, so that it never
+    /// holds up writes, key lookups or the store's own reads.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use sonde_store::{QueryError, QueryLimits, SqlQuery};
+    /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+    /// let limits = QueryLimits { max_rows: 2, ..Default::default() };
+    /// let err = store.query_limited("VALUES (1), (2), (3)", &[], &limits).await.unwrap_err();
+    /// assert_eq!(err, QueryError::TooLarge { what: "row", limit: 2 });
+    /// # }
+    /// ```
+    async fn query_limited(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError>;
 
     /// Runs one read-only SQL statement whose last column is packed values (8-byte
     /// big-endian doubles, as the latency runs store them and `float8send` writes them)

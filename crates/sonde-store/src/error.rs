@@ -243,6 +243,23 @@ pub enum QueryError {
         /// Why.
         reason: String,
     },
+    /// The statement ran longer than its timeout and was stopped.
+    #[error("query stopped: it ran longer than the {} ms statement timeout", .limit.as_millis())]
+    Timeout {
+        /// The statement timeout.
+        limit: std::time::Duration,
+    },
+    /// The result is over one of its caps ([`QueryLimits`](crate::QueryLimits)).
+    #[error("the result is over the {limit}-{what} limit: add a LIMIT or select fewer columns")]
+    TooLarge {
+        /// What is capped: `row` or `byte`.
+        what: &'static str,
+        /// The cap.
+        limit: usize,
+    },
+    /// The store cannot be reached (its server is down, or no connection is free).
+    #[error("the store cannot be reached: {0}")]
+    Unavailable(BackendError),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,

@@ -45,7 +45,8 @@ pub use analytics::{
 };
 pub use calls::{CallDetail, CallFilter, CallPage, CallSummary};
 pub use capabilities::{
-    Analytics, CursorStore, GroupValues, KeyStore, QueryResult, RecordStore, SqlQuery, TraceStore,
+    Analytics, CursorStore, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_ROWS, DEFAULT_STATEMENT_TIMEOUT,
+    GroupValues, KeyStore, QueryLimits, QueryResult, RecordStore, SqlQuery, TraceStore,
     WriteOutcome,
 };
 pub use cursors::SyncCursor;

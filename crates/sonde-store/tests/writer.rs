@@ -40,6 +40,14 @@ impl SqlQuery for Switchable {
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         self.inner.query(sql, params).await
     }
+    async fn query_limited(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limits: &sonde_store::QueryLimits,
+    ) -> Result<QueryResult, QueryError> {
+        self.inner.query_limited(sql, params, limits).await
+    }
     async fn read_values(
         &self,
         sql: &str,

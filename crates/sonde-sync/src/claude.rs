@@ -83,11 +83,13 @@ struct CacheCreation {
 }
 
 impl Usage {
+    /// Every token of the copy (saturating: it only ranks copies; a count too large to
+    /// store is refused with the call).
     fn sum(&self) -> u64 {
         self.input_tokens
-            + self.output_tokens
-            + self.cache_creation_input_tokens.unwrap_or(0)
-            + self.cache_read_input_tokens.unwrap_or(0)
+            .saturating_add(self.output_tokens)
+            .saturating_add(self.cache_creation_input_tokens.unwrap_or(0))
+            .saturating_add(self.cache_read_input_tokens.unwrap_or(0))
     }
 }
 

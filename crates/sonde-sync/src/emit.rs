@@ -45,6 +45,42 @@ impl Emitted {
         }
     }
 
+    /// Takes out the LLM calls added since `records` new and `replacements` replacing
+    /// records were there whose values the stores cannot keep exactly (see
+    /// [`LlmCall::out_of_range`](sonde_model::LlmCall::out_of_range)), and counts each as
+    /// a line of `file` that could not be read: never a number changed silently.
+    pub(crate) fn refuse_out_of_range(&mut self, records: usize, replacements: usize, file: &str) {
+        let mut refused = Vec::new();
+        for (list, from) in [
+            (&mut self.records, records),
+            (&mut self.replacements, replacements),
+        ] {
+            let mut index = 0;
+            list.retain(|record| {
+                index += 1;
+                let problem = match &record.body {
+                    Body::Event(sonde_model::Event::Llm(call)) if index > from => {
+                        call.out_of_range()
+                    }
+                    _ => None,
+                };
+                match problem {
+                    Some((field, reason)) => {
+                        refused.push(format!(
+                            "{file}: the LLM call {}: {field}: {reason}; not stored",
+                            record.id
+                        ));
+                        false
+                    }
+                    None => true,
+                }
+            });
+        }
+        for message in refused {
+            self.error(message);
+        }
+    }
+
     /// Records in this batch, new and replacing.
     pub fn len(&self) -> usize {
         self.records.len() + self.replacements.len()

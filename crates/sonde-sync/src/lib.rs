@@ -56,6 +56,6 @@ pub use result::SyncResult;
 pub use source::Source;
 #[cfg(feature = "store")]
 pub use store_target::StoreTarget;
-pub use syncer::{CURSOR_BATCH, RECORD_BATCH, Syncer};
+pub use syncer::{CURSOR_BATCH, MAX_LINE_BYTES, RECORD_BATCH, Syncer};
 pub use target::{CursorFile, SinkTarget, SyncTarget};
 pub use watch::{POLL_INTERVAL, watch};

@@ -48,20 +48,37 @@ impl Parser {
         }
     }
 
-    /// Parses one line.
+    /// Parses one line. An LLM call whose values cannot be stored exactly is refused
+    /// and counted as an error.
     pub(crate) fn line(&mut self, bytes: &[u8], out: &mut Emitted) {
-        match self {
-            Parser::Claude(file, state) => state.line(file, bytes, out),
-            Parser::Codex(file, state) => state.line(file, bytes, out),
-        }
+        let before = (out.records.len(), out.replacements.len());
+        let file = match self {
+            Parser::Claude(file, state) => {
+                state.line(file, bytes, out);
+                &file.name
+            }
+            Parser::Codex(file, state) => {
+                state.line(file, bytes, out);
+                &file.name
+            }
+        };
+        out.refuse_out_of_range(before.0, before.1, file);
     }
 
     /// Sends what is still open at the end of the file read.
     pub(crate) fn end_of_run(&mut self, out: &mut Emitted) {
-        match self {
-            Parser::Claude(file, state) => state.end_of_run(file, out),
-            Parser::Codex(file, state) => state.end_of_run(file, out),
-        }
+        let before = (out.records.len(), out.replacements.len());
+        let file = match self {
+            Parser::Claude(file, state) => {
+                state.end_of_run(file, out);
+                &file.name
+            }
+            Parser::Codex(file, state) => {
+                state.end_of_run(file, out);
+                &file.name
+            }
+        };
+        out.refuse_out_of_range(before.0, before.1, file);
     }
 
     /// The state to go on from in the next run.

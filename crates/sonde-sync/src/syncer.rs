@@ -20,6 +20,11 @@ pub const CURSOR_BATCH: usize = 1024;
 /// Bytes read from a file at a time.
 const READ_CHUNK: usize = 1 << 20;
 
+/// The longest line read: a longer one (a file with no newlines, say) is skipped, with
+/// a one-line message naming its file and offset, and never held in memory whole.
+/// Transcript lines hold one message each; the largest seen are a few MiB.
+pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A file found, and what the run does with it.
 enum Plan {
     /// Unchanged since its cursor: not opened.
@@ -237,7 +242,12 @@ impl<'a> Syncer<'a> {
         handle.seek(SeekFrom::Start(offset)).map_err(read_error)?;
         let mut consumed = offset;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        // Where the line being skipped (over MAX_LINE_BYTES) began, while it is.
+        let mut skipping: Option<u64> = None;
         loop {
+            // The bytes kept from the last chunk (a line's start) were searched already:
+            // each byte is searched for a newline once.
+            let searched = buf.len();
             let n = (&mut handle)
                 .take(READ_CHUNK as u64)
                 .read_to_end(&mut buf)
@@ -246,12 +256,28 @@ impl<'a> Syncer<'a> {
                 break;
             }
             let mut start = 0;
-            while let Some(end) = memchr::memchr(b'\n', &buf[start..]) {
-                parser.line(&buf[start..start + end], out);
-                start += end + 1;
+            let mut from = searched;
+            while let Some(found) = memchr::memchr(b'\n', &buf[from..]) {
+                let end = from + found;
+                match skipping.take() {
+                    Some(at) => result.note_error(long_line(&file.path, at)),
+                    None if end - start > MAX_LINE_BYTES => {
+                        result.note_error(long_line(&file.path, consumed + start as u64));
+                    }
+                    None => parser.line(&buf[start..end], out),
+                }
+                start = end + 1;
+                from = start;
             }
             consumed += start as u64;
             buf.drain(..start);
+            if skipping.is_none() && buf.len() > MAX_LINE_BYTES {
+                skipping = Some(consumed);
+            }
+            if skipping.is_some() {
+                consumed += buf.len() as u64;
+                buf.clear();
+            }
             progress.bytes_read = result.bytes_read + (consumed - offset);
             self.report(progress);
             if out.len() >= RECORD_BATCH {
@@ -259,10 +285,22 @@ impl<'a> Syncer<'a> {
                 self.send(out, result)?;
             }
         }
+        if let Some(at) = skipping {
+            result.note_error(long_line(&file.path, at));
+        }
         if !buf.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&buf).is_ok() {
             parser.line(&buf, out);
             consumed += buf.len() as u64;
         }
         Ok(consumed)
     }
+}
+
+/// The message for a line over [`MAX_LINE_BYTES`] at byte `offset` of `path`.
+fn long_line(path: &std::path::Path, offset: u64) -> String {
+    format!(
+        "{}: byte {offset}: a line longer than {} MiB was skipped",
+        path.display(),
+        MAX_LINE_BYTES / (1024 * 1024)
+    )
 }

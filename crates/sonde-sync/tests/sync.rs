@@ -755,3 +755,82 @@ fn a_codex_response_is_one_call_whatever_stands_between_its_items() {
         piecewise_equals_whole_of(Source::Codex, name, &source, &[middle]);
     }
 }
+
+#[test]
+fn a_line_over_the_limit_is_skipped_naming_file_and_offset_and_the_rest_is_read() {
+    let original = data("claude-code/01_cclogviewer_v1.0.61_inline_sidechain.jsonl");
+    let text = std::fs::read(&original).unwrap();
+    let second_line = text.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain/-home-dev-shop");
+    let long = dir.path().join("long/-home-dev-shop");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::create_dir_all(&long).unwrap();
+    std::fs::write(plain.join("s.jsonl"), &text).unwrap();
+    // The same file with two lines of more than MAX_LINE_BYTES after its first line:
+    // one just over (it ends in the read that reaches the limit), one that goes on for
+    // reads after it (never held whole).
+    let mut with_long = text[..second_line].to_vec();
+    with_long.extend(std::iter::repeat_n(b'x', sonde_sync::MAX_LINE_BYTES + 10));
+    with_long.push(b'\n');
+    let third_line = with_long.len();
+    with_long.extend(std::iter::repeat_n(
+        b'y',
+        sonde_sync::MAX_LINE_BYTES + (3 << 20),
+    ));
+    with_long.push(b'\n');
+    with_long.extend_from_slice(&text[second_line..]);
+    let long_file = long.join("s.jsonl");
+    std::fs::write(&long_file, &with_long).unwrap();
+
+    let (a, b) = (Fixture::new(), Fixture::new());
+    let plain_run = a.sync(Source::Claude, &dir.path().join("plain"));
+    assert_eq!(plain_run.errors, 0, "{:?}", plain_run.error_messages);
+    let long_run = b.sync(Source::Claude, &dir.path().join("long"));
+    assert_eq!(long_run.errors, 2, "{:?}", long_run.error_messages);
+    assert_eq!(
+        long_run.error_messages,
+        [second_line, third_line]
+            .map(|at| format!(
+                "{}: byte {at}: a line longer than 64 MiB was skipped",
+                long_file.display()
+            ))
+            .to_vec()
+    );
+    assert!(!a.records().is_empty());
+    assert_eq!(a.records().len(), b.records().len());
+}
+
+#[test]
+fn a_token_count_the_stores_cannot_keep_is_refused_never_clamped() {
+    let original = data("claude-code/01_cclogviewer_v1.0.61_inline_sidechain.jsonl");
+    let text = std::fs::read_to_string(&original).unwrap();
+    let huge = text.replacen(
+        "\"input_tokens\":3,",
+        "\"input_tokens\":18446744073709551615,",
+        1,
+    );
+    assert_ne!(huge, text);
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("-home-dev-shop");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("s.jsonl"), huge).unwrap();
+
+    let f = Fixture::new();
+    let run = f.sync(Source::Claude, dir.path());
+    assert!(run.errors >= 1, "{:?}", run.error_messages);
+    assert!(
+        run.error_messages.iter().all(|m| m.starts_with("s.jsonl: the LLM call ")
+            && m.ends_with(": input_tokens: 18446744073709551615 is above the largest count stored, 9223372036854775807; not stored")),
+        "{:?}",
+        run.error_messages
+    );
+    let clamped = f
+        .records()
+        .into_iter()
+        .filter(
+            |r| matches!(&r.body, Body::Event(Event::Llm(c)) if c.input_tokens >= i64::MAX as u64),
+        )
+        .count();
+    assert_eq!(clamped, 0, "a count was stored clamped");
+}

@@ -9,6 +9,7 @@ mod keys;
 mod query;
 mod read;
 mod records;
+mod role;
 mod rollups;
 mod runs;
 mod schema;
@@ -28,6 +29,11 @@ use crate::{BackendError, CallPricer, ErrorClass, OpenError};
 
 /// Connections kept in the pool.
 const POOL_SIZE: usize = 16;
+/// Connections kept for statements from outside
+/// ([`SqlQuery::query_limited`](crate::SqlQuery::query_limited)), in a pool of their
+/// own: runaway queries can hold these, never the connections writes and key lookups
+/// need.
+const QUERY_POOL_SIZE: usize = 4;
 /// Attempts of a batch that lost a deadlock or serialisation race.
 const CONTENTION_ATTEMPTS: usize = 5;
 
@@ -42,6 +48,8 @@ type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
 /// ```
 pub struct PostgresStore {
     pool: Pool,
+    /// The connections of statements from outside.
+    queries: Pool,
     runtime: Handle,
     /// What computes the cost of an LLM call ([`PostgresStore::priced_by`]).
     pricer: Option<CallPricer>,
@@ -115,25 +123,44 @@ impl PostgresStore {
         let runtime = Handle::try_current()
             .map_err(|_| fail("the postgres backend needs a tokio runtime".into()))?;
         let config = tokio_postgres::Config::from_str(url).map_err(|e| fail(e.to_string()))?;
-        let manager = Manager::from_config(
-            config,
+        let pool = Pool::builder(Manager::from_config(
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
+        ))
+        .max_size(POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
         let mut client = pool
             .get()
             .await
             .map_err(|e| open_failed(url, pool_error(e)))?;
-        schema::migrate(&mut client).await?;
+        let login = schema::migrate(&mut client).await?;
+        drop(client);
+        // Statements from outside log in as the query role when there is one.
+        let mut query_config = config;
+        if let Some(login) = login {
+            query_config.user(&login.role).password(login.password);
+        }
+        // Session state a statement from outside leaves (settings, advisory locks,
+        // prepared statements) is discarded before its connection is used again.
+        let queries = Pool::builder(Manager::from_config(
+            query_config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Custom("DISCARD ALL".into()),
+            },
+        ))
+        .max_size(QUERY_POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
         Ok(Self {
             pool,
+            queries,
             runtime,
             pricer: None,
         })

@@ -9,7 +9,10 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
-use crate::{QueryError, QueryResult, SqlQuery};
+use futures_util::TryStreamExt;
+
+use crate::capabilities::{ResultBudget, value_bytes};
+use crate::{ErrorClass, QueryError, QueryLimits, QueryResult, SqlQuery};
 
 use super::{Param, PostgresStore, at, classify, params, pool_error};
 
@@ -85,7 +88,13 @@ fn bind(value: &Value, ty: &Type, index: usize) -> Result<Param<'static>, QueryE
 fn sql_error(e: tokio_postgres::Error) -> QueryError {
     match e.code() {
         Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => QueryError::NotReadOnly,
-        _ => QueryError::Sql(classify(&e).message),
+        _ => {
+            let backend = classify(&e);
+            match backend.class {
+                ErrorClass::Connection => QueryError::Unavailable(backend),
+                _ => QueryError::Sql(backend.message),
+            }
+        }
     }
 }
 
@@ -115,29 +124,48 @@ async fn prepare_read_only(
     Ok((inner, bound))
 }
 
-/// A pooled connection for a read-only statement, and the statement in `$n` form;
-/// refuses anything that does not start as a read.
-async fn read_only_client(pool: &Pool, sql: &str) -> Result<(Object, String), QueryError> {
+/// The statement in `$n` form, or the refusal of anything that does not start as a
+/// read. A trailing `;` is dropped; a trailing `-- comment` stays harmless, since the
+/// statement is only ever wrapped with a line break after it.
+fn read_only_sql(sql: &str) -> Result<String, QueryError> {
     if !crate::starts_read_only(sql) {
         return Err(QueryError::NotReadOnly);
     }
-    let client: Object = pool
-        .get()
-        .await
-        .map_err(|e| QueryError::Sql(pool_error(e).message))?;
-    Ok((client, dollar_params(sql.trim().trim_end_matches(';'))))
+    Ok(dollar_params(sql.trim().trim_end_matches(';')))
 }
 
-/// A read-only transaction: PostgreSQL itself refuses any write in it.
-async fn read_only_tx(
-    client: &mut Object,
-) -> Result<deadpool_postgres::Transaction<'_>, QueryError> {
-    client
+/// A connection of `pool`, waiting at most `wait` for one when given.
+async fn connection(pool: &Pool, wait: Option<std::time::Duration>) -> Result<Object, QueryError> {
+    let timeouts = deadpool_postgres::Timeouts {
+        wait,
+        ..pool.timeouts()
+    };
+    pool.timeout_get(&timeouts)
+        .await
+        .map_err(|e| QueryError::Unavailable(pool_error(e)))
+}
+
+/// A read-only transaction: PostgreSQL itself refuses any write in it. With `limits`,
+/// PostgreSQL also stops the statement at `limits.timeout`.
+async fn read_only_tx<'a>(
+    client: &'a mut Object,
+    limits: Option<&QueryLimits>,
+) -> Result<deadpool_postgres::Transaction<'a>, QueryError> {
+    let tx = client
         .build_transaction()
         .read_only(true)
         .start()
         .await
-        .map_err(sql_error)
+        .map_err(sql_error)?;
+    if let Some(limits) = limits {
+        tx.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            limits.timeout.as_millis().max(1)
+        ))
+        .await
+        .map_err(sql_error)?;
+    }
+    Ok(tx)
 }
 
 /// Runs a read-only statement whose last column is packed values (see
@@ -147,8 +175,9 @@ async fn read_values(
     sql: String,
     params_json: Vec<Value>,
 ) -> Result<Vec<crate::GroupValues>, QueryError> {
-    let (mut client, sql) = read_only_client(&pool, &sql).await?;
-    let tx = read_only_tx(&mut client).await?;
+    let sql = read_only_sql(&sql)?;
+    let mut client = connection(&pool, None).await?;
+    let tx = read_only_tx(&mut client, None).await?;
     let (stmt, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
     let n = stmt.columns().len();
     let mut out = Vec::new();
@@ -199,76 +228,157 @@ fn native_json(ty: &Type) -> Option<ReadJson> {
     })
 }
 
-async fn run_query(
-    pool: Pool,
-    sql: String,
-    params_json: Vec<Value>,
+/// How a statement's rows are read as JSON values.
+enum RowForm {
+    /// `EXPLAIN`: every column as text.
+    Explain,
+    /// Integers, floats, text and booleans, read as they come.
+    Native,
+    /// Anything else, through `row_to_json` (the statement wrapped).
+    Wrapped,
+}
+
+/// One row as JSON values, read in `form`.
+fn row_values(
+    row: &Row,
+    form: &RowForm,
+    stmt_columns: &[tokio_postgres::Column],
+    columns: &[String],
+) -> Result<Vec<Value>, QueryError> {
+    match form {
+        RowForm::Explain => Ok((0..columns.len())
+            .map(|i| {
+                row.try_get::<_, Option<String>>(i)
+                    .ok()
+                    .flatten()
+                    .map_or(Value::Null, Value::String)
+            })
+            .collect()),
+        RowForm::Native => stmt_columns
+            .iter()
+            .enumerate()
+            .map(|(i, column)| {
+                let read = native_json(column.type_()).unwrap_or(|_, _| Ok(Value::Null));
+                read(row, i).map_err(sql_error)
+            })
+            .collect(),
+        RowForm::Wrapped => {
+            let text: String = row.try_get(0).map_err(sql_error)?;
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).map_err(|e| QueryError::Sql(e.to_string()))?;
+            Ok(columns
+                .iter()
+                .map(|c| object.get(c).cloned().unwrap_or(Value::Null))
+                .collect())
+        }
+    }
+}
+
+/// Runs a read-only statement on `client` in a read-only transaction, its rows read as
+/// they arrive and counted against `limits`.
+async fn query_rows(
+    client: &mut Object,
+    sql: &str,
+    params_json: &[Value],
+    limits: Option<&QueryLimits>,
 ) -> Result<QueryResult, QueryError> {
-    let (mut client, sql) = read_only_client(&pool, &sql).await?;
-    let tx = read_only_tx(&mut client).await?;
-    let (inner, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
+    let tx = read_only_tx(client, limits).await?;
+    let (inner, bound) = prepare_read_only(&tx, sql, params_json).await?;
     let columns: Vec<String> = inner
         .columns()
         .iter()
         .map(|c| c.name().to_owned())
         .collect();
-    let explain = sql.trim_start().to_ascii_uppercase().starts_with("EXPLAIN");
-    let native = inner
+    let form = if sql.trim_start().to_ascii_uppercase().starts_with("EXPLAIN") {
+        RowForm::Explain
+    } else if inner
         .columns()
         .iter()
-        .all(|c| native_json(c.type_()).is_some());
-    let rows = if explain {
-        tx.query(&inner, &params(&bound))
-            .await
-            .map_err(sql_error)?
-            .iter()
-            .map(|r| {
-                (0..columns.len())
-                    .map(|i| {
-                        r.try_get::<_, Option<String>>(i)
-                            .ok()
-                            .flatten()
-                            .map_or(Value::Null, Value::String)
-                    })
-                    .collect()
-            })
-            .collect()
-    } else if native {
-        // Integers, floats, text and booleans are read as they come.
-        let mut rows = Vec::new();
-        for row in tx.query(&inner, &params(&bound)).await.map_err(sql_error)? {
-            let mut values = Vec::with_capacity(columns.len());
-            for (i, column) in inner.columns().iter().enumerate() {
-                let read = native_json(column.type_()).unwrap_or(|_, _| Ok(Value::Null));
-                values.push(read(&row, i).map_err(sql_error)?);
-            }
-            rows.push(values);
-        }
-        rows
+        .all(|c| native_json(c.type_()).is_some())
+    {
+        RowForm::Native
     } else {
-        // Other values come back through row_to_json, so that every type (numeric,
-        // arrays, timestamps...) has a JSON form.
-        let wrapped = format!("SELECT row_to_json(q)::text FROM ({sql}) q");
-        let stmt = tx
-            .prepare_typed(&wrapped, inner.params())
-            .await
-            .map_err(sql_error)?;
-        let mut rows = Vec::new();
-        for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_error)? {
-            let text: String = row.try_get(0).map_err(sql_error)?;
-            let object: serde_json::Map<String, Value> =
-                serde_json::from_str(&text).map_err(|e| QueryError::Sql(e.to_string()))?;
-            rows.push(
-                columns
-                    .iter()
-                    .map(|c| object.get(c).cloned().unwrap_or(Value::Null))
-                    .collect(),
-            );
-        }
-        rows
+        RowForm::Wrapped
     };
+    let stmt = match form {
+        // Other values come back through row_to_json, so that every type (numeric,
+        // arrays, timestamps...) has a JSON form. The line break ends any trailing
+        // `-- comment` before the wrapping goes on.
+        RowForm::Wrapped => tx
+            .prepare_typed(
+                &format!("SELECT row_to_json(q)::text FROM ({sql}\n) q"),
+                inner.params(),
+            )
+            .await
+            .map_err(sql_error)?,
+        _ => inner.clone(),
+    };
+    let stream = tx
+        .query_raw(&stmt, params(&bound))
+        .await
+        .map_err(sql_error)?;
+    let mut stream = std::pin::pin!(stream);
+    let mut budget = ResultBudget::new(limits);
+    let mut rows = Vec::new();
+    while let Some(row) = stream.try_next().await.map_err(sql_error)? {
+        let values = row_values(&row, &form, inner.columns(), &columns)?;
+        budget.take(values.iter().map(value_bytes).sum())?;
+        rows.push(values);
+    }
     tx.rollback().await.map_err(sql_error)?;
     Ok(QueryResult { columns, rows })
+}
+
+async fn run_query(
+    pool: Pool,
+    sql: String,
+    params_json: Vec<Value>,
+) -> Result<QueryResult, QueryError> {
+    let sql = read_only_sql(&sql)?;
+    let mut client = connection(&pool, None).await?;
+    query_rows(&mut client, &sql, &params_json, None).await
+}
+
+/// How much longer than the statement timeout the store waits for PostgreSQL to stop a
+/// statement itself before it cancels it and drops the connection.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs a statement from outside on a connection of `pool` within `limits`; the
+/// connection's session state is reset (`DISCARD ALL`) before it goes back to the pool,
+/// and a connection that cannot be reset, or whose statement outlived the timeout, is
+/// closed instead.
+async fn run_limited(
+    pool: Pool,
+    sql: String,
+    params_json: Vec<Value>,
+    limits: QueryLimits,
+) -> Result<QueryResult, QueryError> {
+    let sql = read_only_sql(&sql)?;
+    let mut client = connection(&pool, Some(limits.timeout)).await?;
+    let cancel = client.cancel_token();
+    let ran = tokio::time::timeout(
+        limits.timeout + CANCEL_GRACE,
+        query_rows(&mut client, &sql, &params_json, Some(&limits)),
+    )
+    .await;
+    let Ok(result) = ran else {
+        let _ = cancel.cancel_query(tokio_postgres::NoTls).await;
+        drop(Object::take(client));
+        return Err(QueryError::Timeout {
+            limit: limits.timeout,
+        });
+    };
+    if client.batch_execute("DISCARD ALL").await.is_err() {
+        drop(Object::take(client));
+    }
+    match result {
+        Err(QueryError::Sql(message)) if message.contains("statement timeout") => {
+            Err(QueryError::Timeout {
+                limit: limits.timeout,
+            })
+        }
+        other => other,
+    }
 }
 
 #[async_trait]
@@ -282,6 +392,21 @@ impl SqlQuery for PostgresStore {
             self.pool.clone(),
             sql.to_owned(),
             params.to_vec(),
+        ))
+        .await
+    }
+
+    async fn query_limited(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError> {
+        self.on_runtime(run_limited(
+            self.queries.clone(),
+            sql.to_owned(),
+            params.to_vec(),
+            *limits,
         ))
         .await
     }

@@ -6,13 +6,15 @@ use crate::OpenError;
 use crate::migrations::{MIGRATIONS, POSTGRES, latest_version};
 
 use super::classify;
+use super::role::QueryLogin;
 
 /// Key of the advisory lock held while migrating ("SONDE" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0053_4f4e_4445;
 
-/// Applies the migrations the database lacks, under an advisory lock so that several
-/// processes starting at once apply each migration once.
-pub(super) async fn migrate(client: &mut Object) -> Result<(), OpenError> {
+/// Applies the migrations the database lacks and sets up the query role (see
+/// [`super::role`]), under an advisory lock so that several processes starting at once
+/// apply each migration once; the query role's login, if it could be made.
+pub(super) async fn migrate(client: &mut Object) -> Result<Option<QueryLogin>, OpenError> {
     let setup = |e: tokio_postgres::Error| OpenError::Migration {
         version: 0,
         name: "schema_migrations",
@@ -22,12 +24,16 @@ pub(super) async fn migrate(client: &mut Object) -> Result<(), OpenError> {
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(setup)?;
-    let result = apply(client).await;
+    let result = match apply(client).await {
+        Ok(()) => super::role::ensure_query_role(client).await,
+        Err(e) => Err(e),
+    };
     let unlock = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(setup);
-    result.and(unlock.map(|_| ()))
+    let login = result?;
+    unlock.map(|_| login)
 }
 
 async fn apply(client: &mut Object) -> Result<(), OpenError> {

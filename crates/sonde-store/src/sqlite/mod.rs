@@ -27,6 +27,12 @@ use crate::{BackendError, CallPricer, ErrorClass, OpenError, WriteError};
 /// Read-only connections kept for a database file.
 const READER_THREADS: usize = 2;
 
+/// Read-only connections kept for statements from outside
+/// ([`SqlQuery::query_limited`](crate::SqlQuery::query_limited)), apart from the
+/// readers: a runaway query holds one of these until its timeout, never a reader that
+/// key lookups and the store's own reads need.
+const QUERY_THREADS: usize = 2;
+
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// The embedded SQLite store: a database file in WAL mode, or a throwaway one in memory.
@@ -42,6 +48,8 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct SqliteStore {
     writer: Sender<Job>,
     readers: Sender<Job>,
+    /// The threads of statements from outside (in memory: the one thread).
+    queries: Sender<Job>,
     path: Option<PathBuf>,
     /// The checkpointer: dropping the sender stops it; the store's drop waits for it.
     checkpointer: Option<(Sender<Job>, std::thread::JoinHandle<()>)>,
@@ -132,6 +140,34 @@ fn spawn_thread(name: String, mut conn: Connection, jobs: Receiver<Job>) -> std:
     Ok(())
 }
 
+/// `count` threads named `sonde-sqlite-{role}-N`, each owning a read-only connection
+/// to `path`, taking jobs from the returned sender.
+fn spawn_readers(
+    path: &Path,
+    url: &str,
+    role: &str,
+    count: usize,
+) -> Result<Sender<Job>, OpenError> {
+    let (jobs, receiver) = crossbeam_channel::unbounded::<Job>();
+    for n in 0..count {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| schema::open_failed(url, &e))?;
+        configure(&conn, path)?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(|e| schema::open_failed(url, &e))?;
+        spawn_thread(format!("sonde-sqlite-{role}-{n}"), conn, receiver.clone()).map_err(|e| {
+            OpenError::Backend {
+                url: url.to_owned(),
+                cause: BackendError::new(ErrorClass::Unknown, e.to_string()),
+            }
+        })?;
+    }
+    Ok(jobs)
+}
+
 fn configure(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     let url = &path.display().to_string();
     conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -212,29 +248,12 @@ impl SqliteStore {
                 cause: BackendError::new(ErrorClass::Unknown, e.to_string()),
             }
         })?;
-        let (readers, reader_jobs) = crossbeam_channel::unbounded::<Job>();
-        for n in 0..READER_THREADS {
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(|e| schema::open_failed(&url, &e))?;
-            configure(&conn, path)?;
-            conn.pragma_update(None, "query_only", true)
-                .map_err(|e| schema::open_failed(&url, &e))?;
-            spawn_thread(
-                format!("sonde-sqlite-reader-{n}"),
-                conn,
-                reader_jobs.clone(),
-            )
-            .map_err(|e| OpenError::Backend {
-                url: url.clone(),
-                cause: BackendError::new(ErrorClass::Unknown, e.to_string()),
-            })?;
-        }
+        let readers = spawn_readers(path, &url, "reader", READER_THREADS)?;
+        let queries = spawn_readers(path, &url, "query", QUERY_THREADS)?;
         Ok(Self {
             writer,
             readers,
+            queries,
             path: Some(path.to_path_buf()),
             checkpointer: Some(checkpointer),
             pricer: None,
@@ -261,6 +280,7 @@ impl SqliteStore {
         })?;
         Ok(Self {
             readers: writer.clone(),
+            queries: writer.clone(),
             writer,
             path: None,
             checkpointer: None,

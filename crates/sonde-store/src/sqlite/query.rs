@@ -6,7 +6,8 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 use serde_json::Value;
 
-use crate::{QueryError, QueryResult, SqlQuery};
+use crate::capabilities::{ResultBudget, value_bytes};
+use crate::{QueryError, QueryLimits, QueryResult, SqlQuery};
 
 use super::SqliteStore;
 
@@ -42,13 +43,19 @@ fn sql_error(e: rusqlite::Error) -> QueryError {
     }
 }
 
+/// How many SQLite virtual-machine steps run between two looks at the clock.
+const STEPS_PER_DEADLINE_CHECK: i32 = 10_000;
+
 /// Runs one read-only statement, turning each row into a `T` with `row_of` (given the
-/// column count); refuses anything that could write.
+/// column count); refuses anything that could write. Within `limits`, when given: the
+/// statement is interrupted at its deadline (a progress handler) and refused once its
+/// result is over a cap.
 fn read_only<T>(
     conn: &mut Connection,
     sql: &str,
     params: &[Value],
-    mut row_of: impl FnMut(&rusqlite::Row<'_>, usize) -> Result<T, rusqlite::Error>,
+    limits: Option<&QueryLimits>,
+    mut row_of: impl FnMut(&rusqlite::Row<'_>, usize, &mut ResultBudget) -> Result<T, QueryError>,
 ) -> Result<(Vec<String>, Vec<T>), QueryError> {
     if !crate::starts_read_only(sql) {
         return Err(QueryError::NotReadOnly);
@@ -56,6 +63,23 @@ fn read_only<T>(
     // query_only makes SQLite itself refuse any write, whatever the statement says.
     conn.pragma_update(None, "query_only", true)
         .map_err(sql_error)?;
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(limits) = limits {
+        let deadline = std::time::Instant::now() + limits.timeout;
+        let stop = stopped.clone();
+        conn.progress_handler(
+            STEPS_PER_DEADLINE_CHECK,
+            Some(move || {
+                let late = std::time::Instant::now() >= deadline;
+                if late {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                late
+            }),
+        )
+        .map_err(sql_error)?;
+    }
+    let mut budget = ResultBudget::new(limits);
     let result = (|| {
         let mut stmt = conn.prepare(sql).map_err(sql_error)?;
         if !stmt.readonly() {
@@ -78,22 +102,38 @@ fn read_only<T>(
             .map_err(sql_error)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(sql_error)? {
-            out.push(row_of(row, columns.len()).map_err(sql_error)?);
+            out.push(row_of(row, columns.len(), &mut budget)?);
         }
         Ok((columns, out))
     })();
+    let interrupted = stopped.load(std::sync::atomic::Ordering::Relaxed);
+    if limits.is_some() {
+        conn.progress_handler(0, None::<fn() -> bool>)
+            .map_err(sql_error)?;
+    }
     conn.pragma_update(None, "query_only", false)
         .map_err(sql_error)?;
-    result
+    match (result, limits) {
+        (Err(QueryError::Sql(_)), Some(limits)) if interrupted => Err(QueryError::Timeout {
+            limit: limits.timeout,
+        }),
+        (result, _) => result,
+    }
 }
 
 fn run_query(
     conn: &mut Connection,
     sql: &str,
     params: &[Value],
+    limits: Option<&QueryLimits>,
 ) -> Result<QueryResult, QueryError> {
-    let (columns, rows) = read_only(conn, sql, params, |row, n| {
-        (0..n).map(|i| row.get_ref(i).map(sql_to_json)).collect()
+    let (columns, rows) = read_only(conn, sql, params, limits, |row, n, budget| {
+        let values: Vec<Value> = (0..n)
+            .map(|i| row.get_ref(i).map(sql_to_json))
+            .collect::<Result<_, _>>()
+            .map_err(sql_error)?;
+        budget.take(values.iter().map(value_bytes).sum())?;
+        Ok(values)
     })?;
     Ok(QueryResult { columns, rows })
 }
@@ -105,12 +145,12 @@ fn read_values(
     sql: &str,
     params: &[Value],
 ) -> Result<Vec<crate::GroupValues>, QueryError> {
-    let (_, rows) = read_only(conn, sql, params, |row, n| {
-        let packed = match row.get_ref(n.saturating_sub(1))? {
+    let (_, rows) = read_only(conn, sql, params, None, |row, n, _| {
+        let packed = match row.get_ref(n.saturating_sub(1)).map_err(sql_error)? {
             ValueRef::Blob(bytes) => Some(bytes),
             _ => None,
         };
-        crate::latency_runs::group_values(row, n, packed)
+        crate::latency_runs::group_values(row, n, packed).map_err(sql_error)
     })?;
     Ok(rows)
 }
@@ -123,7 +163,23 @@ impl SqlQuery for SqliteStore {
 
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         let (sql, params) = (sql.to_owned(), params.to_vec());
-        Self::run(&self.readers, move |conn| run_query(conn, &sql, &params)).await
+        Self::run(&self.readers, move |conn| {
+            run_query(conn, &sql, &params, None)
+        })
+        .await
+    }
+
+    async fn query_limited(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError> {
+        let (sql, params, limits) = (sql.to_owned(), params.to_vec(), *limits);
+        Self::run(&self.queries, move |conn| {
+            run_query(conn, &sql, &params, Some(&limits))
+        })
+        .await
     }
 
     async fn read_values(
