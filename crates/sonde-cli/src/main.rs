@@ -105,6 +105,24 @@ enum ImportFormat {
     OtlpJson,
 }
 
+/// When `sonde serve` answers a sender (see [`sonde::store::Ack`]).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AckMode {
+    /// Once committed to the database or fsynced in the spool.
+    Durable,
+    /// Once queued in memory (a crash loses what was queued).
+    Queued,
+}
+
+impl From<AckMode> for sonde::store::Ack {
+    fn from(mode: AckMode) -> Self {
+        match mode {
+            AckMode::Durable => sonde::store::Ack::Durable,
+            AckMode::Queued => sonde::store::Ack::Queued,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Record a demo agent session (two turns, LLM calls, a tool call, messages,
@@ -226,6 +244,12 @@ enum Command {
         /// Where to listen for OTLP/gRPC.
         #[arg(long, default_value = "127.0.0.1:4317")]
         grpc_addr: std::net::SocketAddr,
+        /// When a sender hears "accepted": `durable`, once its spans are committed to
+        /// the database or fsynced in the spool (a crash loses none of them); or
+        /// `queued`, as soon as they are in memory (faster; a crash loses what was
+        /// queued). See docs/operations.md.
+        #[arg(long, value_enum, default_value_t = AckMode::Durable)]
+        ack: AckMode,
     },
     /// Usage, cost, latency and error analytics of LLM calls.
     #[command(subcommand, after_help = examples(&[
@@ -487,10 +511,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             spool,
             body_limit,
             grpc_addr,
+            ack,
         } => {
             let writer = Arc::new(sonde::store::Writer::start(
                 store,
-                sonde_server::writer_config(spool.unwrap_or_else(|| default_spool(&url))),
+                sonde::store::WriterConfig {
+                    ack: ack.into(),
+                    ..sonde_server::writer_config(spool.unwrap_or_else(|| default_spool(&url)))
+                },
             )?);
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let wait = move || {

@@ -57,11 +57,11 @@ pub use sonde_model::message_with_causes;
 pub use sqlite::SqliteStore;
 pub use url::{REDACTED, StoreUrl, redact_url};
 pub use writer::{
-    Corruption, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_SPOOL_CAP, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_TIMEOUT, Enqueued, INITIAL_BACKOFF,
-    LastFailure, MAX_BACKOFF, Pressure, REJECTED_FILE, SPOOL_FILE, ShutdownReport, SpoolError,
-    WriteEnd, Writer, WriterConfig, WriterDiagnostics, WriterError, WriterMetrics,
-    classify_write_error, read_spool,
+    Accepted, Ack, Corruption, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SPOOL_CAP, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_TIMEOUT, Enqueued, FAILURE_NOTICES,
+    INITIAL_BACKOFF, LastFailure, MAX_BACKOFF, Pressure, REJECTED_FILE, SPOOL_FILE, ShutdownReport,
+    SpoolError, SubmitError, WriteEnd, WriteFailure, Writer, WriterConfig, WriterDiagnostics,
+    WriterError, WriterMetrics, classify_write_error, read_spool,
 };
 
 /// Whether `sql` starts with a keyword of a statement that only reads.

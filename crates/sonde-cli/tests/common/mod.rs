@@ -27,7 +27,16 @@ pub fn sonde_on(db: &str) -> Command {
 /// Runs `command` (`sonde` with the caller's environment and output set) as
 /// `--db DB serve` on two free loopback ports and waits until both listen; returns the
 /// server, its OTLP/HTTP address and its OTLP/gRPC address.
-pub fn spawn_serve(mut command: Command, db: &str) -> (Child, String, String) {
+pub fn spawn_serve(command: Command, db: &str) -> (Child, String, String) {
+    spawn_serve_with(command, db, &[])
+}
+
+/// [`spawn_serve`] with more `serve` options (`--ack queued`, say).
+pub fn spawn_serve_with(
+    mut command: Command,
+    db: &str,
+    options: &[&str],
+) -> (Child, String, String) {
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -49,6 +58,7 @@ pub fn spawn_serve(mut command: Command, db: &str) -> (Child, String, String) {
             "--grpc-addr",
             &grpc_addr,
         ])
+        .args(options)
         .spawn()
         .unwrap();
     let started = Instant::now();
@@ -62,4 +72,25 @@ pub fn spawn_serve(mut command: Command, db: &str) -> (Child, String, String) {
         std::thread::sleep(Duration::from_millis(20));
     }
     (server, addr, grpc_addr)
+}
+
+/// A minimal HTTP/1.1 POST; returns the status code, or `None` when the server could not
+/// be reached or closed the connection without an answer.
+pub fn try_post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// [`try_post`], for a server that must answer.
+pub fn post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
+    try_post(addr, path, content_type, body).unwrap_or_else(|| panic!("no answer from {addr}"))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sonde_model::Timestamp;
 
-use crate::WriteError;
+use crate::{ErrorClass, WriteError};
 
 /// How full the writer's queue is: `ok` below 50 %, `elevated` from 50 %, `high` from
 /// 80 %, `saturated` at 100 %.
@@ -120,6 +120,33 @@ pub struct WriterDiagnostics {
     pub failures_by_class: BTreeMap<&'static str, u64>,
     /// The most recent failure.
     pub last_failure: Option<LastFailure>,
+}
+
+/// A batch that could not be stored, as [`crate::Writer::on_write_failure`] hands it to
+/// its handler (the fields of the gateway seed's `WriteFailure`).
+///
+/// ```
+/// let failure = sonde_store::WriteFailure {
+///     operation: "write",
+///     batch_size: 10,
+///     failed_count: 10,
+///     error: "connection refused".into(),
+///     error_class: sonde_store::ErrorClass::Connection,
+/// };
+/// assert_eq!(serde_json::to_value(&failure).unwrap()["error_class"], "connection");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteFailure {
+    /// `write` (a batch from the queue) or `replay` (a batch from the spool).
+    pub operation: &'static str,
+    /// Records in the batch.
+    pub batch_size: usize,
+    /// Records of it that were not stored.
+    pub failed_count: usize,
+    /// The store's error.
+    pub error: String,
+    /// Its class.
+    pub error_class: ErrorClass,
 }
 
 /// Called when a write ends, with its outcome.

@@ -27,7 +27,9 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::{ErrorClass, TraceStore, WriteError};
-pub use diagnostics::{LastFailure, Pressure, WriteEnd, WriterDiagnostics, WriterMetrics};
+pub use diagnostics::{
+    LastFailure, Pressure, WriteEnd, WriteFailure, WriterDiagnostics, WriterMetrics,
+};
 use spool::{Appended, Next, Spool};
 pub use spool::{Corruption, SPOOL_FILE, SpoolError};
 
@@ -48,6 +50,9 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// A store write that takes longer counts as a timeout.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Write failure notices waiting for a slow handler ([`Writer::on_write_failure`]) before
+/// new ones are skipped.
+pub const FAILURE_NOTICES: usize = 1_024;
 /// The file, in the spool folder, that keeps batches the store refused for good.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 
@@ -75,6 +80,9 @@ pub struct WriterConfig {
     pub write_attempts: u32,
     /// A store write that takes longer counts as a timeout.
     pub write_timeout: Duration,
+    /// When [`Writer::submit`] answers: once the records are durable (the default), or
+    /// as soon as they are queued in memory.
+    pub ack: Ack,
 }
 
 impl Default for WriterConfig {
@@ -88,6 +96,7 @@ impl Default for WriterConfig {
             spool_cap: DEFAULT_SPOOL_CAP,
             write_attempts: DEFAULT_WRITE_ATTEMPTS,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            ack: Ack::Durable,
         }
     }
 }
@@ -116,6 +125,101 @@ pub enum Enqueued {
     Spooled,
     /// The queue was full and the spool too (or there is none): lost, and counted.
     Dropped,
+}
+
+/// When [`Writer::submit`] answers.
+///
+/// ```
+/// assert_eq!(sonde_store::Ack::default(), sonde_store::Ack::Durable);
+/// assert_eq!(sonde_store::Ack::Queued.as_str(), "queued");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ack {
+    /// Once the records are committed to the store, or appended to the spool and
+    /// fsynced: a crash after the answer loses nothing. Requests that arrive while a
+    /// store write is in progress share the next one (group commit).
+    #[default]
+    Durable,
+    /// As soon as the records are in the writer's memory queue: faster, but a crash
+    /// loses what was queued and not yet written.
+    Queued,
+}
+
+impl Ack {
+    /// `durable` or `queued`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ack::Durable => "durable",
+            Ack::Queued => "queued",
+        }
+    }
+}
+
+/// Where records handed to [`Writer::submit`] are when it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Committed to the store.
+    Stored,
+    /// Appended to the spool and fsynced; replayed into the store later.
+    Spooled,
+    /// Refused by the store for good (a constraint, say) and kept, fsynced, in
+    /// [`REJECTED_FILE`] in the spool folder.
+    SetAside,
+    /// In the memory queue only ([`Ack::Queued`]).
+    Queued,
+}
+
+/// Why [`Writer::submit`] could not accept records.
+///
+/// ```
+/// assert!(sonde_store::SubmitError::Dropped.to_string().contains("full"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The queue and the spool were full (or there is no spool): the records were
+    /// dropped, and counted.
+    #[error("the writer's queue and spool are full; the records were not kept")]
+    Dropped,
+    /// The writer stopped before it could say where the records are.
+    #[error("the writer stopped before the records were stored")]
+    Stopped,
+}
+
+/// What happened to a batch, for the callers waiting on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Stored,
+    Spooled,
+    SetAside,
+    Dropped,
+}
+
+impl Outcome {
+    fn answer(self) -> Result<Accepted, SubmitError> {
+        match self {
+            Outcome::Stored => Ok(Accepted::Stored),
+            Outcome::Spooled => Ok(Accepted::Spooled),
+            Outcome::SetAside => Ok(Accepted::SetAside),
+            Outcome::Dropped => Err(SubmitError::Dropped),
+        }
+    }
+}
+
+impl From<Enqueued> for Outcome {
+    fn from(e: Enqueued) -> Self {
+        match e {
+            Enqueued::Queued => Outcome::Stored,
+            Enqueued::Spooled => Outcome::Spooled,
+            Enqueued::Dropped => Outcome::Dropped,
+        }
+    }
+}
+
+/// Records in the queue, and who waits to hear where they ended up.
+struct Item {
+    records: Vec<Record>,
+    ack: Option<tokio::sync::oneshot::Sender<Outcome>>,
 }
 
 /// What [`Writer::shutdown`] could and could not do.
@@ -156,6 +260,30 @@ pub fn classify_write_error(error: &WriteError) -> ErrorClass {
     error.class()
 }
 
+/// The operation of a batch written from the queue.
+const OPERATION_WRITE: &str = "write";
+/// The operation of a batch replayed from the spool.
+const OPERATION_REPLAY: &str = "replay";
+/// The operation of a batch still being written when a shutdown's deadline passed.
+const OPERATION_SHUTDOWN: &str = "shutdown";
+
+/// Where records were dropped: when handed over, or after a store write failed.
+#[derive(Debug, Clone, Copy)]
+enum Site {
+    Enqueue,
+    Write(&'static str),
+}
+
+/// Drops by site, and when the last ones happened.
+#[derive(Default)]
+struct Drops {
+    enqueue_dropped: u64,
+    write_dropped: u64,
+    last_enqueue_drop_at: Option<Timestamp>,
+    last_write_drop_at: Option<Timestamp>,
+    last_write_drop_operation: Option<&'static str>,
+}
+
 #[derive(Default)]
 struct Counters {
     accepted: AtomicU64,
@@ -173,12 +301,15 @@ struct Counters {
 struct Shared {
     store: Arc<dyn TraceStore>,
     config: WriterConfig,
-    queue: Mutex<Option<mpsc::UnboundedSender<Vec<Record>>>>,
+    queue: Mutex<Option<mpsc::UnboundedSender<Item>>>,
     depth: AtomicUsize,
     high_watermark: AtomicUsize,
     counters: Counters,
     failures: Mutex<BTreeMap<&'static str, u64>>,
     last_failure: Mutex<Option<LastFailure>>,
+    drops: Mutex<Drops>,
+    /// Where write failures go to the handler's thread ([`Writer::on_write_failure`]).
+    failure_hook: Mutex<Option<std::sync::mpsc::SyncSender<WriteFailure>>>,
     spool: Option<Arc<Spool>>,
     metrics: RwLock<WriterMetrics>,
     /// Batches being written, by worker, so that a shutdown past its deadline can spool
@@ -241,6 +372,8 @@ impl Writer {
             counters: Counters::default(),
             failures: Mutex::new(BTreeMap::new()),
             last_failure: Mutex::new(None),
+            drops: Mutex::new(Drops::default()),
+            failure_hook: Mutex::new(None),
             spool,
             metrics: RwLock::new(WriterMetrics::default()),
             in_flight: Mutex::new(HashMap::new()),
@@ -275,6 +408,51 @@ impl Writer {
     /// The store the writer writes into.
     pub fn store(&self) -> &Arc<dyn TraceStore> {
         &self.shared.store
+    }
+
+    /// Calls `handler` for every batch that could not be stored — spooled after its
+    /// retries, refused by the store for good, or failed while being replayed — with the
+    /// operation (`write`, `replay`), the batch size, the records that failed, the error
+    /// and its class. The handler runs on a thread of its own, never on the writer's
+    /// path; a slow handler misses notices (logged) rather than slowing the writer, and a
+    /// handler that panics is caught and logged. A second call replaces the handler.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = sonde_store::StoreUrl::SqliteMemory.open().await?;
+    /// let writer = sonde_store::Writer::start(store, Default::default())?;
+    /// writer.on_write_failure(|failure| {
+    ///     eprintln!("{} of {} records not stored ({}): {}", failure.failed_count, failure.batch_size, failure.error_class.as_str(), failure.error);
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn on_write_failure(&self, handler: impl Fn(WriteFailure) + Send + 'static) {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<WriteFailure>(FAILURE_NOTICES);
+        let spawned = std::thread::Builder::new()
+            .name("sonde-write-failures".into())
+            .spawn(move || {
+                for failure in rx {
+                    let call = std::panic::AssertUnwindSafe(|| handler(failure));
+                    if std::panic::catch_unwind(call).is_err() {
+                        tracing::error!(
+                            "the write failure handler panicked; it keeps being called"
+                        );
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                // Replacing the sender ends the previous handler's thread.
+                *self
+                    .shared
+                    .failure_hook
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the write failure handler's thread")
+            }
+        }
     }
 
     /// Replaces the metrics callbacks.
@@ -321,12 +499,99 @@ impl Writer {
             return Enqueued::Queued;
         }
         self.count_accepted(n);
+        let fits = self.reserve(n, wait).await;
+        self.queue_or_spool(records, fits)
+    }
+
+    /// Hands records to the writer and answers as [`WriterConfig::ack`] says: with
+    /// [`Ack::Durable`] (the default) once they are committed to the store or fsynced in
+    /// the spool, so that a crash after the answer loses none of them; with
+    /// [`Ack::Queued`] once they are queued. Waits up to `wait` for room in the queue,
+    /// as [`Writer::enqueue_within`] does. Callers that arrive while a store write is in
+    /// progress share the next write and its commit (group commit).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sonde_model::*;
+    /// let store = sonde_store::StoreUrl::SqliteMemory.open().await?;
+    /// let writer = sonde_store::Writer::start(store, Default::default())?;
+    /// let record = Record::new(Context::session("s"), Body::SessionStarted(SessionStarted::default()));
+    /// let wait = std::time::Duration::from_secs(5);
+    /// assert_eq!(writer.submit(vec![record], wait).await?, sonde_store::Accepted::Stored);
+    /// # Ok(()) }
+    /// ```
+    pub async fn submit(
+        &self,
+        records: Vec<Record>,
+        wait: Duration,
+    ) -> Result<Accepted, SubmitError> {
+        if self.shared.config.ack == Ack::Queued {
+            return match self.enqueue_within(records, wait).await {
+                Enqueued::Queued => Ok(Accepted::Queued),
+                Enqueued::Spooled => Ok(Accepted::Spooled),
+                Enqueued::Dropped => Err(SubmitError::Dropped),
+            };
+        }
+        let n = records.len();
+        if n == 0 {
+            return Ok(Accepted::Stored);
+        }
+        self.count_accepted(n);
+        let fits = self.reserve(n, wait).await;
+        let shared = &self.shared;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let item = Item {
+            records,
+            ack: Some(tx),
+        };
+        let unqueued = {
+            let queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            match queue.as_ref() {
+                Some(sender) if fits => {
+                    shared
+                        .high_watermark
+                        .fetch_max(shared.depth.load(Ordering::Relaxed), Ordering::Relaxed);
+                    sender
+                        .send(item)
+                        .err()
+                        .map(|e| (e.0.records, "writer stopped"))
+                }
+                _ => Some((item.records, "queue full")),
+            }
+        };
+        if let Some((records, why)) = unqueued {
+            shared.depth.fetch_sub(n, Ordering::AcqRel);
+            if why == "queue full" {
+                shared
+                    .high_watermark
+                    .fetch_max(shared.config.queue_capacity, Ordering::Relaxed);
+            }
+            // The spool's append fsyncs: off the runtime's threads.
+            let spooler = shared.clone();
+            return match tokio::task::spawn_blocking(move || {
+                spooler.spool_or_drop(&records, why, Site::Enqueue)
+            })
+            .await
+            {
+                Ok(enqueued) => Outcome::from(enqueued).answer(),
+                Err(_) => Err(SubmitError::Stopped),
+            };
+        }
+        match rx.await {
+            Ok(outcome) => outcome.answer(),
+            Err(_) => Err(SubmitError::Stopped),
+        }
+    }
+
+    /// Waits (up to `wait`) for room for `n` records in the queue and counts them in
+    /// its depth; true when they fit, false when they must go to the spool.
+    async fn reserve(&self, n: usize, wait: Duration) -> bool {
         let shared = &self.shared;
         let capacity = shared.config.queue_capacity;
         let started = tokio::time::Instant::now();
         let until = started + wait;
         let mut waited = false;
-        let outcome = loop {
+        let fits = loop {
             // Made before looking, so that room made in between still wakes it.
             let room = shared.room.notified();
             let depth = shared.depth.load(Ordering::Acquire);
@@ -337,7 +602,7 @@ impl Writer {
                     .compare_exchange(depth, depth + n, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    break self.queue_or_spool(records, true);
+                    break true;
                 }
                 continue;
             }
@@ -346,7 +611,7 @@ impl Writer {
             let spooling = shared.spool.as_ref().is_some_and(|s| s.pending_bytes() > 0);
             if spooling || tokio::time::Instant::now() >= until {
                 let depth = shared.depth.fetch_add(n, Ordering::AcqRel) + n;
-                break self.queue_or_spool(records, depth <= capacity);
+                break depth <= capacity;
             }
             waited = true;
             let _ = tokio::time::timeout_at(until, room).await;
@@ -362,7 +627,7 @@ impl Writer {
                 .enqueue_wait_micros
                 .fetch_add(micros, Ordering::Relaxed);
         }
-        outcome
+        fits
     }
 
     fn count_accepted(&self, n: usize) {
@@ -385,13 +650,13 @@ impl Writer {
                 shared
                     .high_watermark
                     .fetch_max(shared.depth.load(Ordering::Relaxed), Ordering::Relaxed);
-                match tx.send(records) {
+                match tx.send(Item { records, ack: None }) {
                     Ok(()) => Enqueued::Queued,
-                    Err(mpsc::error::SendError(records)) => {
+                    Err(mpsc::error::SendError(Item { records, .. })) => {
                         // The workers are gone: keep the records in the spool.
                         drop(queue);
                         shared.depth.fetch_sub(n, Ordering::AcqRel);
-                        shared.spool_or_drop(&records, "writer stopped")
+                        shared.spool_or_drop(&records, "writer stopped", Site::Enqueue)
                     }
                 }
             }
@@ -401,7 +666,7 @@ impl Writer {
                 shared
                     .high_watermark
                     .fetch_max(shared.config.queue_capacity, Ordering::Relaxed);
-                shared.spool_or_drop(&records, "queue full")
+                shared.spool_or_drop(&records, "queue full", Site::Enqueue)
             }
         }
     }
@@ -504,7 +769,8 @@ impl Writer {
             .map(|(_, batch)| batch)
             .collect();
         for batch in stranded {
-            self.shared.spool_or_drop(&batch, "shutdown deadline");
+            self.shared
+                .spool_or_drop(&batch, "shutdown deadline", Site::Write(OPERATION_SHUTDOWN));
         }
         if self.shared.spool.is_some() {
             let left = until.saturating_duration_since(Instant::now());
@@ -551,6 +817,29 @@ impl Shared {
             .is_empty()
     }
 
+    /// Tells the failure handler, if any, about a batch that could not be stored. Never
+    /// waits: when the handler is behind, the notice is skipped (and logged).
+    fn note_write_failure(&self, batch: &[Record], error: &WriteError, operation: &'static str) {
+        let hook = self.failure_hook.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(hook) = hook.as_ref() else {
+            return;
+        };
+        let failure = WriteFailure {
+            operation,
+            batch_size: batch.len(),
+            failed_count: batch.len(),
+            error: error.to_string(),
+            error_class: error.class(),
+        };
+        if hook.try_send(failure).is_err() {
+            tracing::warn!(
+                operation,
+                records = batch.len(),
+                "the write failure handler is behind; a notice was skipped"
+            );
+        }
+    }
+
     fn note_failure(&self, error: &WriteError) {
         let class = error.class().as_str();
         *self
@@ -567,7 +856,7 @@ impl Shared {
     }
 
     /// Puts records in the spool, or counts them dropped when there is no room.
-    fn spool_or_drop(&self, records: &[Record], why: &'static str) -> Enqueued {
+    fn spool_or_drop(&self, records: &[Record], why: &'static str, site: Site) -> Enqueued {
         let n = records.len();
         let appended = match &self.spool {
             Some(spool) => spool.append(records),
@@ -580,18 +869,32 @@ impl Shared {
                 Enqueued::Spooled
             }
             Ok(Appended::Full) => {
-                self.drop_records(n, why, "spool full or not configured");
+                self.drop_records(n, why, "spool full or not configured", site);
                 Enqueued::Dropped
             }
             Err(e) => {
-                self.drop_records(n, why, &e.to_string());
+                self.drop_records(n, why, &e.to_string(), site);
                 Enqueued::Dropped
             }
         }
     }
 
-    fn drop_records(&self, n: usize, why: &str, reason: &str) {
+    fn drop_records(&self, n: usize, why: &str, reason: &str, site: Site) {
         self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        let now = Some(Timestamp::now());
+        let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        match site {
+            Site::Enqueue => {
+                drops.enqueue_dropped += n as u64;
+                drops.last_enqueue_drop_at = now;
+            }
+            Site::Write(operation) => {
+                drops.write_dropped += n as u64;
+                drops.last_write_drop_at = now;
+                drops.last_write_drop_operation = Some(operation);
+            }
+        }
+        drop(drops);
         if let Some(f) = &self.metrics().on_drop {
             f(n);
         }
@@ -599,14 +902,20 @@ impl Shared {
     }
 
     /// Keeps records the store refused for good in `rejected.jsonl`.
-    fn reject(&self, records: &[Record], error: &WriteError) {
+    fn reject(&self, records: &[Record], error: &WriteError, operation: &'static str) -> Outcome {
+        self.note_write_failure(records, error, operation);
         self.counters
             .rejected
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         tracing::error!(records = records.len(), error = %error, "store refused records for good");
         let Some(dir) = &self.config.spool_dir else {
-            self.drop_records(records.len(), "rejected", "no spool folder to keep them in");
-            return;
+            self.drop_records(
+                records.len(),
+                "rejected",
+                "no spool folder to keep them in",
+                Site::Write(operation),
+            );
+            return Outcome::Dropped;
         };
         let path = dir.join(REJECTED_FILE);
         let kept = std::fs::OpenOptions::new()
@@ -620,8 +929,17 @@ impl Shared {
                 }
                 f.sync_data()
             });
-        if let Err(e) = kept {
-            self.drop_records(records.len(), "rejected", &e.to_string());
+        match kept {
+            Ok(()) => Outcome::SetAside,
+            Err(e) => {
+                self.drop_records(
+                    records.len(),
+                    "rejected",
+                    &e.to_string(),
+                    Site::Write(operation),
+                );
+                Outcome::Dropped
+            }
         }
     }
 
@@ -665,20 +983,19 @@ impl Shared {
     }
 
     /// Writes a batch taken from the queue: straight to the store, or — while the spool
-    /// holds a backlog, or after the retries — to the spool.
-    async fn handle(self: &Arc<Self>, batch: Arc<Vec<Record>>) {
+    /// holds a backlog, or after the retries — to the spool. Says where it went.
+    async fn handle(self: &Arc<Self>, batch: Arc<Vec<Record>>) -> Outcome {
         let started = Instant::now();
         let backlog = self.spool.as_ref().is_some_and(|s| s.pending_bytes() > 0);
-        if backlog {
-            self.spool_blocking(batch.clone(), "spool backlog").await;
+        let outcome = if backlog {
+            self.spool_blocking(batch.clone(), "spool backlog").await
         } else {
             let mut delays = retry_policy(&self.config).delays();
             loop {
                 match self.write_once(&batch).await {
-                    Ok(_) => break,
+                    Ok(_) => break Outcome::Stored,
                     Err(e) if !e.class().is_transient() => {
-                        self.reject(&batch, &e);
-                        break;
+                        break self.reject(&batch, &e, OPERATION_WRITE);
                     }
                     Err(e) => match delays.next() {
                         Some(wait) if !self.shutting_down.load(Ordering::Acquire) => {
@@ -686,52 +1003,79 @@ impl Shared {
                         }
                         _ => {
                             tracing::warn!(records = batch.len(), error = %e, "store unavailable; spooling");
-                            self.spool_blocking(batch.clone(), "store unavailable")
+                            self.note_write_failure(&batch, &e, OPERATION_WRITE);
+                            break self
+                                .spool_blocking(batch.clone(), "store unavailable")
                                 .await;
-                            break;
                         }
                     },
                 }
             }
-        }
+        };
         if let Some(f) = &self.metrics().on_flush {
             f(batch.len(), started.elapsed());
         }
+        outcome
     }
 
-    async fn spool_blocking(self: &Arc<Self>, batch: Arc<Vec<Record>>, why: &'static str) {
+    async fn spool_blocking(
+        self: &Arc<Self>,
+        batch: Arc<Vec<Record>>,
+        why: &'static str,
+    ) -> Outcome {
         let shared = self.clone();
         let done = tokio::task::spawn_blocking(move || {
-            shared.spool_or_drop(&batch, why);
+            shared.spool_or_drop(&batch, why, Site::Write(OPERATION_WRITE))
         })
         .await;
-        if done.is_err() {
-            tracing::error!("spooling task failed");
+        match done {
+            Ok(enqueued) => enqueued.into(),
+            Err(_) => {
+                tracing::error!("spooling task failed");
+                Outcome::Dropped
+            }
         }
     }
 }
 
-/// A worker: takes batches from the queue and writes them.
+/// A worker: takes batches from the queue and writes them, then tells the callers
+/// waiting on them where their records are.
+///
+/// Group commit: while any caller in the batch waits for its answer, the worker takes
+/// only what is queued already and writes at once (the callers who arrive meanwhile
+/// make the next batch); with nobody waiting it lingers up to
+/// [`WriterConfig::batch_timeout`] for a fuller batch.
 async fn work(
     shared: Arc<Shared>,
-    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Vec<Record>>>>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Item>>>,
     id: usize,
 ) {
     loop {
-        let batch = {
+        let (batch, acks) = {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else {
                 return;
             };
-            let mut batch = first;
+            let mut acks = Vec::new();
+            acks.extend(first.ack);
+            let mut batch = first.records;
             let until = tokio::time::Instant::now() + shared.config.batch_timeout;
             while batch.len() < shared.config.batch_size {
-                match tokio::time::timeout_at(until, rx.recv()).await {
-                    Ok(Some(more)) => batch.extend(more),
-                    Ok(None) | Err(_) => break,
-                }
+                let more = if acks.is_empty() {
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(more)) => more,
+                        Ok(None) | Err(_) => break,
+                    }
+                } else {
+                    match rx.try_recv() {
+                        Ok(more) => more,
+                        Err(_) => break,
+                    }
+                };
+                acks.extend(more.ack);
+                batch.extend(more.records);
             }
-            batch
+            (batch, acks)
         };
         let batch = Arc::new(batch);
         shared
@@ -742,12 +1086,17 @@ async fn work(
         shared.depth.fetch_sub(batch.len(), Ordering::AcqRel);
         shared.room.notify_waiters();
         // Batches larger than the store batch size (one big enqueue) are written in parts.
-        if batch.len() > shared.config.batch_size {
+        let outcome = if batch.len() > shared.config.batch_size {
+            let mut worst = Outcome::Stored;
             for part in batch.chunks(shared.config.batch_size) {
-                shared.handle(Arc::new(part.to_vec())).await;
+                worst = worst.max(shared.handle(Arc::new(part.to_vec())).await);
             }
+            worst
         } else {
-            shared.handle(batch).await;
+            shared.handle(batch).await
+        };
+        for ack in acks {
+            let _ = ack.send(outcome);
         }
         shared
             .in_flight
@@ -791,10 +1140,13 @@ async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
                 let result = shared.write_once(&records).await;
                 match result {
                     Err(e) if e.class().is_transient() => {
+                        shared.note_write_failure(&records, &e, OPERATION_REPLAY);
                         tokio::time::sleep(delays.next().unwrap_or(MAX_BACKOFF)).await;
                         continue;
                     }
-                    Err(e) => shared.reject(&records, &e),
+                    Err(e) => {
+                        shared.reject(&records, &e, OPERATION_REPLAY);
+                    }
                     Ok(_) => {
                         delays = policy.endless_delays();
                         shared

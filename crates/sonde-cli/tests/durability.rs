@@ -1,0 +1,156 @@
+//! What `sonde serve` acknowledges survives `kill -9`: under a steady OTLP/HTTP load the
+//! server is killed with SIGKILL, and every span it had answered 200 for is in the
+//! database (or in its spool, replayed by the next process into that database).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+
+/// Concurrent senders, each with one request in flight, as OTLP exporters do.
+const SENDERS: usize = 4;
+/// Spans per request.
+const SPANS: usize = 200;
+/// Spans acknowledged before the kill.
+const ACKED_BEFORE_KILL: usize = 20_000;
+
+fn request(sender: usize, n: usize) -> (Vec<u8>, Vec<String>) {
+    let ids: Vec<String> = (0..SPANS)
+        .map(|i| format!("{:04x}{:012x}", sender + 1, n * SPANS + i + 1))
+        .collect();
+    let spans: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let start = 1_763_789_160_000_000_000u64 + (n * SPANS + i) as u64 * 1_000;
+            json!({
+                "traceId": format!("{:032x}", sender * 1_000_000 + n + 1),
+                "spanId": id,
+                "name": "chat",
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + 500_000).to_string(),
+                "attributes": [
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}},
+                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "7"}}
+                ]
+            })
+        })
+        .collect();
+    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
+    (body.to_string().into_bytes(), ids)
+}
+
+/// Sends requests until `stop` (or the server is gone); returns the acknowledged span ids.
+fn send(
+    addr: String,
+    sender: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<usize>>,
+) -> Vec<String> {
+    let mut mine = Vec::new();
+    for n in 0.. {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let (body, ids) = request(sender, n);
+        match common::try_post(&addr, "/v1/traces", "application/json", &body) {
+            Some(200) => {
+                *acked.lock().unwrap() += ids.len();
+                mine.extend(ids);
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    mine
+}
+
+/// Runs the load against a fresh `sonde serve` (with `options`), kills it with SIGKILL
+/// once `ACKED_BEFORE_KILL` spans are acknowledged, replays its spool, and returns the
+/// acknowledged span ids and the stored ones.
+fn kill_under_load(options: &[&str]) -> (Vec<String>, HashSet<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let spool = dir.path().join("spool");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sonde"));
+    command
+        .env_remove("SONDE_DB")
+        .env("SONDE_SPOOL", &spool)
+        .stderr(Stdio::null());
+    let (mut server, addr, _) = common::spawn_serve_with(command, &db, options);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(0));
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let (addr, stop, acked) = (addr.clone(), stop.clone(), acked.clone());
+            std::thread::spawn(move || send(addr, s, stop, acked))
+        })
+        .collect();
+    let started = Instant::now();
+    while *acked.lock().unwrap() < ACKED_BEFORE_KILL {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the server acknowledged too little"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill().unwrap(); // SIGKILL, mid-load
+    server.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let acknowledged: Vec<String> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+
+    // The next process into this database replays what the spool holds.
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let replay = common::sonde_on(&db)
+        .env("SONDE_SPOOL", &spool)
+        .args(["import", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let stored = common::sonde_on(&db)
+        .env("SONDE_SPOOL", &spool)
+        .args(["query", "SELECT span_id FROM events", "--json"])
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&stored.stdout).unwrap();
+    let stored: HashSet<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["span_id"].as_str().unwrap().to_owned())
+        .collect();
+    (acknowledged, stored)
+}
+
+#[test]
+fn every_span_acknowledged_before_a_kill_9_is_stored() {
+    let (acknowledged, stored) = kill_under_load(&[]);
+    assert!(acknowledged.len() >= ACKED_BEFORE_KILL);
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged spans were lost (e.g. {:?}); {} stored",
+        lost.len(),
+        acknowledged.len(),
+        lost.iter().take(3).collect::<Vec<_>>(),
+        stored.len()
+    );
+}
