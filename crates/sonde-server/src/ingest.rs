@@ -29,6 +29,10 @@ pub(crate) struct AppState {
     pub(crate) writer: Arc<Writer>,
     pub(crate) body_limit: usize,
     pub(crate) counters: Counters,
+    /// When the server started, for its uptime.
+    pub(crate) started: std::time::Instant,
+    /// The same, as a time of day.
+    pub(crate) started_at: sonde_model::Timestamp,
 }
 
 /// The records of `spans`, in the caller's tenant.

@@ -6,11 +6,13 @@
 //!   one by one and reported in OTLP's `partial_success`; a body that cannot be read at
 //!   all gets 400 with a one-line reason, a body over the limit 413. Errors are JSON
 //!   `{"error": {"code", "message"}}`.
-//! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//! - `GET /healthz`, `GET /metrics` (Prometheus / OpenMetrics text), `GET
+//!   /api/v1/diagnostics` (the server, its store and its writer, as JSON).
 
 mod auth;
 mod body;
 mod config;
+mod diagnostics;
 mod grpc;
 mod ingest;
 mod metrics;
@@ -23,6 +25,7 @@ pub use config::{
     DEFAULT_BODY_LIMIT, SERVE_BATCH_SIZE, SERVE_ENQUEUE_WAIT, SERVE_QUEUE_CAPACITY,
     SERVE_WRITE_WORKERS, ServeConfig, writer_config,
 };
+pub use diagnostics::STORE_PROBE_TIMEOUT;
 pub use grpc::serve_grpc;
 pub use signal::shutdown_signal;
 
@@ -76,6 +79,8 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         writer,
         body_limit,
         counters: Counters::default(),
+        started: std::time::Instant::now(),
+        started_at: sonde_model::Timestamp::now(),
     });
     let rest = Router::new()
         .route("/api/v1/sessions", get(rest::sessions))
@@ -87,6 +92,7 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/metrics", get(metrics))
+        .route("/api/v1/diagnostics", get(diagnostics::diagnostics))
         .with_state(state)
         .merge(rest)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })

@@ -45,6 +45,8 @@ pub struct PostgresStore {
     runtime: Handle,
     /// What computes the cost of an LLM call ([`PostgresStore::priced_by`]).
     pricer: Option<CallPricer>,
+    /// Which database this is.
+    database: crate::DatabaseIdentity,
 }
 
 /// Maps a PostgreSQL error to a classified backend error.
@@ -132,10 +134,17 @@ impl PostgresStore {
             .await
             .map_err(|e| open_failed(url, pool_error(e)))?;
         schema::migrate(&mut client).await?;
+        let database = crate::DatabaseIdentity {
+            id: schema::database_id(&client)
+                .await
+                .map_err(|e| open_failed(url, classify(&e)))?,
+            url: crate::redact_url(url),
+        };
         Ok(Self {
             pool,
             runtime,
             pricer: None,
+            database,
         })
     }
 

@@ -31,7 +31,7 @@ pub use diagnostics::{
     LastFailure, Pressure, WriteEnd, WriteFailure, WriterDiagnostics, WriterMetrics,
 };
 use spool::{Appended, Next, Spool};
-pub use spool::{Corruption, SPOOL_FILE, SpoolError};
+pub use spool::{Corruption, IDENTITY_FILE, LOCK_FILE, SPOOL_FILE, SpoolError};
 
 /// Records the queue holds before new ones go to the spool.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
@@ -50,6 +50,17 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// A store write that takes longer counts as a timeout.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Spool folders (lanes) tried before a writer gives up: the spool folder itself, then
+/// `lanes/1`... inside it, each taken by one writer at a time.
+pub const MAX_SPOOL_LANES: usize = 64;
+/// The folder, inside the spool folder, of the lanes of writers that found it taken.
+pub const LANES_DIR: &str = "lanes";
+/// How often a writer whose spool is empty looks for lanes other writers left.
+pub const ADOPT_EVERY: Duration = Duration::from_secs(10);
+/// The window of the store latency figures in the diagnostics.
+pub const LATENCY_WINDOW: Duration = Duration::from_secs(60);
+/// The most store write times kept for them.
+pub const LATENCY_SAMPLES: usize = 4_096;
 /// Write failure notices waiting for a slow handler ([`Writer::on_write_failure`]) before
 /// new ones are skipped.
 pub const FAILURE_NOTICES: usize = 1_024;
@@ -274,6 +285,47 @@ enum Site {
     Write(&'static str),
 }
 
+/// Store write times over the last [`LATENCY_WINDOW`], at most [`LATENCY_SAMPLES`].
+#[derive(Default)]
+struct Latencies(Mutex<std::collections::VecDeque<(Instant, Duration)>>);
+
+impl Latencies {
+    fn add(&self, took: Duration) {
+        let now = Instant::now();
+        let mut samples = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while samples.len() >= LATENCY_SAMPLES
+            || samples
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > LATENCY_WINDOW)
+        {
+            samples.pop_front();
+        }
+        samples.push_back((now, took));
+    }
+
+    /// The median and the 99th percentile, in seconds, of the last minute's writes.
+    fn percentiles(&self) -> (Option<f64>, Option<f64>) {
+        let now = Instant::now();
+        let mut took: Vec<Duration> = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) <= LATENCY_WINDOW)
+            .map(|(_, took)| *took)
+            .collect();
+        if took.is_empty() {
+            return (None, None);
+        }
+        took.sort_unstable();
+        let at = |q: f64| {
+            let i = ((took.len() - 1) as f64 * q).round() as usize;
+            took.get(i).map(Duration::as_secs_f64)
+        };
+        (at(0.5), at(0.99))
+    }
+}
+
 /// Drops by site, and when the last ones happened.
 #[derive(Default)]
 struct Drops {
@@ -293,9 +345,9 @@ struct Counters {
     enqueue_waits: AtomicU64,
     enqueue_wait_micros: AtomicU64,
     replayed: AtomicU64,
-    dropped: AtomicU64,
     rejected: AtomicU64,
     spool_damaged: AtomicU64,
+    set_aside_damaged: AtomicU64,
 }
 
 struct Shared {
@@ -308,6 +360,12 @@ struct Shared {
     failures: Mutex<BTreeMap<&'static str, u64>>,
     last_failure: Mutex<Option<LastFailure>>,
     drops: Mutex<Drops>,
+    /// Store write times of the last minute.
+    latencies: Latencies,
+    accepted_rate: diagnostics::Rate,
+    written_rate: diagnostics::Rate,
+    /// A lane another writer left, while this one replays it.
+    adopting: Mutex<Option<Arc<Spool>>>,
     /// Where write failures go to the handler's thread ([`Writer::on_write_failure`]).
     failure_hook: Mutex<Option<std::sync::mpsc::SyncSender<WriteFailure>>>,
     spool: Option<Arc<Spool>>,
@@ -358,7 +416,7 @@ impl Writer {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| WriterError::NoRuntime)?;
         let (spool, damage) = match &config.spool_dir {
             Some(dir) => {
-                let (spool, damage) = Spool::open(dir, config.spool_cap)?;
+                let (spool, damage) = open_lane(dir, config.spool_cap, store.database())?;
                 (Some(Arc::new(spool)), damage)
             }
             None => (None, None),
@@ -373,6 +431,10 @@ impl Writer {
             failures: Mutex::new(BTreeMap::new()),
             last_failure: Mutex::new(None),
             drops: Mutex::new(Drops::default()),
+            latencies: Latencies::default(),
+            accepted_rate: diagnostics::Rate::default(),
+            written_rate: diagnostics::Rate::default(),
+            adopting: Mutex::new(None),
             failure_hook: Mutex::new(None),
             spool,
             metrics: RwLock::new(WriterMetrics::default()),
@@ -383,11 +445,8 @@ impl Writer {
             shutting_down: AtomicBool::new(false),
             config,
         });
-        if damage.is_some() {
-            shared
-                .counters
-                .spool_damaged
-                .fetch_add(1, Ordering::Relaxed);
+        if let Some(damage) = &damage {
+            shared.count_damage(damage);
         }
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let workers = (0..shared.config.workers.max(1))
@@ -635,6 +694,7 @@ impl Writer {
             .counters
             .accepted
             .fetch_add(n as u64, Ordering::Relaxed);
+        self.shared.accepted_rate.add(n as u64);
         if let Some(f) = &self.shared.metrics().on_enqueue {
             f(n);
         }
@@ -707,26 +767,51 @@ impl Writer {
         let high = s.high_watermark.load(Ordering::Relaxed);
         let pct = |n: usize| (n as u64 * 100) / capacity as u64;
         let c = &s.counters;
+        let drops = s.drops.lock().unwrap_or_else(|p| p.into_inner());
+        let (enqueue_dropped, write_dropped) = (drops.enqueue_dropped, drops.write_dropped);
+        let adopting = s.adopting.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let spools: Vec<&Arc<Spool>> = s.spool.iter().chain(adopting.iter()).collect();
+        let pending: Vec<u64> = spools.iter().map(|sp| sp.pending_bytes()).collect();
+        let (p50, p99) = s.latencies.percentiles();
         WriterDiagnostics {
-            store_backend: s.store.backend(),
             queue_capacity: s.config.queue_capacity,
             queue_depth: depth,
-            queue_high_watermark: high,
-            queue_utilisation_pct: pct(depth),
-            pressure: Pressure::from_utilisation(pct(depth)),
-            high_watermark_pressure: Pressure::from_utilisation(pct(high)),
-            accepted: c.accepted.load(Ordering::Relaxed),
+            queue_depth_high_watermark: high,
+            queue_utilization_pct: pct(depth),
+            queue_high_watermark_utilization_pct: pct(high),
+            queue_pressure_state: Pressure::from_utilisation(pct(depth)),
+            queue_high_watermark_pressure_state: Pressure::from_utilisation(pct(high)),
+            enqueue_accepted_total: c.accepted.load(Ordering::Relaxed),
+            enqueue_dropped_total: enqueue_dropped,
+            write_dropped_total: write_dropped,
+            total_dropped_total: enqueue_dropped + write_dropped,
+            last_enqueue_drop_at: drops.last_enqueue_drop_at,
+            last_write_drop_at: drops.last_write_drop_at,
+            last_write_drop_operation: drops.last_write_drop_operation,
+            write_failures_by_class: s.failures.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            store_driver: s.store.backend(),
+            ack: s.config.ack,
             written: c.written.load(Ordering::Relaxed),
             duplicates: c.duplicates.load(Ordering::Relaxed),
             spooled: c.spooled.load(Ordering::Relaxed),
             enqueue_waits: c.enqueue_waits.load(Ordering::Relaxed),
             enqueue_wait_seconds: c.enqueue_wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
             replayed: c.replayed.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
-            spool_pending_bytes: s.spool.as_ref().map_or(0, |sp| sp.pending_bytes()),
+            spool_dir: s.spool.as_ref().map(|sp| sp.dir().to_path_buf()),
+            spool_files: pending.iter().filter(|b| **b > 0).count() as u64,
+            spool_pending_bytes: pending.iter().sum(),
+            spool_oldest_age_seconds: spools
+                .iter()
+                .filter_map(|sp| sp.pending_since())
+                .min()
+                .map(|since| since.elapsed().map_or(0.0, |age| age.as_secs_f64())),
             spool_damaged: c.spool_damaged.load(Ordering::Relaxed),
-            failures_by_class: s.failures.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            records_set_aside: c.set_aside_damaged.load(Ordering::Relaxed),
+            store_latency_p50_seconds: p50,
+            store_latency_p99_seconds: p99,
+            accepted_per_second: s.accepted_rate.per_second(),
+            written_per_second: s.written_rate.per_second(),
             last_failure: s
                 .last_failure
                 .lock()
@@ -785,6 +870,11 @@ impl Writer {
             .take()
         {
             replayer.abort();
+            // Wait for it to be gone, so that the spool lanes it holds are let go.
+            let _ = replayer.await;
+        }
+        if let Some(spool) = &self.shared.spool {
+            spool.release();
         }
         let d = self.diagnostics();
         if !complete {
@@ -795,7 +885,7 @@ impl Writer {
         }
         ShutdownReport {
             written: d.written,
-            dropped: d.dropped,
+            dropped: d.total_dropped_total,
             left_in_spool_bytes: d.spool_pending_bytes,
             complete: complete && d.spool_pending_bytes == 0,
         }
@@ -808,6 +898,13 @@ impl Shared {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    fn count_damage(&self, damage: &Corruption) {
+        self.counters.spool_damaged.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .set_aside_damaged
+            .fetch_add(damage.records, Ordering::Relaxed);
     }
 
     fn in_flight_is_empty(&self) -> bool {
@@ -880,7 +977,6 @@ impl Shared {
     }
 
     fn drop_records(&self, n: usize, why: &str, reason: &str, site: Site) {
-        self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
         let now = Some(Timestamp::now());
         let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
         match site {
@@ -947,6 +1043,7 @@ impl Shared {
     async fn write_once(&self, records: &[Record]) -> Result<crate::WriteOutcome, WriteError> {
         let metrics = self.metrics();
         let end = metrics.on_write_start.as_ref().map(|f| f(records.len()));
+        let started = Instant::now();
         let result = match tokio::time::timeout(
             self.config.write_timeout,
             self.store.write(records),
@@ -962,6 +1059,7 @@ impl Shared {
                 ),
             ))),
         };
+        self.latencies.add(started.elapsed());
         if let Some(end) = end {
             end(result.as_ref().map(|_| ()));
         }
@@ -970,6 +1068,7 @@ impl Shared {
                 self.counters
                     .written
                     .fetch_add(outcome.written as u64, Ordering::Relaxed);
+                self.written_rate.add(outcome.written as u64);
                 self.counters
                     .duplicates
                     .fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
@@ -1107,58 +1206,189 @@ async fn work(
     }
 }
 
-/// The replayer: writes spooled batches back into the store, oldest first.
-async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
-    let policy = retry_policy(&shared.config);
-    let mut delays = policy.endless_delays();
-    loop {
-        let s = spool.clone();
-        let next = tokio::task::spawn_blocking(move || s.next_batch()).await;
-        let next = match next {
-            Ok(Ok(next)) => next,
+/// The spool folder (a lane) a writer uses: `dir` itself, or — when another writer holds
+/// it — the first free one of `dir/lanes/1`, `dir/lanes/2`... Every lane records the
+/// same database; writers replay the lanes nobody holds ([`adopt_lanes`]).
+fn open_lane(
+    dir: &std::path::Path,
+    cap: u64,
+    database: Option<&crate::DatabaseIdentity>,
+) -> Result<(Spool, Option<Corruption>), SpoolError> {
+    let lanes = std::iter::once(dir.to_path_buf())
+        .chain((1..MAX_SPOOL_LANES).map(|n| dir.join(LANES_DIR).join(n.to_string())));
+    for lane in lanes {
+        match Spool::open(&lane, cap, database) {
+            Err(SpoolError::Locked { .. }) => continue,
+            Ok(opened) => {
+                if lane != dir {
+                    tracing::info!(spool = %dir.display(), lane = %lane.display(), "the spool is in use by another writer; this one spools into a lane of its own");
+                }
+                return Ok(opened);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(SpoolError::Locked {
+        path: dir.display().to_string(),
+    })
+}
+
+/// The lanes of the spool folder `root` other than `own`.
+fn other_lanes(root: &std::path::Path, own: &std::path::Path) -> Vec<PathBuf> {
+    let mut lanes = vec![root.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(root.join(LANES_DIR)) {
+        lanes.extend(entries.filter_map(|e| Some(e.ok()?.path())));
+    }
+    lanes.retain(|lane| lane != own);
+    lanes
+}
+
+/// Replays every lane of the spool folder that no writer holds and that has records
+/// (left by a writer that stopped), then lets it go.
+async fn adopt_lanes(shared: &Arc<Shared>, own: &Spool) {
+    let Some(root) = shared.config.spool_dir.clone() else {
+        return;
+    };
+    for lane in other_lanes(&root, own.dir()) {
+        let (cap, database) = (shared.config.spool_cap, shared.store.database().cloned());
+        let opened =
+            tokio::task::spawn_blocking(move || Spool::open(&lane, cap, database.as_ref())).await;
+        let spool = match opened {
+            Ok(Ok((spool, damage))) => {
+                if let Some(damage) = &damage {
+                    shared.count_damage(damage);
+                }
+                Arc::new(spool)
+            }
+            Ok(Err(SpoolError::Locked { .. })) => continue,
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read the spool");
-                tokio::time::sleep(MAX_BACKOFF).await;
+                tracing::error!(error = %e, "cannot replay a spool lane");
                 continue;
             }
             Err(_) => return,
         };
-        match next {
-            Next::Empty => {
-                delays = policy.endless_delays();
+        if spool.pending_bytes() == 0 {
+            continue;
+        }
+        tracing::info!(lane = %spool.dir().display(), bytes = spool.pending_bytes(), "replaying a spool lane another writer left");
+        *shared.adopting.lock().unwrap_or_else(|p| p.into_inner()) = Some(spool.clone());
+        let policy = retry_policy(&shared.config);
+        let mut delays: Delays = Box::new(policy.endless_delays());
+        loop {
+            match replay_next(shared, &spool, &policy, &mut delays).await {
+                Replayed::Empty | Replayed::Stopped => break,
+                Replayed::More => {}
+            }
+        }
+        *shared.adopting.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The waits between replay attempts.
+type Delays = Box<dyn Iterator<Item = Duration> + Send>;
+
+/// What one step of the replay did.
+enum Replayed {
+    /// The spool is empty.
+    Empty,
+    /// A batch was replayed, set aside or retried: there may be more.
+    More,
+    /// The runtime is going away.
+    Stopped,
+}
+
+/// Replays the next batch of `spool` (or sets it aside when damaged, or waits out a
+/// failure).
+async fn replay_next(
+    shared: &Arc<Shared>,
+    spool: &Arc<Spool>,
+    policy: &RetryPolicy,
+    delays: &mut Delays,
+) -> Replayed {
+    let s = spool.clone();
+    let next = match tokio::task::spawn_blocking(move || s.next_batch()).await {
+        Ok(Ok(next)) => next,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the spool");
+            tokio::time::sleep(MAX_BACKOFF).await;
+            return Replayed::More;
+        }
+        Err(_) => return Replayed::Stopped,
+    };
+    match next {
+        Next::Empty => {
+            *delays = Box::new(policy.endless_delays());
+            Replayed::Empty
+        }
+        Next::Damaged(c) => {
+            shared.count_damage(&c);
+            tracing::error!("{}", damage_line(&spool.dir().join(SPOOL_FILE), &c));
+            Replayed::More
+        }
+        Next::Batch { records, next } => {
+            match shared.write_once(&records).await {
+                Err(e) if e.class().is_transient() => {
+                    shared.note_write_failure(&records, &e, OPERATION_REPLAY);
+                    tokio::time::sleep(delays.next().unwrap_or(MAX_BACKOFF)).await;
+                    return Replayed::More;
+                }
+                Err(e) => {
+                    shared.reject(&records, &e, OPERATION_REPLAY);
+                }
+                Ok(_) => {
+                    *delays = Box::new(policy.endless_delays());
+                    shared
+                        .counters
+                        .replayed
+                        .fetch_add(records.len() as u64, Ordering::Relaxed);
+                }
+            }
+            let s = spool.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.consumed(next)).await {
+                tracing::error!(error = %e, "cannot record replay progress; batches may replay twice (harmless)");
+            }
+            Replayed::More
+        }
+    }
+}
+
+/// The one line that tells an operator which spool batch was set aside and where it is.
+///
+/// ```text
+/// spool /var/lib/sonde/spool/spool.log: the batch at byte 4096 is damaged (checksum mismatch); 512 records set aside in /var/lib/sonde/spool/spool.damaged-…-4096.bin
+/// ```
+pub fn damage_line(file: &std::path::Path, c: &Corruption) -> String {
+    format!(
+        "spool {}: the batch at byte {} is damaged ({}); {} set aside in {}",
+        file.display(),
+        c.offset,
+        c.reason,
+        if c.records == 1 {
+            "1 record".to_owned()
+        } else {
+            format!("{} records", c.records)
+        },
+        c.quarantined_to.display()
+    )
+}
+
+/// The replayer: writes spooled batches back into the store, oldest first; when its own
+/// spool is empty, replays the lanes other writers left ([`adopt_lanes`]).
+async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
+    let policy = retry_policy(&shared.config);
+    let mut delays: Delays = Box::new(policy.endless_delays());
+    let mut adopted_at: Option<Instant> = None;
+    loop {
+        match replay_next(&shared, &spool, &policy, &mut delays).await {
+            Replayed::Stopped => return,
+            Replayed::More => {}
+            Replayed::Empty => {
+                if adopted_at.is_none_or(|at| at.elapsed() >= ADOPT_EVERY) {
+                    adopt_lanes(&shared, &spool).await;
+                    adopted_at = Some(Instant::now());
+                }
                 let _ = tokio::time::timeout(Duration::from_secs(1), shared.replay_wake.notified())
                     .await;
-            }
-            Next::Damaged(c) => {
-                shared
-                    .counters
-                    .spool_damaged
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(offset = c.offset, bytes = c.bytes, reason = %c.reason, quarantined_to = %c.quarantined_to.display(), "damaged spool batch moved aside");
-            }
-            Next::Batch { records, next } => {
-                let result = shared.write_once(&records).await;
-                match result {
-                    Err(e) if e.class().is_transient() => {
-                        shared.note_write_failure(&records, &e, OPERATION_REPLAY);
-                        tokio::time::sleep(delays.next().unwrap_or(MAX_BACKOFF)).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        shared.reject(&records, &e, OPERATION_REPLAY);
-                    }
-                    Ok(_) => {
-                        delays = policy.endless_delays();
-                        shared
-                            .counters
-                            .replayed
-                            .fetch_add(records.len() as u64, Ordering::Relaxed);
-                    }
-                }
-                let s = spool.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.consumed(next)).await {
-                    tracing::error!(error = %e, "cannot record replay progress; batches may replay twice (harmless)");
-                }
             }
         }
     }

@@ -1,0 +1,79 @@
+//! One spool folder, several writers: two `sonde import` runs into one SQLite database
+//! at once each keep their own spool lane, store everything and exit 0.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use sonde::*;
+
+mod common;
+
+const RECORDS: usize = 100_000;
+
+fn write_input(path: &Path, tag: &str) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..RECORDS {
+        let record = Record {
+            id: format!("{tag}-{i:07}"),
+            timestamp: Timestamp::from_micros(1_767_225_600_000_000 + i as i64),
+            context: Context::session(format!("{tag}-{}", i / 2_000)),
+            body: Body::Event(Event::Llm(LlmCall {
+                model_name: "gpt-5".into(),
+                input_tokens: 3,
+                output_tokens: 4,
+                ..Default::default()
+            })),
+        };
+        writeln!(out, "{}", record.to_json_line()).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+fn sonde(db: &str, spool: &Path) -> Command {
+    let mut c = common::sonde_on(db);
+    c.env("SONDE_SPOOL", spool);
+    c
+}
+
+fn count(db: &str, spool: &Path) -> u64 {
+    let out = sonde(db, spool)
+        .args([
+            "query",
+            "SELECT count(DISTINCT id) AS n FROM events",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows[0]["n"].as_u64().unwrap()
+}
+
+#[test]
+fn two_imports_at_once_into_one_database_store_everything_and_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let spool = dir.path().join("spool");
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    write_input(&a, "a");
+    write_input(&b, "b");
+    // A small queue makes both spool much of what they read, into the same folder.
+    let import = |input: &Path| {
+        sonde(&db, &spool)
+            .args([
+                "import",
+                "--queue-capacity",
+                "2000",
+                input.to_str().unwrap(),
+            ])
+            .spawn()
+            .unwrap()
+    };
+    let (mut one, mut two) = (import(&a), import(&b));
+    let (one, two) = (one.wait().unwrap(), two.wait().unwrap());
+    let stored = count(&db, &spool);
+    assert_eq!(stored, 2 * RECORDS as u64, "stored {stored}");
+    assert!(one.success() && two.success(), "{one:?} {two:?}");
+}
