@@ -11,6 +11,7 @@ mod progress;
 mod records;
 mod sessions;
 mod stats;
+mod status;
 mod sync;
 mod table;
 mod time;
@@ -251,6 +252,28 @@ enum Command {
         #[arg(long, value_enum, default_value_t = AckMode::Durable)]
         ack: AckMode,
     },
+    /// How a running server is doing (--addr): version, uptime, store, writer
+    /// pressure, drops, failures by class, spool, ingest rates. Without --addr: the
+    /// local database (size, sessions, calls, oldest and newest event) and its spool.
+    #[command(after_help = examples(&[
+        "sonde status --addr 127.0.0.1:4318",
+        "sonde status --addr http://sonde.internal:4318 --key $SONDE_API_KEY --json",
+        "sonde status",
+    ]))]
+    Status {
+        /// The server to ask (host:port or URL); without it, the local database.
+        #[arg(long)]
+        addr: Option<String>,
+        /// An admin API key, when the server has keys.
+        #[arg(long, env = "SONDE_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// The spool folder to report on (default: spool/DATABASE in the data folder).
+        #[arg(long, env = "SONDE_SPOOL", hide_env_values = true)]
+        spool: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Usage, cost, latency and error analytics of LLM calls.
     #[command(subcommand, after_help = examples(&[
         "sonde stats summary --since 7d",
@@ -368,7 +391,8 @@ impl Command {
             | Command::Schema { .. }
             | Command::Completions { .. }
             | Command::Man
-            | Command::Rm { .. } => Open::Existing,
+            | Command::Rm { .. }
+            | Command::Status { .. } => Open::Existing,
         }
     }
 }
@@ -428,6 +452,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let url = cli.db.clone().unwrap_or_else(StoreUrl::default_url);
     if let Command::Sync(args) = cli.command {
         return sync::run(args, &url).await;
+    }
+    if let Command::Status {
+        addr: Some(addr),
+        key,
+        json,
+        ..
+    } = &cli.command
+    {
+        return status::remote(addr, key.as_deref(), *json).await;
     }
     let store = open_store(&url, cli.command.open(), cli.db.is_none()).await?;
     match cli.command {
@@ -505,6 +538,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => sessions::remove(store.as_ref(), &session_id, yes, json).await,
         Command::Schema { json } => sessions::schema(store.as_ref(), json).await,
         Command::Stats(report) => stats::report(store.as_ref(), report).await,
+        Command::Status { spool, json, .. } => {
+            let spool = spool.unwrap_or_else(|| default_spool(&url));
+            status::local(store.as_ref(), &spool, json).await
+        }
         Command::Keys(command) => keys(store.as_ref(), command).await,
         Command::Serve {
             addr,

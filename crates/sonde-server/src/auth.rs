@@ -95,8 +95,11 @@ impl Gate {
         }
     }
 
-    /// Whether any key is configured, as the store said at most [`KEYS_RECHECK`] ago
-    /// (yes when it cannot tell: a failing store must not open the door).
+    /// Whether any key is configured, as the store said at most [`KEYS_RECHECK`] ago.
+    /// When the store cannot tell, its last answer stands (no key can be created in a
+    /// store that cannot be reached, and a local sender's spans then go to the spool
+    /// instead of being refused); with no answer ever, yes: a failing store must not
+    /// open the door.
     async fn keys_exist(&self) -> bool {
         let seen = *self.keys_seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, exist)) = seen
@@ -110,7 +113,7 @@ impl Gate {
                     Some((std::time::Instant::now(), exist));
                 exist
             }
-            Err(_) => true,
+            Err(_) => seen.is_none_or(|(_, exist)| exist),
         }
     }
 }
