@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 mod common;
 
@@ -19,32 +19,6 @@ const SENDERS: usize = 4;
 const SPANS: usize = 200;
 /// Spans acknowledged before the kill.
 const ACKED_BEFORE_KILL: usize = 20_000;
-
-fn request(sender: usize, n: usize) -> (Vec<u8>, Vec<String>) {
-    let ids: Vec<String> = (0..SPANS)
-        .map(|i| format!("{:04x}{:012x}", sender + 1, n * SPANS + i + 1))
-        .collect();
-    let spans: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let start = 1_763_789_160_000_000_000u64 + (n * SPANS + i) as u64 * 1_000;
-            json!({
-                "traceId": format!("{:032x}", sender * 1_000_000 + n + 1),
-                "spanId": id,
-                "name": "chat",
-                "startTimeUnixNano": start.to_string(),
-                "endTimeUnixNano": (start + 500_000).to_string(),
-                "attributes": [
-                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}},
-                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "7"}}
-                ]
-            })
-        })
-        .collect();
-    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
-    (body.to_string().into_bytes(), ids)
-}
 
 /// Sends requests until `stop` (or the server is gone); returns the acknowledged span ids.
 fn send(
@@ -58,7 +32,7 @@ fn send(
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let (body, ids) = request(sender, n);
+        let (body, ids) = common::otlp_request(sender, n, SPANS);
         match common::try_post(&addr, "/v1/traces", "application/json", &body) {
             Some(200) => {
                 *acked.lock().unwrap() += ids.len();

@@ -11,30 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 mod common;
 
 const SPANS: usize = 100;
-
-fn request(sender: usize, n: usize) -> (Vec<u8>, Vec<String>) {
-    let ids: Vec<String> = (0..SPANS)
-        .map(|i| format!("{:04x}{:012x}", sender + 1, n * SPANS + i + 1))
-        .collect();
-    let spans: Vec<Value> = ids
-        .iter()
-        .map(|id| {
-            json!({
-                "traceId": format!("{:032x}", sender * 1_000_000 + n + 1),
-                "spanId": id, "name": "chat",
-                "startTimeUnixNano": "1763789160000000000", "endTimeUnixNano": "1763789160500000000",
-                "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}}]
-            })
-        })
-        .collect();
-    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
-    (body.to_string().into_bytes(), ids)
-}
 
 /// GET `path` of the server at `addr`: (status, body).
 fn get(addr: &str, path: &str) -> (u16, String) {
@@ -113,7 +94,7 @@ fn a_store_stopped_mid_load_shows_the_same_in_json_metrics_and_status() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let (body, ids) = request(s, n);
+                    let (body, ids) = common::otlp_request(s, n, SPANS);
                     if common::try_post(&addr, "/v1/traces", "application/json", &body) == Some(200)
                     {
                         count.fetch_add(ids.len(), Ordering::SeqCst);

@@ -2,35 +2,14 @@
 //! at once each keep their own spool lane, store everything and exit 0.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use sonde::*;
 
 mod common;
 
 const RECORDS: usize = 100_000;
-
-fn write_input(path: &Path, tag: &str) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..RECORDS {
-        let record = Record {
-            id: format!("{tag}-{i:07}"),
-            timestamp: Timestamp::from_micros(1_767_225_600_000_000 + i as i64),
-            context: Context::session(format!("{tag}-{}", i / 2_000)),
-            body: Body::Event(Event::Llm(LlmCall {
-                model_name: "gpt-5".into(),
-                input_tokens: 3,
-                output_tokens: 4,
-                ..Default::default()
-            })),
-        };
-        writeln!(out, "{}", record.to_json_line()).unwrap();
-    }
-    out.flush().unwrap();
-}
 
 fn sonde(db: &str, spool: &Path) -> Command {
     let mut c = common::sonde_on(db);
@@ -57,8 +36,8 @@ fn two_imports_at_once_into_one_database_store_everything_and_exit_0() {
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
     let spool = dir.path().join("spool");
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
-    write_input(&a, "a");
-    write_input(&b, "b");
+    common::write_llm_records(&a, "a", "a", RECORDS);
+    common::write_llm_records(&b, "b", "b", RECORDS);
     // A small queue makes both spool much of what they read, into the same folder.
     let import = |input: &Path| {
         sonde(&db, &spool)

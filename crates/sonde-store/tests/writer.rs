@@ -677,3 +677,86 @@ async fn every_batch_not_stored_reaches_the_failure_handler_and_a_panicking_one_
     assert!(writer.shutdown(Duration::from_secs(5)).await.complete);
     assert_eq!(stored(store.as_ref()).await, (10, 10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_answers_once_records_are_stored_or_fsynced_in_the_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Switchable::new().await;
+    let writer = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    let wait = Duration::from_secs(5);
+    assert_eq!(
+        writer.submit(events("stored", 30), wait).await,
+        Ok(Accepted::Stored)
+    );
+    // No flush: the answer came after the commit.
+    assert_eq!(stored(store.as_ref()).await, (30, 30));
+    store.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        writer.submit(events("spooled", 20), wait).await,
+        Ok(Accepted::Spooled)
+    );
+    let (spooled, _) = read_spool(dir.path()).unwrap();
+    assert_eq!(spooled.len(), 20, "in the spool file when the answer came");
+    store.down.store(false, Ordering::SeqCst);
+    assert!(writer.shutdown(Duration::from_secs(10)).await.complete);
+    assert_eq!(stored(store.as_ref()).await, (50, 50));
+
+    // Acknowledging on queueing is asked for by name.
+    let queued = Writer::start(
+        store.clone(),
+        WriterConfig {
+            ack: Ack::Queued,
+            ..quick(None)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        queued.submit(events("queued", 5), wait).await,
+        Ok(Accepted::Queued)
+    );
+    assert_eq!(queued.diagnostics().ack, Ack::Queued);
+    assert!(queued.shutdown(Duration::from_secs(5)).await.complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_who_arrive_during_a_write_share_the_next_one() {
+    let store = Switchable::new().await;
+    let writer = Arc::new(
+        Writer::start(
+            store.clone(),
+            WriterConfig {
+                batch_size: 10_000,
+                ..quick(None)
+            },
+        )
+        .unwrap(),
+    );
+    let writes = Arc::new(AtomicUsize::new(0));
+    let counted = writes.clone();
+    writer.set_metrics(WriterMetrics {
+        on_write_start: Some(Arc::new(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::new(|_| {})
+        })),
+        ..Default::default()
+    });
+    let callers: Vec<_> = (0..50)
+        .map(|i| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .submit(events(&format!("c{i}"), 10), Duration::from_secs(5))
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), Ok(Accepted::Stored));
+    }
+    assert_eq!(stored(store.as_ref()).await, (500, 500));
+    let writes = writes.load(Ordering::SeqCst);
+    assert!(
+        writes <= 25,
+        "50 callers took {writes} store writes: they did not share commits"
+    );
+}

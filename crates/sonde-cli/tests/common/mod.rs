@@ -94,3 +94,54 @@ pub fn try_post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> Opti
 pub fn post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
     try_post(addr, path, content_type, body).unwrap_or_else(|| panic!("no answer from {addr}"))
 }
+
+/// Writes `n` LLM-call records as JSONL to `path`: ids `{tag}-0000000`..., 2,000 to a
+/// session (`{session}-0`, ...).
+pub fn write_llm_records(path: &std::path::Path, tag: &str, session: &str, n: usize) {
+    use sonde::*;
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..n {
+        let record = Record {
+            id: format!("{tag}-{i:07}"),
+            timestamp: Timestamp::from_micros(1_767_225_600_000_000 + i as i64),
+            context: Context::session(format!("{session}-{}", i / 2_000)),
+            body: Body::Event(Event::Llm(LlmCall {
+                model_name: "gpt-5".into(),
+                input_tokens: 3,
+                output_tokens: 4,
+                ..Default::default()
+            })),
+        };
+        writeln!(out, "{}", record.to_json_line()).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// An OTLP/JSON request of `spans` GenAI spans from `sender`, its `n`th; and the span
+/// ids it carries (unique across senders and requests).
+pub fn otlp_request(sender: usize, n: usize, spans: usize) -> (Vec<u8>, Vec<String>) {
+    let ids: Vec<String> = (0..spans)
+        .map(|i| format!("{:04x}{:012x}", sender + 1, n * spans + i + 1))
+        .collect();
+    let spans: Vec<serde_json::Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let start = 1_763_789_160_000_000_000u64 + (n * spans + i) as u64 * 1_000;
+            serde_json::json!({
+                "traceId": format!("{:032x}", sender * 1_000_000 + n + 1),
+                "spanId": id,
+                "name": "chat",
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + 500_000).to_string(),
+                "attributes": [
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}},
+                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "7"}}
+                ]
+            })
+        })
+        .collect();
+    let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
+    (body.to_string().into_bytes(), ids)
+}

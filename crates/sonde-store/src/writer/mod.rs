@@ -863,12 +863,12 @@ impl Writer {
                 complete = false;
             }
         }
-        if let Some(replayer) = self
+        let replayer = self
             .replayer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+            .take();
+        if let Some(replayer) = replayer {
             replayer.abort();
             // Wait for it to be gone, so that the spool lanes it holds are let go.
             let _ = replayer.await;
@@ -1141,9 +1141,11 @@ impl Shared {
 /// waiting on them where their records are.
 ///
 /// Group commit: while any caller in the batch waits for its answer, the worker takes
-/// only what is queued already and writes at once (the callers who arrive meanwhile
-/// make the next batch); with nobody waiting it lingers up to
-/// [`WriterConfig::batch_timeout`] for a fuller batch.
+/// what is queued already and — when other writes are in progress, so that the store is
+/// busy — the callers who arrive until one of those writes ends (at most
+/// [`WriterConfig::batch_timeout`]), then writes; with the store idle it writes at once.
+/// With nobody waiting it lingers up to [`WriterConfig::batch_timeout`] for a fuller
+/// batch.
 async fn work(
     shared: Arc<Shared>,
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Item>>>,
@@ -1166,9 +1168,23 @@ async fn work(
                         Ok(None) | Err(_) => break,
                     }
                 } else {
+                    // Made before looking, so that a write ending in between still
+                    // counts.
+                    let write_ended = shared.idle.notified();
                     match rx.try_recv() {
                         Ok(more) => more,
-                        Err(_) => break,
+                        // Nothing more queued and the store idle: write now.
+                        Err(_) if shared.in_flight_is_empty() => break,
+                        // Other writes are in progress, so this one would wait behind
+                        // them anyway: gather the callers arriving meanwhile until one
+                        // of those writes ends (group commit).
+                        Err(_) => tokio::select! {
+                            more = tokio::time::timeout_at(until, rx.recv()) => match more {
+                                Ok(Some(more)) => more,
+                                Ok(None) | Err(_) => break,
+                            },
+                            () = write_ended => break,
+                        },
                     }
                 };
                 acks.extend(more.ack);
