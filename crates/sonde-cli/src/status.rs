@@ -113,7 +113,7 @@ fn remote_lines(base: &str, d: &Value) -> Vec<String> {
         .map_or_else(String::new, |v| format!(" (schema {v})"));
     let spool = match w["spool_dir"].as_str() {
         Some(dir) => format!(
-            "{dir}: {} waiting, {} bytes{}; {} damaged batches set aside ({})",
+            "{dir}: {} waiting, {} bytes{}; damaged batches set aside: {} ({})",
             count(n(&w["spool_files"]), "file"),
             thousands(n(&w["spool_pending_bytes"])),
             w["spool_oldest_age_seconds"]

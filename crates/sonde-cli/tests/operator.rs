@@ -236,3 +236,108 @@ fn status_of_a_server_that_is_not_there_is_one_line_and_exit_1() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_damaged_spool_batch_is_set_aside_and_json_metrics_and_status_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let spool = dir.path().join("spool");
+    let input = dir.path().join("in.jsonl");
+    common::write_llm_records(&input, "d", "s", 300_000);
+    // An import with a tiny queue spools what it reads; killed, it leaves the spool.
+    let mut import = common::sonde_on(&db)
+        .env("SONDE_SPOOL", &spool)
+        .args(["import", "--queue-capacity", "100", input.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = spool.join("spool.log");
+    // Where the batches waiting in the spool start (past the replayed part, whose
+    // offset is kept).
+    let waiting = || {
+        let offset = std::fs::read(spool.join("spool.offset"))
+            .ok()
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_le_bytes) as usize;
+        let bytes = std::fs::read(&log).unwrap_or_default();
+        let starts: Vec<usize> = bytes
+            .get(offset..)
+            .unwrap_or_default()
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"SPL1")
+            .map(|(i, _)| offset + i)
+            .collect();
+        (bytes, starts)
+    };
+    wait_for("five batches waiting in the spool", || {
+        waiting().1.len() >= 5
+    });
+    import.kill().unwrap();
+    import.wait().unwrap();
+    // Damage the second waiting batch; the last one, perhaps half written by the killed
+    // import, is cut off first.
+    let (mut bytes, batches) = waiting();
+    assert!(batches.len() >= 5, "{} batches", batches.len());
+    bytes.truncate(batches[batches.len() - 1]);
+    std::fs::write(&log, &bytes).unwrap();
+    let (before, damage) = sonde::store::read_spool(&spool).unwrap();
+    assert!(damage.is_none());
+    bytes[batches[1] + 100] ^= 0x01;
+    std::fs::write(&log, bytes).unwrap();
+    let (after, damage) = sonde::store::read_spool(&spool).unwrap();
+    assert_eq!(damage.as_deref(), Some("checksum mismatch"));
+    let set_aside = (before.len() - after.len()) as u64;
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sonde"));
+    command
+        .env_remove("SONDE_DB")
+        .env("SONDE_SPOOL", &spool)
+        .stderr(Stdio::null());
+    let (mut server, addr, _) = common::spawn_serve(command, &db);
+    wait_for("the spool replayed", || {
+        diagnostics(&addr)["writer"]["spool_pending_bytes"] == 0
+    });
+    let w = diagnostics(&addr)["writer"].clone();
+    assert_eq!(w["spool_damaged"], 1, "{w}");
+    assert_eq!(w["records_set_aside"], set_aside, "{w}");
+    assert_eq!(
+        metric(&addr, "sonde_writer_spool_damaged_batches_total"),
+        1.0
+    );
+    assert_eq!(
+        metric(&addr, "sonde_writer_spool_set_aside_records_total"),
+        set_aside as f64
+    );
+    let status = common::sonde_on(&db)
+        .args(["status", "--addr", &addr])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(status.stdout).unwrap();
+    let shown: u64 = text
+        .split_once("damaged batches set aside: 1 (")
+        .and_then(|(_, rest)| rest.split_once(" records)"))
+        .map(|(n, _)| n.replace(',', "").parse().unwrap())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(shown, set_aside, "{text}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // Every intact batch was stored; the damaged one alone was not.
+    let rows: Value = serde_json::from_slice(
+        &common::sonde_on(&db)
+            .env("SONDE_SPOOL", &spool)
+            .args(["query", "SELECT id FROM events", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let stored: HashSet<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(after.iter().all(|r| stored.contains(r.id.as_str())));
+}
