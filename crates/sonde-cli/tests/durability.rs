@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 mod common;
 
 /// Concurrent senders, each with one request in flight, as OTLP exporters do.
@@ -96,19 +94,8 @@ fn kill_under_load(options: &[&str]) -> (Vec<String>, HashSet<String>) {
         "{}",
         String::from_utf8_lossy(&replay.stderr)
     );
-    let stored = common::sonde_on(&db)
-        .env("SONDE_SPOOL", &spool)
-        .args(["query", "SELECT span_id FROM events", "--json"])
-        .output()
-        .unwrap();
-    let rows: Value = serde_json::from_slice(&stored.stdout).unwrap();
-    let stored: HashSet<String> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["span_id"].as_str().unwrap().to_owned())
-        .collect();
-    (acknowledged, stored)
+    let stored = common::query_column(&db, "SELECT span_id FROM events", "span_id");
+    (acknowledged, stored.into_iter().collect())
 }
 
 #[test]

@@ -178,21 +178,8 @@ fn a_store_stopped_mid_load_shows_the_same_in_json_metrics_and_status() {
     assert!(server.wait().unwrap().success());
 
     // Every acknowledged span is stored, once.
-    let rows: Value = serde_json::from_slice(
-        &common::sonde_on(&db)
-            .args(["query", "SELECT span_id FROM events", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let stored: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["span_id"].as_str().unwrap())
-        .collect();
-    let unique: HashSet<&str> = stored.iter().copied().collect();
+    let stored = common::query_column(&db, "SELECT span_id FROM events", "span_id");
+    let unique: HashSet<&str> = stored.iter().map(String::as_str).collect();
     assert_eq!(unique.len(), stored.len(), "no span stored twice");
     let acked = acked.lock().unwrap();
     let lost = acked
@@ -324,20 +311,8 @@ fn a_damaged_spool_batch_is_set_aside_and_json_metrics_and_status_say_so() {
     server.kill().unwrap();
     server.wait().unwrap();
     // Every intact batch was stored; the damaged one alone was not.
-    let rows: Value = serde_json::from_slice(
-        &common::sonde_on(&db)
-            .env("SONDE_SPOOL", &spool)
-            .args(["query", "SELECT id FROM events", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let stored: HashSet<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
+    let stored: HashSet<String> = common::query_column(&db, "SELECT id FROM events", "id")
+        .into_iter()
         .collect();
-    assert!(after.iter().all(|r| stored.contains(r.id.as_str())));
+    assert!(after.iter().all(|r| stored.contains(&r.id)));
 }

@@ -145,3 +145,18 @@ pub fn otlp_request(sender: usize, n: usize, spans: usize) -> (Vec<u8>, Vec<Stri
     let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
     (body.to_string().into_bytes(), ids)
 }
+
+/// The column `column` of every row `sonde query SQL --json` gives on `db`, as text.
+pub fn query_column(db: &str, sql: &str, column: &str) -> Vec<String> {
+    let out = sonde_on(db)
+        .args(["query", sql, "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[column].as_str().unwrap().to_owned())
+        .collect()
+}
