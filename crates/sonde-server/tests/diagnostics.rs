@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sonde_model::{Body, Context, Event, LlmCall, Record, Timestamp};
-use sonde_store::{StoreUrl, Writer, WriterConfig};
+use sonde_store::{KeyStore, StoreUrl, Writer, WriterConfig};
 
 fn calls(tag: &str, n: usize) -> Vec<Record> {
     (0..n)
@@ -159,4 +159,37 @@ async fn diagnostics_and_metrics_agree_on_a_saturated_queue_and_its_drops() {
     }
     assert!(m.contains_key("sonde_writer_last_enqueue_drop_timestamp_seconds"));
     assert_eq!(m["sonde_build_info{version=\"0.1.0\"}"], 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keys_the_diagnostics_need_an_admin_key() {
+    let store = StoreUrl::SqliteMemory.open().await.unwrap();
+    let (tenant, tenant_secret) = sonde_store::ApiKey::generate("acme", "prod", None, false);
+    let (admin, admin_secret) = sonde_store::ApiKey::generate("ops", "all", None, true);
+    for key in [&tenant, &admin] {
+        store.create_api_key(key).await.unwrap();
+    }
+    let writer = Arc::new(Writer::start(store.clone(), WriterConfig::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/api/v1/diagnostics",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(sonde_server::serve_on(
+        listener,
+        sonde_server::DEFAULT_BODY_LIMIT,
+        writer,
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let status = |secret: Option<&str>| {
+        let mut request = client.get(&url);
+        if let Some(secret) = secret {
+            request = request.bearer_auth(secret);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some(&tenant_secret)).await, 403);
+    assert_eq!(status(Some(&admin_secret)).await, 200);
 }

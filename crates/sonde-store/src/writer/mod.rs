@@ -402,6 +402,30 @@ pub struct Writer {
     pub opened_with_damage: Option<Corruption>,
 }
 
+/// What reports a writer pipeline's diagnostics (the gateway seed's
+/// `TracePipelineDiagnosticsReader`): a server can read them without knowing what
+/// writes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use sonde_store::DiagnosticsReader;
+/// let store = sonde_store::StoreUrl::SqliteMemory.open().await?;
+/// let writer = sonde_store::Writer::start(store, Default::default())?;
+/// let reader: &dyn DiagnosticsReader = &writer;
+/// assert_eq!(reader.pipeline_diagnostics().queue_depth, 0);
+/// # Ok(()) }
+/// ```
+pub trait DiagnosticsReader: Send + Sync {
+    /// A point-in-time snapshot of the pipeline.
+    fn pipeline_diagnostics(&self) -> WriterDiagnostics;
+}
+
+impl DiagnosticsReader for Writer {
+    fn pipeline_diagnostics(&self) -> WriterDiagnostics {
+        self.diagnostics()
+    }
+}
+
 /// The writer's retries: [`WriterConfig::write_attempts`] attempts, waits from
 /// [`INITIAL_BACKOFF`] doubling up to [`MAX_BACKOFF`], with jitter (the policy every
 /// sink shares).
