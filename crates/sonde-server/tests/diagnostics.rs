@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sonde_model::{Body, Context, Event, LlmCall, Record, Timestamp};
-use sonde_store::{KeyStore, StoreUrl, Writer, WriterConfig};
+use sonde_store::{StoreUrl, Writer, WriterConfig};
 
 fn calls(tag: &str, n: usize) -> Vec<Record> {
     (0..n)
