@@ -158,6 +158,15 @@ async fn diagnostics_and_metrics_agree_on_a_saturated_queue_and_its_drops() {
         );
     }
     assert!(m.contains_key("sonde_writer_last_enqueue_drop_timestamp_seconds"));
+    // The store's latency over the last minute, and the rates.
+    let p50 = w["store_latency_p50_seconds"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p50 <= w["store_latency_p99_seconds"].as_f64().unwrap());
+    agree(
+        "sonde_writer_store_write_latency_seconds{quantile=\"0.5\"}",
+        "store_latency_p50_seconds",
+    );
+    assert!(w["accepted_per_second"].as_f64().unwrap() > 0.0);
+    assert!(w["written_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(m["sonde_build_info{version=\"0.1.0\"}"], 1.0);
 }
 
