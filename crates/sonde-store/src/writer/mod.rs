@@ -639,7 +639,8 @@ impl Writer {
                         .err()
                         .map(|e| (e.0.records, "writer stopped"))
                 }
-                _ => Some((item.records, "queue full")),
+                Some(_) => Some((item.records, "queue full")),
+                None => Some((item.records, "writer stopped")),
             }
         };
         if let Some((records, why)) = unqueued {
