@@ -85,10 +85,11 @@ fn writer_metrics(registry: &mut Registry, d: &WriterDiagnostics) {
         "The most records the queue has held at once",
         gauge(d.queue_depth_high_watermark as u64),
     );
+    // Prometheus names ratios `_ratio` (the crate's `Unit::Ratios` says `_ratios`).
     r.register_with_unit(
         "queue_utilization",
         "Queue depth over capacity",
-        Unit::Ratios,
+        Unit::Other("ratio".into()),
         float_gauge(d.queue_utilization_pct as f64 / 100.0),
     );
     r.register(

@@ -139,6 +139,9 @@ async fn diagnostics_and_metrics_agree_on_a_saturated_queue_and_its_drops() {
         "write_dropped_total",
     );
     agree("sonde_writer_written_total", "written");
+    assert_eq!(m["sonde_writer_queue_utilization_ratio"], 0.0);
+    assert_eq!(m["sonde_writer_spool_pending_bytes"], 0.0);
+    assert_eq!(m["sonde_writer_enqueue_wait_seconds_total"], 0.0);
     assert_eq!(m["sonde_writer_pressure{level=\"ok\"}"], 1.0);
     assert_eq!(m["sonde_writer_pressure{level=\"saturated\"}"], 0.0);
     assert_eq!(
