@@ -62,9 +62,10 @@ pub use writer::{
     ADOPT_EVERY, Accepted, Ack, Corruption, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT,
     DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_CAP, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_TIMEOUT,
     DiagnosticsReader, Enqueued, FAILURE_NOTICES, IDENTITY_FILE, INITIAL_BACKOFF, LANES_DIR,
-    LOCK_FILE, LastFailure, MAX_BACKOFF, MAX_SPOOL_LANES, Pressure, REJECTED_FILE, SPOOL_FILE,
-    ShutdownReport, SpoolError, SubmitError, WriteEnd, WriteFailure, Writer, WriterConfig,
-    WriterDiagnostics, WriterError, WriterMetrics, classify_write_error, damage_line, read_spool,
+    LATENCY_SAMPLES, LATENCY_WINDOW, LOCK_FILE, LastFailure, MAX_BACKOFF, MAX_SPOOL_LANES,
+    Pressure, REJECTED_FILE, SPOOL_FILE, ShutdownReport, SpoolError, SubmitError, WriteEnd,
+    WriteFailure, Writer, WriterConfig, WriterDiagnostics, WriterError, WriterMetrics,
+    classify_write_error, damage_line, read_spool,
 };
 
 /// Whether `sql` starts with a keyword of a statement that only reads.
