@@ -13,6 +13,7 @@ mod progress;
 mod records;
 mod sessions;
 mod stats;
+mod status;
 mod sync;
 mod table;
 mod time;
@@ -105,6 +106,24 @@ enum ImportFormat {
     Records,
     /// OTLP/JSON trace requests.
     OtlpJson,
+}
+
+/// When `sonde serve` answers a sender (see [`sonde::store::Ack`]).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AckMode {
+    /// Once committed to the database or fsynced in the spool.
+    Durable,
+    /// Once queued in memory (a crash loses what was queued).
+    Queued,
+}
+
+impl From<AckMode> for sonde::store::Ack {
+    fn from(mode: AckMode) -> Self {
+        match mode {
+            AckMode::Durable => sonde::store::Ack::Durable,
+            AckMode::Queued => sonde::store::Ack::Queued,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -264,6 +283,34 @@ enum Command {
         /// Open the dashboard in the browser once listening.
         #[arg(long)]
         open: bool,
+        /// When a sender hears "accepted": `durable`, once its spans are committed to
+        /// the database or fsynced in the spool (a crash loses none of them); or
+        /// `queued`, as soon as they are in memory (faster; a crash loses what was
+        /// queued). See docs/operations.md.
+        #[arg(long, value_enum, default_value_t = AckMode::Durable)]
+        ack: AckMode,
+    },
+    /// How a running server is doing (--addr): version, uptime, store, writer
+    /// pressure, drops, failures by class, spool, ingest rates. Without --addr: the
+    /// local database (size, sessions, calls, oldest and newest event) and its spool.
+    #[command(after_help = examples(&[
+        "sonde status --addr 127.0.0.1:4318",
+        "sonde status --addr http://sonde.internal:4318 --key $SONDE_API_KEY --json",
+        "sonde status",
+    ]))]
+    Status {
+        /// The server to ask (host:port or URL); without it, the local database.
+        #[arg(long)]
+        addr: Option<String>,
+        /// An admin API key, when the server has keys.
+        #[arg(long, env = "SONDE_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// The spool folder to report on (default: spool/DATABASE in the data folder).
+        #[arg(long, env = "SONDE_SPOOL", hide_env_values = true)]
+        spool: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Usage, cost, latency and error analytics of LLM calls.
     #[command(subcommand, after_help = examples(&[
@@ -395,7 +442,8 @@ impl Command {
             | Command::Schema { .. }
             | Command::Completions { .. }
             | Command::Man { .. }
-            | Command::Rm { .. } => Open::Existing,
+            | Command::Rm { .. }
+            | Command::Status { .. } => Open::Existing,
         }
     }
 }
@@ -457,6 +505,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let url = cli.db.clone().unwrap_or_else(StoreUrl::default_url);
     if let Command::Sync(args) = cli.command {
         return sync::run(args, &url).await;
+    }
+    if let Command::Status {
+        addr: Some(addr),
+        key,
+        json,
+        ..
+    } = &cli.command
+    {
+        return status::remote(addr, key.as_deref(), *json).await;
     }
     let store = open_store(&url, cli.command.open(), cli.db.is_none()).await?;
     match cli.command {
@@ -535,6 +592,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => sessions::remove(store.as_ref(), &session_id, yes, json).await,
         Command::Schema { json } => sessions::schema(store.as_ref(), json).await,
         Command::Stats(report) => stats::report(store.as_ref(), report).await,
+        Command::Status { spool, json, .. } => {
+            let spool = spool.unwrap_or_else(|| default_spool(&url));
+            status::local(store.as_ref(), &spool, json).await
+        }
         Command::Keys(command) => keys(store.as_ref(), command).await,
         Command::Serve {
             addr,
@@ -549,6 +610,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             request_timeout,
             max_connections,
             open,
+            ack,
         } => {
             let config = sonde_server::ServeConfig {
                 addr,
@@ -565,7 +627,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let writer = Arc::new(sonde::store::Writer::start(
                 store,
-                sonde_server::writer_config(spool.unwrap_or_else(|| default_spool(&url))),
+                sonde::store::WriterConfig {
+                    ack: ack.into(),
+                    ..sonde_server::writer_config(spool.unwrap_or_else(|| default_spool(&url)))
+                },
             )?);
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let wait = move || {

@@ -400,12 +400,12 @@ fn start_writer(
     let spool_dir = config.spool_dir.clone();
     let writer = Writer::start(store, config).context("cannot start the writer")?;
     if let Some(damage) = &writer.opened_with_damage {
-        eprintln!(
-            "sonde: the spool had a damaged tail ({}); {} bytes moved to {}",
-            damage.reason,
-            thousands(damage.bytes),
-            damage.quarantined_to.display()
-        );
+        let file = writer
+            .diagnostics()
+            .spool_dir
+            .unwrap_or_default()
+            .join(sonde::store::SPOOL_FILE);
+        eprintln!("sonde: {}", sonde::store::damage_line(&file, damage));
     }
     Ok((writer, spool_dir))
 }
@@ -441,7 +441,7 @@ async fn finish(
             "already_stored": d.duplicates,
             "bad": problems.bad,
             "other_format_files": problems.other_format,
-            "lost": d.dropped,
+            "lost": d.total_dropped_total,
             "refused": d.rejected,
             "left_in_spool_bytes": report.left_in_spool_bytes,
         }))?;
@@ -455,10 +455,10 @@ async fn finish(
     }
     let spool = spool_dir.map_or_else(String::new, |s| s.display().to_string());
     let mut failed = problems.any();
-    if d.dropped > 0 || d.rejected > 0 {
+    if d.total_dropped_total > 0 || d.rejected > 0 {
         eprintln!(
             "sonde: {} lost (spool full) and {} refused by the database (kept in {spool}/{})",
-            count(d.dropped, "record"),
+            count(d.total_dropped_total, "record"),
             thousands(d.rejected),
             sonde::store::REJECTED_FILE
         );

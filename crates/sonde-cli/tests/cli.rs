@@ -11,7 +11,7 @@ use sonde::*;
 
 mod common;
 
-use common::spool_for;
+use common::{post, spool_for};
 
 fn sonde(db: &str, args: &[&str]) -> Output {
     common::sonde_on(db).args(args).output().unwrap()
@@ -875,21 +875,6 @@ fn spawn_server(db: &str) -> (std::process::Child, String) {
         .stderr(Stdio::null());
     let (server, addr, _) = common::spawn_serve(command, db);
     (server, addr)
-}
-
-/// A minimal HTTP/1.1 POST; returns the status code.
-fn post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -4,13 +4,14 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sonde::*;
+
+mod common;
 
 const RECORDS: usize = 200_000;
 
@@ -28,25 +29,6 @@ fn run(mut c: Command) -> Output {
     c.output().unwrap()
 }
 
-fn write_input(path: &Path) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..RECORDS {
-        let record = Record {
-            id: format!("k-{i:07}"),
-            timestamp: Timestamp::from_micros(1_767_225_600_000_000 + i as i64),
-            context: Context::session(format!("s-{}", i / 2_000)),
-            body: Body::Event(Event::Llm(LlmCall {
-                model_name: "gpt-5".into(),
-                input_tokens: 3,
-                output_tokens: 4,
-                ..Default::default()
-            })),
-        };
-        writeln!(out, "{}", record.to_json_line()).unwrap();
-    }
-    out.flush().unwrap();
-}
-
 #[test]
 fn a_writer_killed_mid_stream_loses_nothing_it_had_spooled() {
     let server = sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
@@ -54,7 +36,7 @@ fn a_writer_killed_mid_stream_loses_nothing_it_had_spooled() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     let input = dir.path().join("big.jsonl");
-    write_input(&input);
+    common::write_llm_records(&input, "k", "s", RECORDS);
     assert!(run(sonde(&db, &spool, &["migrate"])).status.success());
 
     // A small queue makes the importer spool most of what it reads.

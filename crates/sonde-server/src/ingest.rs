@@ -29,6 +29,10 @@ pub(crate) struct AppState {
     pub(crate) writer: Arc<Writer>,
     pub(crate) body_limit: usize,
     pub(crate) counters: Counters,
+    /// When the server started, for its uptime.
+    pub(crate) started: std::time::Instant,
+    /// The same, as a time of day.
+    pub(crate) started_at: sonde_model::Timestamp,
 }
 
 /// The records of `spans`, in the caller's tenant.
@@ -49,12 +53,12 @@ pub(crate) fn tenant_records(
 /// What a sender hears when the writer can take nothing more.
 pub(crate) const OVERLOADED: &str = "the writer's queue and spool are full; retry later";
 
-/// Hands `records` to the writer, waiting up to [`SERVE_ENQUEUE_WAIT`] for queue room;
-/// false when they were dropped (queue and spool full).
+/// Hands `records` to the writer, waiting up to [`SERVE_ENQUEUE_WAIT`] for queue room,
+/// and — with the writer's default [`sonde_store::Ack::Durable`] — until they are
+/// committed to the store or fsynced in the spool; false when they were not kept
+/// (queue and spool full, or the writer stopped), so that the sender retries.
 pub(crate) async fn hand_over(writer: &Writer, records: Vec<sonde_model::Record>) -> bool {
-    records.is_empty()
-        || writer.enqueue_within(records, SERVE_ENQUEUE_WAIT).await
-            != sonde_store::Enqueued::Dropped
+    records.is_empty() || writer.submit(records, SERVE_ENQUEUE_WAIT).await.is_ok()
 }
 
 /// `POST /v1/traces`.

@@ -8,7 +8,8 @@
 //!   OTLP status bodies (`google.rpc.Status`, protobuf or JSON as the request was);
 //!   every other error is JSON `{"error": MESSAGE, "code": CODE}`, and a 503 carries
 //!   `Retry-After`.
-//! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//! - `GET /healthz`, `GET /metrics` (Prometheus / OpenMetrics text), `GET
+//!   /api/v1/diagnostics` (the server, its store and its writer, as JSON).
 //! - The REST API under `/api/v1/` (see `rest.rs`) and the web dashboard at `/` (see
 //!   `dashboard/`).
 //!
@@ -20,6 +21,7 @@ mod body;
 mod calls;
 mod config;
 mod dashboard;
+mod diagnostics;
 mod filters;
 mod grpc;
 mod ingest;
@@ -35,6 +37,7 @@ pub use config::{
     DEFAULT_REQUEST_TIMEOUT, GRPC_PING_TIMEOUT, SERVE_BATCH_SIZE, SERVE_ENQUEUE_WAIT,
     SERVE_QUEUE_CAPACITY, SERVE_WRITE_WORKERS, ServeConfig, writer_config,
 };
+pub use diagnostics::STORE_PROBE_TIMEOUT;
 pub use grpc::{serve_grpc, serve_grpc_with};
 pub use refusal::RETRY_AFTER_SECONDS;
 pub use signal::shutdown_signal;
@@ -90,6 +93,8 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         writer,
         body_limit,
         counters: Counters::default(),
+        started: std::time::Instant::now(),
+        started_at: sonde_model::Timestamp::now(),
     });
     let rest = Router::new()
         .route("/api/v1/sessions", get(rest::sessions))
@@ -104,6 +109,7 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/metrics", get(metrics))
+        .route("/api/v1/diagnostics", get(diagnostics::diagnostics))
         .with_state(state)
         .merge(rest)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })

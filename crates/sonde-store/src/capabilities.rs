@@ -191,6 +191,13 @@ pub trait SqlQuery: Send + Sync + 'static {
     /// The SQL dialect the analytics queries are written in for this backend.
     fn dialect(&self) -> Dialect;
 
+    /// Which database this is (a random id stored in it, and its URL without
+    /// password), or `None` for a store that keeps no id. The writer's spool records it
+    /// and is never replayed into another database.
+    fn database(&self) -> Option<&crate::DatabaseIdentity> {
+        None
+    }
+
     /// Runs one read-only SQL statement with positional parameters (`?1`, `$1`).
     /// Anything that could write is refused before it runs.
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError>;

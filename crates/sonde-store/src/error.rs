@@ -11,7 +11,8 @@
 /// assert!(ErrorClass::Connection.is_transient());
 /// assert!(!ErrorClass::Constraint.is_transient());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorClass {
     /// The store cannot be reached (refused, reset, closed, missing file).

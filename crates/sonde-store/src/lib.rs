@@ -23,6 +23,7 @@ mod calls;
 mod capabilities;
 mod cursors;
 mod error;
+mod identity;
 mod keys;
 mod latency_runs;
 mod listing;
@@ -51,6 +52,7 @@ pub use capabilities::{
 };
 pub use cursors::SyncCursor;
 pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, WriteError};
+pub use identity::DatabaseIdentity;
 pub use keys::ApiKey;
 pub use listing::{SessionFilter, SessionPage, SessionSummary};
 #[cfg(feature = "postgres")]
@@ -63,11 +65,13 @@ pub use sonde_model::message_with_causes;
 pub use sqlite::SqliteStore;
 pub use url::{REDACTED, StoreUrl, redact_url};
 pub use writer::{
-    Corruption, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_SPOOL_CAP, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_TIMEOUT, Enqueued, INITIAL_BACKOFF,
-    LastFailure, MAX_BACKOFF, Pressure, REJECTED_FILE, SPOOL_FILE, ShutdownReport, SpoolError,
-    WriteEnd, Writer, WriterConfig, WriterDiagnostics, WriterError, WriterMetrics,
-    classify_write_error, read_spool,
+    ADOPT_EVERY, Accepted, Ack, Corruption, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_SPOOL_CAP, DEFAULT_WRITE_ATTEMPTS, DEFAULT_WRITE_TIMEOUT,
+    DiagnosticsReader, Enqueued, FAILURE_NOTICES, IDENTITY_FILE, INITIAL_BACKOFF, LANES_DIR,
+    LATENCY_SAMPLES, LATENCY_WINDOW, LOCK_FILE, LastFailure, MAX_BACKOFF, MAX_SPOOL_LANES,
+    Pressure, REJECTED_FILE, SPOOL_FILE, ShutdownReport, SpoolError, SubmitError, WriteEnd,
+    WriteFailure, Writer, WriterConfig, WriterDiagnostics, WriterError, WriterMetrics,
+    classify_write_error, damage_line, read_spool,
 };
 
 /// Whether `sql` starts with a keyword of a statement that only reads.

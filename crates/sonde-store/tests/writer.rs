@@ -37,6 +37,9 @@ impl SqlQuery for Switchable {
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }
+    fn database(&self) -> Option<&DatabaseIdentity> {
+        self.inner.database()
+    }
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         self.inner.query(sql, params).await
     }
@@ -183,11 +186,16 @@ async fn records_are_written_in_batches_no_larger_than_the_batch_size() {
     assert_eq!(enqueued.load(Ordering::SeqCst), 3_500);
     let d = writer.diagnostics();
     assert_eq!(
-        (d.accepted, d.written, d.spooled, d.dropped),
+        (
+            d.enqueue_accepted_total,
+            d.written,
+            d.spooled,
+            d.total_dropped_total
+        ),
         (3_500, 3_500, 0, 0)
     );
     assert_eq!(d.queue_depth, 0);
-    assert_eq!(d.pressure, Pressure::Ok);
+    assert_eq!(d.queue_pressure_state, Pressure::Ok);
     let report = writer.shutdown(Duration::from_secs(5)).await;
     assert!(report.complete);
 }
@@ -204,8 +212,8 @@ async fn an_unreachable_store_spools_and_replays_in_order_once_it_answers() {
     writer.flush().await;
     let d = writer.diagnostics();
     assert_eq!(d.spooled, 1_000, "{d:?}");
-    assert_eq!(d.dropped, 0);
-    assert!(d.failures_by_class["connection"] > 0);
+    assert_eq!(d.total_dropped_total, 0);
+    assert!(d.write_failures_by_class["connection"] > 0);
     assert_eq!(d.last_failure.as_ref().unwrap().class, "connection");
     assert!(d.spool_pending_bytes > 0);
     assert_eq!(stored(store.as_ref()).await, (0, 0));
@@ -240,8 +248,8 @@ async fn a_full_queue_spools_instead_of_dropping() {
     }
     assert!(outcomes.contains(&Enqueued::Spooled), "{outcomes:?}");
     let d = writer.diagnostics();
-    assert_eq!(d.high_watermark_pressure, Pressure::Saturated);
-    assert_eq!(d.dropped, 0);
+    assert_eq!(d.queue_high_watermark_pressure_state, Pressure::Saturated);
+    assert_eq!(d.total_dropped_total, 0);
     store.down.store(false, Ordering::SeqCst);
     assert!(writer.shutdown(Duration::from_secs(30)).await.complete);
     assert_eq!(stored(store.as_ref()).await, (1_000, 1_000));
@@ -280,8 +288,8 @@ async fn callers_that_may_wait_are_slowed_down_instead_of_spooled() {
     up_again.await.unwrap();
     writer.flush().await;
     let d = writer.diagnostics();
-    assert_eq!((d.spooled, d.dropped), (0, 0));
-    assert!(d.queue_high_watermark <= 100, "{d:?}");
+    assert_eq!((d.spooled, d.total_dropped_total), (0, 0));
+    assert!(d.queue_depth_high_watermark <= 100, "{d:?}");
     assert!(d.enqueue_waits > 0 && d.enqueue_wait_seconds > 0.0, "{d:?}");
     assert_eq!(stored(store.as_ref()).await, (1_000, 1_000));
 
@@ -326,7 +334,17 @@ async fn without_room_in_the_spool_losses_are_counted_and_reported() {
     });
     writer.enqueue(events("s", 300));
     writer.flush().await;
-    assert_eq!(writer.diagnostics().dropped, 300);
+    let d = writer.diagnostics();
+    assert_eq!(
+        (
+            d.write_dropped_total,
+            d.enqueue_dropped_total,
+            d.total_dropped_total
+        ),
+        (300, 0, 300)
+    );
+    assert_eq!(d.last_write_drop_operation, Some("write"));
+    assert!(d.last_write_drop_at.is_some() && d.last_enqueue_drop_at.is_none());
     assert_eq!(dropped.load(Ordering::SeqCst), 300);
 
     // A spool with a cap drops only what passes the cap.
@@ -344,8 +362,8 @@ async fn without_room_in_the_spool_losses_are_counted_and_reported() {
     }
     writer.flush().await;
     let d = writer.diagnostics();
-    assert!(d.spooled > 0 && d.dropped > 0, "{d:?}");
-    assert_eq!(d.spooled + d.dropped, 1_000);
+    assert!(d.spooled > 0 && d.total_dropped_total > 0, "{d:?}");
+    assert_eq!(d.spooled + d.total_dropped_total, 1_000);
     store.down.store(false, Ordering::SeqCst);
     writer.shutdown(Duration::from_secs(10)).await;
     assert_eq!(stored(store.as_ref()).await.0 as u64, d.spooled);
@@ -413,9 +431,9 @@ async fn records_the_store_refuses_for_good_are_kept_aside() {
     writer.enqueue(events("s", 10));
     writer.flush().await;
     let d = writer.diagnostics();
-    assert_eq!((d.rejected, d.spooled, d.dropped), (10, 0, 0));
+    assert_eq!((d.rejected, d.spooled, d.total_dropped_total), (10, 0, 0));
     assert_eq!(
-        d.failures_by_class["constraint"], 1,
+        d.write_failures_by_class["constraint"], 1,
         "constraint errors are not retried"
     );
     let kept = std::fs::read_to_string(dir.path().join(REJECTED_FILE)).unwrap();
@@ -451,4 +469,302 @@ fn starting_outside_a_runtime_is_an_error_not_a_panic() {
         Writer::start(store, WriterConfig::default()),
         Err(WriterError::NoRuntime)
     ));
+}
+
+/// A writer whose store is down spools `n` records in batches of 100 and stops.
+async fn leave_spooled(store: &Arc<Switchable>, spool: &std::path::Path, session: &str, n: usize) {
+    store.down.store(true, Ordering::SeqCst);
+    let writer = Writer::start(store.clone(), quick(Some(spool))).unwrap();
+    for chunk in events(session, n).chunks(100) {
+        writer.enqueue(chunk.to_vec());
+        writer.flush().await;
+    }
+    assert!(!writer.shutdown(Duration::from_millis(100)).await.complete);
+    store.down.store(false, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_is_never_replayed_into_another_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Switchable::new().await;
+    leave_spooled(&first, dir.path(), "s", 300).await;
+    let identity: DatabaseIdentity =
+        serde_json::from_slice(&std::fs::read(dir.path().join(IDENTITY_FILE)).unwrap()).unwrap();
+    assert_eq!(Some(&identity), first.database());
+
+    let other = Switchable::new().await;
+    assert_ne!(other.database(), first.database());
+    match Writer::start(other.clone(), quick(Some(dir.path()))) {
+        Err(WriterError::Spool(SpoolError::OtherDatabase { spool_id, .. })) => {
+            assert_eq!(spool_id, identity.id)
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a spool of another database was opened"),
+    }
+    assert_eq!(stored(other.as_ref()).await, (0, 0));
+
+    // Its own database takes it.
+    let writer = Writer::start(first.clone(), quick(Some(dir.path()))).unwrap();
+    assert!(writer.shutdown(Duration::from_secs(10)).await.complete);
+    assert_eq!(stored(first.as_ref()).await, (300, 300));
+    // Empty now, it may serve another database.
+    let writer = Writer::start(other.clone(), quick(Some(dir.path()))).unwrap();
+    assert!(writer.shutdown(Duration::from_secs(5)).await.complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_on_a_spool_in_use_gets_a_lane_of_its_own_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Switchable::new().await;
+    store.down.store(true, Ordering::SeqCst);
+    let one = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    let two = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    for (writer, session) in [(&one, "a"), (&two, "b")] {
+        for chunk in events(session, 500).chunks(100) {
+            writer.enqueue(chunk.to_vec());
+        }
+        writer.flush().await;
+    }
+    assert_eq!(
+        read_spool(dir.path()).unwrap().0.len(),
+        500,
+        "one lane each"
+    );
+    assert_eq!(
+        read_spool(&dir.path().join(LANES_DIR).join("1"))
+            .unwrap()
+            .0
+            .len(),
+        500
+    );
+    assert!(!one.shutdown(Duration::from_millis(100)).await.complete);
+    assert!(!two.shutdown(Duration::from_millis(100)).await.complete);
+    drop((one, two));
+
+    // The next writer replays its own lane and the one the other writer left.
+    store.down.store(false, Ordering::SeqCst);
+    let writer = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    let started = std::time::Instant::now();
+    while stored(store.as_ref()).await.0 < 1_000 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(writer.shutdown(Duration::from_secs(10)).await.complete);
+    assert_eq!(stored(store.as_ref()).await, (1_000, 1_000));
+    assert_eq!(writer.diagnostics().replayed, 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_batch_in_the_middle_of_the_spool_is_set_aside_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Switchable::new().await;
+    leave_spooled(&store, dir.path(), "s", 500).await;
+    // Flip a byte in the payload of the third of five batches.
+    let path = dir.path().join(SPOOL_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let starts: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"SPL1")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 5, "five batches of 100");
+    bytes[starts[2] + 40] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let (readable, damage) = read_spool(dir.path()).unwrap();
+    assert_eq!(readable.len(), 400, "the batches after the damage are read");
+    assert_eq!(damage.as_deref(), Some("checksum mismatch"));
+
+    let writer = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    assert!(writer.opened_with_damage.is_none(), "not a damaged tail");
+    assert!(writer.shutdown(Duration::from_secs(10)).await.complete);
+    assert_eq!(stored(store.as_ref()).await, (400, 400));
+    let d = writer.diagnostics();
+    assert_eq!(d.spool_damaged, 1);
+    assert_eq!(d.records_set_aside, 100);
+    let ids = store
+        .query(
+            "SELECT min(id), max(id) FROM events WHERE id >= 's-000200' AND id < 's-000300'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids.rows[0][0],
+        Value::Null,
+        "the damaged batch's records are not stored"
+    );
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.starts_with("spool.damaged-").then_some(name)
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let set_aside = std::fs::metadata(dir.path().join(&aside[0])).unwrap().len() as usize;
+    assert_eq!(
+        set_aside,
+        starts[3] - starts[2],
+        "exactly the damaged batch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_a_full_queue_cannot_take_without_a_spool_are_enqueue_drops() {
+    let store = Switchable::new().await;
+    let writer = Writer::start(
+        store.clone(),
+        WriterConfig {
+            queue_capacity: 10,
+            ..quick(None)
+        },
+    )
+    .unwrap();
+    assert_eq!(writer.enqueue(events("s", 5)), Enqueued::Queued);
+    assert_eq!(writer.enqueue(events("t", 50)), Enqueued::Dropped);
+    let d = writer.diagnostics();
+    assert_eq!(
+        (
+            d.enqueue_accepted_total,
+            d.enqueue_dropped_total,
+            d.write_dropped_total,
+            d.total_dropped_total
+        ),
+        (55, 50, 0, 50)
+    );
+    assert!(d.last_enqueue_drop_at.is_some());
+    assert_eq!(d.queue_high_watermark_pressure_state, Pressure::Saturated);
+    assert_eq!(d.queue_high_watermark_utilization_pct, 100);
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["enqueue_dropped_total"], 50);
+    assert_eq!(json["queue_high_watermark_pressure_state"], "saturated");
+    assert_eq!(json["store_driver"], "switchable");
+    assert!(writer.shutdown(Duration::from_secs(5)).await.complete);
+    assert_eq!(stored(store.as_ref()).await, (5, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_batch_not_stored_reaches_the_failure_handler_and_a_panicking_one_does_no_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Switchable::new().await;
+    store.down.store(true, Ordering::SeqCst);
+    let writer = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    writer.on_write_failure(move |failure| {
+        log.lock().unwrap().push(failure.clone());
+        panic!("a handler that panics");
+    });
+    writer.enqueue(events("s", 100));
+    writer.flush().await;
+    store.refuse.store(true, Ordering::SeqCst);
+    store.down.store(false, Ordering::SeqCst);
+    // The spool replays into a store that now refuses: set aside in rejected.jsonl.
+    assert!(writer.drain_spool(Duration::from_secs(10)).await);
+    let started = std::time::Instant::now();
+    while seen.lock().unwrap().len() < 2 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].operation, "write");
+    assert_eq!((seen[0].batch_size, seen[0].failed_count), (100, 100));
+    assert_eq!(seen[0].error_class, ErrorClass::Connection);
+    assert!(
+        seen[0].error.ends_with("connection refused"),
+        "{}",
+        seen[0].error
+    );
+    let refused = seen.last().unwrap();
+    assert_eq!(
+        (refused.operation, refused.error_class),
+        ("replay", ErrorClass::Constraint)
+    );
+    // The writer goes on after the handler panicked.
+    store.refuse.store(false, Ordering::SeqCst);
+    writer.enqueue(events("t", 10));
+    assert!(writer.shutdown(Duration::from_secs(5)).await.complete);
+    assert_eq!(stored(store.as_ref()).await, (10, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_answers_once_records_are_stored_or_fsynced_in_the_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Switchable::new().await;
+    let writer = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    let wait = Duration::from_secs(5);
+    assert_eq!(
+        writer.submit(events("stored", 30), wait).await,
+        Ok(Accepted::Stored)
+    );
+    // No flush: the answer came after the commit.
+    assert_eq!(stored(store.as_ref()).await, (30, 30));
+    store.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        writer.submit(events("spooled", 20), wait).await,
+        Ok(Accepted::Spooled)
+    );
+    let (spooled, _) = read_spool(dir.path()).unwrap();
+    assert_eq!(spooled.len(), 20, "in the spool file when the answer came");
+    store.down.store(false, Ordering::SeqCst);
+    assert!(writer.shutdown(Duration::from_secs(10)).await.complete);
+    assert_eq!(stored(store.as_ref()).await, (50, 50));
+
+    // Acknowledging on queueing is asked for by name.
+    let queued = Writer::start(
+        store.clone(),
+        WriterConfig {
+            ack: Ack::Queued,
+            ..quick(None)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        queued.submit(events("queued", 5), wait).await,
+        Ok(Accepted::Queued)
+    );
+    assert_eq!(queued.diagnostics().ack, Ack::Queued);
+    assert!(queued.shutdown(Duration::from_secs(5)).await.complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_who_arrive_during_a_write_share_the_next_one() {
+    let store = Switchable::new().await;
+    let writer = Arc::new(
+        Writer::start(
+            store.clone(),
+            WriterConfig {
+                batch_size: 10_000,
+                ..quick(None)
+            },
+        )
+        .unwrap(),
+    );
+    let writes = Arc::new(AtomicUsize::new(0));
+    let counted = writes.clone();
+    writer.set_metrics(WriterMetrics {
+        on_write_start: Some(Arc::new(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::new(|_| {})
+        })),
+        ..Default::default()
+    });
+    let callers: Vec<_> = (0..50)
+        .map(|i| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .submit(events(&format!("c{i}"), 10), Duration::from_secs(5))
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), Ok(Accepted::Stored));
+    }
+    assert_eq!(stored(store.as_ref()).await, (500, 500));
+    let writes = writes.load(Ordering::SeqCst);
+    assert!(
+        writes <= 25,
+        "50 callers took {writes} store writes: they did not share commits"
+    );
 }

@@ -84,10 +84,14 @@ async fn postgres_stopped_mid_stream_loses_nothing_and_duplicates_nothing() {
     let report = writer.shutdown(Duration::from_secs(120)).await;
     let d = writer.diagnostics();
     assert!(report.complete, "{report:?} {d:?}");
-    assert_eq!(d.dropped, 0);
+    assert_eq!(d.total_dropped_total, 0);
     assert!(d.spooled > 0, "the outage sent records to the spool: {d:?}");
     assert!(
-        d.failures_by_class.get("connection").copied().unwrap_or(0) > 0,
+        d.write_failures_by_class
+            .get("connection")
+            .copied()
+            .unwrap_or(0)
+            > 0,
         "{d:?}"
     );
     assert_eq!(d.written, RECORDS as u64, "{d:?}");

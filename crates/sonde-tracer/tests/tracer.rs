@@ -476,7 +476,10 @@ async fn a_tracer_can_record_through_the_writer_and_its_spool() {
         Some(trace)
     );
     let d = writer.diagnostics();
-    assert_eq!((d.accepted, d.written, d.dropped), (502, 502, 0));
+    assert_eq!(
+        (d.enqueue_accepted_total, d.written, d.total_dropped_total),
+        (502, 502, 0)
+    );
     assert!(
         writer
             .shutdown(std::time::Duration::from_secs(5))

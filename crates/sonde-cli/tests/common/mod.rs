@@ -126,3 +126,90 @@ pub fn create_key(db: &str, admin: bool) -> String {
     let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     key["secret"].as_str().unwrap().to_owned()
 }
+
+/// A minimal HTTP/1.1 POST; returns the status code, or `None` when the server could not
+/// be reached or closed the connection without an answer.
+pub fn try_post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// [`try_post`], for a server that must answer.
+pub fn post(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
+    try_post(addr, path, content_type, body).unwrap_or_else(|| panic!("no answer from {addr}"))
+}
+
+/// Writes `n` LLM-call records as JSONL to `path`: ids `{tag}-0000000`..., 2,000 to a
+/// session (`{session}-0`, ...).
+pub fn write_llm_records(path: &std::path::Path, tag: &str, session: &str, n: usize) {
+    use sonde::*;
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..n {
+        let record = Record {
+            id: format!("{tag}-{i:07}"),
+            timestamp: Timestamp::from_micros(1_767_225_600_000_000 + i as i64),
+            context: Context::session(format!("{session}-{}", i / 2_000)),
+            body: Body::Event(Event::Llm(LlmCall {
+                model_name: "gpt-5".into(),
+                input_tokens: 3,
+                output_tokens: 4,
+                ..Default::default()
+            })),
+        };
+        writeln!(out, "{}", record.to_json_line()).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// An OTLP/JSON request of `spans` GenAI spans from `sender`, its `n`th; and the span
+/// ids it carries (unique across senders and requests).
+pub fn otlp_request(sender: usize, n: usize, spans: usize) -> (Vec<u8>, Vec<String>) {
+    let ids: Vec<String> = (0..spans)
+        .map(|i| format!("{:04x}{:012x}", sender + 1, n * spans + i + 1))
+        .collect();
+    let spans: Vec<serde_json::Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let start = 1_763_789_160_000_000_000u64 + (n * spans + i) as u64 * 1_000;
+            serde_json::json!({
+                "traceId": format!("{:032x}", sender * 1_000_000 + n + 1),
+                "spanId": id,
+                "name": "chat",
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + 500_000).to_string(),
+                "attributes": [
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}},
+                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "7"}}
+                ]
+            })
+        })
+        .collect();
+    let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
+    (body.to_string().into_bytes(), ids)
+}
+
+/// The column `column` of every row `sonde query SQL --json` gives on `db`, as text.
+pub fn query_column(db: &str, sql: &str, column: &str) -> Vec<String> {
+    let out = sonde_on(db)
+        .args(["query", sql, "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[column].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -53,6 +53,8 @@ pub struct PostgresStore {
     runtime: Handle,
     /// What computes the cost of an LLM call ([`PostgresStore::priced_by`]).
     pricer: Option<CallPricer>,
+    /// Which database this is.
+    database: crate::DatabaseIdentity,
 }
 
 /// Maps a PostgreSQL error to a classified backend error.
@@ -139,6 +141,12 @@ impl PostgresStore {
             .await
             .map_err(|e| open_failed(url, pool_error(e)))?;
         let login = schema::migrate(&mut client).await?;
+        let database = crate::DatabaseIdentity {
+            id: schema::database_id(&client)
+                .await
+                .map_err(|e| open_failed(url, classify(&e)))?,
+            url: crate::redact_url(url),
+        };
         drop(client);
         // Statements from outside log in as the query role when there is one.
         let mut query_config = config;
@@ -163,6 +171,7 @@ impl PostgresStore {
             queries,
             runtime,
             pricer: None,
+            database,
         })
     }
 

@@ -387,6 +387,10 @@ impl SqlQuery for PostgresStore {
         crate::Dialect::Postgres
     }
 
+    fn database(&self) -> Option<&crate::DatabaseIdentity> {
+        Some(&self.database)
+    }
+
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         self.on_runtime(run_query(
             self.pool.clone(),

@@ -3,6 +3,7 @@
 use deadpool_postgres::Object;
 
 use crate::OpenError;
+use crate::identity::{DATABASE_ID_VERSION, id_of, new_database_id};
 use crate::migrations::{MIGRATIONS, POSTGRES, latest_version};
 
 use super::classify;
@@ -95,4 +96,21 @@ async fn apply(client: &mut Object) -> Result<(), OpenError> {
         });
     }
     Ok(())
+}
+
+/// The database's id ([`crate::DatabaseIdentity`]), added the first time it is opened.
+pub(super) async fn database_id(client: &Object) -> Result<String, tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING",
+            &[&DATABASE_ID_VERSION, &new_database_id()],
+        )
+        .await?;
+    let row = client
+        .query_one(
+            "SELECT name FROM schema_migrations WHERE version = $1",
+            &[&DATABASE_ID_VERSION],
+        )
+        .await?;
+    Ok(id_of(row.get(0)))
 }

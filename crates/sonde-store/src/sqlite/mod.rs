@@ -55,6 +55,8 @@ pub struct SqliteStore {
     checkpointer: Option<(Sender<Job>, std::thread::JoinHandle<()>)>,
     /// What computes the cost of an LLM call ([`SqliteStore::priced_by`]).
     pricer: Option<CallPricer>,
+    /// Which database this is.
+    database: crate::DatabaseIdentity,
 }
 
 impl Drop for SqliteStore {
@@ -241,6 +243,10 @@ impl SqliteStore {
             cause: BackendError::new(ErrorClass::Unknown, e.to_string()),
         })?;
         schema::migrate(&mut conn)?;
+        let database = crate::DatabaseIdentity {
+            id: schema::database_id(&conn).map_err(|e| schema::open_failed(&url, &e))?,
+            url: format!("sqlite://{url}"),
+        };
         let (writer, writer_jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_thread("sonde-sqlite-writer".into(), conn, writer_jobs).map_err(|e| {
             OpenError::Backend {
@@ -257,6 +263,7 @@ impl SqliteStore {
             path: Some(path.to_path_buf()),
             checkpointer: Some(checkpointer),
             pricer: None,
+            database,
         })
     }
 
@@ -273,6 +280,10 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(|e| schema::open_failed(url, &e))?;
         register_functions(&conn, None).map_err(|e| schema::open_failed(url, &e))?;
         schema::migrate(&mut conn)?;
+        let database = crate::DatabaseIdentity {
+            id: schema::database_id(&conn).map_err(|e| schema::open_failed(url, &e))?,
+            url: url.to_owned(),
+        };
         let (writer, jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_thread("sonde-sqlite-memory".into(), conn, jobs).map_err(|e| OpenError::Backend {
             url: url.to_owned(),
@@ -285,6 +296,7 @@ impl SqliteStore {
             path: None,
             checkpointer: None,
             pricer: None,
+            database,
         })
     }
 

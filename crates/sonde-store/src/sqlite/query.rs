@@ -161,6 +161,10 @@ impl SqlQuery for SqliteStore {
         crate::Dialect::Sqlite
     }
 
+    fn database(&self) -> Option<&crate::DatabaseIdentity> {
+        Some(&self.database)
+    }
+
     async fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, QueryError> {
         let (sql, params) = (sql.to_owned(), params.to_vec());
         Self::run(&self.readers, move |conn| {

@@ -2,6 +2,7 @@
 
 use rusqlite::Connection;
 
+use crate::identity::{DATABASE_ID_VERSION, id_of, new_database_id};
 use crate::migrations::{MIGRATIONS, SQLITE, latest_version};
 use crate::{BackendError, OpenError};
 
@@ -63,6 +64,20 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
         });
     }
     Ok(())
+}
+
+/// The database's id ([`crate::DatabaseIdentity`]), added the first time it is opened.
+pub(super) fn database_id(conn: &Connection) -> rusqlite::Result<String> {
+    conn.execute(
+        "INSERT OR IGNORE INTO schema_migrations (version, name) VALUES (?1, ?2)",
+        rusqlite::params![DATABASE_ID_VERSION, new_database_id()],
+    )?;
+    let name: String = conn.query_row(
+        "SELECT name FROM schema_migrations WHERE version = ?1",
+        [DATABASE_ID_VERSION],
+        |row| row.get(0),
+    )?;
+    Ok(id_of(&name))
 }
 
 /// Turns a rusqlite error at open time into the open error for `url`.

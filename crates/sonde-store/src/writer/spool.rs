@@ -14,11 +14,17 @@ use std::sync::Mutex;
 
 use sonde_model::Record;
 
+use crate::DatabaseIdentity;
+
 const MAGIC: [u8; 4] = *b"SPL1";
 const HEADER: u64 = 12;
 /// The spool file's name in the spool folder.
 pub const SPOOL_FILE: &str = "spool.log";
 const OFFSET_FILE: &str = "spool.offset";
+/// The file a writer holds an exclusive lock on while it uses the spool folder.
+pub const LOCK_FILE: &str = "spool.lock";
+/// The file that says which database the spool belongs to (JSON: `id`, `url`).
+pub const IDENTITY_FILE: &str = "spool.identity";
 
 /// Why the spool could not be used.
 ///
@@ -37,6 +43,28 @@ pub enum SpoolError {
         /// What failed.
         reason: String,
     },
+    /// Another writer (in this process or another) holds the spool's lock.
+    #[error("spool {path} is in use by another writer")]
+    Locked {
+        /// The folder.
+        path: String,
+    },
+    /// The spool holds records of another database: it is never replayed into this one.
+    #[error(
+        "spool {path} holds records of the database {spool_url} (id {spool_id}), not of {url} (id {id}); use another spool folder, or open that database to replay it"
+    )]
+    OtherDatabase {
+        /// The folder.
+        path: String,
+        /// The database the spool belongs to.
+        spool_url: String,
+        /// Its id.
+        spool_id: String,
+        /// The database it was opened for.
+        url: String,
+        /// Its id.
+        id: String,
+    },
 }
 
 /// A damaged stretch of the spool, moved aside so that replay can go on.
@@ -48,6 +76,8 @@ pub struct Corruption {
     pub reason: String,
     /// Bytes moved aside.
     pub bytes: u64,
+    /// Records in them (the lines of the damaged batch).
+    pub records: u64,
     /// The file they were moved to.
     pub quarantined_to: PathBuf,
 }
@@ -65,6 +95,10 @@ struct State {
     file: File,
     len: u64,
     offset: u64,
+    /// The lock was let go ([`Spool::release`]): nothing more is appended.
+    released: bool,
+    /// Since when records have been waiting (since the spool was last empty).
+    pending_since: Option<std::time::SystemTime>,
 }
 
 /// The spool of one writer.
@@ -72,6 +106,8 @@ pub(crate) struct Spool {
     dir: PathBuf,
     cap: u64,
     state: Mutex<State>,
+    /// Holds the folder's exclusive lock for as long as the spool is open.
+    lock_file: File,
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> SpoolError {
@@ -132,6 +168,38 @@ fn read_batch(file: &mut File, offset: u64, len: u64) -> std::io::Result<BatchRe
     })
 }
 
+/// Bytes read at a time while looking for the next intact batch after damage.
+const RESYNC_CHUNK: usize = 1 << 20;
+
+/// The offset of the first intact batch after the damaged one at `damaged` (the next
+/// batch marker whose batch reads whole, with its checksum), or `None` when none
+/// follows: the damage runs to the end of the file.
+fn resync(file: &mut File, damaged: u64, len: u64) -> std::io::Result<Option<u64>> {
+    let mut from = damaged + 1;
+    let mut chunk = vec![0u8; RESYNC_CHUNK + MAGIC.len() - 1];
+    while from + HEADER <= len {
+        let want = usize::try_from((len - from).min(chunk.len() as u64)).unwrap_or(chunk.len());
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut chunk[..want])?;
+        let candidates: Vec<u64> = chunk[..want]
+            .windows(MAGIC.len())
+            .enumerate()
+            .filter(|(_, w)| *w == MAGIC)
+            .map(|(i, _)| from + i as u64)
+            .collect();
+        for at in candidates {
+            if let BatchRead::Batch { .. } = read_batch(file, at, len)? {
+                return Ok(Some(at));
+            }
+        }
+        if want < chunk.len() {
+            break;
+        }
+        from += RESYNC_CHUNK as u64;
+    }
+    Ok(None)
+}
+
 /// Encodes a batch: header and payload.
 pub(crate) fn encode(records: &[Record]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(records.len() * 512);
@@ -155,8 +223,34 @@ pub(crate) fn encode(records: &[Record]) -> Vec<u8> {
 impl Spool {
     /// Opens (creating) the spool in `dir`. A damaged tail — a batch half-written when
     /// a process died — is moved aside and reported; the intact batches before it stay.
-    pub(crate) fn open(dir: &Path, cap: u64) -> Result<(Self, Option<Corruption>), SpoolError> {
+    ///
+    /// The folder is locked (an exclusive OS file lock on [`LOCK_FILE`]) for as long as
+    /// the spool is open: a second writer gets [`SpoolError::Locked`]. A spool that holds
+    /// records of another database than `database` is refused
+    /// ([`SpoolError::OtherDatabase`]); an empty one is taken over.
+    pub(crate) fn open(
+        dir: &Path,
+        cap: u64,
+        database: Option<&DatabaseIdentity>,
+    ) -> Result<(Self, Option<Corruption>), SpoolError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SpoolError::Locked {
+                    path: dir.display().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path, e)),
+        }
         let path = dir.join(SPOOL_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -171,10 +265,25 @@ impl Spool {
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
             .map_or(0, u64::from_le_bytes)
             .min(len);
+        if let Some(database) = database {
+            claim(dir, database, len > offset)?;
+        }
+        // After a restart the time of the first waiting batch is not known: the file's
+        // last write is a lower bound of its age.
+        let pending_since = (len > offset)
+            .then(|| file.metadata().and_then(|m| m.modified()).ok())
+            .flatten();
         let spool = Self {
             dir: dir.to_path_buf(),
             cap,
-            state: Mutex::new(State { file, len, offset }),
+            state: Mutex::new(State {
+                file,
+                len,
+                offset,
+                released: false,
+                pending_since,
+            }),
+            lock_file: lock,
         };
         // Walk the unreplayed batches once to find damage now, before anything is
         // appended after it.
@@ -186,15 +295,38 @@ impl Spool {
                 BatchRead::End => break None,
                 BatchRead::Batch { next, .. } => at = next,
                 BatchRead::Damaged(reason) => {
-                    drop(state);
-                    break Some(spool.quarantine(at, reason)?);
+                    // Damage with intact batches after it is set aside when the replay
+                    // reaches it; a damaged tail is cut now, before anything is
+                    // appended after it.
+                    match resync(&mut state.file, at, len).map_err(|e| io(&path, e))? {
+                        Some(next) => at = next,
+                        None => {
+                            drop(state);
+                            break Some(spool.quarantine(at, None, reason)?);
+                        }
+                    }
                 }
             }
         };
         if let Some(c) = &corruption {
-            tracing::error!(offset = c.offset, bytes = c.bytes, reason = %c.reason, quarantined_to = %c.quarantined_to.display(), "spool tail damaged; intact batches before it will replay");
+            tracing::error!(file = %path.display(), offset = c.offset, records = c.records, bytes = c.bytes, reason = %c.reason, quarantined_to = %c.quarantined_to.display(), "spool tail damaged; set aside, the intact batches before it replay");
         }
         Ok((spool, corruption))
+    }
+
+    /// Lets the folder's lock go, so that another writer can take the spool now rather
+    /// than when this one is dropped; nothing more is appended.
+    pub(crate) fn release(&self) {
+        let mut state = self.lock();
+        state.released = true;
+        if let Err(e) = self.lock_file.unlock() {
+            tracing::warn!(spool = %self.dir.display(), error = %e, "cannot unlock the spool");
+        }
+    }
+
+    /// The folder.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -205,33 +337,49 @@ impl Spool {
         self.dir.join(SPOOL_FILE)
     }
 
-    /// Moves the bytes from `offset` to the end into a quarantine file, and cuts the
-    /// spool there.
-    fn quarantine(&self, offset: u64, reason: String) -> Result<Corruption, SpoolError> {
+    /// Copies the damaged bytes from `offset` to `end` (to the end of the file when
+    /// `None`) into a quarantine file beside the spool. A damaged tail is cut off; a
+    /// damaged batch with intact ones after it is skipped (replay goes on at `end`).
+    fn quarantine(
+        &self,
+        offset: u64,
+        end: Option<u64>,
+        reason: String,
+    ) -> Result<Corruption, SpoolError> {
         let path = self.path();
         let mut state = self.lock();
-        let bytes = state.len.saturating_sub(offset);
-        let mut tail = Vec::with_capacity(bytes as usize);
+        let until = end.unwrap_or(state.len).min(state.len);
+        let bytes = until.saturating_sub(offset);
+        let mut damaged = vec![0u8; usize::try_from(bytes).unwrap_or(0)];
         state
             .file
             .seek(SeekFrom::Start(offset))
-            .map_err(|e| io(&path, e))?;
-        state
-            .file
-            .read_to_end(&mut tail)
+            .and_then(|_| state.file.read_exact(&mut damaged))
             .map_err(|e| io(&path, e))?;
         let quarantined_to = self.dir.join(format!(
             "spool.damaged-{}-{offset}.bin",
             sonde_model::Timestamp::now().as_micros()
         ));
-        std::fs::write(&quarantined_to, &tail).map_err(|e| io(&quarantined_to, e))?;
-        state.file.set_len(offset).map_err(|e| io(&path, e))?;
-        state.file.sync_all().map_err(|e| io(&path, e))?;
-        state.len = offset;
+        std::fs::write(&quarantined_to, &damaged).map_err(|e| io(&quarantined_to, e))?;
+        let payload = damaged.get(HEADER as usize..).unwrap_or_default();
+        let records = payload.iter().filter(|b| **b == b'\n').count() as u64
+            + u64::from(payload.last().is_some_and(|b| *b != b'\n'));
+        if end.is_none() {
+            state.file.set_len(offset).map_err(|e| io(&path, e))?;
+            state.file.sync_all().map_err(|e| io(&path, e))?;
+            state.len = offset;
+            state.offset = state.offset.min(offset);
+        } else {
+            state.offset = until;
+            let offset_path = self.dir.join(OFFSET_FILE);
+            std::fs::write(&offset_path, state.offset.to_le_bytes())
+                .map_err(|e| io(&offset_path, e))?;
+        }
         Ok(Corruption {
             offset,
             reason,
             bytes,
+            records,
             quarantined_to,
         })
     }
@@ -244,6 +392,9 @@ impl Spool {
         let bytes = encode(records);
         let path = self.path();
         let mut state = self.lock();
+        if state.released {
+            return Err(io(&path, "the writer has shut down"));
+        }
         if state.len + bytes.len() as u64 > self.cap {
             return Ok(Appended::Full);
         }
@@ -262,6 +413,9 @@ impl Spool {
             return Err(io(&path, e));
         }
         state.len = end + bytes.len() as u64;
+        if state.pending_since.is_none() {
+            state.pending_since = Some(std::time::SystemTime::now());
+        }
         Ok(Appended::Yes)
     }
 
@@ -275,8 +429,9 @@ impl Spool {
             BatchRead::End => Ok(Next::Empty),
             BatchRead::Batch { records, next } => Ok(Next::Batch { records, next }),
             BatchRead::Damaged(reason) => {
+                let next = resync(&mut state.file, offset, len).map_err(|e| io(&path, e))?;
                 drop(state);
-                Ok(Next::Damaged(self.quarantine(offset, reason)?))
+                Ok(Next::Damaged(self.quarantine(offset, next, reason)?))
             }
         }
     }
@@ -292,9 +447,15 @@ impl Spool {
             state.file.sync_all().map_err(|e| io(&path, e))?;
             state.len = 0;
             state.offset = 0;
+            state.pending_since = None;
         }
         let offset_path = self.dir.join(OFFSET_FILE);
         std::fs::write(&offset_path, state.offset.to_le_bytes()).map_err(|e| io(&offset_path, e))
+    }
+
+    /// Since when records have been waiting, if any are.
+    pub(crate) fn pending_since(&self) -> Option<std::time::SystemTime> {
+        self.lock().pending_since
     }
 
     /// Bytes waiting to be replayed.
@@ -304,7 +465,43 @@ impl Spool {
     }
 }
 
-/// Every unreplayed record in the spool at `dir`, and the reason reading stopped early.
+/// Checks that the spool in `dir` belongs to `database`, or — when it holds nothing to
+/// replay (`pending` false) or says nothing of its database (a spool older than the
+/// identity file) — makes it its own.
+fn claim(dir: &Path, database: &DatabaseIdentity, pending: bool) -> Result<(), SpoolError> {
+    let path = dir.join(IDENTITY_FILE);
+    let recorded: Option<DatabaseIdentity> = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    match recorded {
+        Some(recorded) if recorded.id == database.id => {
+            if recorded.url != database.url {
+                tracing::info!(spool = %dir.display(), was = %recorded.url, now = %database.url, "the spool's database moved; same id, so the spool replays into it");
+            } else {
+                return Ok(());
+            }
+        }
+        Some(recorded) if pending => {
+            return Err(SpoolError::OtherDatabase {
+                path: dir.display().to_string(),
+                spool_url: recorded.url,
+                spool_id: recorded.id,
+                url: database.url.clone(),
+                id: database.id.clone(),
+            });
+        }
+        _ => {}
+    }
+    let text = serde_json::to_vec_pretty(database).map_err(|e| io(&path, e))?;
+    let temp = dir.join(format!("{IDENTITY_FILE}.new"));
+    std::fs::write(&temp, text)
+        .and_then(|()| File::open(&temp)?.sync_all())
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .map_err(|e| io(&path, e))
+}
+
+/// Every unreplayed record in the spool at `dir` (past damaged batches), and the first
+/// damage found.
 pub(crate) fn read_all(dir: &Path) -> Result<(Vec<Record>, Option<String>), SpoolError> {
     let path = dir.join(SPOOL_FILE);
     let mut file = match File::open(&path) {
@@ -319,14 +516,21 @@ pub(crate) fn read_all(dir: &Path) -> Result<(Vec<Record>, Option<String>), Spoo
         .map_or(0, u64::from_le_bytes)
         .min(len);
     let mut all = Vec::new();
+    let mut damage = None;
     loop {
         match read_batch(&mut file, offset, len).map_err(|e| io(&path, e))? {
-            BatchRead::End => return Ok((all, None)),
+            BatchRead::End => return Ok((all, damage)),
             BatchRead::Batch { records, next } => {
                 all.extend(records);
                 offset = next;
             }
-            BatchRead::Damaged(reason) => return Ok((all, Some(reason))),
+            BatchRead::Damaged(reason) => {
+                damage.get_or_insert(reason);
+                match resync(&mut file, offset, len).map_err(|e| io(&path, e))? {
+                    Some(next) => offset = next,
+                    None => return Ok((all, damage)),
+                }
+            }
         }
     }
 }
@@ -371,7 +575,7 @@ mod tests {
     #[test]
     fn batches_replay_in_order_and_the_file_empties() {
         let dir = tempfile::tempdir().unwrap();
-        let (spool, damage) = Spool::open(dir.path(), 1 << 20).unwrap();
+        let (spool, damage) = Spool::open(dir.path(), 1 << 20, None).unwrap();
         assert!(damage.is_none());
         spool.append(&records(3, "a")).unwrap();
         spool.append(&records(2, "b")).unwrap();
@@ -389,7 +593,7 @@ mod tests {
     fn a_reopened_spool_resumes_after_what_was_replayed() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+            let (spool, _) = Spool::open(dir.path(), 1 << 20, None).unwrap();
             spool.append(&records(1, "a")).unwrap();
             spool.append(&records(1, "b")).unwrap();
             let Next::Batch { next, .. } = spool.next_batch().unwrap() else {
@@ -397,7 +601,7 @@ mod tests {
             };
             spool.consumed(next).unwrap();
         }
-        let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+        let (spool, _) = Spool::open(dir.path(), 1 << 20, None).unwrap();
         assert_eq!(drain(&spool), vec![records(1, "b")]);
     }
 
@@ -405,7 +609,7 @@ mod tests {
     fn a_damaged_tail_is_quarantined_and_the_intact_batches_replay() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+            let (spool, _) = Spool::open(dir.path(), 1 << 20, None).unwrap();
             spool.append(&records(4, "a")).unwrap();
             spool.append(&records(4, "b")).unwrap();
         }
@@ -417,7 +621,7 @@ mod tests {
             .unwrap();
         file.write_all(&half[..half.len() / 2]).unwrap();
         drop(file);
-        let (spool, damage) = Spool::open(dir.path(), 1 << 20).unwrap();
+        let (spool, damage) = Spool::open(dir.path(), 1 << 20, None).unwrap();
         let damage = damage.expect("the damage is reported");
         assert_eq!(damage.bytes, (half.len() / 2) as u64);
         assert!(
@@ -441,7 +645,7 @@ mod tests {
     fn a_flipped_bit_fails_the_checksum() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (spool, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+            let (spool, _) = Spool::open(dir.path(), 1 << 20, None).unwrap();
             spool.append(&records(2, "a")).unwrap();
             spool.append(&records(2, "b")).unwrap();
         }
@@ -450,7 +654,7 @@ mod tests {
         let last = bytes.len() - 5;
         bytes[last] ^= 0x20;
         std::fs::write(&path, bytes).unwrap();
-        let (spool, damage) = Spool::open(dir.path(), 1 << 20).unwrap();
+        let (spool, damage) = Spool::open(dir.path(), 1 << 20, None).unwrap();
         assert_eq!(damage.unwrap().reason, "checksum mismatch");
         assert_eq!(drain(&spool), vec![records(2, "a")]);
     }
@@ -459,7 +663,7 @@ mod tests {
     fn the_cap_refuses_a_batch_that_would_pass_it() {
         let dir = tempfile::tempdir().unwrap();
         let one = encode(&records(5, "a")).len() as u64;
-        let (spool, _) = Spool::open(dir.path(), one * 2).unwrap();
+        let (spool, _) = Spool::open(dir.path(), one * 2, None).unwrap();
         assert_eq!(spool.append(&records(5, "a")).unwrap(), Appended::Yes);
         assert_eq!(spool.append(&records(5, "b")).unwrap(), Appended::Yes);
         assert_eq!(spool.append(&records(5, "c")).unwrap(), Appended::Full);
