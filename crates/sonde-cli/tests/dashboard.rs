@@ -525,6 +525,22 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 
+    // Live: a session recorded while the sessions page is open appears without a reload.
+    client.goto(&format!("{base}/")).await.unwrap();
+    let live = dir.path().join("live.jsonl");
+    let record = Record::new(
+        Context::session("live-session"),
+        Body::SessionStarted(SessionStarted::default()),
+    );
+    std::fs::write(&live, record.to_json_line()).unwrap();
+    sonde(&db, &["import", live.to_str().unwrap()]);
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#sessions a[href='/sessions/live-session']"))
+        .await
+        .unwrap_or_else(|e| panic!("the new session never appeared: {e}"));
+
     // With a tenant key, the dashboard asks for it once, then shows only its tenant.
     let tenant = dir.path().join("tenant.jsonl");
     std::fs::write(&tenant, tenant_records().join("\n")).unwrap();
@@ -602,4 +618,55 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     assert!(text(&client, "h1").await.contains("acme-session"));
 
     client.close().await.unwrap();
+}
+
+#[test]
+fn serve_open_hands_the_dashboards_address_to_the_browser() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let opened = dir.path().join("opened");
+    // The desktop's opener, standing in for the browser: it writes down what it opens.
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\necho \"$1\" > '{}'\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("open.db").display());
+    let port = free_port();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let server = common::sonde_on(&db)
+        .args([
+            "serve",
+            "--open",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--grpc-addr",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .env("PATH", path)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Killed(server);
+    let started = Instant::now();
+    while !opened.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the browser was never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        std::fs::read_to_string(&opened).unwrap().trim(),
+        format!("http://127.0.0.1:{port}/")
+    );
 }
