@@ -79,7 +79,7 @@ fn session(i: usize, total: usize) -> Vec<Record> {
             body: Body::Event(Event::Runtime(RuntimeAction {
                 tool_name: Some("Bash".into()),
                 arguments: Some(serde_json::json!({"command": "cargo test"})),
-                status: if i % 50 == 0 {
+                status: if i.is_multiple_of(50) {
                     Status::Error
                 } else {
                     Status::Ok
@@ -148,7 +148,7 @@ async fn fill(store: &Arc<dyn TraceStore>, total: usize) -> f64 {
         if batch.len() >= 20_000 || i + 1 == total {
             store.write(&std::mem::take(&mut batch)).await.unwrap();
         }
-        if (i + 1) % 100_000 == 0 {
+        if (i + 1).is_multiple_of(100_000) {
             eprintln!(
                 "  {} sessions written ({:.0} records/s)",
                 i + 1,
