@@ -203,6 +203,30 @@ async fn text(client: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Clicks the element `css` names, waiting for it to be there.
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the element `css` names.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
 async fn count(client: &Client, css: &str) -> usize {
     client.find_all(Locator::Css(css)).await.unwrap().len()
 }
@@ -303,13 +327,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     // CLI's.
     let search = client.find(Locator::Css("input[name=q]")).await.unwrap();
     search.send_keys("Bash").await.unwrap();
-    client
-        .find(Locator::Css("form.filters button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "form.filters button[type=submit]").await;
     let url = client.current_url().await.unwrap();
     assert!(url.query().unwrap_or_default().contains("q=Bash"), "{url}");
     let found = json_of(&db, &["sessions", "--json", "--search", "Bash"]);
@@ -319,13 +337,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
 
     // Pages: two at a time, the next page link continues where the first ended.
     client.goto(&format!("{base}/?limit=2")).await.unwrap();
-    client
-        .find(Locator::Css("nav.pages a.next"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "nav.pages a.next").await;
     let second: Vec<String> = {
         let mut ids = Vec::new();
         for a in client
@@ -351,14 +363,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .unwrap();
     let id = busiest["session_id"].as_str().unwrap();
     client.goto(&format!("{base}/sessions/{id}")).await.unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css(".row.kind-llm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".row.kind-llm").await;
     let selected_id = client
         .find(Locator::Css(".row.selected"))
         .await
@@ -405,13 +410,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .unwrap()
         .unwrap();
     assert_ne!(next_id, selected_id);
-    client
-        .find(Locator::Css(".row.kind-tool"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".row.kind-tool").await;
     assert!(!text(&client, &field("tool")).await.is_empty());
     assert!(
         count(&client, "#detail section.block").await > 0,
@@ -482,26 +481,13 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .goto(&format!("{base}/sessions/xss-session"))
         .await
         .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css(".row.kind-message"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".row.kind-message").await;
     assert!(
         text(&client, "#detail pre.text")
             .await
             .contains("<script>window.__pwned = 1</script>")
     );
-    client
-        .find(Locator::Css(".row.kind-llm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".row.kind-llm").await;
     assert!(
         text(&client, &field("error"))
             .await
@@ -561,36 +547,12 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     client.goto(&format!("{base}/")).await.unwrap();
     let url = client.current_url().await.unwrap();
     assert_eq!(url.path(), "/login", "{url}");
-    client
-        .find(Locator::Css("input[name=key]"))
-        .await
-        .unwrap()
-        .send_keys("not-a-key")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "input[name=key]", "not-a-key").await;
+    click(&client, "form.login button").await;
     assert!(text(&client, "#login-problem").await.contains("unknown"));
     screenshot(&client, "login").await;
-    client
-        .find(Locator::Css("input[name=key]"))
-        .await
-        .unwrap()
-        .send_keys(key["secret"].as_str().unwrap())
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "input[name=key]", key["secret"].as_str().unwrap()).await;
+    click(&client, "form.login button").await;
     assert_eq!(client.current_url().await.unwrap().path(), "/");
     assert_eq!(
         client

@@ -124,14 +124,7 @@ pub(crate) async fn list(
                 }
             } }
         }
-        nav.pages {
-            @if params.get("cursor").is_some() {
-                a href=(super::with_param(&params, "cursor", None)) { "First page" }
-            }
-            @if let Some(next) = &page_of.next_cursor {
-                a.next href=(super::with_param(&params, "cursor", Some(next))) { "Next page →" }
-            }
-        }
+        (super::pager(&params, "/", page_of.next_cursor.as_deref()))
     };
     page(StatusCode::OK, "Sessions", Section::Sessions, body)
 }
