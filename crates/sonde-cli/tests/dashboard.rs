@@ -227,6 +227,23 @@ async fn type_into(client: &Client, css: &str, text: &str) {
         .unwrap();
 }
 
+/// Waits until the browser's URL, as (path, query), is what `ok` wants (a form's
+/// submission navigates after the click returns).
+async fn wait_for_url(client: &Client, ok: impl Fn(&str, &str) -> bool) {
+    let started = Instant::now();
+    loop {
+        let url = client.current_url().await.unwrap();
+        if ok(url.path(), url.query().unwrap_or_default()) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the browser stayed at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn count(client: &Client, css: &str) -> usize {
     client.find_all(Locator::Css(css)).await.unwrap().len()
 }
@@ -328,8 +345,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     let search = client.find(Locator::Css("input[name=q]")).await.unwrap();
     search.send_keys("Bash").await.unwrap();
     click(&client, "form.filters button[type=submit]").await;
-    let url = client.current_url().await.unwrap();
-    assert!(url.query().unwrap_or_default().contains("q=Bash"), "{url}");
+    wait_for_url(&client, |_, query| query.contains("q=Bash")).await;
     let found = json_of(&db, &["sessions", "--json", "--search", "Bash"]);
     let found = found["sessions"].as_array().unwrap();
     assert!(!found.is_empty());
@@ -338,6 +354,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     // Pages: two at a time, the next page link continues where the first ended.
     client.goto(&format!("{base}/?limit=2")).await.unwrap();
     click(&client, "nav.pages a.next").await;
+    wait_for_url(&client, |_, query| query.contains("cursor=")).await;
     let second: Vec<String> = {
         let mut ids = Vec::new();
         for a in client
@@ -553,7 +570,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     screenshot(&client, "login").await;
     type_into(&client, "input[name=key]", key["secret"].as_str().unwrap()).await;
     click(&client, "form.login button").await;
-    assert_eq!(client.current_url().await.unwrap().path(), "/");
+    wait_for_url(&client, |path, _| path == "/").await;
     assert_eq!(
         client
             .find(Locator::Css("#sessions tbody tr td:first-child a"))
