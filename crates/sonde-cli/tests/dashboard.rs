@@ -486,6 +486,18 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         value("summary-errors").await,
         summary["errors"].as_f64().unwrap()
     );
+    // The same filters give the same numbers.
+    for (query, args) in [
+        ("model=claude-opus-4-6", ["--model", "claude-opus-4-6"]),
+        ("range=30d", ["--since", "30d"]),
+    ] {
+        client.goto(&format!("{base}/stats?{query}")).await.unwrap();
+        let cli = json_of(&db, &[&["stats", "summary", "--json"], &args[..]].concat());
+        assert!(cli["calls"].as_u64().unwrap() > 0, "{query}");
+        assert_eq!(value("summary-calls").await, cli["calls"].as_f64().unwrap());
+        assert!((value("summary-cost").await - cli["cost_usd"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    client.goto(&format!("{base}/stats")).await.unwrap();
     let models = json_of(&db, &["stats", "models", "--json"]);
     assert_eq!(
         count(&client, "#models tbody tr").await,
@@ -543,6 +555,28 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .for_element(Locator::Css("#sessions a[href='/sessions/live-session']"))
         .await
         .unwrap_or_else(|e| panic!("the new session never appeared: {e}"));
+    // And an open session shows its new records.
+    client
+        .goto(&format!("{base}/sessions/live-session"))
+        .await
+        .unwrap();
+    assert_eq!(count(&client, ".row.kind-message").await, 0);
+    let said = Record::new(
+        Context::session("live-session"),
+        Body::Message(Message {
+            content: MessageContent::text("a new turn"),
+            message_type: "user_prompt".into(),
+            ..Default::default()
+        }),
+    );
+    std::fs::write(&live, said.to_json_line()).unwrap();
+    sonde(&db, &["import", live.to_str().unwrap()]);
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(".row.kind-message"))
+        .await
+        .unwrap_or_else(|e| panic!("the new record never appeared: {e}"));
 
     // With a tenant key, the dashboard asks for it once, then shows only its tenant.
     let tenant = dir.path().join("tenant.jsonl");
