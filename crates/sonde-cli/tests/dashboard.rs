@@ -203,6 +203,47 @@ async fn text(client: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Clicks the element `css` names, waiting for it to be there.
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the element `css` names.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// Waits until the browser's URL, as (path, query), is what `ok` wants (a form's
+/// submission navigates after the click returns).
+async fn wait_for_url(client: &Client, ok: impl Fn(&str, &str) -> bool) {
+    let started = Instant::now();
+    loop {
+        let url = client.current_url().await.unwrap();
+        if ok(url.path(), url.query().unwrap_or_default()) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the browser stayed at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn count(client: &Client, css: &str) -> usize {
     client.find_all(Locator::Css(css)).await.unwrap().len()
 }
@@ -303,15 +344,8 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     // CLI's.
     let search = client.find(Locator::Css("input[name=q]")).await.unwrap();
     search.send_keys("Bash").await.unwrap();
-    client
-        .find(Locator::Css("form.filters button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let url = client.current_url().await.unwrap();
-    assert!(url.query().unwrap_or_default().contains("q=Bash"), "{url}");
+    click(&client, "form.filters button[type=submit]").await;
+    wait_for_url(&client, |_, query| query.contains("q=Bash")).await;
     let found = json_of(&db, &["sessions", "--json", "--search", "Bash"]);
     let found = found["sessions"].as_array().unwrap();
     assert!(!found.is_empty());
@@ -319,13 +353,8 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
 
     // Pages: two at a time, the next page link continues where the first ended.
     client.goto(&format!("{base}/?limit=2")).await.unwrap();
-    client
-        .find(Locator::Css("nav.pages a.next"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "nav.pages a.next").await;
+    wait_for_url(&client, |_, query| query.contains("cursor=")).await;
     let second: Vec<String> = {
         let mut ids = Vec::new();
         for a in client
@@ -351,14 +380,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .unwrap();
     let id = busiest["session_id"].as_str().unwrap();
     client.goto(&format!("{base}/sessions/{id}")).await.unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css(".row.kind-llm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".row.kind-llm").await;
     let selected_id = client
         .find(Locator::Css(".row.selected"))
         .await
@@ -405,13 +427,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .unwrap()
         .unwrap();
     assert_ne!(next_id, selected_id);
-    client
-        .find(Locator::Css(".row.kind-tool"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".row.kind-tool").await;
     assert!(!text(&client, &field("tool")).await.is_empty());
     assert!(
         count(&client, "#detail section.block").await > 0,
@@ -470,6 +486,18 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         value("summary-errors").await,
         summary["errors"].as_f64().unwrap()
     );
+    // The same filters give the same numbers.
+    for (query, args) in [
+        ("model=claude-opus-4-6", ["--model", "claude-opus-4-6"]),
+        ("range=30d", ["--since", "30d"]),
+    ] {
+        client.goto(&format!("{base}/stats?{query}")).await.unwrap();
+        let cli = json_of(&db, &[&["stats", "summary", "--json"], &args[..]].concat());
+        assert!(cli["calls"].as_u64().unwrap() > 0, "{query}");
+        assert_eq!(value("summary-calls").await, cli["calls"].as_f64().unwrap());
+        assert!((value("summary-cost").await - cli["cost_usd"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    client.goto(&format!("{base}/stats")).await.unwrap();
     let models = json_of(&db, &["stats", "models", "--json"]);
     assert_eq!(
         count(&client, "#models tbody tr").await,
@@ -482,26 +510,13 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .goto(&format!("{base}/sessions/xss-session"))
         .await
         .unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css(".row.kind-message"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".row.kind-message").await;
     assert!(
         text(&client, "#detail pre.text")
             .await
             .contains("<script>window.__pwned = 1</script>")
     );
-    client
-        .find(Locator::Css(".row.kind-llm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, ".row.kind-llm").await;
     assert!(
         text(&client, &field("error"))
             .await
@@ -525,6 +540,44 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 
+    // Live: a session recorded while the sessions page is open appears without a reload.
+    client.goto(&format!("{base}/")).await.unwrap();
+    let live = dir.path().join("live.jsonl");
+    let record = Record::new(
+        Context::session("live-session"),
+        Body::SessionStarted(SessionStarted::default()),
+    );
+    std::fs::write(&live, record.to_json_line()).unwrap();
+    sonde(&db, &["import", live.to_str().unwrap()]);
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#sessions a[href='/sessions/live-session']"))
+        .await
+        .unwrap_or_else(|e| panic!("the new session never appeared: {e}"));
+    // And an open session shows its new records.
+    client
+        .goto(&format!("{base}/sessions/live-session"))
+        .await
+        .unwrap();
+    assert_eq!(count(&client, ".row.kind-message").await, 0);
+    let said = Record::new(
+        Context::session("live-session"),
+        Body::Message(Message {
+            content: MessageContent::text("a new turn"),
+            message_type: "user_prompt".into(),
+            ..Default::default()
+        }),
+    );
+    std::fs::write(&live, said.to_json_line()).unwrap();
+    sonde(&db, &["import", live.to_str().unwrap()]);
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(".row.kind-message"))
+        .await
+        .unwrap_or_else(|e| panic!("the new record never appeared: {e}"));
+
     // With a tenant key, the dashboard asks for it once, then shows only its tenant.
     let tenant = dir.path().join("tenant.jsonl");
     std::fs::write(&tenant, tenant_records().join("\n")).unwrap();
@@ -545,37 +598,13 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     client.goto(&format!("{base}/")).await.unwrap();
     let url = client.current_url().await.unwrap();
     assert_eq!(url.path(), "/login", "{url}");
-    client
-        .find(Locator::Css("input[name=key]"))
-        .await
-        .unwrap()
-        .send_keys("not-a-key")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "input[name=key]", "not-a-key").await;
+    click(&client, "form.login button").await;
     assert!(text(&client, "#login-problem").await.contains("unknown"));
     screenshot(&client, "login").await;
-    client
-        .find(Locator::Css("input[name=key]"))
-        .await
-        .unwrap()
-        .send_keys(key["secret"].as_str().unwrap())
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(client.current_url().await.unwrap().path(), "/");
+    type_into(&client, "input[name=key]", key["secret"].as_str().unwrap()).await;
+    click(&client, "form.login button").await;
+    wait_for_url(&client, |path, _| path == "/").await;
     assert_eq!(
         client
             .find(Locator::Css("#sessions tbody tr td:first-child a"))
@@ -602,4 +631,55 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     assert!(text(&client, "h1").await.contains("acme-session"));
 
     client.close().await.unwrap();
+}
+
+#[test]
+fn serve_open_hands_the_dashboards_address_to_the_browser() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let opened = dir.path().join("opened");
+    // The desktop's opener, standing in for the browser: it writes down what it opens.
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\necho \"$1\" > '{}'\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("open.db").display());
+    let port = free_port();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let server = common::sonde_on(&db)
+        .args([
+            "serve",
+            "--open",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--grpc-addr",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .env("PATH", path)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Killed(server);
+    let started = Instant::now();
+    while !opened.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the browser was never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        std::fs::read_to_string(&opened).unwrap().trim(),
+        format!("http://127.0.0.1:{port}/")
+    );
 }

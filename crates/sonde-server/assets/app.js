@@ -170,6 +170,8 @@
     const at = nodes.findIndex((n) => n.id === wanted);
     if (at >= 0) select(at, true);
     else draw();
+    // When the tree is ready to use (BENCHMARKS.md reads it).
+    performance.mark("sonde-trace-ready");
 
     // Live: new records of the session appear without a reload.
     const url = "/sessions/" + encodeURIComponent(root.dataset.session) + "/nodes.json";

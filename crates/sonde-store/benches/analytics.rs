@@ -12,12 +12,14 @@
     clippy::print_stdout
 )]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sonde_model::*;
 use sonde_store::*;
+
+mod common;
+use common::{ms, time};
 
 const DAY: i64 = 86_400_000_000;
 /// 2026-01-05T00:00:00Z, a Monday.
@@ -89,28 +91,6 @@ async fn fill(store: &Arc<dyn TraceStore>, total: usize) -> Duration {
         }
     }
     started.elapsed()
-}
-
-/// The median of three runs (one run when it takes more than two seconds).
-async fn time<T, F: Future<Output = T>>(mut f: impl FnMut() -> F) -> Duration {
-    let started = Instant::now();
-    std::hint::black_box(f().await);
-    let first = started.elapsed();
-    if first > Duration::from_secs(2) {
-        return first;
-    }
-    let mut runs = vec![first];
-    for _ in 0..2 {
-        let started = Instant::now();
-        std::hint::black_box(f().await);
-        runs.push(started.elapsed());
-    }
-    runs.sort();
-    runs[1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
 async fn bench(name: &str, store: Arc<dyn TraceStore>, total: usize) {

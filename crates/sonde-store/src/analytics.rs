@@ -86,6 +86,16 @@ impl Dialect {
         }
     }
 
+    /// `events e`, read by session: for the per-session probes of a session listing
+    /// (SQLite would otherwise probe through `events_model`, reading every call of the
+    /// model for each session: 33 s instead of milliseconds for 100,000 sessions).
+    pub(crate) fn events_of_session(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "events e INDEXED BY events_session",
+            Dialect::Postgres => "events e",
+        }
+    }
+
     /// A floating-point parameter.
     pub(crate) fn real(self, placeholder: &str) -> String {
         match self {

@@ -239,7 +239,8 @@ pub(crate) async fn list_sessions(
         if let Some(value) = value {
             let p = sql.param(value.clone());
             clauses.push(format!(
-                "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND e.{column} = {})",
+                "EXISTS (SELECT 1 FROM {} WHERE e.session_id = s.session_id AND e.{column} = {})",
+                d.events_of_session(),
                 d.text(&p)
             ));
         }
@@ -250,7 +251,8 @@ pub(crate) async fn list_sessions(
     }
     if filter.has_errors {
         clauses.push(format!(
-            "EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.session_id AND {FAILED})"
+            "EXISTS (SELECT 1 FROM {} WHERE e.session_id = s.session_id AND {FAILED})",
+            d.events_of_session()
         ));
     }
     if let Some(min) = filter.min_cost_usd {

@@ -14,7 +14,6 @@ use super::sessions::when;
 use super::view::{self, dollars, duration, thousands};
 use super::{
     Section, checkbox, data_island, encode, failed, input, page, problem, range_inputs, refused,
-    with_param,
 };
 use crate::auth::Caller;
 use crate::filters::Params;
@@ -96,14 +95,7 @@ pub(crate) async fn list(
                 }
             } }
         }
-        nav.pages {
-            @if params.get("cursor").is_some() {
-                a href=(format!("/calls{}", with_param(&params, "cursor", None))) { "First page" }
-            }
-            @if let Some(next) = &calls.next_cursor {
-                a.next href=(format!("/calls{}", with_param(&params, "cursor", Some(next)))) { "Next page →" }
-            }
-        }
+        (super::pager(&params, "/calls", calls.next_cursor.as_deref()))
     };
     page(StatusCode::OK, "LLM calls", Section::Calls, body)
 }

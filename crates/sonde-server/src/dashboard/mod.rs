@@ -270,6 +270,20 @@ pub(crate) fn range_inputs(params: &Params) -> Markup {
     }
 }
 
+/// The links to the first and the next page of a list at `path`, its filters kept.
+pub(crate) fn pager(params: &Params, path: &str, next: Option<&str>) -> Markup {
+    html! {
+        nav.pages {
+            @if params.get("cursor").is_some() {
+                a href=(format!("{path}{}", with_param(params, "cursor", None))) { "First page" }
+            }
+            @if let Some(next) = next {
+                a.next href=(format!("{path}{}", with_param(params, "cursor", Some(next)))) { "Next page →" }
+            }
+        }
+    }
+}
+
 /// A labelled checkbox of a filter form.
 pub(crate) fn checkbox(params: &Params, name: &str, label: &str) -> Markup {
     let on = matches!(params.get(name), Some("1" | "true" | "yes" | "on"));

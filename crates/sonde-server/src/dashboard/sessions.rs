@@ -20,13 +20,14 @@ use crate::auth::Caller;
 use crate::filters::Params;
 use crate::rest::Api;
 
-/// Where a session's records came from: its metadata's `source` (`claude-code`,
-/// `codex`), `otlp` for OpenTelemetry spans, else `tracer`.
+/// Where a session's records came from, as far as its metadata says: its `source`
+/// (`claude-code`, `codex`), `otlp` when it holds OpenTelemetry attributes, else
+/// `other` (the tracer and OTLP spans without a session record look alike).
 pub(crate) fn source(metadata: &Metadata) -> String {
     match metadata.get("source").and_then(Value::as_str) {
         Some(s) => s.to_owned(),
         None if metadata.contains_key("otel") => "otlp".into(),
-        None => "tracer".into(),
+        None => "other".into(),
     }
 }
 
@@ -124,14 +125,7 @@ pub(crate) async fn list(
                 }
             } }
         }
-        nav.pages {
-            @if params.get("cursor").is_some() {
-                a href=(super::with_param(&params, "cursor", None)) { "First page" }
-            }
-            @if let Some(next) = &page_of.next_cursor {
-                a.next href=(super::with_param(&params, "cursor", Some(next))) { "Next page →" }
-            }
-        }
+        (super::pager(&params, "/", page_of.next_cursor.as_deref()))
     };
     page(StatusCode::OK, "Sessions", Section::Sessions, body)
 }
