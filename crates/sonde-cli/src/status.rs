@@ -184,17 +184,6 @@ fn remote_lines(base: &str, d: &Value) -> Vec<String> {
     ]
 }
 
-/// The first value of the first row of `sql`, or null.
-async fn one(store: &dyn TraceStore, sql: &str) -> anyhow::Result<Value> {
-    let rows = store.query(sql, &[]).await?;
-    Ok(rows
-        .rows
-        .first()
-        .and_then(|row| row.first())
-        .cloned()
-        .unwrap_or(Value::Null))
-}
-
 /// A record time as stored (microseconds in SQLite, a time in PostgreSQL), as RFC 3339.
 fn record_time(value: &Value) -> Value {
     match value {
@@ -229,22 +218,14 @@ fn pending_spool(dir: &Path) -> anyhow::Result<(u64, u64, Vec<String>)> {
 /// Reports on the local database `store` and its spool folder `spool`.
 pub async fn local(store: &dyn TraceStore, spool: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let identity = store.database().cloned();
-    let size = match store.backend() {
-        "postgres" => one(store, "SELECT pg_database_size(current_database())")
-            .await?
-            .as_u64(),
-        _ => identity.as_ref().and_then(|i| sqlite_size(&i.url)),
-    };
-    let schema = one(store, "SELECT max(version) FROM schema_migrations").await?;
-    let sessions = one(store, "SELECT count(*) FROM sessions").await?;
-    let calls = one(
-        store,
-        "SELECT count(*) FROM events WHERE event_type = 'llm'",
-    )
-    .await?;
-    let events = one(store, "SELECT count(*) FROM events").await?;
-    let oldest = record_time(&one(store, "SELECT min(ts) FROM events").await?);
-    let newest = record_time(&one(store, "SELECT max(ts) FROM events").await?);
+    let inventory = sonde::schema::inventory(store).await?;
+    let size = inventory
+        .size_bytes
+        .or_else(|| identity.as_ref().and_then(|i| sqlite_size(&i.url)));
+    let schema = inventory.schema_version;
+    let (sessions, calls, events) = (inventory.sessions, inventory.llm_calls, inventory.events);
+    let oldest = record_time(&inventory.oldest_event);
+    let newest = record_time(&inventory.newest_event);
     let (pending, pending_bytes, damage) = pending_spool(spool)?;
     let value = json!({
         "store": {
@@ -281,9 +262,9 @@ pub async fn local(store: &dyn TraceStore, spool: &Path, json: bool) -> anyhow::
     )?;
     outln!(
         "records  {}, {} ({}), events from {} to {}",
-        count(n(&sessions), "session"),
-        count(n(&calls), "LLM call"),
-        count(n(&events), "event"),
+        count(sessions, "session"),
+        count(calls, "LLM call"),
+        count(events, "event"),
         oldest.as_str().unwrap_or("-"),
         newest.as_str().unwrap_or("-"),
     )?;

@@ -196,7 +196,7 @@ fn slow_clients_are_cut_off_and_cannot_hold_every_connection() {
 
 #[test]
 fn a_store_that_cannot_be_reached_is_503_with_retry_after_and_known_keys_keep_sending() {
-    let pg = sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let pg = sonde_pgtest::PgServer::running();
     let db = pg.fresh_database().unwrap_or_else(|e| panic!("{e}"));
     let known = create_key(&db, false);
     let (_server, addr, _) = serve(&db, &[]);

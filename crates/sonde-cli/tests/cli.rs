@@ -579,7 +579,7 @@ fn commands_that_read_refuse_a_missing_database_and_commands_that_store_create_i
 
 #[test]
 fn sqlite_and_postgres_export_the_same_records_identically() {
-    let server = sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let server = sonde_pgtest::PgServer::running();
     let pg = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let input = write_file(dir.path(), "in.jsonl", &sample_lines());

@@ -67,7 +67,7 @@ fn every_api_error_is_json_with_an_error_and_a_code() {
             &[],
             b"",
             400,
-            "bad_request",
+            "bad_parameter",
         ),
         (
             "a query body that is not JSON",

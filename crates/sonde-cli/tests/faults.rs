@@ -31,7 +31,7 @@ fn run(mut c: Command) -> Output {
 
 #[test]
 fn a_writer_killed_mid_stream_loses_nothing_it_had_spooled() {
-    let server = sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let server = sonde_pgtest::PgServer::running();
     let db = server.fresh_database().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");

@@ -66,7 +66,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_store_stopped_mid_load_shows_the_same_in_json_metrics_and_status() {
-    let pg = Arc::new(sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}")));
+    let pg = Arc::new(sonde_pgtest::PgServer::running());
     assert!(pg.is_local(), "this test stops and starts the server");
     let db = pg.fresh_database().unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -388,7 +388,7 @@ fn sonde_serve_shows_neither_the_keys_it_is_sent_nor_a_database_password() {
     assert!(line.contains("served.db"), "{line}");
 
     // PostgreSQL (it trusts local connections: the password is accepted, unused).
-    let server = sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let server = sonde_pgtest::PgServer::running();
     let pg = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
     let pg = if server.is_local() {
         pg.replacen("postgres@", &format!("postgres:{}@", secret("pg")), 1)

@@ -109,6 +109,31 @@ fn run(mut command: Command, what: &str) -> Result<Output, PgError> {
 }
 
 impl PgServer {
+    /// [`PgServer::start`] for a test: a test that needs PostgreSQL fails when none
+    /// can be had, with the reason; it never skips.
+    #[allow(clippy::panic)] // test support: the panic is the test's failure
+    pub fn running() -> Self {
+        Self::start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`PgServer::running`] from an async test, on a blocking thread.
+    #[allow(clippy::panic)] // test support: the panic is the test's failure
+    pub async fn started() -> Self {
+        tokio::task::spawn_blocking(Self::running)
+            .await
+            .unwrap_or_else(|e| panic!("starting postgres: {e}"))
+    }
+
+    /// [`PgServer::started`], and the URL of a fresh database in it.
+    #[allow(clippy::panic)] // test support: the panic is the test's failure
+    pub async fn with_fresh_database() -> (Self, String) {
+        let server = Self::started().await;
+        match server.fresh_database() {
+            Ok(url) => (server, url),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Starts a fresh server (or connects to `SONDE_TEST_POSTGRES_URL`).
     pub fn start() -> Result<Self, PgError> {
         if let Ok(url) = std::env::var("SONDE_TEST_POSTGRES_URL") {

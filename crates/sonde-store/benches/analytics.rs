@@ -185,7 +185,7 @@ fn main() {
         rt.block_on(bench("SQLite", store, total));
     }
     if backends.contains("postgres") {
-        let server = sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+        let server = sonde_pgtest::PgServer::running();
         let url = server.fresh_database().unwrap();
         let store: Arc<dyn TraceStore> = Arc::new(rt.block_on(PostgresStore::open(&url)).unwrap());
         rt.block_on(bench("PostgreSQL", store, total));

@@ -174,7 +174,7 @@ fn sqlite(c: &mut Criterion) {
 
 fn postgres(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = sonde_pgtest::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let server = sonde_pgtest::PgServer::running();
     let mut group = c.benchmark_group("write_postgres");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(10);

@@ -2307,11 +2307,7 @@ conformance!(sqlite_file_backend, sqlite_file());
 conformance!(sqlite_memory_backend, sqlite_memory());
 
 async fn postgres() -> Fixture {
-    let server = tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let (server, url) = sonde_pgtest::PgServer::with_fresh_database().await;
     let store = PostgresStore::open(&url)
         .await
         .unwrap()

@@ -56,16 +56,6 @@ fn sqlite_downgrade(path: &std::path::Path, sql: &str) -> f64 {
     conn.query_row(COST_SUM, [], |r| r.get(0)).unwrap()
 }
 
-/// A throwaway PostgreSQL server and the URL of a fresh database in it.
-async fn postgres_database() -> (sonde_pgtest::PgServer, String) {
-    let server = tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
-    (server, url)
-}
-
 /// Runs `sql` (taking the database back to an older schema) on the PostgreSQL
 /// database at `url`, past the store; returns [`COST_SUM`] then.
 async fn postgres_downgrade(url: &str, sql: &str) -> f64 {
@@ -107,7 +97,7 @@ async fn sqlite_latency_runs_are_filled_from_existing_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_latency_runs_are_filled_from_existing_events() {
-    let (_server, url) = postgres_database().await;
+    let (_server, url) = sonde_pgtest::PgServer::with_fresh_database().await;
     let store = sonde_store::PostgresStore::open(&url)
         .await
         .unwrap()
@@ -195,7 +185,7 @@ async fn sqlite_cost_columns_are_migrated_with_their_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cost_columns_are_migrated_with_their_values() {
-    let (_server, url) = postgres_database().await;
+    let (_server, url) = sonde_pgtest::PgServer::with_fresh_database().await;
     let store = sonde_store::PostgresStore::open(&url)
         .await
         .unwrap()

@@ -23,11 +23,7 @@ async fn sqlite_file() -> (Arc<dyn TraceStore>, Box<dyn Send>) {
 }
 
 async fn postgres() -> (Arc<dyn TraceStore>, Box<dyn Send>) {
-    let server = tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let url = server.fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let (server, url) = sonde_pgtest::PgServer::with_fresh_database().await;
     let store = PostgresStore::open(&url).await.unwrap();
     (Arc::new(store), Box::new(server))
 }
@@ -251,10 +247,7 @@ async fn postgres_statements_from_outside_run_as_a_read_only_role_and_leave_noth
 /// statements from outside run as it, still read-only and within their limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_without_createrole_runs_statements_as_the_owner_read_only() {
-    let server = tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let server = sonde_pgtest::PgServer::started().await;
     let admin_url = server.url();
     let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
         .await

@@ -28,12 +28,7 @@ fn record(i: usize) -> Record {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_mid_stream_loses_nothing_and_duplicates_nothing() {
-    let server = Arc::new(
-        tokio::task::spawn_blocking(sonde_pgtest::PgServer::start)
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let server = Arc::new(sonde_pgtest::PgServer::started().await);
     assert!(
         server.is_local(),
         "this test stops and restarts the server itself"
