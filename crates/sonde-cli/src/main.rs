@@ -11,6 +11,7 @@ mod json;
 mod out;
 mod progress;
 mod records;
+mod serve;
 mod sessions;
 mod stats;
 mod status;
@@ -108,33 +109,26 @@ enum ImportFormat {
     OtlpJson,
 }
 
-/// When `sonde serve` answers a sender (see [`sonde::store::Ack`]).
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum AckMode {
-    /// Once committed to the database or fsynced in the spool.
-    Durable,
-    /// Once queued in memory (a crash loses what was queued).
-    Queued,
-}
-
-impl From<AckMode> for sonde::store::Ack {
-    fn from(mode: AckMode) -> Self {
-        match mode {
-            AckMode::Durable => sonde::store::Ack::Durable,
-            AckMode::Queued => sonde::store::Ack::Queued,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Record a demo agent session (two turns, LLM calls, a tool call, messages,
-    /// rewards) into the database and list the sessions there.
-    #[command(after_help = examples(&["sonde demo", "sonde --db sqlite:///tmp/demo.db demo --json"]))]
+    /// rewards) into the database and list the sessions there; with --open, then serve
+    /// the dashboard on it (as `sonde serve` does) and open it in the browser.
+    #[command(after_help = examples(&[
+        "sonde demo",
+        "sonde demo --open",
+        "sonde --db sqlite:///tmp/demo.db demo --json",
+    ]))]
     Demo {
         /// Print the sessions as `sonde sessions --json` does.
         #[arg(long)]
         json: bool,
+        /// Then serve the dashboard (and OTLP) until Ctrl-C, and open it in the browser.
+        #[arg(long)]
+        open: bool,
+        /// With --open: where to listen.
+        #[arg(long, default_value = "127.0.0.1:4318", requires = "open")]
+        addr: std::net::SocketAddr,
     },
     /// Import record JSONL files (`-` reads stdin). Bad lines are reported as
     /// FILE:LINE and skipped; the rest is imported unless --strict. Records go through
@@ -244,52 +238,7 @@ enum Command {
         "sonde serve --open",
         "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python agent.py",
     ]))]
-    Serve {
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:4318")]
-        addr: std::net::SocketAddr,
-        /// The writer's spool folder (default: spool/DATABASE in the data folder).
-        #[arg(long, env = "SONDE_SPOOL", hide_env_values = true)]
-        spool: Option<PathBuf>,
-        /// The largest request body, in bytes.
-        #[arg(long, default_value_t = sonde_server::DEFAULT_BODY_LIMIT)]
-        body_limit: usize,
-        /// Where to listen for OTLP/gRPC.
-        #[arg(long, default_value = "127.0.0.1:4317")]
-        grpc_addr: std::net::SocketAddr,
-        /// How long a POST /api/v1/query statement may run before it is stopped.
-        #[arg(long, default_value = "5s", value_parser = time::parse_span)]
-        statement_timeout: std::time::Duration,
-        /// The most rows a POST /api/v1/query answer may hold.
-        #[arg(long, default_value_t = sonde::store::DEFAULT_MAX_ROWS)]
-        max_result_rows: usize,
-        /// The most bytes of values a POST /api/v1/query answer may hold.
-        #[arg(long, default_value_t = sonde::store::DEFAULT_MAX_RESULT_BYTES)]
-        max_result_bytes: usize,
-        /// How long a client has to send a request's headers; also how long an idle
-        /// keep-alive connection is kept.
-        #[arg(long, default_value = "10s", value_parser = time::parse_span)]
-        header_timeout: std::time::Duration,
-        /// The longest pause while a request body arrives.
-        #[arg(long, default_value = "10s", value_parser = time::parse_span)]
-        body_timeout: std::time::Duration,
-        /// How long a whole request may take.
-        #[arg(long, default_value = "60s", value_parser = time::parse_span)]
-        request_timeout: std::time::Duration,
-        /// Connections open at once, per listener (OTLP/HTTP and OTLP/gRPC each); more
-        /// wait until one closes.
-        #[arg(long, default_value_t = sonde_server::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
-        max_connections: u32,
-        /// Open the dashboard in the browser once listening.
-        #[arg(long)]
-        open: bool,
-        /// When a sender hears "accepted": `durable`, once its spans are committed to
-        /// the database or fsynced in the spool (a crash loses none of them); or
-        /// `queued`, as soon as they are in memory (faster; a crash loses what was
-        /// queued). See docs/operations.md.
-        #[arg(long, value_enum, default_value_t = AckMode::Durable)]
-        ack: AckMode,
-    },
+    Serve(serve::ServeArgs),
     /// How a running server is doing (--addr): version, uptime, store, writer
     /// pressure, drops, failures by class, spool, ingest rates. Without --addr: the
     /// local database (size, sessions, calls, oldest and newest event) and its spool.
@@ -427,7 +376,7 @@ impl Command {
         match self {
             Command::Demo { .. }
             | Command::Import { .. }
-            | Command::Serve { .. }
+            | Command::Serve(_)
             | Command::Migrate { .. }
             | Command::Sync(_)
             | Command::Keys(KeysCommand::Create { .. }) => Open::OrCreate,
@@ -517,7 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let store = open_store(&url, cli.command.open(), cli.db.is_none()).await?;
     match cli.command {
-        Command::Demo { json } => {
+        Command::Demo { json, open, addr } => {
             let tracer = sonde::SessionTracer::new(store.clone())?;
             let trace = sonde::demo::record(&tracer).await?;
             let db = redact_url(&url);
@@ -530,12 +479,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "recorded the demo session {id} into {db}; see it with `sonde {option}show {id}`",
                 id = trace.session_id,
             );
-            sessions::list(
+            let listed = sessions::list(
                 store.as_ref(),
                 sessions::ListArgs::newest(json),
                 cli.db.as_deref(),
             )
-            .await
+            .await?;
+            if !open {
+                return Ok(listed);
+            }
+            let args = serve::ServeArgs {
+                open: true,
+                addr,
+                // The dashboard is what the demo is for; OTLP/gRPC on any free port.
+                grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..serve::ServeArgs::defaults()?
+            };
+            serve::run(store, &url, args).await
         }
         Command::Import {
             files,
@@ -597,101 +557,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             status::local(store.as_ref(), &spool, json).await
         }
         Command::Keys(command) => keys(store.as_ref(), command).await,
-        Command::Serve {
-            addr,
-            spool,
-            body_limit,
-            grpc_addr,
-            statement_timeout,
-            max_result_rows,
-            max_result_bytes,
-            header_timeout,
-            body_timeout,
-            request_timeout,
-            max_connections,
-            open,
-            ack,
-        } => {
-            let config = sonde_server::ServeConfig {
-                addr,
-                body_limit,
-                header_timeout,
-                body_timeout,
-                request_timeout,
-                max_connections: max_connections as usize,
-                query_limits: sonde::store::QueryLimits {
-                    timeout: statement_timeout,
-                    max_rows: max_result_rows,
-                    max_bytes: max_result_bytes,
-                },
-            };
-            let writer = Arc::new(sonde::store::Writer::start(
-                store,
-                sonde::store::WriterConfig {
-                    ack: ack.into(),
-                    ..sonde_server::writer_config(spool.unwrap_or_else(|| default_spool(&url)))
-                },
-            )?);
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            let wait = move || {
-                let mut stopped = stopped.clone();
-                async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                }
-            };
-            let signalled = sonde_server::shutdown_signal();
-            tokio::spawn(async move {
-                signalled.await;
-                let _ = stop.send(true);
-            });
-            let grpc_listener = tokio::net::TcpListener::bind(grpc_addr)
-                .await
-                .with_context(|| format!("cannot listen on {grpc_addr}"))?;
-            let grpc_config = config.clone();
-            let grpc_writer = writer.clone();
-            let grpc_stopped = wait();
-            let grpc = tokio::spawn(async move {
-                sonde_server::serve_grpc_with(
-                    grpc_listener,
-                    &grpc_config,
-                    grpc_writer,
-                    grpc_stopped,
-                )
-                .await
-            });
-            eprintln!(
-                "sonde: listening on http://{addr} (OTLP/HTTP: POST /v1/traces) and {grpc_addr} (OTLP/gRPC), storing into {}",
-                redact_url(&url)
-            );
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            let dashboard = dashboard_url(listener.local_addr()?);
-            eprintln!("sonde: the dashboard is at {dashboard}");
-            if open && let Err(e) = open::that_detached(&dashboard) {
-                eprintln!("sonde: cannot open a browser ({e}); open {dashboard}");
-            }
-            sonde_server::serve_on_with(listener, &config, writer.clone(), wait()).await?;
-            grpc.await??;
-            let report = writer.shutdown(std::time::Duration::from_secs(30)).await;
-            eprintln!(
-                "sonde: stopped; {} written{}",
-                table::count(report.written, "record"),
-                if report.complete {
-                    String::new()
-                } else {
-                    format!(
-                        ", {} left in the spool for the next start",
-                        table::count(report.left_in_spool_bytes, "byte")
-                    )
-                }
-            );
-            Ok(if report.complete {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Command::Serve(args) => serve::run(store, &url, args).await,
         Command::Pricing { .. }
         | Command::Sync(_)
         | Command::Completions { .. }
@@ -707,18 +573,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The dashboard's address for a server listening on `addr` (an unspecified address
-/// is reached on loopback).
-fn dashboard_url(addr: std::net::SocketAddr) -> String {
-    let host = match addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        std::net::IpAddr::V4(ip) => ip.to_string(),
-    };
-    format!("http://{host}:{}/", addr.port())
 }
 
 async fn keys(store: &dyn TraceStore, command: KeysCommand) -> anyhow::Result<ExitCode> {

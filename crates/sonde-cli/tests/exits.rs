@@ -284,3 +284,63 @@ fn ctrl_c_ends_a_watch_with_its_totals_and_exit_0() {
     assert_eq!(totals["files_updated"], 300, "{totals}");
     assert_eq!(totals["interrupted"], false, "{totals}");
 }
+
+/// The README's first command: `sonde demo --open` records the demo session, then
+/// serves the dashboard on it until Ctrl-C (a machine without a browser is told the
+/// address instead), and ends with 0.
+#[test]
+fn demo_open_serves_the_dashboard_with_the_demo_session_until_ctrl_c() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .arg("--db")
+        .arg(format!("sqlite://{}", dir.path().join("demo.db").display()))
+        .args(["demo", "--open", "--json", "--addr", &addr])
+        .env("SONDE_SPOOL", dir.path().join("spool"))
+        // No browser here: the command says where the dashboard is instead.
+        .env("BROWSER", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("the dashboard is at") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the dashboard never served"
+        );
+    }
+    assert!(line.contains(&format!("http://{addr}/")), "{line}");
+    let mut listed = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut page = String::new();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    stream.read_to_string(&mut page).unwrap();
+    kill("-INT", child.id());
+    stdout.read_to_string(&mut listed).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let sessions: Value = serde_json::from_str(&listed).unwrap();
+    let id = sessions["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_owned();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains(&id),
+        "the dashboard lists the demo session {id}"
+    );
+}
