@@ -59,7 +59,28 @@ pub use sonde_tracer::{
 /// Stores: the [`TraceStore`](store::TraceStore) trait, its backends, and what they
 /// take and return.
 pub mod store {
-    pub use sonde_store::*;
+    // A deliberate API: the stores, their capabilities and what they take and return;
+    // the writer, its settings and diagnostics; and the spool's on-disk names and
+    // reader, for tools that look into a spool. Backoff steps, the SQL dialect and the
+    // writer's internal sizes stay in the crate.
+    #[cfg(feature = "postgres")]
+    pub use sonde_store::PostgresStore;
+    #[cfg(feature = "sqlite")]
+    pub use sonde_store::SqliteStore;
+    pub use sonde_store::{
+        Accepted, Ack, Analytics, AnalyticsFilter, ApiKey, BackendError, Bucket, CallDetail,
+        CallFilter, CallPage, CallPricer, CallSummary, Corruption, CursorStore, DEFAULT_BATCH_SIZE,
+        DEFAULT_BATCH_TIMEOUT, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_ROWS, DEFAULT_QUEUE_CAPACITY,
+        DEFAULT_SPOOL_CAP, DEFAULT_STATEMENT_TIMEOUT, DEFAULT_WRITE_ATTEMPTS,
+        DEFAULT_WRITE_TIMEOUT, DatabaseIdentity, DiagnosticsReader, Enqueued, ErrorClass,
+        ErrorStats, GroupBy, GroupValues, KeyStats, KeyStore, LANES_DIR, LastFailure, LatencyStats,
+        ModelStats, OpenError, Pressure, QueryError, QueryLimits, QueryResult, REDACTED,
+        REJECTED_FILE, ReadError, RecordStore, SPOOL_FILE, Scope, SeriesPoint, SessionFilter,
+        SessionPage, SessionSummary, ShutdownReport, SpoolError, SqlQuery, StoreSink, StoreUrl,
+        SubmitError, SyncCursor, TraceStore, UsageSummary, WriteEnd, WriteError, WriteFailure,
+        WriteOutcome, Writer, WriterConfig, WriterDiagnostics, WriterError, WriterMetrics,
+        WriterSink, damage_line, read_spool, redact_url,
+    };
 }
 
 /// Model prices: the shipped table (with `--prices`-style overrides) that prices calls.
