@@ -113,6 +113,11 @@ pub struct CodexState {
     steps: u32,
     step_id: Option<String>,
     input_ts: Option<i64>,
+    /// `input_ts` is the end of the previous response, not an input (a prompt or a
+    /// tool's output): a count with no item of its own then says nothing of when its
+    /// request went out (it may come a day later, in a resumed rollout).
+    #[serde(default)]
+    input_is_response_end: bool,
     total: Option<TokenUsage>,
     pending: Vec<PendingTool>,
     #[serde(default)]
@@ -283,6 +288,7 @@ impl CodexState {
         let session = self.session(file);
         self.steps += 1;
         self.input_ts = Some(ts);
+        self.input_is_response_end = false;
         let step_id = format!("turn-{}", self.steps);
         let mut metadata = Metadata::new();
         note_source(&mut metadata, &file.path, &[self.line_no]);
@@ -387,7 +393,11 @@ impl CodexState {
                 response.request_ts,
                 response.lines,
             ),
-            None => (span_id(&["llm", &id]), self.input_ts, Vec::new()),
+            None => (
+                span_id(&["llm", &id]),
+                self.input_ts.filter(|_| !self.input_is_response_end),
+                Vec::new(),
+            ),
         };
         lines.push(self.line_no);
         let mut metadata = Metadata::new();
@@ -419,6 +429,7 @@ impl CodexState {
             Body::Event(Event::Llm(call)),
         ));
         self.input_ts = Some(ts);
+        self.input_is_response_end = true;
     }
 
     /// The span of the response whose first item stands on `first_line`.
@@ -477,6 +488,7 @@ impl CodexState {
 
     fn tool_output(&mut self, file: &CodexFile, ts: i64, p: &Value, out: &mut Emitted) {
         self.input_ts = Some(ts);
+        self.input_is_response_end = false;
         let call_id = p["call_id"].as_str().unwrap_or_default();
         let Some(position) = self.pending.iter().position(|t| t.call_id == call_id) else {
             out.skip("response_item.tool_output.unpaired");

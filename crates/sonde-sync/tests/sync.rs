@@ -492,6 +492,9 @@ fn codex_rollouts_map_tokens_tools_and_replies() {
         .find(|c| c.model_name == "gpt-5.3-codex")
         .unwrap();
     assert_eq!((second.input_tokens, second.cache_read_tokens), (2000, 500));
+    // The second count comes a day after the first with nothing between: when its
+    // request went out is unknown, so it has no latency (it had 24 h 59 m).
+    assert_eq!(second.latency_ms, None);
 
     // Tool calls paired with their outputs by call_id; replies and prompts.
     let session = "11111111-1111-4111-8111-111111111111";
