@@ -14,8 +14,10 @@ use crate::out::out;
 const NO_DATABASE: [&str; 3] = ["pricing", "completions", "man"];
 /// Commands that price nothing: `--prices` is hidden from their help (the stored
 /// costs were computed when the calls were written).
-const NO_PRICES: [&str; 10] = [
+const NO_PRICES: [&str; 12] = [
     "sessions",
+    "prune",
+    "backup",
     "query",
     "rm",
     "stats",

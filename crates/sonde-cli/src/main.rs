@@ -311,6 +311,30 @@ enum Command {
         "sonde sync claude --to langfuse --dry-run --json",
     ]))]
     Sync(sync::SyncArgs),
+    /// Copy the SQLite database into a new file, consistently, while it is being
+    /// written (SQLite's online backup). For PostgreSQL, use pg_dump (docs/operations.md).
+    #[command(after_help = examples(&["sonde backup ~/sonde-2026-12-02.db"]))]
+    Backup {
+        /// The copy to make (a new file).
+        path: PathBuf,
+    },
+    /// Delete every session whose last record is older than a limit, one session at a
+    /// time (ingest goes on meanwhile); the analytics stay equal to what is kept.
+    #[command(after_help = examples(&[
+        "sonde prune --older-than 30d --yes",
+        "sonde --db postgres://sonde@db/sonde prune --older-than 90d --yes --json",
+    ]))]
+    Prune {
+        /// Sessions whose last record is older than this (`30d`, `12h`).
+        #[arg(long, value_parser = time::parse_span)]
+        older_than: std::time::Duration,
+        /// Do not ask; needed when standard input is not a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print what was deleted as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a session and everything in it (asks first on a terminal).
     #[command(after_help = examples(&["sonde rm SESSION_ID", "sonde rm SESSION_ID --yes --json"]))]
     Rm {
@@ -392,6 +416,8 @@ impl Command {
             | Command::Completions { .. }
             | Command::Man { .. }
             | Command::Rm { .. }
+            | Command::Prune { .. }
+            | Command::Backup { .. }
             | Command::Status { .. } => Open::Existing,
         }
     }
@@ -550,6 +576,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             yes,
             json,
         } => sessions::remove(store.as_ref(), &session_id, yes, json).await,
+        Command::Backup { path } => match StoreUrl::parse(&url)? {
+            StoreUrl::Sqlite(db) => {
+                let dest = path.clone();
+                tokio::task::spawn_blocking(move || sonde::store::backup_sqlite(&db, &dest))
+                    .await??;
+                eprintln!("backed up {} to {}", redact_url(&url), path.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            _ => Err(exit::usage(format!(
+                "sonde backup copies SQLite databases; for {} use pg_dump (see docs/operations.md)",
+                redact_url(&url)
+            ))),
+        },
+        Command::Prune {
+            older_than,
+            yes,
+            json,
+        } => sessions::prune(store.as_ref(), older_than, yes, json).await,
         Command::Schema { json } => sessions::schema(store.as_ref(), json).await,
         Command::Stats(report) => stats::report(store.as_ref(), report).await,
         Command::Status { spool, json, .. } => {

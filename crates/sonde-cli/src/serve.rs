@@ -58,7 +58,14 @@ pub struct ServeArgs {
     /// queued). See docs/operations.md.
     #[arg(long, value_enum, default_value_t = AckMode::Durable)]
     pub ack: AckMode,
+    /// Delete sessions whose last record is older than this (`30d`), at start and then
+    /// every [`RETENTION_EVERY`], one session at a time (as `sonde prune` does).
+    #[arg(long, value_parser = time::parse_span)]
+    pub retention: Option<std::time::Duration>,
 }
+
+/// How often `--retention` prunes.
+pub const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl ServeArgs {
     /// The options `sonde serve` runs with when given none.
@@ -108,6 +115,7 @@ pub async fn run(
         max_connections,
         open,
         ack,
+        retention,
     } = args;
     let config = sonde_server::ServeConfig {
         addr,
@@ -136,6 +144,28 @@ pub async fn run(
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
+    if let Some(older_than) = retention {
+        let (store, mut stopped) = (writer.store().clone(), stop.subscribe());
+        tokio::spawn(async move {
+            loop {
+                let cutoff = crate::sessions::cutoff(older_than);
+                match sonde::retention::prune(store.as_ref(), &sonde::store::Scope::All, cutoff)
+                    .await
+                {
+                    Ok(p) => {
+                        tracing::info!(sessions = p.sessions, events = p.events, %cutoff, "retention pruned")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention could not prune; trying again later")
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(RETENTION_EVERY) => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+            }
+        });
+    }
     let signalled = sonde_server::shutdown_signal();
     tokio::spawn(async move {
         signalled.await;

@@ -383,6 +383,20 @@ fn confirmed(question: &str) -> anyhow::Result<bool> {
     ))
 }
 
+/// Whether `sonde COMMAND` may delete `what`: with `--yes`, or when a person at a
+/// terminal answers yes to `question`; without a terminal and `--yes`, a usage error.
+fn may_delete(yes: bool, command: &str, what: &str, question: &str) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::exit::usage(format!(
+            "sonde {command} asks before deleting, and standard input is not a terminal: pass --yes to delete {what}"
+        )));
+    }
+    confirmed(question)
+}
+
 /// `sonde rm`: asks first on a terminal; elsewhere, deletes only with `--yes`.
 pub async fn remove(
     store: &dyn TraceStore,
@@ -390,18 +404,14 @@ pub async fn remove(
     yes: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(crate::exit::usage(format!(
-                "sonde rm asks before deleting, and standard input is not a terminal: pass --yes to delete session {session_id}"
-            )));
-        }
-        if !confirmed(&format!(
-            "delete session {session_id} and everything in it?"
-        ))? {
-            eprintln!("kept session {session_id}");
-            return Ok(ExitCode::FAILURE);
-        }
+    if !may_delete(
+        yes,
+        "rm",
+        &format!("session {session_id}"),
+        &format!("delete session {session_id} and everything in it?"),
+    )? {
+        eprintln!("kept session {session_id}");
+        return Ok(ExitCode::FAILURE);
     }
     if store.delete_session(session_id, &Scope::All).await? {
         if json {
@@ -414,6 +424,47 @@ pub async fn remove(
         eprintln!("sonde: no session {session_id}");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The instant `older_than` before now.
+pub fn cutoff(older_than: std::time::Duration) -> sonde::Timestamp {
+    let micros = i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX);
+    sonde::Timestamp::from_micros(sonde::Timestamp::now().as_micros().saturating_sub(micros))
+}
+
+/// `sonde prune --older-than SPAN`: deletes the sessions whose last record is older.
+pub async fn prune(
+    store: &dyn TraceStore,
+    older_than: std::time::Duration,
+    yes: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let cutoff = cutoff(older_than);
+    if !may_delete(
+        yes,
+        "prune",
+        &format!("the sessions older than {cutoff}"),
+        &format!("delete every session whose last record is older than {cutoff}?"),
+    )? {
+        eprintln!("kept every session");
+        return Ok(ExitCode::FAILURE);
+    }
+    let pruned = sonde::retention::prune(store, &Scope::All, cutoff).await?;
+    if json {
+        return json::print(&serde_json::json!({
+            "older_than": cutoff.to_string(),
+            "sessions": pruned.sessions,
+            "events": pruned.events,
+            "llm_calls": pruned.llm_calls,
+        }));
+    }
+    eprintln!(
+        "deleted {} ({}, {}) older than {cutoff}",
+        count(pruned.sessions, "session"),
+        count(pruned.events, "event"),
+        count(pruned.llm_calls, "LLM call"),
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// How to read what `sonde schema` lists, whichever the backend.

@@ -100,7 +100,8 @@ impl Zone {
     }
 }
 
-/// Parses a span of time for a flag: `500ms`, `5s`, `2m`, `1h`, or bare seconds (`5`).
+/// Parses a span of time for a flag: `500ms`, `5s`, `2m`, `1h`, `30d`, `2w`, or bare
+/// seconds (`5`).
 /// Zero and negative spans are refused (a limit of nothing would refuse everything).
 pub fn parse_span(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -113,6 +114,8 @@ pub fn parse_span(text: &str) -> Result<std::time::Duration, String> {
         "" | "s" => 1.0,
         "m" => 60.0,
         "h" => 3_600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
         _ => f64::NAN,
     };
     match number.parse::<f64>() {
@@ -120,7 +123,7 @@ pub fn parse_span(text: &str) -> Result<std::time::Duration, String> {
             Ok(std::time::Duration::from_secs_f64(n * per_unit))
         }
         _ => Err(format!(
-            "invalid duration {text:?}: expected a positive span such as 500ms, 5s, 2m or 1h"
+            "invalid duration {text:?}: expected a positive span such as 500ms, 5s, 2m, 1h or 30d"
         )),
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 mod common;
 
-const SUBCOMMANDS: [&str; 16] = [
+const SUBCOMMANDS: [&str; 20] = [
     "demo",
     "import",
     "export",
@@ -26,6 +26,10 @@ const SUBCOMMANDS: [&str; 16] = [
     "schema",
     "sync",
     "rm",
+    "prune",
+    "backup",
+    "calls",
+    "status",
     "completions",
     "man",
 ];

@@ -62,7 +62,7 @@ pub use scope::Scope;
 pub use sink::{StoreSink, WriterSink};
 pub use sonde_model::message_with_causes;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{BackupError, SqliteStore, backup_sqlite};
 pub use url::{REDACTED, StoreUrl, redact_url};
 pub use writer::{
     ADOPT_EVERY, Accepted, Ack, Corruption, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT,

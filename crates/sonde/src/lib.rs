@@ -39,6 +39,7 @@
 //! ```
 
 pub mod demo;
+pub mod retention;
 pub mod schema;
 
 // A deliberate API: the record vocabulary and the tracer. The plumbing the crates share
@@ -65,8 +66,6 @@ pub mod store {
     // writer's internal sizes stay in the crate.
     #[cfg(feature = "postgres")]
     pub use sonde_store::PostgresStore;
-    #[cfg(feature = "sqlite")]
-    pub use sonde_store::SqliteStore;
     pub use sonde_store::{
         Accepted, Ack, Analytics, AnalyticsFilter, ApiKey, BackendError, Bucket, CallDetail,
         CallFilter, CallPage, CallPricer, CallSummary, Corruption, CursorStore, DEFAULT_BATCH_SIZE,
@@ -81,6 +80,8 @@ pub mod store {
         WriteOutcome, Writer, WriterConfig, WriterDiagnostics, WriterError, WriterMetrics,
         WriterSink, damage_line, read_spool, redact_url,
     };
+    #[cfg(feature = "sqlite")]
+    pub use sonde_store::{BackupError, SqliteStore, backup_sqlite};
 }
 
 /// Model prices: the shipped table (with `--prices`-style overrides) that prices calls.

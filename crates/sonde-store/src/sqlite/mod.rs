@@ -5,6 +5,7 @@
 //! callers hand work to those threads and await the answer, so SQLite never runs on an
 //! async runtime's worker threads.
 
+mod backup;
 mod cursors;
 mod keys;
 mod payload;
@@ -15,6 +16,8 @@ mod rollups;
 mod runs;
 mod schema;
 mod write;
+
+pub use backup::{BackupError, backup_sqlite};
 
 use std::path::{Path, PathBuf};
 
