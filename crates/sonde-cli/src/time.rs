@@ -162,7 +162,9 @@ mod tests {
         assert_eq!(parse_span("5"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_span("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_span("1.5h"), Ok(Duration::from_secs(5_400)));
-        for bad in ["0s", "-1s", "5d", "", "s", "1e99s"] {
+        assert_eq!(parse_span("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_span("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        for bad in ["0s", "-1s", "5y", "", "s", "1e99s"] {
             let err = parse_span(bad).unwrap_err();
             assert!(err.starts_with("invalid duration"), "{bad}: {err}");
         }
