@@ -582,18 +582,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     let tenant = dir.path().join("tenant.jsonl");
     std::fs::write(&tenant, tenant_records().join("\n")).unwrap();
     sonde(&db, &["import", tenant.to_str().unwrap()]);
-    let key = json_of(
-        &db,
-        &[
-            "keys",
-            "create",
-            "--org",
-            "acme",
-            "--workspace",
-            "prod",
-            "--json",
-        ],
-    );
+    let key = common::create_key(&db, false);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     client.goto(&format!("{base}/")).await.unwrap();
     let url = client.current_url().await.unwrap();
@@ -602,7 +591,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
     click(&client, "form.login button").await;
     assert!(text(&client, "#login-problem").await.contains("unknown"));
     screenshot(&client, "login").await;
-    type_into(&client, "input[name=key]", key["secret"].as_str().unwrap()).await;
+    type_into(&client, "input[name=key]", &key).await;
     click(&client, "form.login button").await;
     wait_for_url(&client, |path, _| path == "/").await;
     assert_eq!(
