@@ -18,6 +18,8 @@ pub enum Format {
     ClaudeTranscript,
     /// A Codex CLI rollout.
     CodexRollout,
+    /// A lash trace (lash-trace's JSONL records).
+    Lash,
 }
 
 impl Format {
@@ -30,6 +32,8 @@ impl Format {
         let kind = object.get("type").and_then(Value::as_str);
         if has("schema_version") && has("kind") {
             Some(Format::Records)
+        } else if has("schema_version") && has("context") && kind.is_some() {
+            Some(Format::Lash)
         } else if has("resourceSpans") {
             Some(Format::OtlpJson)
         } else if has("sessionId") || has("parentUuid") || has("leafUuid") {
@@ -78,9 +82,35 @@ impl Format {
             Format::ClaudeTranscript => format!(
                 "this looks like a Claude Code transcript: use sonde sync claude --path {input}"
             ),
-            Format::Records => "this looks like record JSONL: drop --format otlp-json".to_owned(),
-            Format::OtlpJson => "this looks like OTLP/JSON: add --format otlp-json".to_owned(),
+            Format::Records => format!(
+                "this looks like record JSONL: drop --format {}",
+                wanted.flag()
+            ),
+            Format::OtlpJson | Format::Lash => {
+                let what = if self == Format::Lash {
+                    "a lash trace"
+                } else {
+                    "OTLP/JSON"
+                };
+                let verb = if wanted == Format::Records {
+                    "add"
+                } else {
+                    "use"
+                };
+                format!("this looks like {what}: {verb} --format {}", self.flag())
+            }
         })
+    }
+
+    /// The `--format` value that reads this format.
+    fn flag(self) -> &'static str {
+        match self {
+            Format::Records => "records",
+            Format::OtlpJson => "otlp-json",
+            Format::Lash => "lash",
+            Format::ClaudeTranscript => "claude",
+            Format::CodexRollout => "codex",
+        }
     }
 }
 
@@ -94,6 +124,8 @@ mod tests {
         let claude = r#"{"parentUuid":null,"sessionId":"s1","type":"user","message":{}}"#;
         let record = r#"{"schema_version":1,"id":"a","timestamp":"2026-01-01T00:00:00Z","context":{"session_id":"s"},"kind":"message","payload":{}}"#;
         let otlp = r#"{"resourceSpans":[]}"#;
+        let lash = r#"{"schema_version":7,"id":"a","timestamp":"2026-08-22T10:00:00Z","context":{"session_id":"s"},"type":"session_started"}"#;
+        assert_eq!(Format::of_lines(&[lash, lash]), Some(Format::Lash));
         assert_eq!(
             Format::of_lines(&[codex, codex]),
             Some(Format::CodexRollout)
@@ -124,5 +156,13 @@ mod tests {
             "this looks like a Codex rollout: use sonde sync codex --path r.jsonl"
         );
         assert_eq!(Format::Records.hint(Format::Records, "r.jsonl"), None);
+        assert_eq!(
+            Format::Records.hint(Format::Lash, "r.jsonl").unwrap(),
+            "this looks like record JSONL: drop --format lash"
+        );
+        assert_eq!(
+            Format::Lash.hint(Format::Records, "t.jsonl").unwrap(),
+            "this looks like a lash trace: add --format lash"
+        );
     }
 }

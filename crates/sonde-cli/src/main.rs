@@ -107,6 +107,8 @@ enum ImportFormat {
     Records,
     /// OTLP/JSON trace requests.
     OtlpJson,
+    /// lash trace JSONL (every lash-trace schema version, 1 to 7).
+    Lash,
 }
 
 #[derive(Subcommand)]
@@ -130,7 +132,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:4318", requires = "open")]
         addr: std::net::SocketAddr,
     },
-    /// Import record JSONL files (`-` reads stdin). Bad lines are reported as
+    /// Import record JSONL files (`-` reads stdin), OTLP/JSON trace requests
+    /// (--format otlp-json) or lash traces (--format lash). Bad lines are reported as
     /// FILE:LINE and skipped; the rest is imported unless --strict. Records go through
     /// the writer: when the database cannot take them, they wait in the spool and are
     /// written by the next import into the same database.
@@ -138,6 +141,7 @@ enum Command {
         "sonde import traces.jsonl",
         "sonde export | sonde --db other.db import -",
         "sonde import --format otlp-json spans.json --errors bad.txt",
+        "sonde import --format lash .lash-data/trace.jsonl",
     ]))]
     Import {
         /// Files to import; `-` for stdin.
@@ -146,8 +150,9 @@ enum Command {
         /// Import nothing if any line is bad.
         #[arg(long)]
         strict: bool,
-        /// The input format: Sonde's record JSONL, or OTLP/JSON trace requests (one
-        /// per file, or one per line as OpenTelemetry file exporters write them).
+        /// The input format: Sonde's record JSONL, OTLP/JSON trace requests (one per
+        /// file, or one per line as OpenTelemetry file exporters write them), or lash's
+        /// trace JSONL.
         #[arg(long, value_enum, default_value_t = ImportFormat::Records)]
         format: ImportFormat,
         /// The writer's spool folder (default: spool/DATABASE in the data folder).
@@ -176,10 +181,19 @@ enum Command {
         /// Write to this file instead of stdout.
         #[arg(long, conflicts_with = "to")]
         out: Option<PathBuf>,
-        /// Send the events as OTLP/HTTP spans to this OpenTelemetry endpoint instead
-        /// (e.g. http://127.0.0.1:4318 — a collector, Phoenix, Jaeger, another sonde).
+        /// Send the sessions as OTLP/HTTP spans to this OpenTelemetry endpoint instead
+        /// (e.g. http://127.0.0.1:4318 — a collector, Phoenix, Jaeger, another sonde):
+        /// one trace per session, under a root span for the session and a span per turn.
         #[arg(long)]
         to: Option<String>,
+        /// With --to: send no content (prompts, replies, messages, tool arguments and
+        /// results), only counts, timings, names and statuses.
+        #[arg(long, requires = "to")]
+        no_content: bool,
+        /// With --to: the most bytes one content attribute holds; a longer value is cut
+        /// and ends with a marker naming its size.
+        #[arg(long, requires = "to", default_value_t = sonde_otlp::DEFAULT_MAX_ATTRIBUTE_BYTES, value_parser = attribute_cap)]
+        max_attribute_bytes: usize,
         /// Print the summary as JSON (on standard error when the records go to
         /// standard output).
         #[arg(long)]
@@ -449,6 +463,16 @@ async fn open_store(url: &str, open: Open, default: bool) -> anyhow::Result<Arc<
 }
 
 /// The spool folder of a database: `spool/<id of the url>` in the data folder.
+/// Parses `--max-attribute-bytes`: at least 256 bytes, room for a cut value's marker.
+fn attribute_cap(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 256 => Ok(n),
+        _ => Err(format!(
+            "invalid byte count {text:?}: expected a whole number of at least 256"
+        )),
+    }
+}
+
 fn default_spool(url: &str) -> PathBuf {
     StoreUrl::data_dir()
         .join("spool")
@@ -545,16 +569,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     records::import_otlp(store, writer, &files, strict, errors.as_deref(), json)
                         .await
                 }
+                ImportFormat::Lash => {
+                    records::import_lash(store, writer, &files, strict, errors.as_deref(), json)
+                        .await
+                }
             }
         }
         Command::Export {
             session,
             out,
             to,
+            no_content,
+            max_attribute_bytes,
             json,
         } => match to {
             Some(endpoint) => {
-                records::export_otlp(store.as_ref(), session.as_deref(), &endpoint, json).await
+                let options = sonde_otlp::ExportOptions {
+                    content: !no_content,
+                    max_attribute_bytes,
+                };
+                records::export_otlp(store.as_ref(), session.as_deref(), &endpoint, options, json)
+                    .await
             }
             None => records::export(store.as_ref(), session.as_deref(), out.as_deref(), json).await,
         },

@@ -372,6 +372,7 @@ pub async fn import(
         (&problems, "line"),
         files.len(),
         json,
+        None,
     )
     .await
 }
@@ -410,13 +411,15 @@ fn start_writer(
     Ok((writer, spool_dir))
 }
 
-/// Drains the writer and reports what the import did.
+/// Drains the writer and reports what the import did; `extra` is one more field of
+/// the `--json` summary (what a format's reader found).
 async fn finish(
     writer: &Writer,
     spool_dir: Option<&Path>,
     problems: (&Problems, &str),
     files: usize,
     json: bool,
+    extra: Option<(&str, serde_json::Value)>,
 ) -> anyhow::Result<ExitCode> {
     let (problems, what) = problems;
     let report = writer.shutdown(IMPORT_DRAIN_DEADLINE).await;
@@ -435,7 +438,7 @@ async fn finish(
         );
     }
     if json {
-        crate::json::print(&serde_json::json!({
+        let mut summary = serde_json::json!({
             "files": files,
             "records_written": d.written,
             "already_stored": d.duplicates,
@@ -444,7 +447,11 @@ async fn finish(
             "lost": d.total_dropped_total,
             "refused": d.rejected,
             "left_in_spool_bytes": report.left_in_spool_bytes,
-        }))?;
+        });
+        if let (Some((key, value)), Some(map)) = (extra, summary.as_object_mut()) {
+            map.insert(key.to_owned(), value);
+        }
+        crate::json::print(&summary)?;
     } else {
         eprintln!(
             "imported {} ({} already stored) from {}{skipped}",
@@ -482,18 +489,20 @@ async fn finish(
     })
 }
 
-/// `sonde export --to URL`: the sessions as OTLP spans (see [`sonde_otlp::record_spans`]).
+/// `sonde export --to URL`: the sessions as OTLP spans (see
+/// [`sonde_otlp::record_spans_with`]), each session whole: one trace under its root.
 pub async fn export_otlp(
     store: &dyn TraceStore,
     session: Option<&str>,
     endpoint: &str,
+    options: sonde_otlp::ExportOptions,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let ids = match session {
         Some(id) => vec![id.to_owned()],
         None => all_session_ids(store).await?,
     };
-    let sink = Arc::new(sonde_otlp::OtlpSink::new(endpoint)?);
+    let sink = Arc::new(sonde_otlp::OtlpSink::new(endpoint)?.with_options(options));
     let mut spans = 0usize;
     for id in &ids {
         let Some(trace) = store.get_session(id, &Scope::All).await? else {
@@ -606,25 +615,202 @@ pub async fn import_otlp(
         }
     }
     problems.close()?;
-    if strict && problems.any() {
+    let read = WholeRead {
+        records: all,
+        problems,
+        what: ("span or request", "span"),
+        files: files.len(),
+    };
+    write_read(store, config, read, strict, json, None).await
+}
+
+/// What an import that reads each input whole before writing (OTLP/JSON, lash) read.
+struct WholeRead {
+    records: Vec<Record>,
+    problems: Problems,
+    /// What a bad input part is called: for `--strict`'s refusal, and in the summary.
+    what: (&'static str, &'static str),
+    files: usize,
+}
+
+/// Writes what was read through the writer and reports it; with `strict`, nothing
+/// when anything was bad.
+async fn write_read(
+    store: Arc<dyn TraceStore>,
+    config: WriterConfig,
+    read: WholeRead,
+    strict: bool,
+    json: bool,
+    extra: Option<(&str, serde_json::Value)>,
+) -> anyhow::Result<ExitCode> {
+    if strict && read.problems.any() {
         eprintln!(
             "sonde: nothing imported: {} (--strict)",
-            nothing_imported_because(&problems, "span or request")
+            nothing_imported_because(&read.problems, read.what.0)
         );
         return Ok(ExitCode::FAILURE);
     }
     let (writer, spool_dir) = start_writer(store, config)?;
-    for chunk in all.chunks(IMPORT_BATCH) {
+    for chunk in read.records.chunks(IMPORT_BATCH) {
         writer.enqueue(chunk.to_vec());
     }
     finish(
         &writer,
         spool_dir.as_deref(),
-        (&problems, "span"),
-        files.len(),
+        (&read.problems, read.what.1),
+        read.files,
         json,
+        extra,
     )
     .await
+}
+
+/// What a lash trace input holds.
+enum LashInput {
+    /// Its records, report and bad lines.
+    Read(sonde_lash::LashImport),
+    /// No lash record, and the first lines are clearly another format: what to do
+    /// instead.
+    OtherFormat(String),
+}
+
+/// Reads one lash trace (see [`sonde_lash`]), line by line, each line held only up to
+/// the bound every import keeps.
+fn lash_records(path: &Path) -> anyhow::Result<LashInput> {
+    let name = display_name(path);
+    let input = open_input(path, None, None)?;
+    let mut reader = sonde_lash::LashReader::new(&name);
+    let mut problems = Vec::new();
+    let mut first: Vec<String> = Vec::new();
+    let mut read_any = false;
+    let other_format = |first: &[String]| {
+        let texts: Vec<&str> = first.iter().map(String::as_str).collect();
+        Format::of_lines(&texts).and_then(|f| f.hint(Format::Lash, &hint_path(&name)))
+    };
+    let lines = BoundedLines {
+        input,
+        max: sonde::sync::MAX_LINE_BYTES,
+    };
+    for (index, line) in lines.enumerate() {
+        let line = line.with_context(|| format!("cannot read {name}"))?;
+        let bad = |reason: String| sonde_lash::LineError {
+            file: name.clone(),
+            line: index + 1,
+            reason,
+        };
+        let Some(bytes) = line else {
+            problems.push(bad(format!(
+                "a line longer than {} MiB was skipped",
+                sonde::sync::MAX_LINE_BYTES / (1024 * 1024)
+            )));
+            continue;
+        };
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => text.trim(),
+            Err(e) => {
+                problems.push(bad(format!("invalid utf-8: {e}")));
+                continue;
+            }
+        };
+        if first.len() < SNIFFED_LINES {
+            first.push(text.to_owned());
+        }
+        match reader.read_line(index + 1, text) {
+            Ok(()) => read_any = true,
+            Err(problem) => problems.push(problem),
+        }
+        if !read_any
+            && first.len() == SNIFFED_LINES
+            && let Some(hint) = other_format(&first)
+        {
+            return Ok(LashInput::OtherFormat(hint));
+        }
+    }
+    if !read_any && let Some(hint) = other_format(&first) {
+        return Ok(LashInput::OtherFormat(hint));
+    }
+    let (records, report) = reader.finish();
+    Ok(LashInput::Read(sonde_lash::LashImport {
+        records,
+        report,
+        problems,
+    }))
+}
+
+/// `sonde import --format lash`: lash traces, each lash session a Sonde session.
+pub async fn import_lash(
+    store: Arc<dyn TraceStore>,
+    config: WriterConfig,
+    files: &[PathBuf],
+    strict: bool,
+    errors: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut all = Vec::new();
+    let mut problems = Problems::new(errors)?;
+    let mut found = sonde_lash::Report::default();
+    for path in files {
+        let name = display_name(path);
+        let path = path.clone();
+        match tokio::task::spawn_blocking(move || lash_records(&path)).await?? {
+            LashInput::Read(import) => {
+                for problem in &import.problems {
+                    problems.bad(&problem.to_string())?;
+                }
+                for warning in &import.report.warnings {
+                    eprintln!("sonde: {warning}");
+                }
+                found.merge(import.report);
+                all.extend(import.records);
+            }
+            LashInput::OtherFormat(hint) => problems.other_format(&name, &hint),
+        }
+    }
+    problems.close()?;
+    if found.unknown_total() > 0 {
+        let kinds: Vec<String> = found
+            .unknown_kinds
+            .iter()
+            .map(|(kind, n)| format!("{kind} ({n})"))
+            .collect();
+        eprintln!(
+            "sonde: {} of kinds this reader does not know kept as custom events: {}",
+            count(found.unknown_total() as u64, "lash record"),
+            kinds.join(", ")
+        );
+    }
+    if !json {
+        let versions: Vec<String> = found.versions.keys().map(u32::to_string).collect();
+        eprintln!(
+            "read {} of {} (lash schema {}): {}, {}",
+            count(found.records_read as u64, "lash record"),
+            count(found.sessions.len() as u64, "session"),
+            if versions.is_empty() {
+                "-".to_owned()
+            } else {
+                versions.join(", ")
+            },
+            count(found.llm_calls as u64, "LLM call"),
+            count(found.tool_calls as u64, "tool call"),
+        );
+    }
+    let lash = serde_json::json!({
+        "records_read": found.records_read,
+        "sessions": found.sessions.len(),
+        "llm_calls": found.llm_calls,
+        "tool_calls": found.tool_calls,
+        "schema_versions": found.versions,
+        "unknown_kinds": found.unknown_kinds,
+        "warnings": found.warnings,
+    });
+    let read = WholeRead {
+        records: all,
+        problems,
+        what: ("line", "line"),
+        files: files.len(),
+    };
+    write_read(store, config, read, strict, json, Some(("lash", lash))).await
 }
 
 fn display_name(path: &Path) -> String {

@@ -62,6 +62,28 @@ pub struct ServeArgs {
     /// every [`RETENTION_EVERY`], one session at a time (as `sonde prune` does).
     #[arg(long, value_parser = time::parse_span)]
     pub retention: Option<std::time::Duration>,
+    /// Where the LLM proxy's /openai/v1/* goes (OpenAI or any OpenAI-compatible API):
+    /// set OPENAI_BASE_URL=http://ADDR/openai/v1 in the client. See docs/proxy.md.
+    #[arg(long, default_value = sonde_proxy::routes::OPENAI_DEFAULT)]
+    pub openai_upstream: String,
+    /// Where the LLM proxy's /anthropic/v1/* goes: set
+    /// ANTHROPIC_BASE_URL=http://ADDR/anthropic in the client.
+    #[arg(long, default_value = sonde_proxy::routes::ANTHROPIC_DEFAULT)]
+    pub anthropic_upstream: String,
+    /// Another OpenAI-compatible upstream, as NAME=URL: /NAME/v1/* goes to URL
+    /// (vLLM, Ollama, OpenRouter, DeepSeek...). Repeatable.
+    #[arg(long = "upstream", value_name = "NAME=URL", value_parser = sonde_proxy::RouteTable::parse_upstream)]
+    pub upstreams: Vec<sonde_proxy::Upstream>,
+    /// Record no request or response content of proxied calls (tokens, cost, timing
+    /// and status still are).
+    #[arg(long)]
+    pub no_content: bool,
+    /// How long the proxy waits for an upstream's answer to begin (502/504 after).
+    #[arg(long, default_value = "10m", value_parser = time::parse_span)]
+    pub upstream_timeout: std::time::Duration,
+    /// Requests per minute each Sonde key may make through the proxy (429 beyond).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub proxy_rate_limit: Option<u32>,
 }
 
 /// How often `--retention` prunes.
@@ -116,7 +138,18 @@ pub async fn run(
         open,
         ack,
         retention,
+        openai_upstream,
+        anthropic_upstream,
+        upstreams,
+        no_content,
+        upstream_timeout,
+        proxy_rate_limit,
     } = args;
+    let mut routes =
+        sonde_proxy::RouteTable::with_providers(&openai_upstream, &anthropic_upstream)?;
+    for upstream in upstreams {
+        routes.add(upstream)?;
+    }
     let config = sonde_server::ServeConfig {
         addr,
         body_limit,
@@ -128,6 +161,12 @@ pub async fn run(
             timeout: statement_timeout,
             max_rows: max_result_rows,
             max_bytes: max_result_bytes,
+        },
+        proxy: sonde_server::ProxyConfig {
+            routes,
+            record_content: !no_content,
+            upstream_timeout,
+            rate_limit_per_minute: proxy_rate_limit,
         },
     };
     let writer = Arc::new(sonde::store::Writer::start(
@@ -190,6 +229,12 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {addr}"))?;
     let dashboard = dashboard_url(listener.local_addr()?);
     eprintln!("sonde: the dashboard is at {dashboard}");
+    for upstream in config.proxy.routes.upstreams() {
+        eprintln!(
+            "sonde: proxying {dashboard}{}/v1/* to {}",
+            upstream.name, upstream.base
+        );
+    }
     if open && let Err(e) = open::that_detached(&dashboard) {
         eprintln!("sonde: cannot open a browser ({e}); open {dashboard}");
     }

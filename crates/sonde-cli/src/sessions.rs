@@ -309,6 +309,23 @@ fn render_session(trace: &SessionTrace, width: usize, zone: &Zone) -> String {
                 if e.truncated { " truncated" } else { "" }
             ),
             sonde::Body::Event(Event::Custom(c)) => c.name.clone(),
+            sonde::Body::Event(Event::ToolCallStarted(t)) => format!(
+                "{} started{}",
+                t.tool_name,
+                t.arguments
+                    .as_ref()
+                    .map(|a| format!(" {}", preview(&a.to_string(), 60)))
+                    .unwrap_or_default()
+            ),
+            sonde::Body::Event(Event::PromptBuilt(p)) => format!(
+                "{} chars{}",
+                p.prompt_chars.map_or("?".to_owned(), thousands),
+                p.prompt_hash
+                    .as_deref()
+                    .map(|h| format!(" {}", preview(h, 16)))
+                    .unwrap_or_default()
+            ),
+            sonde::Body::Event(Event::Stream(e)) => format!("{} {}", e.source, e.name),
             sonde::Body::Message(m) => format!(
                 "{} {}→{}: {}",
                 m.message_type,

@@ -50,6 +50,20 @@ pub struct SyncArgs {
     /// per target in the data folder).
     #[arg(long)]
     state: Option<PathBuf>,
+    /// With --to URL: send no content (prompts, replies, messages, tool arguments and
+    /// results), only counts, timings, names and statuses.
+    #[arg(long)]
+    no_content: bool,
+    /// With --to URL: the most bytes one content attribute holds; a longer value is
+    /// cut and ends with a marker naming its size.
+    #[arg(long, default_value_t = sonde_otlp::DEFAULT_MAX_ATTRIBUTE_BYTES, value_parser = crate::attribute_cap)]
+    max_attribute_bytes: usize,
+    /// With --to URL: how long a transcript must not have grown before what it left
+    /// open (its last response, tool calls without a result, its session and turn) is
+    /// sent as it is. OTLP backends keep the first copy of a span, so only final spans
+    /// are sent.
+    #[arg(long, value_parser = crate::time::parse_span, default_value = "10m")]
+    quiet_period: std::time::Duration,
     /// Read and count, but send and save nothing.
     #[arg(long)]
     dry_run: bool,
@@ -88,12 +102,14 @@ fn target(
             Box::new(SinkTarget::new(name, Box::new(sink), cursors()))
         }
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            let sink = sonde_otlp::OtlpSink::new(url).with_context(|| url.to_owned())?;
-            Box::new(SinkTarget::new(
-                format!("otlp {url}"),
-                Box::new(sink),
-                cursors(),
-            ))
+            let sink = sonde_otlp::OtlpSink::new(url)
+                .with_context(|| url.to_owned())?
+                .with_options(sonde_otlp::ExportOptions {
+                    content: !args.no_content,
+                    max_attribute_bytes: args.max_attribute_bytes,
+                });
+            // An OTLP backend keeps the first span of an id: final spans only.
+            Box::new(SinkTarget::new(format!("otlp {url}"), Box::new(sink), cursors()).final_only())
         }
         Some(other) => {
             return Err(exit::usage(format!(
@@ -252,6 +268,7 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
                 })
             }),
             cancel,
+            quiet_period: args.quiet_period,
         };
         let mut syncer = Syncer::new(target.as_mut(), options);
         if args.watch {

@@ -30,14 +30,6 @@ fn binary(variable: &str, default: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Ends a child process when dropped (the test may fail half way).
 struct Killed(Child);
 
@@ -303,7 +295,7 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         .unwrap();
     assert!(posted.status().is_success(), "{:?}", posted.text().await);
 
-    let driver_port = free_port();
+    let driver_port = common::free_port();
     let driver = Command::new(binary("SONDE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
         .arg(format!("--port={driver_port}"))
         .stdout(Stdio::null())
@@ -638,7 +630,7 @@ fn serve_open_hands_the_dashboards_address_to_the_browser() {
     .unwrap();
     std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
     let db = format!("sqlite://{}", dir.path().join("open.db").display());
-    let port = free_port();
+    let port = common::free_port();
     let path = format!(
         "{}:{}",
         bin.display(),
@@ -651,7 +643,7 @@ fn serve_open_hands_the_dashboards_address_to_the_browser() {
             "--addr",
             &format!("127.0.0.1:{port}"),
             "--grpc-addr",
-            &format!("127.0.0.1:{}", free_port()),
+            &format!("127.0.0.1:{}", common::free_port()),
         ])
         .env("PATH", path)
         .stderr(Stdio::null())

@@ -292,11 +292,7 @@ fn ctrl_c_ends_a_watch_with_its_totals_and_exit_0() {
 fn demo_open_serves_the_dashboard_with_the_demo_session_until_ctrl_c() {
     use std::io::{BufRead, BufReader, Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sonde"))
         .arg("--db")

@@ -15,32 +15,15 @@ use serde_json::{Value, json};
 mod common;
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SONDE_TEST_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/otel-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the OpenTelemetry Python SDK is missing: run ./scripts/test (it creates target/otel-venv), or set SONDE_TEST_PYTHON"
-    );
-    venv
+    common::test_python(
+        "SONDE_TEST_PYTHON",
+        "otel-venv",
+        "the OpenTelemetry Python SDK is",
+    )
 }
 
 fn sonde(db: &str, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .args(["--db", db])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::sonde_json(db, args)
 }
 
 #[test]

@@ -249,6 +249,29 @@ pub fn ingestion_events(records: &[Record]) -> Vec<Value> {
                 body["input"] = custom.data.clone();
                 "event-create"
             }
+            Body::Event(Event::ToolCallStarted(start)) => {
+                body["name"] = json!(format!("{} started", start.tool_name));
+                body["input"] = start.arguments.clone().unwrap_or(Value::Null);
+                body["metadata"] = Value::Object(start.metadata.clone());
+                "event-create"
+            }
+            Body::Event(Event::PromptBuilt(prompt)) => {
+                body["name"] = json!("prompt_built");
+                body["input"] = json!({
+                    "prompt_hash": prompt.prompt_hash,
+                    "prompt_chars": prompt.prompt_chars,
+                    "components": prompt.components,
+                });
+                "event-create"
+            }
+            Body::Event(Event::Stream(stream)) => {
+                body["name"] = json!(format!("{} stream: {}", stream.source, stream.name));
+                body["input"] = stream.data.clone();
+                if !stream.level.is_standard() {
+                    body["level"] = json!("DEBUG");
+                }
+                "event-create"
+            }
             Body::Message(message) => {
                 body["id"] = json!(record.id);
                 body["name"] = json!(message.message_type);

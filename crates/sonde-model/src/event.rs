@@ -54,8 +54,51 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// One event: the payload of an `llm_call`, `runtime_event`, `environment_event` or
-/// `custom_event` record.
+/// How much detail a record carries, as the tracer that made it was set: `standard`
+/// (what is always recorded) or `extended` (verbose diagnostics a host turns on, such
+/// as stream events and provider wire bodies). A reader can leave extended records
+/// out; records without a level are standard.
+///
+/// ```
+/// use sonde_model::Level;
+/// assert_eq!(serde_json::to_string(&Level::Extended).unwrap(), "\"extended\"");
+/// assert!(Level::default().is_standard());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Always recorded.
+    #[default]
+    Standard,
+    /// Recorded only when extended tracing is on.
+    Extended,
+}
+
+impl Level {
+    /// True for [`Level::Standard`] (the level a record without one has).
+    ///
+    /// ```
+    /// assert!(!sonde_model::Level::Extended.is_standard());
+    /// ```
+    pub fn is_standard(&self) -> bool {
+        matches!(self, Level::Standard)
+    }
+
+    /// The name written: `standard` or `extended`.
+    ///
+    /// ```
+    /// assert_eq!(sonde_model::Level::Extended.as_str(), "extended");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Level::Standard => "standard",
+            Level::Extended => "extended",
+        }
+    }
+}
+
+/// One event: the payload of an `llm_call`, `runtime_event`, `environment_event`,
+/// `custom_event`, `tool_call_started`, `prompt_built` or `stream_event` record.
 ///
 /// ```
 /// use sonde_model::{Event, LlmCall};
@@ -75,6 +118,12 @@ pub enum Event {
     Environment(EnvironmentFeedback),
     /// Anything else, by name.
     Custom(CustomEvent),
+    /// A tool call began (its end, when recorded, is a [`RuntimeAction`]).
+    ToolCallStarted(ToolCallStarted),
+    /// A prompt was assembled for a model.
+    PromptBuilt(PromptBuilt),
+    /// One event of a streamed exchange with a model.
+    Stream(StreamEvent),
 }
 
 impl Event {
@@ -90,11 +139,15 @@ impl Event {
             Event::Runtime(_) => "runtime_event",
             Event::Environment(_) => "environment_event",
             Event::Custom(_) => "custom_event",
+            Event::ToolCallStarted(_) => "tool_call_started",
+            Event::PromptBuilt(_) => "prompt_built",
+            Event::Stream(_) => "stream_event",
         }
     }
 
-    /// The short type name stored in the `events.event_type` column: `llm`,
-    /// `runtime`, `environment` or `custom`.
+    /// The short type name stored in the `events.event_type` column (the `type` tag of
+    /// the event's JSON): `llm`, `runtime`, `environment`, `custom`,
+    /// `tool_call_started`, `prompt_built` or `stream`.
     ///
     /// ```
     /// use sonde_model::{Event, RuntimeAction};
@@ -106,6 +159,9 @@ impl Event {
             Event::Runtime(_) => "runtime",
             Event::Environment(_) => "environment",
             Event::Custom(_) => "custom",
+            Event::ToolCallStarted(_) => "tool_call_started",
+            Event::PromptBuilt(_) => "prompt_built",
+            Event::Stream(_) => "stream",
         }
     }
 
@@ -121,6 +177,28 @@ impl Event {
             Event::Runtime(e) => &e.metadata,
             Event::Environment(e) => &e.metadata,
             Event::Custom(e) => &e.metadata,
+            Event::ToolCallStarted(e) => &e.metadata,
+            Event::PromptBuilt(e) => &e.metadata,
+            Event::Stream(e) => &e.metadata,
+        }
+    }
+
+    /// The event's level.
+    ///
+    /// ```
+    /// use sonde_model::{Event, Level, StreamEvent};
+    /// let delta = StreamEvent { level: Level::Extended, ..Default::default() };
+    /// assert_eq!(Event::Stream(delta).level(), Level::Extended);
+    /// ```
+    pub fn level(&self) -> Level {
+        match self {
+            Event::Llm(e) => e.level,
+            Event::Runtime(e) => e.level,
+            Event::Environment(e) => e.level,
+            Event::Custom(e) => e.level,
+            Event::ToolCallStarted(e) => e.level,
+            Event::PromptBuilt(e) => e.level,
+            Event::Stream(e) => e.level,
         }
     }
 
@@ -135,7 +213,11 @@ impl Event {
         match self {
             Event::Llm(e) => e.status,
             Event::Runtime(e) => e.status,
-            Event::Environment(_) | Event::Custom(_) => Status::Ok,
+            Event::Environment(_)
+            | Event::Custom(_)
+            | Event::ToolCallStarted(_)
+            | Event::PromptBuilt(_)
+            | Event::Stream(_) => Status::Ok,
         }
     }
 
@@ -250,6 +332,9 @@ pub struct LlmCall {
     /// State snapshot after the call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_state_after: Option<serde_json::Value>,
+    /// How much detail this is ([`Level::Standard`] unless extended tracing made it).
+    #[serde(skip_serializing_if = "Level::is_standard")]
+    pub level: Level,
     /// Free-form metadata.
     #[serde(skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
@@ -420,6 +505,9 @@ pub struct RuntimeAction {
     /// How long it took, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
+    /// How much detail this is ([`Level::Standard`] unless extended tracing made it).
+    #[serde(skip_serializing_if = "Level::is_standard")]
+    pub level: Level,
     /// Free-form metadata.
     #[serde(skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
@@ -455,6 +543,9 @@ pub struct EnvironmentFeedback {
     /// State after the action (the observation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_state_after: Option<Value>,
+    /// How much detail this is ([`Level::Standard`] unless extended tracing made it).
+    #[serde(skip_serializing_if = "Level::is_standard")]
+    pub level: Level,
     /// Free-form metadata.
     #[serde(skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
@@ -480,10 +571,116 @@ pub struct CustomEvent {
     /// Details.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub data: Value,
+    /// How much detail this is ([`Level::Standard`] unless extended tracing made it).
+    #[serde(skip_serializing_if = "Level::is_standard")]
+    pub level: Level,
     /// Free-form metadata.
     #[serde(skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
     /// Structured metadata that is not a map.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub event_metadata: Vec<Value>,
+}
+
+/// The start of a tool call, recorded when it begins: its end, when recorded, is a
+/// [`RuntimeAction`] with the same `tool_call_id`. A start without an end is a call
+/// that never finished (or whose trace was cut).
+///
+/// ```
+/// let start = sonde_model::ToolCallStarted {
+///     tool_name: "read_file".into(),
+///     tool_call_id: Some("call-1".into()),
+///     ..Default::default()
+/// };
+/// assert_eq!(start.tool_name, "read_file");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToolCallStarted {
+    /// The system that called the tool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_instance_id: Option<String>,
+    /// The tool called.
+    pub tool_name: String,
+    /// The provider's id for the tool call, pairing it with its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// Arguments passed to the tool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+    /// How much detail this is.
+    #[serde(skip_serializing_if = "Level::is_standard")]
+    pub level: Level,
+    /// Free-form metadata.
+    #[serde(skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+}
+
+/// A prompt assembled for a model: a fingerprint of it, its size and its parts
+/// (system prompt, history, tool contracts, ...), without the text itself.
+///
+/// ```
+/// let built = sonde_model::PromptBuilt { prompt_chars: Some(5_120), ..Default::default() };
+/// assert!(built.components.is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PromptBuilt {
+    /// The system that built it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_instance_id: Option<String>,
+    /// A hash of the whole prompt (the source's own, e.g. SHA-256 hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_hash: Option<String>,
+    /// Its length in characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_chars: Option<u64>,
+    /// Its parts, in order, as the source describes them (id, kind, hash, size).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Value>,
+    /// How much detail this is.
+    #[serde(skip_serializing_if = "Level::is_standard")]
+    pub level: Level,
+    /// Free-form metadata.
+    #[serde(skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+}
+
+/// One event of a streamed exchange with a model: a provider's wire event (`source`
+/// `provider`) or the runtime's view of it (`runtime`), in order.
+///
+/// ```
+/// let delta = sonde_model::StreamEvent {
+///     source: "provider".into(),
+///     name: "content_block_delta".into(),
+///     sequence: Some(2),
+///     ..Default::default()
+/// };
+/// assert_eq!(delta.name, "content_block_delta");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamEvent {
+    /// The system that saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_instance_id: Option<String>,
+    /// Whose event it is: `provider` (the wire) or `runtime` (the agent's own).
+    pub source: String,
+    /// The event's name, e.g. `content_block_delta`.
+    pub name: String,
+    /// Its position in the stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// Milliseconds since the stream began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<f64>,
+    /// The event as the source recorded it.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub data: Value,
+    /// How much detail this is (stream events are usually extended).
+    #[serde(skip_serializing_if = "Level::is_standard")]
+    pub level: Level,
+    /// Free-form metadata.
+    #[serde(skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
 }

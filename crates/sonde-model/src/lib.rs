@@ -36,11 +36,13 @@ mod reward;
 mod session;
 mod sink;
 mod timestamp;
+mod totals;
 
 pub use causes::message_with_causes;
 pub use cursor::SyncCursor;
 pub use event::{
-    CustomEvent, EnvironmentFeedback, Event, LlmCall, LlmCallRecord, RuntimeAction, Status,
+    CustomEvent, EnvironmentFeedback, Event, Level, LlmCall, LlmCallRecord, PromptBuilt,
+    RuntimeAction, Status, StreamEvent, ToolCallStarted,
 };
 pub use id::{derived_id, derived_id_at, new_id};
 pub use json::Json;
@@ -54,6 +56,7 @@ pub use reward::{EventReward, OutcomeReward};
 pub use session::{Entry, SessionTrace, StepTrace, TraceFold};
 pub use sink::{SinkError, TraceSink};
 pub use timestamp::{Timestamp, TimestampError};
+pub use totals::SessionTotals;
 
 /// Free-form metadata: a JSON object with keys in sorted order.
 ///

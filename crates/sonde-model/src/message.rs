@@ -58,6 +58,82 @@ pub struct Message {
     pub metadata: Metadata,
 }
 
+/// The metadata keys seed 002 recommends for a message, each a typed field of
+/// [`Message`].
+const SEED_KEYS: [&str; 7] = [
+    "from_system_role",
+    "to_system_role",
+    "from_system_instance_id",
+    "to_system_instance_id",
+    "boundary_type",
+    "call_id",
+    "causal_influence",
+];
+
+impl Message {
+    /// A message as seed 002 records one: the recommended metadata keys
+    /// (`from_system_role`, `to_system_role`, `from_system_instance_id`,
+    /// `to_system_instance_id`, `boundary_type`, `call_id`, `causal_influence`) become
+    /// typed fields (a value that is not a string is kept as its JSON text); other keys
+    /// stay metadata.
+    ///
+    /// ```
+    /// use sonde_model::{Message, MessageContent};
+    /// let mut metadata = sonde_model::Metadata::new();
+    /// metadata.insert("from_system_role".into(), "human".into());
+    /// metadata.insert("step_id".into(), "turn-1".into());
+    /// let m = Message::from_seed(MessageContent::text("hi"), "user_prompt", metadata);
+    /// assert_eq!(m.from_role.as_deref(), Some("human"));
+    /// assert_eq!(m.metadata.len(), 1);
+    /// assert_eq!(m.seed_metadata()["from_system_role"], "human");
+    /// ```
+    // Fields added to messages later (a record level, say) take their defaults here.
+    #[allow(clippy::needless_update)]
+    pub fn from_seed(content: MessageContent, message_type: &str, mut metadata: Metadata) -> Self {
+        let mut fields = SEED_KEYS.map(|key| match metadata.remove(key) {
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+            None => None,
+        });
+        let mut take = |i: usize| fields[i].take();
+        Message {
+            content,
+            message_type: message_type.to_owned(),
+            from_role: take(0),
+            to_role: take(1),
+            from_system_instance_id: take(2),
+            to_system_instance_id: take(3),
+            boundary_type: take(4),
+            call_id: take(5),
+            causal_influence: take(6),
+            message_time: None,
+            metadata,
+            ..Default::default()
+        }
+    }
+
+    /// The metadata in seed 002's shape: [`Message::metadata`] with the typed fields
+    /// put back under their recommended keys (the inverse of [`Message::from_seed`]).
+    pub fn seed_metadata(&self) -> Metadata {
+        let mut metadata = self.metadata.clone();
+        let fields = [
+            &self.from_role,
+            &self.to_role,
+            &self.from_system_instance_id,
+            &self.to_system_instance_id,
+            &self.boundary_type,
+            &self.call_id,
+            &self.causal_influence,
+        ];
+        for (key, value) in SEED_KEYS.into_iter().zip(fields) {
+            if let Some(value) = value {
+                metadata.insert(key.to_owned(), Value::String(value.clone()));
+            }
+        }
+        metadata
+    }
+}
+
 /// Message content: text, JSON, or both.
 ///
 /// ```

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 
 use crate::{
     CustomEvent, EnvironmentFeedback, Event, EventReward, LlmCall, Message, Metadata,
-    OutcomeReward, RuntimeAction, Timestamp, new_id,
+    OutcomeReward, PromptBuilt, RuntimeAction, StreamEvent, Timestamp, ToolCallStarted, new_id,
 };
 
 /// The version of the record schema this build writes and reads.
@@ -179,7 +179,7 @@ pub enum Body {
 /// ```
 /// assert!(sonde_model::RECORD_KINDS.contains(&"llm_call"));
 /// ```
-pub const RECORD_KINDS: [&str; 11] = [
+pub const RECORD_KINDS: [&str; 14] = [
     "session_started",
     "session_ended",
     "step_started",
@@ -191,6 +191,9 @@ pub const RECORD_KINDS: [&str; 11] = [
     "message",
     "outcome_reward",
     "event_reward",
+    "tool_call_started",
+    "prompt_built",
+    "stream_event",
 ];
 
 impl Body {
@@ -239,6 +242,11 @@ impl Body {
                 Body::Event(Event::Environment(typed::<EnvironmentFeedback>(payload)?))
             }
             "custom_event" => Body::Event(Event::Custom(typed::<CustomEvent>(payload)?)),
+            "tool_call_started" => {
+                Body::Event(Event::ToolCallStarted(typed::<ToolCallStarted>(payload)?))
+            }
+            "prompt_built" => Body::Event(Event::PromptBuilt(typed::<PromptBuilt>(payload)?)),
+            "stream_event" => Body::Event(Event::Stream(typed::<StreamEvent>(payload)?)),
             "message" => Body::Message(typed(payload)?),
             "outcome_reward" => Body::OutcomeReward(typed(payload)?),
             "event_reward" => Body::EventReward(typed(payload)?),
@@ -272,6 +280,9 @@ impl Body {
             Body::Event(Event::Runtime(p)) => json(p),
             Body::Event(Event::Environment(p)) => json(p),
             Body::Event(Event::Custom(p)) => json(p),
+            Body::Event(Event::ToolCallStarted(p)) => json(p),
+            Body::Event(Event::PromptBuilt(p)) => json(p),
+            Body::Event(Event::Stream(p)) => json(p),
             Body::Message(p) => json(p),
             Body::OutcomeReward(p) => json(p),
             Body::EventReward(p) => json(p),
@@ -495,6 +506,9 @@ impl Serialize for Record {
             Body::Event(Event::Runtime(p)) => map.serialize_entry("payload", p)?,
             Body::Event(Event::Environment(p)) => map.serialize_entry("payload", p)?,
             Body::Event(Event::Custom(p)) => map.serialize_entry("payload", p)?,
+            Body::Event(Event::ToolCallStarted(p)) => map.serialize_entry("payload", p)?,
+            Body::Event(Event::PromptBuilt(p)) => map.serialize_entry("payload", p)?,
+            Body::Event(Event::Stream(p)) => map.serialize_entry("payload", p)?,
             Body::Message(p) => map.serialize_entry("payload", p)?,
             Body::OutcomeReward(p) => map.serialize_entry("payload", p)?,
             Body::EventReward(p) => map.serialize_entry("payload", p)?,

@@ -64,6 +64,10 @@ fn status() -> impl Strategy<Value = Status> {
     prop_oneof![Just(Status::Ok), Just(Status::Error)]
 }
 
+fn level() -> impl Strategy<Value = Level> {
+    prop_oneof![Just(Level::Standard), Just(Level::Extended)]
+}
+
 fn llm_call() -> impl Strategy<Value = LlmCall> {
     (
         (opt_text(), opt_text(), text(), opt_text()),
@@ -78,7 +82,7 @@ fn llm_call() -> impl Strategy<Value = LlmCall> {
         (opt_text(), opt_text(), proptest::option::of(100u16..600)),
         (opt_text(), opt_text()),
         prop::collection::vec((opt_message_json(), opt_message_json(), metadata()), 0..2),
-        (opt_json(), metadata()),
+        (opt_json(), metadata(), level()),
     )
         .prop_map(
             |(
@@ -89,7 +93,7 @@ fn llm_call() -> impl Strategy<Value = LlmCall> {
                 (request_method, request_path, response_status),
                 (api_key_hash, gateway_key_id),
                 records,
-                (state, metadata),
+                (state, metadata, level),
             )| LlmCall {
                 system_instance_id,
                 provider,
@@ -122,6 +126,7 @@ fn llm_call() -> impl Strategy<Value = LlmCall> {
                     .collect(),
                 system_state_before: state.clone(),
                 system_state_after: state,
+                level,
                 metadata,
                 event_metadata: vec![],
             },
@@ -134,7 +139,12 @@ fn runtime_action() -> impl Strategy<Value = RuntimeAction> {
         prop::collection::vec(json_value(), 0..3),
         (opt_text(), opt_text()),
         (opt_json(), opt_json()),
-        (status(), opt_text(), proptest::option::of(finite())),
+        (
+            status(),
+            opt_text(),
+            proptest::option::of(finite()),
+            level(),
+        ),
         metadata(),
         prop::collection::vec(json_value(), 0..2),
     )
@@ -144,7 +154,7 @@ fn runtime_action() -> impl Strategy<Value = RuntimeAction> {
                 actions,
                 (tool_name, tool_call_id),
                 (arguments, result),
-                (status, error, duration_ms),
+                (status, error, duration_ms, level),
                 metadata,
                 event_metadata,
             )| RuntimeAction {
@@ -157,6 +167,7 @@ fn runtime_action() -> impl Strategy<Value = RuntimeAction> {
                 status,
                 error,
                 duration_ms,
+                level,
                 metadata,
                 event_metadata,
             },
@@ -171,10 +182,18 @@ fn environment() -> impl Strategy<Value = EnvironmentFeedback> {
         any::<bool>(),
         opt_json(),
         opt_json(),
-        metadata(),
+        (metadata(), level()),
     )
         .prop_map(
-            |(system_instance_id, reward, terminated, truncated, before, after, metadata)| {
+            |(
+                system_instance_id,
+                reward,
+                terminated,
+                truncated,
+                before,
+                after,
+                (metadata, level),
+            )| {
                 EnvironmentFeedback {
                     system_instance_id,
                     reward,
@@ -182,6 +201,7 @@ fn environment() -> impl Strategy<Value = EnvironmentFeedback> {
                     truncated,
                     system_state_before: before,
                     system_state_after: after,
+                    level,
                     metadata,
                     event_metadata: vec![],
                 }
@@ -190,11 +210,12 @@ fn environment() -> impl Strategy<Value = EnvironmentFeedback> {
 }
 
 fn custom() -> impl Strategy<Value = CustomEvent> {
-    (opt_text(), text(), json_value(), metadata()).prop_map(
-        |(system_instance_id, name, data, metadata)| CustomEvent {
+    (opt_text(), text(), json_value(), metadata(), level()).prop_map(
+        |(system_instance_id, name, data, metadata, level)| CustomEvent {
             system_instance_id,
             name,
             data,
+            level,
             metadata,
             event_metadata: vec![],
         },
@@ -256,6 +277,75 @@ fn body() -> impl Strategy<Value = Body> {
         runtime_action().prop_map(|e| Body::Event(Event::Runtime(e))),
         environment().prop_map(|e| Body::Event(Event::Environment(e))),
         custom().prop_map(|e| Body::Event(Event::Custom(e))),
+        (
+            opt_text(),
+            text(),
+            opt_text(),
+            opt_json(),
+            level(),
+            metadata()
+        )
+            .prop_map(
+                |(system_instance_id, tool_name, tool_call_id, arguments, level, metadata)| {
+                    Body::Event(Event::ToolCallStarted(ToolCallStarted {
+                        system_instance_id,
+                        tool_name,
+                        tool_call_id,
+                        arguments,
+                        level,
+                        metadata,
+                    }))
+                }
+            ),
+        (
+            opt_text(),
+            opt_text(),
+            proptest::option::of(any::<u64>()),
+            prop::collection::vec(json_value(), 0..3),
+            level(),
+            metadata()
+        )
+            .prop_map(
+                |(system_instance_id, prompt_hash, prompt_chars, components, level, metadata)| {
+                    Body::Event(Event::PromptBuilt(PromptBuilt {
+                        system_instance_id,
+                        prompt_hash,
+                        prompt_chars,
+                        components,
+                        level,
+                        metadata,
+                    }))
+                }
+            ),
+        (
+            (opt_text(), text(), text()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(finite().prop_map(f64::abs)),
+            json_value(),
+            level(),
+            metadata()
+        )
+            .prop_map(
+                |(
+                    (system_instance_id, source, name),
+                    sequence,
+                    elapsed_ms,
+                    data,
+                    level,
+                    metadata,
+                )| {
+                    Body::Event(Event::Stream(StreamEvent {
+                        system_instance_id,
+                        source,
+                        name,
+                        sequence,
+                        elapsed_ms,
+                        data,
+                        level,
+                        metadata,
+                    }))
+                }
+            ),
         message().prop_map(Body::Message),
         (
             text(),
@@ -383,6 +473,9 @@ fn kind_tags_are_pinned() {
         Body::Message(Message::default()),
         Body::OutcomeReward(OutcomeReward::default()),
         Body::EventReward(EventReward::default()),
+        Body::Event(Event::ToolCallStarted(ToolCallStarted::default())),
+        Body::Event(Event::PromptBuilt(PromptBuilt::default())),
+        Body::Event(Event::Stream(StreamEvent::default())),
     ]
     .iter()
     .map(Body::kind)
@@ -400,10 +493,128 @@ fn kind_tags_are_pinned() {
             "custom_event",
             "message",
             "outcome_reward",
-            "event_reward"
+            "event_reward",
+            "tool_call_started",
+            "prompt_built",
+            "stream_event"
         ]
     );
     assert_eq!(tags, RECORD_KINDS);
+}
+
+#[test]
+fn the_wire_format_of_a_level_and_the_tool_call_start_prompt_and_stream_kinds_is_pinned() {
+    let at = "2026-11-22T05:26:00Z".parse::<Timestamp>().unwrap();
+    let record = |id: &str, event: Event| Record {
+        id: id.into(),
+        timestamp: at,
+        context: Context::session("s-1").with_step("turn-1"),
+        body: Body::Event(event),
+    };
+    let cases = [
+        (
+            record(
+                "a",
+                Event::ToolCallStarted(ToolCallStarted {
+                    tool_name: "read_file".into(),
+                    tool_call_id: Some("call-1".into()),
+                    arguments: Some(json!({"path": "README.md"})),
+                    ..Default::default()
+                }),
+            ),
+            json!({"kind": "tool_call_started", "payload": {
+                "tool_name": "read_file", "tool_call_id": "call-1",
+                "arguments": {"path": "README.md"}}}),
+        ),
+        (
+            record(
+                "b",
+                Event::PromptBuilt(PromptBuilt {
+                    prompt_hash: Some("cd01".into()),
+                    prompt_chars: Some(5120),
+                    components: vec![json!({"id": "system", "chars": 4096})],
+                    ..Default::default()
+                }),
+            ),
+            json!({"kind": "prompt_built", "payload": {
+                "prompt_hash": "cd01", "prompt_chars": 5120,
+                "components": [{"id": "system", "chars": 4096}]}}),
+        ),
+        (
+            record(
+                "c",
+                Event::Stream(StreamEvent {
+                    source: "provider".into(),
+                    name: "content_block_delta".into(),
+                    sequence: Some(2),
+                    elapsed_ms: Some(180.0),
+                    data: json!({"type": "content_block_delta"}),
+                    level: Level::Extended,
+                    ..Default::default()
+                }),
+            ),
+            json!({"kind": "stream_event", "payload": {
+                "source": "provider", "name": "content_block_delta", "sequence": 2,
+                "elapsed_ms": 180.0, "data": {"type": "content_block_delta"},
+                "level": "extended"}}),
+        ),
+        (
+            record(
+                "d",
+                Event::Custom(CustomEvent {
+                    name: "lash.protocol_step".into(),
+                    level: Level::Extended,
+                    ..Default::default()
+                }),
+            ),
+            json!({"kind": "custom_event", "payload": {
+                "name": "lash.protocol_step", "level": "extended"}}),
+        ),
+    ];
+    for (record, kind_and_payload) in cases {
+        let Body::Event(event) = &record.body else {
+            unreachable!()
+        };
+        // the events.event_type column is the event's own `type` tag
+        assert_eq!(
+            serde_json::to_value(event).unwrap()["type"],
+            event.event_type(),
+            "{}",
+            event.kind()
+        );
+        let mut want = json!({
+            "schema_version": 1,
+            "id": record.id,
+            "timestamp": "2026-11-22T05:26:00.000000Z",
+            "context": {"session_id": "s-1", "step_id": "turn-1"},
+        });
+        for (key, value) in kind_and_payload.as_object().unwrap() {
+            want[key] = value.clone();
+        }
+        let line = record.to_json_line();
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap(), want);
+        assert_eq!(Record::from_json_line(&line).unwrap(), record);
+    }
+}
+
+#[test]
+fn records_written_before_levels_read_as_standard() {
+    let line = r#"{"schema_version":1,"id":"r1","timestamp":"2026-01-01T00:00:00Z","context":{"session_id":"s"},"kind":"runtime_event","payload":{"tool_name":"Read"}}"#;
+    let record = Record::from_json_line(line).unwrap();
+    let Body::Event(event) = &record.body else {
+        panic!("not an event")
+    };
+    assert_eq!(event.level(), Level::Standard);
+    assert_eq!(
+        record.to_json_line(),
+        line.replace("2026-01-01T00:00:00Z", "2026-01-01T00:00:00.000000Z")
+    );
+    let bad = r#"{"schema_version":1,"id":"r1","timestamp":"2026-01-01T00:00:00Z","context":{"session_id":"s"},"kind":"stream_event","payload":{"level":"loud"}}"#;
+    let err = Record::from_json_line(bad).unwrap_err().to_string();
+    assert!(
+        err.starts_with("invalid field `payload.level`: unknown variant `loud`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! assert_eq!(records[0].kind(), "custom_event");
 //! ```
 
+mod content;
 mod export;
 mod json;
 mod mapping;
@@ -23,7 +24,11 @@ mod proto;
 mod sink;
 mod span;
 
-pub use export::{export_request, record_spans, record_to_span, spans_request};
+pub use content::{DEFAULT_MAX_ATTRIBUTE_BYTES, ExportOptions, TRUNCATION_MARKER};
+pub use export::{
+    MAX_OPEN_SPANS, SESSION_TOTALS, STEP_PROMPT, STEP_REPLY, SpanMapper, export_request,
+    record_spans, record_spans_with, record_to_span, spans_request,
+};
 pub use json::{DecodeError, Decoded, Rejected, decode_json};
 pub use mapping::{session_of, span_to_records};
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;

@@ -47,10 +47,13 @@ enum Attr {
     Message,
     OutcomeReward,
     EventReward,
+    ToolCallStarted,
+    PromptBuilt,
+    StreamEvent,
 }
 
 /// How many [`Attr`]s there are.
-const ATTRS: usize = Attr::EventReward as usize + 1;
+const ATTRS: usize = Attr::StreamEvent as usize + 1;
 
 /// Every name each value goes by, preferred first.
 const ALIASES: &[(Attr, &[&str])] = &[
@@ -164,6 +167,7 @@ const ALIASES: &[(Attr, &[&str])] = &[
         &[
             "gen_ai.response.time_to_first_chunk",
             "gen_ai.server.time_to_first_token",
+            "sonde.response.time_to_first_chunk",
         ],
     ),
     (
@@ -211,12 +215,15 @@ const ALIASES: &[(Attr, &[&str])] = &[
     (Attr::Message, &["sonde.message"]),
     (Attr::OutcomeReward, &["sonde.outcome_reward"]),
     (Attr::EventReward, &["sonde.event_reward"]),
+    (Attr::ToolCallStarted, &["sonde.tool_call_started"]),
+    (Attr::PromptBuilt, &["sonde.prompt_built"]),
+    (Attr::StreamEvent, &["sonde.stream_event"]),
 ];
 
 /// The records a span can carry whole, as their payload's JSON (Sonde's exports do):
 /// the value, the record kind, and whether the record is at the span's end (else at
 /// its start).
-const CARRIED: [(Attr, &str, bool); 7] = [
+const CARRIED: [(Attr, &str, bool); 10] = [
     (Attr::SessionStarted, "session_started", false),
     (Attr::StepStarted, "step_started", false),
     (Attr::Message, "message", false),
@@ -224,6 +231,9 @@ const CARRIED: [(Attr, &str, bool); 7] = [
     (Attr::EventReward, "event_reward", false),
     (Attr::SessionEnded, "session_ended", true),
     (Attr::StepEnded, "step_ended", true),
+    (Attr::ToolCallStarted, "tool_call_started", false),
+    (Attr::PromptBuilt, "prompt_built", false),
+    (Attr::StreamEvent, "stream_event", false),
 ];
 
 /// For each attribute name in [`ALIASES`]: the values it gives and its rank among

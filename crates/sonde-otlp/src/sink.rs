@@ -60,6 +60,10 @@ pub const EXPORT_BATCH: usize = 512;
 /// sends: use it as a tracer sink (the tracer calls sinks on its own thread) or from
 /// `spawn_blocking`.
 ///
+/// As a [`TraceSink`] it maps records as they come ([`SpanMapper`](crate::SpanMapper)):
+/// a session's and a step's span go once their end record has come, every other span at
+/// once; [`OtlpSink::send_records`] sends whole sessions.
+///
 /// ```no_run
 /// use sonde_model::TraceSink;
 /// let sink = sonde_otlp::OtlpSink::new("http://127.0.0.1:4318").unwrap();
@@ -72,6 +76,9 @@ pub struct OtlpSink {
     client: std::sync::OnceLock<reqwest::blocking::Client>,
     service: String,
     headers: Vec<(String, String)>,
+    options: crate::ExportOptions,
+    /// Sessions and steps written in part, awaiting their end.
+    mapper: std::sync::Mutex<crate::SpanMapper>,
 }
 
 /// Headers from `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
@@ -169,7 +176,22 @@ impl OtlpSink {
             client: std::sync::OnceLock::new(),
             service: "sonde".to_owned(),
             headers: env_headers()?,
+            options: crate::ExportOptions::default(),
+            mapper: std::sync::Mutex::new(crate::SpanMapper::default()),
         })
+    }
+
+    /// The same sink, sending what `options` allow (`--no-content`, the size cap).
+    ///
+    /// ```
+    /// let options = sonde_otlp::ExportOptions { content: false, ..Default::default() };
+    /// let sink = sonde_otlp::OtlpSink::new("http://127.0.0.1:4318").unwrap().with_options(options);
+    /// # drop(sink);
+    /// ```
+    pub fn with_options(mut self, options: crate::ExportOptions) -> Self {
+        self.options = options;
+        self.mapper = std::sync::Mutex::new(crate::SpanMapper::new(options));
+        self
     }
 
     fn client(&self) -> Result<&reqwest::blocking::Client, SinkError> {
@@ -186,10 +208,19 @@ impl OtlpSink {
         Ok(self.client.get_or_init(|| client))
     }
 
-    /// Sends the spans of `records` ([`record_spans`](crate::record_spans)) in requests
-    /// of at most [`EXPORT_BATCH`] spans; returns how many spans it sent.
+    /// Sends the spans of whole sessions' `records`
+    /// ([`record_spans_with`](crate::record_spans_with): every session and step closed at
+    /// its end or latest record) in requests of at most [`EXPORT_BATCH`] spans; returns
+    /// how many spans it sent.
     pub fn send_records(&self, records: &[Record]) -> Result<usize, SinkError> {
-        let spans = crate::record_spans(records);
+        self.send_spans(crate::record_spans_with(records, &self.options))
+    }
+
+    /// Sends `spans` in requests of at most [`EXPORT_BATCH`]; returns how many.
+    fn send_spans(
+        &self,
+        spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+    ) -> Result<usize, SinkError> {
         let count = spans.len();
         let mut spans = spans.into_iter();
         loop {
@@ -222,6 +253,11 @@ impl OtlpSink {
 
 impl TraceSink for OtlpSink {
     fn write(&self, records: &[Record]) -> Result<(), SinkError> {
-        self.send_records(records).map(drop)
+        let spans = self
+            .mapper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(records);
+        self.send_spans(spans).map(drop)
     }
 }

@@ -342,3 +342,77 @@ fn malformed_ids_reject_that_span_only_with_a_reason() {
     assert!(decoded.rejected[1].reason.contains("traceId is all zeros"));
     assert!(decode_json("{\"resourceSpans\": 5}").is_err());
 }
+
+#[test]
+fn tool_call_starts_prompt_builds_and_stream_events_travel_whole_through_sondes_exporter() {
+    let at = |s: &str| s.parse::<Timestamp>().unwrap();
+    let ctx = Context::session("lash-1").with_step("t0");
+    let event = |id: &str, time: &str, event: Event| Record {
+        id: id.into(),
+        timestamp: at(time),
+        context: ctx.clone(),
+        body: Body::Event(event),
+    };
+    let sent = [
+        Record {
+            id: "start".into(),
+            timestamp: at("2026-08-22T10:00:00Z"),
+            context: Context::session("lash-1"),
+            body: Body::SessionStarted(SessionStarted::default()),
+        },
+        event(
+            "tool",
+            "2026-08-22T10:00:01Z",
+            Event::ToolCallStarted(ToolCallStarted {
+                tool_name: "shell".into(),
+                tool_call_id: Some("c1".into()),
+                arguments: Some(json!({"cmd": "make"})),
+                ..Default::default()
+            }),
+        ),
+        event(
+            "prompt",
+            "2026-08-22T10:00:02Z",
+            Event::PromptBuilt(PromptBuilt {
+                prompt_hash: Some("cd01".into()),
+                prompt_chars: Some(5120),
+                ..Default::default()
+            }),
+        ),
+        event(
+            "delta",
+            "2026-08-22T10:00:03Z",
+            Event::Stream(StreamEvent {
+                source: "provider".into(),
+                name: "content_block_delta".into(),
+                sequence: Some(2),
+                level: Level::Extended,
+                ..Default::default()
+            }),
+        ),
+    ];
+    let request = sonde_otlp::export_request(&sent, "agent");
+    let received: Vec<Record> = sonde_otlp::from_request(request)
+        .spans
+        .into_iter()
+        .flat_map(sonde_otlp::span_to_records)
+        .collect();
+    let bodies = |records: &[Record]| -> Vec<Body> {
+        records
+            .iter()
+            .filter(|r| matches!(r.body, Body::Event(_)))
+            .map(|r| r.body.clone())
+            .collect()
+    };
+    assert_eq!(
+        bodies(&received),
+        bodies(&sent),
+        "each event comes back as it went"
+    );
+    for kind in ["tool_call_started", "prompt_built", "stream_event"] {
+        let back = received.iter().find(|r| r.kind() == kind).unwrap();
+        let went = sent.iter().find(|r| r.kind() == kind).unwrap();
+        assert_eq!(back.timestamp, went.timestamp, "{kind}");
+        assert_eq!(back.context.step_id, went.context.step_id, "{kind}");
+    }
+}

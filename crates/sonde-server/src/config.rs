@@ -87,6 +87,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// The limits of `POST /api/v1/query` statements.
     pub query_limits: QueryLimits,
+    /// The LLM proxy: its upstreams and what it records.
+    pub proxy: crate::ProxyConfig,
 }
 
 impl Default for ServeConfig {
@@ -99,6 +101,7 @@ impl Default for ServeConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             query_limits: QueryLimits::default(),
+            proxy: crate::ProxyConfig::default(),
         }
     }
 }

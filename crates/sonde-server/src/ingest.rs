@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     pub(crate) started: std::time::Instant,
     /// The same, as a time of day.
     pub(crate) started_at: sonde_model::Timestamp,
+    /// The LLM proxy's calls, by route and outcome.
+    pub(crate) proxy_calls: crate::proxy::ProxyCalls,
 }
 
 /// The records of `spans`, in the caller's tenant.

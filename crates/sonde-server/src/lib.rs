@@ -27,6 +27,7 @@ mod grpc;
 mod ingest;
 mod listen;
 mod metrics;
+mod proxy;
 mod refusal;
 mod rest;
 mod signal;
@@ -39,6 +40,7 @@ pub use config::{
 };
 pub use diagnostics::STORE_PROBE_TIMEOUT;
 pub use grpc::{serve_grpc, serve_grpc_with};
+pub use proxy::{DEFAULT_UPSTREAM_TIMEOUT, ProxyConfig, UPSTREAM_CONNECT_TIMEOUT};
 pub use refusal::RETRY_AFTER_SECONDS;
 pub use signal::shutdown_signal;
 
@@ -85,6 +87,16 @@ impl From<std::io::Error> for ServeError {
 /// exists).
 pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router {
     let gate = Arc::new(Gate::new(writer.store().clone(), loopback));
+    api_router(writer, body_limit, gate, proxy::ProxyCalls::default())
+}
+
+/// The routes of [`router`], behind `gate`; `/metrics` counts `proxy_calls`.
+fn api_router(
+    writer: Arc<Writer>,
+    body_limit: usize,
+    gate: Arc<Gate>,
+    proxy_calls: proxy::ProxyCalls,
+) -> Router {
     let api = Arc::new(rest::Api {
         store: writer.store().clone(),
         writer: writer.clone(),
@@ -95,6 +107,7 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
         counters: Counters::default(),
         started: std::time::Instant::now(),
         started_at: sonde_model::Timestamp::now(),
+        proxy_calls,
     });
     let rest = Router::new()
         .route("/api/v1/sessions", get(rest::sessions))
@@ -128,9 +141,23 @@ pub fn router(writer: Arc<Writer>, body_limit: usize, loopback: bool) -> Router 
 }
 
 /// [`router`] within `config`: its body limit, its body and request timeouts, and its
-/// limits on `POST /api/v1/query` statements.
+/// limits on `POST /api/v1/query` statements; and the LLM proxy's routes
+/// (`/NAME/v1/*`, see [`ProxyConfig`]), which answer as their upstreams do (no request
+/// timeout: a streamed answer takes as long as it takes).
 pub fn limited_router(writer: Arc<Writer>, config: &ServeConfig, loopback: bool) -> Router {
-    router(writer, config.body_limit, loopback)
+    let gate = Arc::new(Gate::new(writer.store().clone(), loopback));
+    let proxy_calls = proxy::ProxyCalls::default();
+    let proxy = proxy::routes(
+        &config.proxy,
+        writer.clone(),
+        gate.clone(),
+        config.body_limit,
+        proxy_calls.clone(),
+    )
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        config.body_timeout,
+    ));
+    api_router(writer, config.body_limit, gate, proxy_calls)
         .layer(axum::Extension(config.query_limits))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             config.body_timeout,
@@ -140,6 +167,7 @@ pub fn limited_router(writer: Arc<Writer>, config: &ServeConfig, loopback: bool)
             config.request_timeout,
         ))
         .layer(middleware::from_fn(refusal::uniform_errors))
+        .merge(proxy)
 }
 
 /// Serves until `shutdown` completes, then returns (the caller drains the writer).

@@ -249,6 +249,11 @@ fn registry(state: &AppState) -> Registry {
         float_gauge(state.started_at.as_micros() as f64 / 1e6),
     );
     registry.register(
+        "proxy_calls",
+        "LLM calls through the proxy, by route and outcome (ok or the error class)",
+        state.proxy_calls.clone(),
+    );
+    registry.register(
         "otlp_requests",
         "OTLP/HTTP trace requests received",
         counter(c.requests.load(Ordering::Relaxed)),

@@ -38,6 +38,7 @@ pub(crate) struct Api {
 pub(crate) fn read_error(e: ReadError) -> Response {
     match e {
         ReadError::InvalidCursor => error(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string()),
+        ReadError::AmbiguousId { .. } => error(StatusCode::CONFLICT, "ambiguous_id", e.to_string()),
         ReadError::Closed => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
@@ -89,34 +90,24 @@ pub(crate) async fn session(
 }
 
 fn group_by(value: Option<&str>) -> Result<GroupBy, Refusal> {
-    Ok(match value.unwrap_or("none") {
-        "none" => GroupBy::None,
-        "provider" => GroupBy::Provider,
-        "model" => GroupBy::Model,
-        "key" => GroupBy::Key,
-        "route" => GroupBy::Route,
-        other => {
-            return Err(Refusal(
-                StatusCode::BAD_REQUEST,
-                "bad_parameter",
-                format!("group_by: expected none, provider, model, key or route, got {other:?}"),
-            ));
-        }
+    let name = value.unwrap_or("none");
+    GroupBy::from_name(name).ok_or_else(|| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            format!("group_by: expected none, provider, model, key or route, got {name:?}"),
+        )
     })
 }
 
 fn bucket(value: Option<&str>) -> Result<Bucket, Refusal> {
-    Ok(match value.unwrap_or("day") {
-        "hour" => Bucket::Hour,
-        "day" => Bucket::Day,
-        "week" => Bucket::Week,
-        other => {
-            return Err(Refusal(
-                StatusCode::BAD_REQUEST,
-                "bad_parameter",
-                format!("bucket: expected hour, day or week, got {other:?}"),
-            ));
-        }
+    let name = value.unwrap_or("day");
+    Bucket::from_name(name).ok_or_else(|| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            format!("bucket: expected hour, day or week, got {name:?}"),
+        )
     })
 }
 

@@ -543,15 +543,105 @@ async fn a_key_created_while_serving_is_required_within_the_recheck_interval() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_are_required_once_configured_and_each_tenant_sees_only_its_own() {
-    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+/// Keys of tenants acme / prod and globex / prod, and an admin key, made on `server`.
+struct Keys {
+    acme: sonde_store::ApiKey,
+    acme_secret: String,
+    globex_secret: String,
+    admin_secret: String,
+}
+
+async fn three_keys(server: &Server) -> Keys {
     let (acme, acme_secret) = sonde_store::ApiKey::generate("acme", "prod", None, false);
     let (globex, globex_secret) = sonde_store::ApiKey::generate("globex", "prod", None, false);
     let (admin, admin_secret) = sonde_store::ApiKey::generate("ops", "all", None, true);
     for key in [&acme, &globex, &admin] {
         server.store.create_api_key(key).await.unwrap();
     }
+    Keys {
+        acme,
+        acme_secret,
+        globex_secret,
+        admin_secret,
+    }
+}
+
+/// Issue 17 item 7: two tenants sending the same trace (the same session id, the same
+/// span ids, so the same record ids) each store their own and see only their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_sending_the_same_ids_each_keep_their_own() {
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let Keys {
+        acme: _,
+        acme_secret,
+        globex_secret,
+        admin_secret,
+    } = three_keys(&server).await;
+    let client = reqwest::Client::new();
+    let body = request(vec![chat_span(vec![1; 8], 0)]).encode_to_vec();
+    for secret in [&acme_secret, &globex_secret] {
+        let sent = client
+            .post(format!("{}/v1/traces", server.url))
+            .header("content-type", "application/x-protobuf")
+            .bearer_auth(secret)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 200);
+    }
+    server.writer.flush().await;
+    let get = |path: &str, secret: &str| {
+        client
+            .get(format!("{}{path}", server.url))
+            .bearer_auth(secret.to_owned())
+            .send()
+    };
+    for (secret, org) in [(&acme_secret, "acme"), (&globex_secret, "globex")] {
+        let page: Value = get("/api/v1/sessions", secret)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sessions = page["sessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 1, "{org}: {page}");
+        assert_eq!(sessions[0]["session_id"], "conv-proto");
+        assert_eq!(sessions[0]["org"], org);
+        assert_eq!(sessions[0]["llm_calls"], 1, "{org}: its own call, stored");
+        let session = get("/api/v1/sessions/conv-proto", secret).await.unwrap();
+        assert_eq!(session.status(), 200, "{org}");
+    }
+    let usage = server
+        .store
+        .usage_summary(&sonde_store::AnalyticsFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        usage.calls, 2,
+        "neither tenant's call was taken for a duplicate"
+    );
+    let ambiguous = get("/api/v1/sessions/conv-proto", &admin_secret)
+        .await
+        .unwrap();
+    assert_eq!(
+        ambiguous.status(),
+        409,
+        "an admin key sees both: which one?"
+    );
+    let problem: Value = ambiguous.json().await.unwrap();
+    assert_eq!(problem["code"], "ambiguous_id", "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_required_once_configured_and_each_tenant_sees_only_its_own() {
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    let Keys {
+        acme,
+        acme_secret,
+        globex_secret,
+        admin_secret,
+    } = three_keys(&server).await;
     let client = reqwest::Client::new();
     let body = request(vec![chat_span(vec![1; 8], 0)]).encode_to_vec();
     let send = |secret: Option<&str>| {
@@ -833,4 +923,56 @@ async fn record_jsonl_is_accepted_and_bad_lines_are_named() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracers_otlp_sink_sends_each_session_and_step_span_once_as_they_end() {
+    use sonde_model::*;
+    let server = start(sonde_server::DEFAULT_BODY_LIMIT).await;
+    // The tracer writes each record as it is made: the sink sees the session's start,
+    // its step and its end in separate batches.
+    let sink = std::sync::Arc::new(sonde_otlp::OtlpSink::new(&server.url).unwrap());
+    let tracer = sonde_tracer::SessionTracer::with_sink(sink).unwrap();
+    let mut metadata = Metadata::new();
+    metadata.insert("source".into(), json!("my-agent"));
+    metadata.insert("project".into(), json!("shop"));
+    tracer
+        .start_session(Some("traced"), metadata)
+        .await
+        .unwrap();
+    tracer
+        .start_timestep("turn-1", Some(1), Metadata::new())
+        .await
+        .unwrap();
+    tracer
+        .record_event(Event::Llm(LlmCall {
+            model_name: "gpt-5".into(),
+            input_tokens: 7,
+            output_tokens: 3,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    tracer.end_timestep().await.unwrap();
+    tracer.end_session(true).await.unwrap();
+    server.writer.flush().await;
+
+    let session = server
+        .store
+        .get_session("traced", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    let started = session
+        .started
+        .expect("the root span carried the session's start");
+    assert_eq!(started.value.metadata["project"], "shop");
+    assert!(session.ended.is_some(), "and its end");
+    assert_eq!(session.steps.len(), 1);
+    assert!(session.steps[0].started.is_some() && session.steps[0].ended.is_some());
+    assert_eq!(session.events.len(), 1);
+    assert_eq!(
+        session.events[0].value.as_llm().map(|c| c.input_tokens),
+        Some(7)
+    );
 }

@@ -191,6 +191,27 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// The names [`GroupBy::from_name`] takes, as the CLI and the REST API spell them.
+    pub const NAMES: [&str; 5] = ["none", "provider", "model", "key", "route"];
+
+    /// The grouping named `name` (one of [`GroupBy::NAMES`]).
+    ///
+    /// ```
+    /// use sonde_store::GroupBy;
+    /// assert_eq!(GroupBy::from_name("model"), Some(GroupBy::Model));
+    /// assert_eq!(GroupBy::from_name("colour"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "none" => GroupBy::None,
+            "provider" => GroupBy::Provider,
+            "model" => GroupBy::Model,
+            "key" => GroupBy::Key,
+            "route" => GroupBy::Route,
+            _ => return None,
+        })
+    }
+
     /// The group in the hourly roll-up `h` (empty strings stand for none).
     fn rollup_expr(self) -> &'static str {
         match self {
@@ -237,6 +258,23 @@ pub enum Bucket {
 }
 
 impl Bucket {
+    /// The names [`Bucket::from_name`] takes.
+    pub const NAMES: [&str; 3] = ["hour", "day", "week"];
+
+    /// The width named `name` (`hour`, `day` or `week`).
+    ///
+    /// ```
+    /// assert_eq!(sonde_store::Bucket::from_name("week"), Some(sonde_store::Bucket::Week));
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "hour" => Bucket::Hour,
+            "day" => Bucket::Day,
+            "week" => Bucket::Week,
+            _ => return None,
+        })
+    }
+
     /// `(width, offset)` in microseconds: a bucket starts at `offset + k·width`.
     fn span(self) -> (i64, i64) {
         const HOUR: i64 = 3_600_000_000;
@@ -375,6 +413,15 @@ pub struct LatencyStats {
     pub ttft_p50_ms: Option<f64>,
     /// 95th percentile time to first token.
     pub ttft_p95_ms: Option<f64>,
+}
+
+/// Exact latency percentiles of one time bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyPoint {
+    /// The bucket's start.
+    pub bucket: Timestamp,
+    /// The bucket's percentiles (`group` is null).
+    pub latency: LatencyStats,
 }
 
 /// Failures of one group.
@@ -554,7 +601,8 @@ impl Sql {
         for (key, value) in &f.metadata {
             let matches = self.metadata_clause(key, value);
             clauses.push(format!(
-                "EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = e.session_id AND {matches})"
+                "EXISTS (SELECT 1 FROM sessions s
+                  WHERE s.tenant = e.tenant AND s.session_id = e.session_id AND {matches})"
             ));
         }
         clauses.join(" AND ")
@@ -710,18 +758,50 @@ fn group_order(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
 /// A group's key: the values of its grouping columns.
 type GroupKey = Vec<Option<String>>;
 
+/// How values are grouped: by a time bucket (its start in microseconds, as text, is
+/// the group key's first part), then by dimension columns.
+struct ValueGroups<'a> {
+    bucket: Option<Bucket>,
+    dims: &'a [&'a str],
+}
+
+impl ValueGroups<'_> {
+    /// The select list of the groups over `alias.time_column`, ending with ", ".
+    fn select(&self, time: &str, alias: &str) -> String {
+        let bucket = self.bucket.map(|b| {
+            let (width, offset) = b.span();
+            format!("CAST({time} - ((({time} - {offset}) % {width}) + {width}) % {width} AS TEXT) AS b, ")
+        });
+        let dims: String = self
+            .dims
+            .iter()
+            .enumerate()
+            .map(|(i, dim)| match (alias, *dim) {
+                ("h", "model") => format!("h.model AS g{i}, "),
+                ("h", other) => format!("NULLIF(h.{other}, '') AS g{i}, "),
+                (_, other) => format!("{alias}.{other} AS g{i}, "),
+            })
+            .collect();
+        bucket.unwrap_or_default() + &dims
+    }
+
+    fn len(&self) -> usize {
+        self.dims.len() + usize::from(self.bucket.is_some())
+    }
+}
+
 /// Exact percentiles `ps` (in percent) of `column` (`latency_ms` or `ttft_ms`) per
-/// group of the dimension columns `dims`: the group's call count and its percentiles.
-/// Groups without a value are left out.
+/// group `by`: the group's call count and its percentiles. Groups without a value are
+/// left out.
 async fn percentiles(
     store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
-    dims: &[&str],
+    by: &ValueGroups<'_>,
     column: &str,
     ps: &[u64],
 ) -> Result<HashMap<GroupKey, (u64, Vec<f64>)>, ReadError> {
     let mut by_group: HashMap<GroupKey, Vec<f64>> = HashMap::new();
-    for sql in value_queries(store.dialect(), f, dims, column) {
+    for sql in value_queries(store.dialect(), f, by, column) {
         let rows = store
             .read_values(&sql.text, &sql.params)
             .await
@@ -759,11 +839,20 @@ struct Statement {
 /// of the range (hours; days when grouping or filtering by key) come from the runs and
 /// only the partial granules at its edges from the events; otherwise everything comes
 /// from the events.
-fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -> Vec<Statement> {
-    let by_key = dims.contains(&"api_key_hash") || f.api_key_hash.is_some();
+fn value_queries(
+    d: Dialect,
+    f: &AnalyticsFilter,
+    by: &ValueGroups<'_>,
+    column: &str,
+) -> Vec<Statement> {
+    let by_key = by.dims.contains(&"api_key_hash") || f.api_key_hash.is_some();
     let (table, granule, answers) = if by_key {
-        let only_keys = dims.iter().all(|d| *d == "api_key_hash");
-        let answers = only_keys && f.provider.is_none() && f.model.is_none();
+        let only_keys = by.dims.iter().all(|d| *d == "api_key_hash");
+        // Daily runs cannot say which hour a value is of.
+        let answers = only_keys
+            && f.provider.is_none()
+            && f.model.is_none()
+            && by.bucket != Some(Bucket::Hour);
         ("llm_key_daily_runs", crate::rows::DAY_MICROS, answers)
     } else {
         ("llm_hourly_runs", crate::rows::HOUR_MICROS, true)
@@ -771,18 +860,10 @@ fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -
     let Some((middle, edges)) =
         split_at_granules(f, granule).filter(|_| answers && rollups_answer(f))
     else {
-        return vec![event_values(d, f, dims, column)];
+        return vec![event_values(d, f, by, column)];
     };
     let mut sql = Sql::new(d);
     let conditions = sql.rollup_key_conditions(&middle);
-    let groups: String = dims
-        .iter()
-        .enumerate()
-        .map(|(i, dim)| match *dim {
-            "model" => format!("h.model AS g{i}, "),
-            other => format!("NULLIF(h.{other}, '') AS g{i}, "),
-        })
-        .collect();
     let values = if column == "ttft_ms" {
         "ttfts"
     } else {
@@ -790,7 +871,8 @@ fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -
     };
     let mut statements = vec![Statement {
         text: format!(
-            "SELECT {groups}h.{values} FROM {table} h{}",
+            "SELECT {}h.{values} FROM {table} h{}",
+            by.select("h.hour", "h"),
             if conditions.is_empty() {
                 String::new()
             } else {
@@ -799,25 +881,20 @@ fn value_queries(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -
         ),
         params: sql.params,
     }];
-    statements.extend(edges.iter().map(|edge| event_values(d, edge, dims, column)));
+    statements.extend(edges.iter().map(|edge| event_values(d, edge, by, column)));
     statements
 }
 
-/// The values of `column` per group of `dims`, packed, straight from the events.
-fn event_values(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) -> Statement {
+/// The values of `column` per group `by`, packed, straight from the events.
+fn event_values(d: Dialect, f: &AnalyticsFilter, by: &ValueGroups<'_>, column: &str) -> Statement {
     let mut sql = Sql::new(d);
     let filter = sql.filter(f);
-    let groups: Vec<String> = dims
-        .iter()
-        .enumerate()
-        .map(|(i, dim)| format!("e.{dim} AS g{i}"))
-        .collect();
-    let group_by = if dims.is_empty() {
+    let group_by = if by.len() == 0 {
         String::new()
     } else {
         format!(
             " GROUP BY {}",
-            (1..=dims.len())
+            (1..=by.len())
                 .map(|i| i.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -826,7 +903,7 @@ fn event_values(d: Dialect, f: &AnalyticsFilter, dims: &[&str], column: &str) ->
     Statement {
         text: format!(
             "SELECT {}{} FROM events e WHERE {filter} AND e.{column} IS NOT NULL{group_by}",
-            groups.iter().map(|g| format!("{g}, ")).collect::<String>(),
+            by.select(d.ts_micros(), "e"),
             d.packed(&format!("e.{column}"))
         ),
         params: sql.params,
@@ -985,7 +1062,16 @@ pub(crate) async fn model_stats(
                 .await
                 .map_err(read_error)
         },
-        percentiles(store, f, &["provider", "model"], "latency_ms", &[95]),
+        percentiles(
+            store,
+            f,
+            &ValueGroups {
+                bucket: None,
+                dims: &["provider", "model"],
+            },
+            "latency_ms",
+            &[95]
+        ),
     )?;
     let mut stats: Vec<ModelStats> = r
         .rows
@@ -1067,11 +1153,59 @@ pub(crate) async fn latency_percentiles(
     f: &AnalyticsFilter,
     group_by: GroupBy,
 ) -> Result<Vec<LatencyStats>, ReadError> {
-    let groups: Vec<&str> = group_by.column().into_iter().collect();
+    let dims: Vec<&str> = group_by.column().into_iter().collect();
+    let by = ValueGroups {
+        bucket: None,
+        dims: &dims,
+    };
+    Ok(latency_groups(store, f, &by)
+        .await?
+        .into_iter()
+        .map(|(key, stats)| LatencyStats {
+            group: key.first().cloned().flatten(),
+            ..stats
+        })
+        .collect())
+}
+
+/// Exact latency and time-to-first-token percentiles per time bucket, oldest first
+/// (buckets without a call with a latency or a time to first token left out): one
+/// read of the values, where asking for each bucket would read them once per bucket.
+pub(crate) async fn latency_series(
+    store: &(impl SqlQuery + ?Sized),
+    f: &AnalyticsFilter,
+    bucket: Bucket,
+) -> Result<Vec<LatencyPoint>, ReadError> {
+    let by = ValueGroups {
+        bucket: Some(bucket),
+        dims: &[],
+    };
+    let mut points: Vec<LatencyPoint> = latency_groups(store, f, &by)
+        .await?
+        .into_iter()
+        .filter_map(|(key, latency)| {
+            let start = key.first().cloned().flatten()?.parse::<i64>().ok()?;
+            Some(LatencyPoint {
+                bucket: Timestamp::from_micros(start),
+                latency,
+            })
+        })
+        .collect();
+    points.sort_by_key(|p| p.bucket);
+    Ok(points)
+}
+
+/// Latency and time-to-first-token percentiles per group `by` (the stats' `group` left
+/// empty), in group order.
+async fn latency_groups(
+    store: &(impl SqlQuery + ?Sized),
+    f: &AnalyticsFilter,
+    by: &ValueGroups<'_>,
+) -> Result<Vec<(GroupKey, LatencyStats)>, ReadError> {
     // Two reads at once: each backend serves them on connections of their own.
     let (latency, ttft) = tokio::try_join!(
-        percentiles(store, f, &groups, "latency_ms", &[50, 90, 95, 99]),
-        percentiles(store, f, &groups, "ttft_ms", &[50, 95]),
+        percentiles(store, f, by, "latency_ms", &[50, 90, 95, 99]),
+        percentiles(store, f, by, "ttft_ms", &[50, 95]),
     )?;
     let mut keys: Vec<GroupKey> = latency.keys().chain(ttft.keys()).cloned().collect();
     keys.sort_by(|a, b| group_order(&a.first().cloned().flatten(), &b.first().cloned().flatten()));
@@ -1082,8 +1216,8 @@ pub(crate) async fn latency_percentiles(
             let l = latency.get(&key);
             let t = ttft.get(&key);
             let at = |v: Option<&(u64, Vec<f64>)>, i: usize| v.map(|(_, values)| values[i]);
-            LatencyStats {
-                group: key.first().cloned().flatten(),
+            let stats = LatencyStats {
+                group: None,
                 count: l.map_or(0, |(n, _)| *n),
                 p50_ms: at(l, 0),
                 p90_ms: at(l, 1),
@@ -1091,7 +1225,8 @@ pub(crate) async fn latency_percentiles(
                 p99_ms: at(l, 3),
                 ttft_p50_ms: at(t, 0),
                 ttft_p95_ms: at(t, 1),
-            }
+            };
+            (key, stats)
         })
         .collect())
 }

@@ -261,14 +261,22 @@ pub(crate) async fn get_call(
     });
     let p = sql.param(id.to_owned());
     let query = format!(
-        "SELECT {}, e.kind, {} AS payload FROM events e WHERE {filter} AND e.id = {}",
+        "SELECT {}, e.kind, {} AS payload FROM events e WHERE {filter} AND e.id = {} LIMIT 2",
         columns(d),
         d.payload("e.payload"),
         d.text(&p)
     );
     let result = store.query(&query, &sql.params).await.map_err(read_error)?;
-    let Some(row) = result.rows.first() else {
-        return Ok(None);
+    let row = match result.rows.as_slice() {
+        [] => return Ok(None),
+        [row] => row,
+        // Two tenants use the id, and the scope sees both.
+        rows => {
+            return Err(ReadError::AmbiguousId {
+                id: id.to_owned(),
+                tenants: rows.len(),
+            });
+        }
     };
     let summary = summary(row)?;
     let kind = row.get(COLUMNS).and_then(Value::as_str).unwrap_or_default();

@@ -14,8 +14,8 @@ use serde_json::Value;
 use sonde_model::{Record, SessionTrace};
 
 use crate::analytics::{
-    self, AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats,
-    ModelStats, SeriesPoint, UsageSummary,
+    self, AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyPoint,
+    LatencyStats, ModelStats, SeriesPoint, UsageSummary,
 };
 use crate::rows::{RecordRow, WriteMode};
 use crate::{
@@ -511,6 +511,16 @@ pub trait Analytics: SqlQuery {
         group_by: GroupBy,
     ) -> Result<Vec<LatencyStats>, ReadError> {
         analytics::latency_percentiles(self, filter, group_by).await
+    }
+
+    /// Exact latency and time-to-first-token percentiles per time bucket, oldest first;
+    /// buckets without a call that has either are left out.
+    async fn latency_series(
+        &self,
+        filter: &AnalyticsFilter,
+        bucket: Bucket,
+    ) -> Result<Vec<LatencyPoint>, ReadError> {
+        analytics::latency_series(self, filter, bucket).await
     }
 
     /// Failed calls and HTTP 4xx / 5xx per group.

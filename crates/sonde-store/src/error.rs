@@ -219,6 +219,15 @@ pub enum ReadError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// Several tenants use the id (of a session, or a call), and the reader sees them
+    /// all: it must read with one tenant's key.
+    #[error("id {id} is used by {tenants} tenants: read it with one tenant's key")]
+    AmbiguousId {
+        /// The id.
+        id: String,
+        /// How many tenants use it.
+        tenants: usize,
+    },
 }
 
 /// Why a raw SQL query was refused or failed. A refused query changes nothing.

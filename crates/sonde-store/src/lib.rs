@@ -37,12 +37,13 @@ pub mod search;
 mod sink;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod tenancy;
 mod url;
 mod writer;
 
 pub use analytics::{
-    AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyStats, ModelStats,
-    SeriesPoint, UsageSummary,
+    AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyPoint, LatencyStats,
+    ModelStats, SeriesPoint, UsageSummary,
 };
 pub use calls::{CallDetail, CallFilter, CallPage, CallSummary};
 pub use capabilities::{

@@ -239,7 +239,8 @@ pub(crate) async fn list_sessions(
         if let Some(value) = value {
             let p = sql.param(value.clone());
             clauses.push(format!(
-                "EXISTS (SELECT 1 FROM {} WHERE e.session_id = s.session_id AND e.{column} = {})",
+                "EXISTS (SELECT 1 FROM {} WHERE e.session_id = s.session_id AND e.tenant = s.tenant
+                     AND e.{column} = {})",
                 d.events_of_session(),
                 d.text(&p)
             ));
@@ -251,7 +252,8 @@ pub(crate) async fn list_sessions(
     }
     if filter.has_errors {
         clauses.push(format!(
-            "EXISTS (SELECT 1 FROM {} WHERE e.session_id = s.session_id AND {FAILED})",
+            "EXISTS (SELECT 1 FROM {} WHERE e.session_id = s.session_id AND e.tenant = s.tenant
+                 AND {FAILED})",
             d.events_of_session()
         ));
     }
@@ -285,7 +287,8 @@ pub(crate) async fn list_sessions(
                 s.message_count AS message_count, s.total_tokens AS total_tokens,
                 s.cost_usd AS cost_usd, s.metadata AS metadata,
                 (SELECT {} FROM (SELECT DISTINCT e.model AS model FROM events e
-                    WHERE e.session_id = s.session_id AND e.model IS NOT NULL) m) AS models
+                    WHERE e.session_id = s.session_id AND e.tenant = s.tenant
+                      AND e.model IS NOT NULL) m) AS models
          FROM sessions s {where_sql}
          ORDER BY s.started_at DESC, {} DESC
          LIMIT {limit_param}",
@@ -379,23 +382,30 @@ async fn add_event_counts(
         .map(|s| d.text(&sql.param(s.session_id.clone())))
         .collect();
     let query = format!(
-        "SELECT e.session_id AS c0,
+        "SELECT e.session_id AS c0, e.tenant AS c7,
                 sum(CASE WHEN e.event_type = 'runtime' THEN 1 ELSE 0 END) AS c1,
                 CAST(sum(e.input_tokens) AS BIGINT) AS c2,
                 CAST(sum(e.cache_read_tokens) AS BIGINT) AS c3,
                 CAST(sum(e.cache_write_tokens) AS BIGINT) AS c4,
                 CAST(sum(e.output_tokens) AS BIGINT) AS c5,
                 sum(CASE WHEN {FAILED} THEN 1 ELSE 0 END) AS c6
-         FROM events e WHERE e.session_id IN ({}) GROUP BY e.session_id",
+         FROM events e WHERE e.session_id IN ({}) GROUP BY e.session_id, e.tenant",
         ids.join(", ")
     );
     let result = store.query(&query, &sql.params).await.map_err(read_error)?;
     for row in &result.rows {
-        let Some(id) = row.first().and_then(Value::as_str) else {
+        let (Some(id), Some(tenant)) = (
+            row.first().and_then(Value::as_str),
+            row.get(1).and_then(Value::as_str),
+        ) else {
             continue;
         };
-        let n = |i: usize| row.get(i).map_or(0, |v| int(v).max(0) as u64);
-        if let Some(s) = sessions.iter_mut().find(|s| s.session_id == id) {
+        // Columns after the tenant, counted as the aliases number them.
+        let n = |i: usize| row.get(i + 1).map_or(0, |v| int(v).max(0) as u64);
+        if let Some(s) = sessions.iter_mut().find(|s| {
+            s.session_id == id
+                && crate::tenancy::tenant_key(s.org.as_deref(), s.workspace.as_deref()) == tenant
+        }) {
             s.tool_calls = n(1);
             s.input_tokens = n(2);
             s.cache_read_tokens = n(3);

@@ -151,6 +151,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "full-text search and the calls index",
         sql: |t| crate::search::search_migration(t.dialect),
     },
+    Migration {
+        version: 10,
+        name: "ids scoped by tenant",
+        sql: crate::tenancy::tenant_migration,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -47,11 +47,13 @@ impl Table {
         }
     }
 
-    /// Every column of the table, in insert order.
+    /// Every column of the table, in insert order: the shared ones, the table's own,
+    /// then `tenant`.
     pub(crate) fn columns(self) -> Vec<&'static str> {
         SHARED_COLUMNS
             .iter()
             .chain(self.extra_columns())
+            .chain(&["tenant"])
             .copied()
             .collect()
     }
@@ -98,6 +100,8 @@ pub(crate) const EVENT_COLUMNS: [&str; 19] = [
 /// A record turned into column values, ready to insert off the caller's thread.
 pub(crate) struct RecordRow {
     pub table: Table,
+    /// [`crate::tenancy::tenant_key`] of the record's org and workspace.
+    pub tenant: String,
     pub id: String,
     pub kind: &'static str,
     pub ts: i64,
@@ -183,9 +187,10 @@ pub(crate) enum LifecycleParam<'a> {
 impl Lifecycle {
     /// The statement that keeps the derived tables pointing at the earliest lifecycle
     /// record of each kind (as the fold does), in `dialect`, for the record `id` at `ts`
-    /// of `session_id`; and its parameters.
+    /// of `session_id` in `tenant`; and its parameters.
     pub(crate) fn statement<'a>(
         &'a self,
+        tenant: &'a str,
         session_id: &'a str,
         id: &'a str,
         ts: i64,
@@ -200,29 +205,39 @@ impl Lifecycle {
             Lifecycle::SessionStarted { metadata } => (
                 format!(
                     "UPDATE sessions SET metadata = {}, start_ts = {}, start_id = {}
-                     WHERE session_id = {} AND (start_ts IS NULL OR (start_ts, {}) > ({}, {}))",
+                     WHERE tenant = {} AND session_id = {}
+                       AND (start_ts IS NULL OR (start_ts, {}) > ({}, {}))",
                     dialect.json(&p(3)),
                     p(4),
                     p(2),
+                    p(5),
                     p(1),
                     id_of("start_id"),
                     p(4),
                     id_param(2),
                 ),
-                vec![Text(session_id), Text(id), Text(metadata), Time(ts)],
+                vec![
+                    Text(session_id),
+                    Text(id),
+                    Text(metadata),
+                    Time(ts),
+                    Text(tenant),
+                ],
             ),
             Lifecycle::SessionEnded => (
                 format!(
                     "UPDATE sessions SET ended_at = {}, end_id = {}
-                     WHERE session_id = {} AND (ended_at IS NULL OR (ended_at, {}) > ({}, {}))",
+                     WHERE tenant = {} AND session_id = {}
+                       AND (ended_at IS NULL OR (ended_at, {}) > ({}, {}))",
                     p(3),
                     p(2),
+                    p(4),
                     p(1),
                     id_of("end_id"),
                     p(3),
                     id_param(2),
                 ),
-                vec![Text(session_id), Text(id), Time(ts)],
+                vec![Text(session_id), Text(id), Time(ts), Text(tenant)],
             ),
             Lifecycle::StepStarted {
                 step_id,
@@ -231,9 +246,9 @@ impl Lifecycle {
                 metadata,
             } => (
                 format!(
-                    "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata)
-                     VALUES ({}, {}, {}, {}, {}, {}, {})
-                     ON CONFLICT (session_id, step_id) DO UPDATE SET
+                    "INSERT INTO steps (session_id, step_id, step_index, turn_number, started_at, start_id, metadata, tenant)
+                     VALUES ({}, {}, {}, {}, {}, {}, {}, {})
+                     ON CONFLICT (tenant, session_id, step_id) DO UPDATE SET
                          step_index = excluded.step_index, turn_number = excluded.turn_number,
                          started_at = excluded.started_at, start_id = excluded.start_id,
                          metadata = excluded.metadata
@@ -246,6 +261,7 @@ impl Lifecycle {
                     p(5),
                     p(6),
                     dialect.json(&p(7)),
+                    p(8),
                     id_of("steps.start_id"),
                     id_of("excluded.start_id"),
                 ),
@@ -257,12 +273,14 @@ impl Lifecycle {
                     Time(ts),
                     Text(id),
                     Text(metadata),
+                    Text(tenant),
                 ],
             ),
             Lifecycle::StepEnded { step_id } => (
                 format!(
-                    "INSERT INTO steps (session_id, step_id, completed_at, end_id) VALUES ({}, {}, {}, {})
-                     ON CONFLICT (session_id, step_id) DO UPDATE SET
+                    "INSERT INTO steps (session_id, step_id, completed_at, end_id, tenant)
+                     VALUES ({}, {}, {}, {}, {})
+                     ON CONFLICT (tenant, session_id, step_id) DO UPDATE SET
                          completed_at = excluded.completed_at, end_id = excluded.end_id
                      WHERE steps.completed_at IS NULL
                         OR (steps.completed_at, {}) > (excluded.completed_at, {})",
@@ -270,10 +288,17 @@ impl Lifecycle {
                     p(2),
                     p(3),
                     p(4),
+                    p(5),
                     id_of("steps.end_id"),
                     id_of("excluded.end_id"),
                 ),
-                vec![Text(session_id), Text(step_id), Time(ts), Text(id)],
+                vec![
+                    Text(session_id),
+                    Text(step_id),
+                    Time(ts),
+                    Text(id),
+                    Text(tenant),
+                ],
             ),
         }
     }
@@ -345,6 +370,10 @@ impl RecordRow {
         };
         RecordRow {
             table,
+            tenant: crate::tenancy::tenant_key(
+                record.context.org.as_deref(),
+                record.context.workspace.as_deref(),
+            ),
             id: record.id.clone(),
             kind: record.kind(),
             ts: record.timestamp.as_micros(),
@@ -418,7 +447,11 @@ impl EventColumns {
                 columns.latency_ms = finite(a.duration_ms);
                 columns.tool_name.clone_from(&a.tool_name);
             }
-            Event::Environment(_) | Event::Custom(_) => {}
+            Event::ToolCallStarted(start) => {
+                columns.tool_name = Some(start.tool_name.clone());
+            }
+            Event::Environment(_) | Event::Custom(_) | Event::PromptBuilt(_) | Event::Stream(_) => {
+            }
         }
         columns
     }
@@ -474,19 +507,37 @@ impl SessionDelta {
     }
 }
 
-/// The summary deltas of newly stored rows, by session id (sorted, so that concurrent
-/// writers lock summary rows in the same order).
+/// The summary deltas of newly stored rows, by tenant and session id (sorted, so that
+/// concurrent writers lock summary rows in the same order).
 pub(crate) fn session_deltas<'a>(
     rows: impl IntoIterator<Item = &'a RecordRow>,
-) -> std::collections::BTreeMap<String, SessionDelta> {
+) -> std::collections::BTreeMap<SessionKey, SessionDelta> {
     let mut deltas = std::collections::BTreeMap::new();
     for row in rows {
         deltas
-            .entry(row.context.session_id.clone())
+            .entry(SessionKey::of(row))
             .or_insert_with(|| SessionDelta::new(row.ts))
             .absorb(row);
     }
     deltas
+}
+
+/// A session as the store keys it: its tenant ([`crate::tenancy::tenant_key`]) and its
+/// id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct SessionKey {
+    pub tenant: String,
+    pub session_id: String,
+}
+
+impl SessionKey {
+    /// The session `row` belongs to.
+    pub(crate) fn of(row: &RecordRow) -> Self {
+        Self {
+            tenant: row.tenant.clone(),
+            session_id: row.context.session_id.clone(),
+        }
+    }
 }
 
 /// Stored shared columns (in [`SHARED_COLUMNS`] order), read back.
@@ -554,7 +605,7 @@ impl StoredColumns {
 /// `least`/`greatest` in PostgreSQL).
 pub(crate) fn session_upsert_tail(min: &str, max: &str) -> String {
     format!(
-        "ON CONFLICT (session_id) DO UPDATE SET
+        "ON CONFLICT (tenant, session_id) DO UPDATE SET
              org = coalesce(sessions.org, excluded.org),
              workspace = coalesce(sessions.workspace, excluded.workspace),
              started_at = {min}(sessions.started_at, excluded.started_at),
@@ -578,8 +629,10 @@ pub(crate) enum WriteMode {
 }
 
 /// Recounts one session's summary counters from its stored rows, after replaced rows
-/// changed them; `param` is the dialect's first placeholder (`?1` or `$1`).
-pub(crate) fn recount_session_sql(param: &str) -> String {
+/// changed them; `param` and `tenant` are the dialect's placeholders of the session id
+/// and its tenant (`?1`, `?2` or `$1`, `$2`).
+pub(crate) fn recount_session_sql(param: &str, tenant: &str) -> String {
+    let param = format!("{param} AND tenant = {tenant}");
     format!(
         "UPDATE sessions SET
              event_count = (SELECT count(*) FROM events WHERE session_id = {param}),
@@ -882,11 +935,13 @@ pub(crate) const ROLLUP_SOURCE_COLUMNS: &str = "org, workspace, provider, model,
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
      reported_cost_usd, computed_cost_usd, status, response_status, latency_ms, ttft_ms";
 
-/// The stored LLM calls whose `column` equals the parameter `placeholder` (a session's,
-/// or one event), as [`RollupsBuilder::subtract_stored`] reads them.
-pub(crate) fn stored_calls_sql(column: &str, placeholder: &str) -> String {
+/// The stored LLM calls of tenant `tenant` (a placeholder) whose `column` equals the
+/// parameter `placeholder` (a session's, or one event), as
+/// [`RollupsBuilder::subtract_stored`] reads them.
+pub(crate) fn stored_calls_sql(column: &str, placeholder: &str, tenant: &str) -> String {
     format!(
-        "SELECT ts, {ROLLUP_SOURCE_COLUMNS} FROM events WHERE {column} = {placeholder} AND event_type = 'llm'"
+        "SELECT ts, {ROLLUP_SOURCE_COLUMNS} FROM events
+         WHERE tenant = {tenant} AND {column} = {placeholder} AND event_type = 'llm'"
     )
 }
 

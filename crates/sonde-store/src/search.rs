@@ -56,6 +56,16 @@ pub(crate) fn searchable_text(record: &Record) -> Option<String> {
             out.push(&custom.name);
             out.strings(&custom.data);
         }
+        Body::Event(Event::ToolCallStarted(start)) => {
+            out.push(&start.tool_name);
+            if let Some(arguments) = &start.arguments {
+                out.strings(arguments);
+            }
+        }
+        Body::Event(Event::Stream(stream)) => {
+            out.push(&stream.name);
+            out.strings(&stream.data);
+        }
         _ => {}
     }
     // Both backends index the same words: PostgreSQL's parser would otherwise read
@@ -109,11 +119,11 @@ pub(crate) fn words(query: &str) -> Vec<String> {
 pub(crate) fn session_clause(d: Dialect, param: &str) -> String {
     match d {
         Dialect::Sqlite => format!(
-            "s.session_id IN (SELECT sd.session_id FROM search_fts
+            "(s.tenant, s.session_id) IN (SELECT sd.tenant, sd.session_id FROM search_fts
                 JOIN search_docs sd ON sd.id = search_fts.rowid WHERE search_fts MATCH {param})"
         ),
         Dialect::Postgres => format!(
-            "s.session_id IN (SELECT sd.session_id FROM search_docs sd
+            "(s.tenant, s.session_id) IN (SELECT sd.tenant, sd.session_id FROM search_docs sd
                 WHERE sd.body @@ to_tsquery('simple', {param}::text))"
         ),
     }

@@ -573,6 +573,109 @@ pub async fn tenants_see_only_their_own_sessions(f: Fixture) {
     );
 }
 
+/// Issue 17 item 7: a tenant reusing another tenant's session and record ids writes
+/// its own session, never into the other's, and neither write is dropped.
+pub async fn two_tenants_with_the_same_ids_each_keep_their_own(f: Fixture) {
+    let acme = Context::default().with_tenant("acme", "prod");
+    let globex = Context::default().with_tenant("globex", "prod");
+    let acme_records = full_session("s", 0, "acme-model", acme);
+    let globex_records = full_session("s", 5, "globex-model", globex);
+    assert_eq!(acme_records.len(), globex_records.len());
+    let ids = |records: &[Record]| records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&acme_records),
+        ids(&globex_records),
+        "the same record ids"
+    );
+    let first = f.store.write(&acme_records).await.unwrap();
+    let second = f.store.write(&globex_records).await.unwrap();
+    assert_eq!(first.written, acme_records.len());
+    assert_eq!(
+        (second.written, second.duplicates),
+        (globex_records.len(), 0),
+        "the second tenant's records are stored, not taken for duplicates"
+    );
+    // Written again, each tenant's records are its duplicates.
+    let again = f.store.write(&globex_records).await.unwrap();
+    assert_eq!(again.duplicates, globex_records.len());
+
+    for (scope, model) in [
+        (Scope::tenant("acme", "prod"), "acme-model"),
+        (Scope::tenant("globex", "prod"), "globex-model"),
+    ] {
+        let session = f.store.get_session("s", &scope).await.unwrap().unwrap();
+        let records = session.to_records();
+        assert_eq!(records.len(), acme_records.len(), "{scope:?}");
+        for record in &records {
+            if let Body::Event(Event::Llm(call)) = &record.body {
+                assert_eq!(call.model_name, model, "{scope:?} sees only its own calls");
+            }
+        }
+        let page = f
+            .store
+            .list_sessions(&SessionFilter {
+                scope: scope.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.sessions.len(), 1, "{scope:?}");
+        let own = &page.sessions[0];
+        assert_eq!(
+            (own.session_id.as_str(), own.llm_calls),
+            ("s", 2),
+            "{scope:?}"
+        );
+        assert_eq!(own.models, [model], "{scope:?}");
+        let usage = f
+            .store
+            .usage_summary(&AnalyticsFilter {
+                scope: scope.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(usage.calls, 2, "{scope:?}");
+        let call = f.store.get_call("s-llm1", &scope).await.unwrap().unwrap();
+        assert_eq!(call.summary.model.as_deref(), Some(model), "{scope:?}");
+    }
+
+    // The local view sees both sessions, and asks which one to read.
+    let all = f
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.sessions.len(), 2);
+    let ambiguous = f.store.get_session("s", &Scope::All).await.unwrap_err();
+    assert!(ambiguous.to_string().contains("2 tenants"), "{ambiguous}");
+    assert!(f.store.get_call("s-llm1", &Scope::All).await.is_err());
+
+    // Deleting one tenant's session leaves the other's whole.
+    assert!(
+        f.store
+            .delete_session("s", &Scope::tenant("acme", "prod"))
+            .await
+            .unwrap()
+    );
+    let left = f
+        .store
+        .get_session("s", &Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left.to_records().len(), globex_records.len());
+    let usage = f
+        .store
+        .usage_summary(&AnalyticsFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        usage.calls, 2,
+        "the roll-ups lost only the deleted tenant's calls"
+    );
+}
+
 pub async fn large_and_unicode_payloads_round_trip(f: Fixture) {
     let ctx = Context::session("séance-🚀-会话").with_step("шаг-1");
     let big = "🙂 ünïcödé \u{0} \"quoted\" \\ ".repeat(40_000); // ~1 MB
@@ -789,15 +892,24 @@ fn analytics_records(calls: &[Call]) -> Vec<Record> {
             "team".into(),
             json!(if s % 2 == 0 { "red" } else { "blue" }),
         );
-        records.push(rec(
-            &format!("a-start-{s}"),
-            -10_000_000_000,
-            &Context::session(format!("a-{s}")),
-            Body::SessionStarted(SessionStarted {
-                metadata: meta,
-                session_metadata: vec![],
-            }),
-        ));
+        // Ids are scoped by tenant: the tenant's calls of session a-{s} are its own
+        // session of that id, started with the same metadata.
+        let plain = Context::session(format!("a-{s}"));
+        let tenant = plain.clone().with_tenant("acme", "prod");
+        for (id, ctx) in [
+            (format!("a-start-{s}"), plain),
+            (format!("a-start-{s}"), tenant),
+        ] {
+            records.push(rec(
+                &id,
+                -10_000_000_000,
+                &ctx,
+                Body::SessionStarted(SessionStarted {
+                    metadata: meta.clone(),
+                    session_metadata: vec![],
+                }),
+            ));
+        }
     }
     for (i, c) in calls.iter().enumerate() {
         let mut ctx = Context::session(format!("a-{}", c.session));
@@ -1689,6 +1801,34 @@ async fn assert_percentiles(
             );
         }
     }
+    for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
+        let mut want: std::collections::BTreeMap<Timestamp, (Vec<f64>, Vec<f64>)> =
+            Default::default();
+        for c in calls.iter().filter(|c| keep(c)) {
+            let entry = want
+                .entry(bucket.start_of(Timestamp::from_micros(c.ts)))
+                .or_default();
+            entry.0.extend(c.latency);
+            entry.1.extend(c.ttft);
+        }
+        want.retain(|_, (l, t)| !l.is_empty() || !t.is_empty());
+        let got = store.latency_series(filter, bucket).await.unwrap();
+        assert_eq!(
+            got.iter().map(|p| p.bucket).collect::<Vec<_>>(),
+            want.keys().copied().collect::<Vec<_>>(),
+            "{when}: buckets of {bucket:?}"
+        );
+        for (point, (lat, ttft)) in got.iter().zip(want.values()) {
+            let (l, what) = (&point.latency, format!("{when}: {bucket:?} {point:?}"));
+            assert_eq!(l.count, lat.len() as u64, "{what}");
+            assert!(close_opt(l.p50_ms, percentile(lat, 0.5)), "{what} p50");
+            assert!(close_opt(l.p99_ms, percentile(lat, 0.99)), "{what} p99");
+            assert!(
+                close_opt(l.ttft_p50_ms, percentile(ttft, 0.5)),
+                "{what} ttft p50"
+            );
+        }
+    }
     let models = store.model_stats(filter).await.unwrap();
     for m in &models {
         let lat: Vec<f64> = calls
@@ -2263,6 +2403,7 @@ macro_rules! conformance {
             case!(deleting_a_session_removes_all_of_it_and_nothing_else);
             case!(queries_read_and_never_write);
             case!(tenants_see_only_their_own_sessions);
+            case!(two_tenants_with_the_same_ids_each_keep_their_own);
             case!(large_and_unicode_payloads_round_trip);
             case!(concurrent_writers_store_each_record_once);
             case!(analytics_match_an_independent_computation);

@@ -206,3 +206,160 @@ async fn postgres_cost_columns_are_migrated_with_their_values() {
         .priced_by(Some(shipped_prices()));
     assert_eq!(costs(&store).await, want);
 }
+
+/// The records of `schema-v9.sqlite`: one session without a tenant, the same session
+/// (its ids prefixed `t-`) in tenant acme / prod, and again (`e-`) in tenant `a/b` /
+/// `c\d`, whose names hold the characters the tenant key escapes. The database was
+/// written from them by the `sonde import` of schema version 9 (commit ef20b78).
+fn v9_records() -> Vec<Record> {
+    include_str!("data/schema-v9.jsonl")
+        .lines()
+        .map(|line| Record::from_json_line(line).unwrap())
+        .collect()
+}
+
+/// The tenants of the three sessions of [`v9_records`], and their session ids.
+fn v9_sessions() -> Vec<(sonde_store::Scope, String)> {
+    let id = v9_records()[0].context.session_id.clone();
+    vec![
+        (sonde_store::Scope::All, id.clone()),
+        (
+            sonde_store::Scope::tenant("acme", "prod"),
+            format!("t-{id}"),
+        ),
+        (sonde_store::Scope::tenant("a/b", "c\\d"), format!("e-{id}")),
+    ]
+}
+
+/// What a store holds of [`v9_records`] once migrated: each session whole in its
+/// tenant, no other tenant's, the analytics unchanged; then another tenant writes the
+/// acme session's ids and both keep their own.
+async fn check_v9_migrated(store: &dyn TraceStore) {
+    let records = v9_records();
+    let per_session = records.len() / 3;
+    let before = store
+        .usage_summary(&AnalyticsFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(before.calls, 6);
+    for (scope, id) in v9_sessions() {
+        let session = store.get_session(&id, &scope).await.unwrap();
+        assert_eq!(
+            session.map(|s| s.to_records().len()),
+            Some(per_session),
+            "{id} in {scope:?}"
+        );
+    }
+    assert!(
+        store
+            .get_session(
+                &v9_sessions()[1].1,
+                &sonde_store::Scope::tenant("a/b", "c\\d")
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "a tenant does not see another's session"
+    );
+    let acme: Vec<Record> = records
+        .iter()
+        .filter(|r| r.context.org.as_deref() == Some("acme"))
+        .map(|r| {
+            let mut r = r.clone();
+            r.context.org = Some("globex".into());
+            r
+        })
+        .collect();
+    let outcome = store.write(&acme).await.unwrap();
+    assert_eq!((outcome.written, outcome.duplicates), (per_session, 0));
+    let again = store.write(&records).await.unwrap();
+    assert_eq!(
+        again.duplicates,
+        records.len(),
+        "migrated rows are found by their keys"
+    );
+    let after = store
+        .usage_summary(&AnalyticsFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(after.calls, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ids_become_scoped_by_tenant_in_a_version_9_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v9.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema-v9.sqlite"),
+        &path,
+    )
+    .unwrap();
+    let version = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT max(version) FROM schema_migrations WHERE version < 1000",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(version(&path), 9);
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    check_v9_migrated(&store).await;
+    drop(store);
+    assert_eq!(version(&path), 10);
+}
+
+/// SQL that takes a PostgreSQL database back to schema version 9, when ids were
+/// unique across tenants.
+const BACK_TO_VERSION_9: &str = "
+    ALTER TABLE sessions DROP CONSTRAINT sessions_pkey, ADD PRIMARY KEY (session_id);
+    ALTER TABLE steps DROP CONSTRAINT steps_pkey, ADD PRIMARY KEY (session_id, step_id);
+    ALTER TABLE lifecycle DROP CONSTRAINT lifecycle_pkey, ADD PRIMARY KEY (id);
+    ALTER TABLE events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (id);
+    ALTER TABLE messages DROP CONSTRAINT messages_pkey, ADD PRIMARY KEY (id);
+    ALTER TABLE outcome_rewards DROP CONSTRAINT outcome_rewards_pkey, ADD PRIMARY KEY (id);
+    ALTER TABLE event_rewards DROP CONSTRAINT event_rewards_pkey, ADD PRIMARY KEY (id);
+    ALTER TABLE search_docs DROP CONSTRAINT search_docs_pkey, ADD PRIMARY KEY (record_id);
+    ALTER TABLE sessions DROP COLUMN tenant;
+    ALTER TABLE steps DROP COLUMN tenant;
+    ALTER TABLE lifecycle DROP COLUMN tenant;
+    ALTER TABLE events DROP COLUMN tenant;
+    ALTER TABLE messages DROP COLUMN tenant;
+    ALTER TABLE outcome_rewards DROP COLUMN tenant;
+    ALTER TABLE event_rewards DROP COLUMN tenant;
+    ALTER TABLE search_docs DROP COLUMN tenant;
+    DELETE FROM schema_migrations WHERE version = 10;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ids_become_scoped_by_tenant_in_a_version_9_database() {
+    let (_server, url) = sonde_pgtest::PgServer::with_fresh_database().await;
+    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    store.write(&v9_records()).await.unwrap();
+    drop(store);
+    postgres_downgrade(&url, BACK_TO_VERSION_9).await;
+    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    check_v9_migrated(&store).await;
+}
+
+/// A new database file starts in rollback mode. Switching it to WAL reads the header,
+/// then upgrades to a write, and SQLite does not wait for a lock when upgrading a read:
+/// a process opening a new database while another was switching it failed at once with
+/// "database is locked" (two `sonde import` runs started together). Opening waits for
+/// the other writer instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_new_database_waits_for_another_writer_to_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer
+        .execute_batch("CREATE TABLE early (x); BEGIN IMMEDIATE; INSERT INTO early VALUES (1);")
+        .unwrap();
+    let open = tokio::spawn(sonde_store::SqliteStore::open(path.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!open.is_finished(), "opening did not wait for the writer");
+    writer.execute_batch("COMMIT").unwrap();
+    let opened = open.await.unwrap();
+    assert!(opened.is_ok(), "{:?}", opened.err());
+}

@@ -17,6 +17,8 @@ struct Switchable {
     inner: Arc<dyn TraceStore>,
     down: AtomicBool,
     refuse: AtomicBool,
+    /// A record id whose writes are refused for good.
+    poison: std::sync::Mutex<Option<String>>,
 }
 
 impl Switchable {
@@ -25,6 +27,7 @@ impl Switchable {
             inner: StoreUrl::SqliteMemory.open().await.unwrap(),
             down: AtomicBool::new(false),
             refuse: AtomicBool::new(false),
+            poison: std::sync::Mutex::new(None),
         })
     }
 }
@@ -69,7 +72,13 @@ impl RecordStore for Switchable {
                 "connection refused",
             )));
         }
-        if self.refuse.load(Ordering::SeqCst) {
+        let poisoned = self
+            .poison
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|id| records.iter().any(|r| &r.id == id));
+        if self.refuse.load(Ordering::SeqCst) || poisoned {
             return Err(WriteError::Backend(BackendError::new(
                 ErrorClass::Constraint,
                 "value too long",
@@ -473,14 +482,82 @@ fn starting_outside_a_runtime_is_an_error_not_a_panic() {
 
 /// A writer whose store is down spools `n` records in batches of 100 and stops.
 async fn leave_spooled(store: &Arc<Switchable>, spool: &std::path::Path, session: &str, n: usize) {
+    leave_spooled_in_chunks(store, spool, session, n, 100).await;
+}
+
+/// Spools `n` records of `session` as batches of `chunk` while the store is down, and
+/// brings the store back up.
+async fn leave_spooled_in_chunks(
+    store: &Arc<Switchable>,
+    spool: &std::path::Path,
+    session: &str,
+    n: usize,
+    chunk: usize,
+) {
     store.down.store(true, Ordering::SeqCst);
     let writer = Writer::start(store.clone(), quick(Some(spool))).unwrap();
-    for chunk in events(session, n).chunks(100) {
+    for chunk in events(session, n).chunks(chunk) {
         writer.enqueue(chunk.to_vec());
         writer.flush().await;
     }
     assert!(!writer.shutdown(Duration::from_millis(100)).await.complete);
     store.down.store(false, Ordering::SeqCst);
+}
+
+/// Counts the store writes of `writer` from now on.
+fn count_writes(writer: &Writer) -> Arc<AtomicUsize> {
+    let writes = Arc::new(AtomicUsize::new(0));
+    let w = writes.clone();
+    writer.set_metrics(WriterMetrics {
+        on_write_start: Some(Arc::new(move |_| {
+            w.fetch_add(1, Ordering::SeqCst);
+            Box::new(|_| {})
+        })),
+        ..Default::default()
+    });
+    writes
+}
+
+/// A backlog is spooled as many small batches (one per acknowledged request); replaying
+/// each in a transaction of its own was slower than ingest, so under load a backlog
+/// never drained (the soak script showed it). Replay joins them up to the batch size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_small_batches_replays_in_writes_of_the_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Switchable::new().await;
+    leave_spooled_in_chunks(&store, dir.path(), "s", 1_000, 10).await;
+    let writer = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    let writes = count_writes(&writer);
+    assert!(writer.drain_spool(Duration::from_secs(20)).await);
+    assert_eq!(stored(store.as_ref()).await, (1_000, 1_000));
+    let writes = writes.load(Ordering::SeqCst);
+    // 100 spooled batches of 10, joined into writes of 100 (the replay may start
+    // before the metrics are set: at most a few more).
+    assert!(writes <= 12, "{writes} writes replayed 100 batches");
+    assert!(writer.shutdown(Duration::from_secs(5)).await.complete);
+}
+
+/// When the store refuses a joined replay for good, the batches are tried one by one:
+/// only the batch holding the refused record is set aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_record_in_a_joined_replay_sets_aside_only_its_own_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Switchable::new().await;
+    leave_spooled_in_chunks(&store, dir.path(), "s", 1_000, 10).await;
+    *store.poison.lock().unwrap() = Some("s-000555".into());
+    let writer = Writer::start(store.clone(), quick(Some(dir.path()))).unwrap();
+    assert!(writer.drain_spool(Duration::from_secs(20)).await);
+    assert_eq!(stored(store.as_ref()).await, (990, 990));
+    let kept = std::fs::read_to_string(dir.path().join(REJECTED_FILE)).unwrap();
+    let ids: Vec<String> = kept
+        .lines()
+        .map(|l| Record::from_json_line(l).unwrap().id)
+        .collect();
+    assert_eq!(
+        ids,
+        (550..560).map(|i| format!("s-{i:06}")).collect::<Vec<_>>()
+    );
+    assert!(writer.shutdown(Duration::from_secs(5)).await.complete);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

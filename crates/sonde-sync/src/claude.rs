@@ -38,6 +38,15 @@ use crate::emit::{Emitted, context, first_line, note_source, record, span_id};
 const MAX_PENDING_TOOLS: usize = 256;
 /// Chains of calls a file's state keeps (idle ones beyond it are forgotten).
 const MAX_CHAINS: usize = 64;
+/// The request of a subagent's first call when its file does not hold its prompt.
+pub(crate) const SUBAGENT_PROMPT_ELSEWHERE: &str = "[the subagent's prompt is not in its transcript: it is the input of the Task call that spawned it]";
+
+/// Messages a chain keeps for its next response's request (the oldest go first).
+const MAX_REQUEST_MESSAGES: usize = 32;
+/// The most characters of one tool result or meta line kept in a call's request (the
+/// tool call's own record keeps the result whole).
+const MAX_REQUEST_TEXT: usize = 4096;
+
 /// Complete responses whose keys a file's state keeps, so that a copy coming late
 /// adds its tool calls to the response it belongs to instead of making a new call.
 const MAX_FINISHED_RESPONSES: usize = 8;
@@ -180,6 +189,11 @@ struct OpenResponse {
     /// A copy came since it was last sent.
     #[serde(default)]
     changed: bool,
+    /// What its chain gave the model since the previous response (the prompt, tool
+    /// results), as Anthropic messages: the call's request as far as the transcript
+    /// tells it.
+    #[serde(default)]
+    request: Vec<Value>,
 }
 
 /// One line of calls to the model that follow each other: the main conversation, an
@@ -195,6 +209,10 @@ struct Chain {
     input_ts: Option<i64>,
     /// Its response being assembled.
     open: Option<OpenResponse>,
+    /// What it gave the model since its last response began, for the next one's
+    /// request.
+    #[serde(default)]
+    inputs: Vec<Value>,
 }
 
 /// A response already sent as complete: where a copy that comes late belongs.
@@ -292,6 +310,28 @@ fn agent_of_result(line: &Line, output: &str) -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
+/// `text` cut to [`MAX_REQUEST_TEXT`] characters, the cut marked.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_REQUEST_TEXT) {
+        Some((at, _)) => format!("{}…[{} more bytes]", &text[..at], text.len() - at),
+        None => text.to_owned(),
+    }
+}
+
+/// A `tool_result` block for a call's request: its id, error flag and text, clipped.
+fn clipped_result(block: &Value) -> Value {
+    let content = block.get("content").cloned().unwrap_or(Value::Null);
+    let mut result = json!({
+        "type": "tool_result",
+        "tool_use_id": block["tool_use_id"],
+        "content": clip(&tool_output_text(&content)),
+    });
+    if block["is_error"] == true {
+        result["is_error"] = json!(true);
+    }
+    result
+}
+
 fn is_agent_tool(name: &str) -> bool {
     matches!(name, "Task" | "Agent")
 }
@@ -364,6 +404,31 @@ impl ClaudeState {
         }
     }
 
+    /// For a target sent final records only, once the file is quiet: sends what is
+    /// still open as final — each chain's last response, and tool calls that never got
+    /// a result — among the new records (a result coming after all is then a
+    /// replacement, which such a target is not sent).
+    pub fn end_of_run_final(&mut self, file: &ClaudeFile, out: &mut Emitted) {
+        self.adopt_legacy_state(file);
+        for index in 0..self.chains.len() {
+            self.finish_chain(index, file, out);
+        }
+        for tool in &mut self.pending {
+            if !tool.sent {
+                tool.sent = true;
+                out.records.push(tool_record(tool, None, file));
+            }
+        }
+    }
+
+    /// Whether anything is still open: a response being assembled, or a tool call that
+    /// was not sent (it waits for its result).
+    pub(crate) fn holds_open(&self) -> bool {
+        self.legacy_open.is_some()
+            || self.chains.iter().any(|c| c.open.is_some())
+            || self.pending.iter().any(|t| !t.sent)
+    }
+
     /// Moves a state saved by an earlier version (one open response) into a chain.
     fn adopt_legacy_state(&mut self, file: &ClaudeFile) {
         if let Some(input_ts) = self.legacy_main_input_ts.take() {
@@ -434,6 +499,17 @@ impl ClaudeState {
         });
         if self.finished.len() > MAX_FINISHED_RESPONSES {
             self.finished.remove(0);
+        }
+    }
+
+    /// Notes what a chain gave the model (the next response's request); the oldest
+    /// are dropped beyond [`MAX_REQUEST_MESSAGES`].
+    fn give(&mut self, chain: &str, message: Value) {
+        let index = self.chain_index(chain);
+        let inputs = &mut self.chains[index].inputs;
+        inputs.push(message);
+        if inputs.len() > MAX_REQUEST_MESSAGES {
+            inputs.remove(0);
         }
     }
 
@@ -544,13 +620,14 @@ impl ClaudeState {
             Content::Text(text) => (text, None),
             Content::Other => (String::new(), None),
             Content::Blocks(blocks) => {
-                let mut results = false;
+                let mut results = Vec::new();
                 for block in blocks.iter().filter(|b| b["type"] == "tool_result") {
-                    results = true;
+                    results.push(clipped_result(block));
                     self.tool_result(file, line, block, ts, out);
                 }
-                if results {
+                if !results.is_empty() {
                     self.input_at(&chain, ts);
+                    self.give(&chain, json!({"role": "user", "content": results}));
                     return;
                 }
                 let json = blocks
@@ -562,6 +639,9 @@ impl ClaudeState {
         };
         if line.is_meta {
             self.input_at(&chain, ts);
+            if !text.is_empty() {
+                self.give(&chain, json!({"role": "user", "content": clip(&text)}));
+            }
             out.skip("user.meta");
             return;
         }
@@ -569,6 +649,7 @@ impl ClaudeState {
         let index = self.chain_index(&chain);
         self.finish_chain(index, file, out);
         self.input_at(&chain, ts);
+        self.give(&chain, json!({"role": "user", "content": text.clone()}));
         let message_type = if line.is_compact_summary {
             "compact_summary"
         } else if sidechain {
@@ -740,6 +821,12 @@ impl ClaudeState {
                 self.finish_chain(index, file, out);
                 let (step_id, parent) = self.place(file, line);
                 let request_ts = self.chains[index].input_ts;
+                let mut request = std::mem::take(&mut self.chains[index].inputs);
+                if request.is_empty() && self.chains[index].input_ts.is_none() && sidechain {
+                    // A subagent's file that begins with its first response (Claude Code
+                    // 2.0): its prompt is the input of the call that spawned it.
+                    request.push(json!({"role": "user", "content": SUBAGENT_PROMPT_ELSEWHERE}));
+                }
                 self.chains[index].open = Some(OpenResponse {
                     key: key.clone(),
                     session_id: session_id.clone(),
@@ -760,6 +847,7 @@ impl ClaudeState {
                     lines: Vec::new(),
                     sent: false,
                     changed: false,
+                    request,
                 });
                 index
             }
@@ -1013,16 +1101,15 @@ fn response_records(open: &OpenResponse, file: &ClaudeFile) -> Vec<Record> {
             metadata.insert("streamed".into(), json!(true));
         }
         note_source(&mut metadata, &file.path, &open.lines);
-        let thinking: Vec<&Value> = open
-            .blocks
-            .iter()
-            .filter(|b| b["type"] == "thinking" || b["type"] == "redacted_thinking")
-            .collect();
-        let call_records = if thinking.is_empty() {
+        // The request as far as the transcript tells it (what the chain gave the model
+        // since its previous response), and the response whole.
+        let call_records = if open.blocks.is_empty() && open.request.is_empty() {
             Vec::new()
         } else {
             vec![LlmCallRecord {
-                response: Some(json!({"content": thinking}).into()),
+                request: (!open.request.is_empty())
+                    .then(|| json!({"messages": open.request}).into()),
+                response: (!open.blocks.is_empty()).then(|| json!({"content": open.blocks}).into()),
                 ..LlmCallRecord::default()
             }]
         };

@@ -20,8 +20,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sonde_model::{
-    Body, Event, LlmCall, Message, MessageContent, Metadata, Record, RuntimeAction, SessionStarted,
-    Status, StepStarted, Timestamp, derived_id, derived_id_at,
+    Body, Event, LlmCall, LlmCallRecord, Message, MessageContent, Metadata, Record, RuntimeAction,
+    SessionStarted, Status, StepStarted, Timestamp, derived_id, derived_id_at,
 };
 
 use crate::emit::{Emitted, context, first_line, note_source, record, span_id};
@@ -101,6 +101,9 @@ struct OpenResponse {
     request_ts: Option<i64>,
     /// The lines of its items.
     lines: Vec<u64>,
+    /// Its items as content blocks (text, reasoning, tool calls): the call's response.
+    #[serde(default)]
+    output: Vec<Value>,
 }
 
 /// A Codex rollout's parser state, carried from one run to the next.
@@ -126,6 +129,24 @@ pub struct CodexState {
     /// ends with one, so its span will have a call and its items may name it.
     #[serde(default)]
     reports_usage: bool,
+    /// What was given to the model since the last response (the prompt, tool
+    /// outputs), as chat messages: the next call's request as far as the rollout tells.
+    #[serde(default)]
+    inputs: Vec<Value>,
+}
+
+/// Messages kept for the next call's request (the oldest go first).
+const MAX_REQUEST_MESSAGES: usize = 32;
+/// The most characters of one tool output kept in a call's request (the tool call's
+/// own record keeps it whole).
+const MAX_REQUEST_TEXT: usize = 4096;
+
+/// `text` cut to [`MAX_REQUEST_TEXT`] characters, the cut marked.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_REQUEST_TEXT) {
+        Some((at, _)) => format!("{}…[{} more bytes]", &text[..at], text.len() - at),
+        None => text.to_owned(),
+    }
 }
 
 /// The session id a rollout's name ends with (`rollout-<time>-<uuid>.jsonl`).
@@ -221,6 +242,10 @@ impl CodexState {
                     // response; Sonde keeps no record of their own.
                     if !other.ends_with("_output") {
                         self.response_item(file);
+                        let summary = text_of(&p["summary"]);
+                        if other == "reasoning" && !summary.is_empty() {
+                            self.respond(json!({"type": "reasoning", "content": summary}));
+                        }
                     }
                     out.skip(&format!("response_item.{other}"));
                 }
@@ -241,6 +266,23 @@ impl CodexState {
                     .push(tool_record(&session, tool, None, file));
             }
         }
+    }
+
+    /// For a target sent final records only, once the file is quiet: sends tool calls
+    /// that never got their output, as they are, among the new records.
+    pub fn end_of_run_final(&mut self, file: &CodexFile, out: &mut Emitted) {
+        let session = self.session(file);
+        for tool in &mut self.pending {
+            if !tool.sent {
+                tool.sent = true;
+                out.records.push(tool_record(&session, tool, None, file));
+            }
+        }
+    }
+
+    /// Whether a tool call waits for its output, unsent.
+    pub(crate) fn holds_open(&self) -> bool {
+        self.pending.iter().any(|t| !t.sent)
     }
 
     fn start(&mut self, file: &CodexFile, ts: i64, meta: &Value, out: &mut Emitted) {
@@ -304,6 +346,7 @@ impl CodexState {
         ));
         self.step_id = Some(step_id);
         let text = p["message"].as_str().unwrap_or_default().to_owned();
+        self.give(json!({"role": "user", "content": text}));
         out.records.push(self.message(
             file,
             ts,
@@ -387,18 +430,21 @@ impl CodexState {
         let id = self.id(file, ts, "llm");
         // The response's items, then this count; a count with no item before it is a
         // response of its own.
-        let (span, request_ts, mut lines) = match self.response.take() {
+        let (span, request_ts, mut lines, output) = match self.response.take() {
             Some(response) => (
                 self.response_span(file, response.first_line),
                 response.request_ts,
                 response.lines,
+                response.output,
             ),
             None => (
                 span_id(&["llm", &id]),
                 self.input_ts.filter(|_| !self.input_is_response_end),
                 Vec::new(),
+                Vec::new(),
             ),
         };
+        let request = std::mem::take(&mut self.inputs);
         lines.push(self.line_no);
         let mut metadata = Metadata::new();
         note_source(&mut metadata, &file.path, &lines);
@@ -410,6 +456,16 @@ impl CodexState {
             latency_ms: request_ts
                 .filter(|t| *t <= ts)
                 .map(|t| (ts - t) as f64 / 1000.0),
+            // The request as far as the rollout tells it, and the response's items.
+            call_records: if request.is_empty() && output.is_empty() {
+                Vec::new()
+            } else {
+                vec![LlmCallRecord {
+                    request: (!request.is_empty()).then(|| json!({"messages": request}).into()),
+                    response: (!output.is_empty()).then(|| json!({"content": output}).into()),
+                    ..LlmCallRecord::default()
+                }]
+            },
             metadata,
             ..LlmCall::default()
         };
@@ -432,6 +488,21 @@ impl CodexState {
         self.input_is_response_end = true;
     }
 
+    /// Notes what was given to the model (the next call's request).
+    fn give(&mut self, message: Value) {
+        self.inputs.push(message);
+        if self.inputs.len() > MAX_REQUEST_MESSAGES {
+            self.inputs.remove(0);
+        }
+    }
+
+    /// Adds a block to the response being streamed (its first item made it).
+    fn respond(&mut self, block: Value) {
+        if let Some(response) = &mut self.response {
+            response.output.push(block);
+        }
+    }
+
     /// The span of the response whose first item stands on `first_line`.
     fn response_span(&self, file: &CodexFile, first_line: u64) -> String {
         span_id(&[
@@ -451,6 +522,7 @@ impl CodexState {
             first_line: line,
             request_ts: self.input_ts,
             lines: Vec::new(),
+            output: Vec::new(),
         });
         response.lines.push(line);
         let first_line = response.first_line;
@@ -471,6 +543,9 @@ impl CodexState {
             (args, _) => args.clone(),
         };
         let parent = self.response_item(file);
+        self.respond(json!({
+            "type": "tool_use", "id": call_id, "name": p["name"], "input": input.clone(),
+        }));
         self.pending.push(PendingTool {
             call_id: call_id.to_owned(),
             name: p["name"].as_str().unwrap_or_default().to_owned(),
@@ -496,6 +571,11 @@ impl CodexState {
         };
         let tool = self.pending.remove(position);
         let output = p.get("output").cloned().unwrap_or(Value::Null);
+        let text = match &output {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        self.give(json!({"role": "tool", "tool_call_id": call_id, "content": clip(&text)}));
         let session = self.session(file);
         let done = tool_record(&session, &tool, Some((&output, ts, self.line_no)), file);
         if tool.sent {
@@ -513,6 +593,7 @@ impl CodexState {
             return;
         }
         let parent = self.response_item(file);
+        self.respond(json!({"type": "text", "text": text.clone()}));
         let mut reply = self.message(
             file,
             ts,

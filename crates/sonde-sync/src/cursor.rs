@@ -13,6 +13,10 @@ pub(crate) struct Cursor {
     pub(crate) inode: u64,
     /// The offset after the last complete line read.
     pub(crate) offset: u64,
+    /// For a target sent final records only: the parser state holds records that wait
+    /// for the file to go quiet, so the file is looked at again even unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) holding: bool,
 }
 
 impl Cursor {
@@ -32,6 +36,7 @@ impl Cursor {
             mtime_ns,
             inode,
             offset,
+            holding: false,
         }
     }
 

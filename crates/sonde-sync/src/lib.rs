@@ -35,6 +35,7 @@ mod detect;
 mod discover;
 mod emit;
 mod error;
+mod final_only;
 mod options;
 mod parser;
 mod result;
@@ -51,7 +52,7 @@ pub use detect::detect;
 pub use discover::{SourceFile, discover};
 pub use emit::{Emitted, MAX_ERROR_MESSAGES};
 pub use error::SyncError;
-pub use options::{ProgressCallback, SyncOptions, SyncProgress};
+pub use options::{DEFAULT_QUIET_PERIOD, ProgressCallback, SyncOptions, SyncProgress};
 pub use result::SyncResult;
 pub use source::Source;
 #[cfg(feature = "store")]

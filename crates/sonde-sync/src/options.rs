@@ -24,8 +24,18 @@ pub struct SyncProgress {
 /// large one.
 pub type ProgressCallback = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
 
+/// How long a transcript must not have grown before a run that sends final records only
+/// (to a target that cannot replace, [`SyncTarget::replaces`](crate::SyncTarget::replaces))
+/// sends what it left open as it is: 10 minutes.
+pub const DEFAULT_QUIET_PERIOD: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// How a sync run behaves.
-#[derive(Clone, Default)]
+///
+/// ```
+/// let options = sonde_sync::SyncOptions::default();
+/// assert_eq!(options.quiet_period, sonde_sync::DEFAULT_QUIET_PERIOD);
+/// ```
+#[derive(Clone)]
 pub struct SyncOptions {
     /// Read and count, but send nothing and save no cursor.
     pub dry_run: bool,
@@ -35,6 +45,21 @@ pub struct SyncOptions {
     /// so far are flushed to the target and their cursors saved, the result says
     /// `interrupted`, and [`watch`](crate::watch) returns.
     pub cancel: Arc<AtomicBool>,
+    /// For a target that cannot replace: how long a file must not have grown before
+    /// what it left open (its last response, tool calls without a result, its session
+    /// and current step) is sent as it is.
+    pub quiet_period: std::time::Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            on_progress: None,
+            cancel: Arc::default(),
+            quiet_period: DEFAULT_QUIET_PERIOD,
+        }
+    }
 }
 
 impl std::fmt::Debug for SyncOptions {
@@ -43,6 +68,7 @@ impl std::fmt::Debug for SyncOptions {
             .field("dry_run", &self.dry_run)
             .field("on_progress", &self.on_progress.is_some())
             .field("cancel", &self.cancel)
+            .field("quiet_period", &self.quiet_period)
             .finish()
     }
 }

@@ -64,7 +64,13 @@ impl<'a> Syncer<'a> {
     }
 
     fn send(&mut self, out: &mut Emitted, result: &mut SyncResult) -> Result<(), SyncError> {
-        let (records, replacements) = out.take_records();
+        let (records, mut replacements) = out.take_records();
+        if !self.target.replaces() {
+            // Final records only: a replacement is a record sent before as final (a
+            // result coming after its session's quiet end), which the target would drop.
+            replacements.clear();
+            out.updates = 0;
+        }
         result.spans_synced += (records.len() + replacements.len()) as u64;
         result.spans_replaced += std::mem::take(&mut out.updates);
         if self.options.dry_run || (records.is_empty() && replacements.is_empty()) {
@@ -90,8 +96,10 @@ impl<'a> Syncer<'a> {
             .save_cursors(source.name(), std::mem::take(cursors))
     }
 
-    /// What to do with `file`, given the cursor stored for it.
-    fn plan(file: &SourceFile, stored: Option<&String>) -> Plan {
+    /// What to do with `file`, given the cursor stored for it; `final_only` when the
+    /// target is sent final records only (a file holding records is looked at again,
+    /// unchanged, to send them once it is quiet).
+    fn plan(file: &SourceFile, stored: Option<&String>, final_only: bool) -> Plan {
         let meta = match std::fs::metadata(&file.path) {
             Ok(meta) => meta,
             Err(e) => return Plan::Unreadable(format!("{}: {e}", file.path.display())),
@@ -99,7 +107,9 @@ impl<'a> Syncer<'a> {
         let known: Option<Cursor> = stored.and_then(|c| serde_json::from_str(c).ok());
         let now = Cursor::at(&meta, 0);
         match known {
-            Some(known) if known.same_file(&now) => Plan::Unchanged,
+            Some(known) if known.same_file(&now) && !(final_only && known.holding) => {
+                Plan::Unchanged
+            }
             // Replaced or truncated: read it again from the start; record ids keep the
             // result exact.
             Some(known) if known.inode != now.inode || now.size < known.offset => {
@@ -134,11 +144,16 @@ impl<'a> Syncer<'a> {
                     .to_string()
             })
             .collect();
+        let final_only = !self.target.replaces();
         let plans: Vec<Plan> = files
             .iter()
             .zip(&keys)
-            .map(|(file, key)| Self::plan(file, stored.get(key)))
+            .map(|(file, key)| Self::plan(file, stored.get(key), final_only))
             .collect();
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let quiet_ns = self.options.quiet_period.as_nanos();
         let mut progress = SyncProgress {
             source,
             files_done: 0,
@@ -185,7 +200,7 @@ impl<'a> Syncer<'a> {
                 None => Value::Null,
             };
             let start = from.map_or(0, |c| c.offset);
-            let mut parser = Parser::new(file, state);
+            let mut parser = Parser::new(file, state, final_only);
             let read = self.read_file(
                 file,
                 start,
@@ -201,13 +216,19 @@ impl<'a> Syncer<'a> {
                     continue;
                 }
             };
-            parser.end_of_run(&mut out);
+            // Quiet: it has not grown for the quiet period (its session ended).
+            let quiet = now_ns.saturating_sub(u128::from(now.mtime_ns)) >= quiet_ns;
+            parser.end_of_run(&mut out, quiet);
             result.bytes_read += offset - start;
             progress.bytes_read = result.bytes_read;
             self.report(&progress);
             result.files_updated += 1;
             result.absorb(&mut out);
-            let position = Cursor { offset, ..now };
+            let position = Cursor {
+                offset,
+                holding: parser.holding(),
+                ..now
+            };
             cursors.push(sonde_model::SyncCursor {
                 path: key,
                 position: serde_json::to_string(&position).unwrap_or_default(),

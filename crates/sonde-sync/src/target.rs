@@ -35,6 +35,15 @@ pub trait SyncTarget: Send {
 
     /// Saves cursors of `source` (after [`SyncTarget::flush`]).
     fn save_cursors(&mut self, source: &str, cursors: Vec<SyncCursor>) -> Result<(), SyncError>;
+
+    /// Whether a record sent again replaces the copy sent before (a store, JSONL whose
+    /// reader keeps an id's last line, Langfuse's upserts). A target that cannot (an
+    /// OTLP backend keeps the first span of an id) is sent final records only: each
+    /// once, when complete, or when its file has been quiet for
+    /// [`SyncOptions::quiet_period`](crate::SyncOptions::quiet_period).
+    fn replaces(&self) -> bool {
+        true
+    }
 }
 
 /// Cursors in a JSON file, for targets that cannot keep them:
@@ -129,6 +138,7 @@ pub struct SinkTarget {
     name: String,
     sink: Box<dyn TraceSink>,
     cursors: CursorFile,
+    replaces: bool,
 }
 
 impl SinkTarget {
@@ -138,7 +148,15 @@ impl SinkTarget {
             name: name.into(),
             sink,
             cursors,
+            replaces: true,
         }
+    }
+
+    /// The same target, sent final records only: for a sink whose receiver keeps the
+    /// first copy of a record and drops later ones (OTLP backends).
+    pub fn final_only(mut self) -> Self {
+        self.replaces = false;
+        self
     }
 
     /// Record JSONL on standard output.
@@ -181,6 +199,10 @@ impl SyncTarget for SinkTarget {
 
     fn save_cursors(&mut self, source: &str, cursors: Vec<SyncCursor>) -> Result<(), SyncError> {
         self.cursors.save(source, cursors)
+    }
+
+    fn replaces(&self) -> bool {
+        self.replaces
     }
 }
 

@@ -340,11 +340,17 @@ fn exports_retry_busy_answers_after_the_wait_the_server_asks_for() {
         "HTTP/1.1 200 OK",
     ]);
     let sink = sonde_otlp::OtlpSink::new(&url).unwrap();
-    let record = sonde_model::Record::new(
-        sonde_model::Context::session("s"),
-        sonde_model::Body::SessionStarted(sonde_model::SessionStarted::default()),
-    );
-    sink.write(&[record]).unwrap();
+    // An event: its span goes at once (a session's waits for the session's end).
+    let record = || {
+        sonde_model::Record::new(
+            sonde_model::Context::session("s"),
+            sonde_model::Body::Event(sonde_model::Event::Custom(sonde_model::CustomEvent {
+                name: "checkpoint".into(),
+                ..Default::default()
+            })),
+        )
+    };
+    sink.write(&[record()]).unwrap();
     let seen = server.join().unwrap();
     assert!(
         seen[1] - seen[0] >= Duration::from_secs(2),
@@ -355,10 +361,7 @@ fn exports_retry_busy_answers_after_the_wait_the_server_asks_for() {
     // A refusal (400) is not retried: one request, one error naming the endpoint.
     let (url, server) = scripted_server(vec!["HTTP/1.1 400 Bad Request"]);
     let sink = sonde_otlp::OtlpSink::new(&url).unwrap();
-    let err = sink.write(&[sonde_model::Record::new(
-        sonde_model::Context::session("s"),
-        sonde_model::Body::SessionStarted(sonde_model::SessionStarted::default()),
-    )]);
+    let err = sink.write(&[record()]);
     let err = err.unwrap_err().to_string();
     assert!(err.contains(&url) && err.contains("400"), "{err}");
     assert_eq!(server.join().unwrap().len(), 1);

@@ -143,15 +143,24 @@ impl HookManager {
         self.panics.load(Ordering::Relaxed)
     }
 
-    /// Runs the hooks of `event` on `record`.
+    /// Runs the hooks of `event` on `record`. The hooks' lock is not held while they
+    /// run, so a hook may register hooks, and a hook that waits on another thread (a
+    /// Python hook waiting for the GIL) never blocks `register` there.
     pub(crate) fn fire(&self, event: HookEvent, record: &Record) {
-        let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner());
-        if hooks.is_empty() {
-            return;
-        }
+        let callbacks: Vec<HookCallback> = {
+            let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner());
+            if hooks.is_empty() {
+                return;
+            }
+            hooks
+                .iter()
+                .filter(|h| h.event == event)
+                .map(|h| h.callback.clone())
+                .collect()
+        };
         let ctx = HookContext { event, record };
-        for hook in hooks.iter().filter(|h| h.event == event) {
-            if catch_unwind(AssertUnwindSafe(|| (hook.callback)(&ctx))).is_err() {
+        for callback in callbacks {
+            if catch_unwind(AssertUnwindSafe(|| callback(&ctx))).is_err() {
                 self.panics.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(hook_event = ?event, record_id = %record.id, "hook panicked; recording continues");
             }

@@ -36,5 +36,5 @@ pub use sink::{JsonlSink, SinkError, StderrSink, TeeSink, TraceSink};
 /// offered them (with the `store` feature).
 #[cfg(feature = "store")]
 pub use sonde_store::{StoreSink, WriterSink};
-pub use tracer::{RecordError, SessionHandle, SessionTracer, TracerBuilder};
+pub use tracer::{Occurrence, RecordError, SessionHandle, SessionTracer, TracerBuilder};
 pub use worker::{BATCH_LINGER, MAX_BATCH, QUEUE_CAPACITY};

@@ -117,8 +117,11 @@ impl TraceSink for StderrSink {
     }
 }
 
-/// Sends every batch to several sinks in order. A failing sink does not stop the ones
-/// after it; the first error is returned.
+/// Sends every batch to several sinks in order. By default a failing sink does not stop
+/// the ones after it (independent destinations: a closed stderr must not cost the run
+/// its file), and the first error is returned once every sink has had the batch. With
+/// [`TeeSink::stop_at_first_error`], the first failing sink stops the batch there (lash's
+/// original tee: when a later sink depends on an earlier one having the records).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -128,6 +131,7 @@ impl TraceSink for StderrSink {
 /// ```
 pub struct TeeSink {
     sinks: Vec<Arc<dyn TraceSink>>,
+    stop_at_first_error: bool,
 }
 
 impl TeeSink {
@@ -139,13 +143,42 @@ impl TeeSink {
     /// tee.flush().unwrap();
     /// ```
     pub fn new(sinks: Vec<Arc<dyn TraceSink>>) -> Self {
-        Self { sinks }
+        Self {
+            sinks,
+            stop_at_first_error: false,
+        }
+    }
+
+    /// The same tee, stopping a write or flush at the first sink that fails (the
+    /// sinks after it do not get that batch) and returning its error.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sonde_tracer::{StderrSink, TeeSink, TraceSink};
+    /// let tee = TeeSink::new(vec![Arc::new(StderrSink)]).stop_at_first_error();
+    /// assert!(tee.stops_at_first_error());
+    /// ```
+    pub fn stop_at_first_error(mut self) -> Self {
+        self.stop_at_first_error = true;
+        self
+    }
+
+    /// Whether a failing sink stops the batch there.
+    ///
+    /// ```
+    /// assert!(!sonde_tracer::TeeSink::new(vec![]).stops_at_first_error());
+    /// ```
+    pub fn stops_at_first_error(&self) -> bool {
+        self.stop_at_first_error
     }
 
     fn each(&self, f: impl Fn(&dyn TraceSink) -> Result<(), SinkError>) -> Result<(), SinkError> {
         let mut first = None;
         for sink in &self.sinks {
             if let Err(e) = f(sink.as_ref()) {
+                if self.stop_at_first_error {
+                    return Err(e);
+                }
                 first.get_or_insert(e);
             }
         }

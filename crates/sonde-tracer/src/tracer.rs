@@ -3,10 +3,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
 use sonde_model::{
     Body, Context, Event, EventReward, Message, MessageContent, Metadata, OutcomeReward, Record,
-    SessionEnded, SessionStarted, SessionTrace, StepEnded, StepStarted,
+    SessionEnded, SessionStarted, SessionTrace, StepEnded, StepStarted, Timestamp,
 };
 
 use crate::worker::SinkWorker;
@@ -41,6 +40,42 @@ pub enum RecordError {
     /// The sink failed to save the session (reported by `end_session(true)` and `flush`).
     #[error(transparent)]
     Sink(#[from] SinkError),
+}
+
+/// When an event or message happened, and where in a distributed trace, for a caller
+/// that knows better than the moment it records it (seed 002's `time_record`, an
+/// OpenTelemetry span). What it leaves `None` is filled as usual: the time is now, the
+/// trace ids are none.
+///
+/// ```
+/// let at = sonde_tracer::Occurrence {
+///     timestamp: Some(sonde_model::Timestamp::from_micros(1_700_000_000_000_000)),
+///     ..Default::default()
+/// };
+/// assert!(at.span_id.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Occurrence {
+    /// When it happened (default: when it is recorded).
+    pub timestamp: Option<Timestamp>,
+    /// The distributed trace it belongs to.
+    pub trace_id: Option<String>,
+    /// Its span in that trace.
+    pub span_id: Option<String>,
+}
+
+impl Occurrence {
+    fn apply(self, record: &mut Record) {
+        if let Some(timestamp) = self.timestamp {
+            record.timestamp = timestamp;
+        }
+        if self.trace_id.is_some() {
+            record.context.trace_id = self.trace_id;
+        }
+        if self.span_id.is_some() {
+            record.context.span_id = self.span_id;
+        }
+    }
 }
 
 pub(crate) struct TracerCore {
@@ -327,6 +362,18 @@ impl SessionTracer {
         self.require_current()?.record_event(event).await
     }
 
+    /// Records an event in the current session and step as it happened at
+    /// `occurrence`; returns its id.
+    pub async fn record_event_at(
+        &self,
+        event: Event,
+        occurrence: Occurrence,
+    ) -> Result<String, RecordError> {
+        self.require_current()?
+            .record_event_at(event, occurrence)
+            .await
+    }
+
     /// Records a message (seed API). The metadata keys seed 002 recommends
     /// (`from_system_role`, `to_system_role`, `from_system_instance_id`,
     /// `to_system_instance_id`, `boundary_type`, `call_id`, `causal_influence`) become
@@ -345,6 +392,17 @@ impl SessionTracer {
     /// Records a fully specified message.
     pub async fn record_message_with(&self, message: Message) -> Result<String, RecordError> {
         self.require_current()?.record_message_with(message).await
+    }
+
+    /// Records a fully specified message as it happened at `occurrence`.
+    pub async fn record_message_at(
+        &self,
+        message: Message,
+        occurrence: Occurrence,
+    ) -> Result<String, RecordError> {
+        self.require_current()?
+            .record_message_at(message, occurrence)
+            .await
     }
 
     /// Records a session-level reward; returns its id.
@@ -426,6 +484,16 @@ impl SessionHandle {
         body: impl FnOnce(&mut SessionState) -> Result<Body, RecordError>,
         hook: Option<HookEvent>,
     ) -> Result<String, RecordError> {
+        self.emit_at(body, hook, Occurrence::default()).await
+    }
+
+    /// [`Self::emit`], with the record's time and trace ids from `occurrence`.
+    async fn emit_at(
+        &self,
+        body: impl FnOnce(&mut SessionState) -> Result<Body, RecordError>,
+        hook: Option<HookEvent>,
+        occurrence: Occurrence,
+    ) -> Result<String, RecordError> {
         let (record, save) = {
             let mut state = self.lock();
             if state.ended {
@@ -441,7 +509,8 @@ impl SessionHandle {
             if let Body::StepEnded(_) = body {
                 context.step_id = state.step_id.take();
             }
-            let record = Record::new(context, body);
+            let mut record = Record::new(context, body);
+            occurrence.apply(&mut record);
             state.records.push(record.clone());
             (record, state.auto_save)
         };
@@ -500,39 +569,46 @@ impl SessionHandle {
             .await
     }
 
+    /// Records an event in the open timestep as it happened at `occurrence`.
+    pub async fn record_event_at(
+        &self,
+        event: Event,
+        occurrence: Occurrence,
+    ) -> Result<String, RecordError> {
+        self.emit_at(
+            |_| Ok(Body::Event(event)),
+            Some(HookEvent::EventRecorded),
+            occurrence,
+        )
+        .await
+    }
+
     /// Records a message (seed API); see [`SessionTracer::record_message`].
     pub async fn record_message(
         &self,
         content: MessageContent,
         message_type: &str,
-        mut metadata: Metadata,
+        metadata: Metadata,
     ) -> Result<String, RecordError> {
-        let mut take = |key: &str| match metadata.remove(key) {
-            Some(Value::String(s)) => Some(s),
-            Some(other) => Some(other.to_string()),
-            None => None,
-        };
-        let message = Message {
-            content,
-            message_type: message_type.to_owned(),
-            from_role: take("from_system_role"),
-            to_role: take("to_system_role"),
-            from_system_instance_id: take("from_system_instance_id"),
-            to_system_instance_id: take("to_system_instance_id"),
-            boundary_type: take("boundary_type"),
-            call_id: take("call_id"),
-            causal_influence: take("causal_influence"),
-            message_time: None,
-            metadata,
-        };
+        let message = Message::from_seed(content, message_type, metadata);
         self.record_message_with(message).await
     }
 
     /// Records a fully specified message; returns its id.
     pub async fn record_message_with(&self, message: Message) -> Result<String, RecordError> {
-        self.emit(
+        self.record_message_at(message, Occurrence::default()).await
+    }
+
+    /// Records a fully specified message as it happened at `occurrence`.
+    pub async fn record_message_at(
+        &self,
+        message: Message,
+        occurrence: Occurrence,
+    ) -> Result<String, RecordError> {
+        self.emit_at(
             |_| Ok(Body::Message(message)),
             Some(HookEvent::MessageRecorded),
+            occurrence,
         )
         .await
     }

@@ -398,6 +398,29 @@ fn a_failing_sink_in_a_tee_does_not_stop_the_sinks_after_it() {
     assert_eq!(*collect.0.lock().unwrap(), vec![r]);
 }
 
+#[test]
+fn a_tee_set_to_stop_at_the_first_error_gives_the_batch_to_no_sink_after_it() {
+    let before = Arc::new(Collect::default());
+    let after = Arc::new(Collect::default());
+    let tee =
+        TeeSink::new(vec![before.clone(), Arc::new(Failing), after.clone()]).stop_at_first_error();
+    let r = Record::new(
+        Context::session("s"),
+        Body::SessionStarted(SessionStarted::default()),
+    );
+    let err = tee.write(std::slice::from_ref(&r)).unwrap_err();
+    assert!(err.to_string().contains("disk on fire"));
+    assert_eq!(
+        *before.0.lock().unwrap(),
+        vec![r],
+        "the sink before it has the batch"
+    );
+    assert!(
+        after.0.lock().unwrap().is_empty(),
+        "the sink after it does not"
+    );
+}
+
 #[tokio::test]
 async fn end_session_reports_a_sink_failure() {
     let tracer = SessionTracer::with_sink(Arc::new(Failing)).unwrap();

@@ -11,6 +11,9 @@
 //!   `sonde` command does;
 //! - [`schema`]: the tables and columns `sonde query` can read, and a store's
 //!   schema version;
+//! - [`json::round_costs`]: reports' JSON as `--json` prints it;
+//! - with `sqlite` (default), [`compat::synth_ai`]: seed 000's Rust tracing API
+//!   (`synth_ai_core::tracing`) over Sonde;
 //! - [`demo::record`]: the demo session that `sonde demo` and the quickstart example
 //!   record;
 //! - with the `sync` feature, the `sync` module: transcript sync of Claude Code and
@@ -38,23 +41,26 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "sqlite")]
+pub mod compat;
 pub mod demo;
+pub mod json;
 pub mod retention;
 pub mod schema;
 
 // A deliberate API: the record vocabulary and the tracer. The plumbing the crates share
 // (retry policies, error-cause formatting, sync cursors) stays in the crates.
 pub use sonde_model::{
-    Body, Context, CustomEvent, Entry, EnvironmentFeedback, Event, EventReward, Json, LlmCall,
-    LlmCallRecord, Message, MessageContent, Metadata, OutcomeReward, ParseError, RECORD_KINDS,
-    Record, RuntimeAction, SCHEMA_VERSION, SessionEnded, SessionStarted, SessionTrace, SinkError,
-    Status, StepEnded, StepStarted, StepTrace, Timestamp, TimestampError, TraceFold, TraceSink,
-    derived_id, derived_id_at, new_id,
+    Body, Context, CustomEvent, Entry, EnvironmentFeedback, Event, EventReward, Json, Level,
+    LlmCall, LlmCallRecord, Message, MessageContent, Metadata, OutcomeReward, ParseError,
+    PromptBuilt, RECORD_KINDS, Record, RuntimeAction, SCHEMA_VERSION, SessionEnded, SessionStarted,
+    SessionTrace, SinkError, Status, StepEnded, StepStarted, StepTrace, StreamEvent, Timestamp,
+    TimestampError, ToolCallStarted, TraceFold, TraceSink, derived_id, derived_id_at, new_id,
 };
 pub use sonde_tracer::{
     BATCH_LINGER, HookCallback, HookContext, HookEvent, HookManager, JsonlSink, LookupError,
-    MAX_BATCH, QUEUE_CAPACITY, RecordError, SessionHandle, SessionTracer, StderrSink, StoreSink,
-    TeeSink, TracerBuilder, WriterSink,
+    MAX_BATCH, Occurrence, QUEUE_CAPACITY, RecordError, SessionHandle, SessionTracer, StderrSink,
+    StoreSink, TeeSink, TracerBuilder, WriterSink,
 };
 
 /// Stores: the [`TraceStore`](store::TraceStore) trait, its backends, and what they
@@ -72,13 +78,13 @@ pub mod store {
         DEFAULT_BATCH_TIMEOUT, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_ROWS, DEFAULT_QUEUE_CAPACITY,
         DEFAULT_SPOOL_CAP, DEFAULT_STATEMENT_TIMEOUT, DEFAULT_WRITE_ATTEMPTS,
         DEFAULT_WRITE_TIMEOUT, DatabaseIdentity, DiagnosticsReader, Enqueued, ErrorClass,
-        ErrorStats, GroupBy, GroupValues, KeyStats, KeyStore, LANES_DIR, LastFailure, LatencyStats,
-        ModelStats, OpenError, Pressure, QueryError, QueryLimits, QueryResult, REDACTED,
-        REJECTED_FILE, ReadError, RecordStore, SPOOL_FILE, Scope, SeriesPoint, SessionFilter,
-        SessionPage, SessionSummary, ShutdownReport, SpoolError, SqlQuery, StoreSink, StoreUrl,
-        SubmitError, SyncCursor, TraceStore, UsageSummary, WriteEnd, WriteError, WriteFailure,
-        WriteOutcome, Writer, WriterConfig, WriterDiagnostics, WriterError, WriterMetrics,
-        WriterSink, damage_line, read_spool, redact_url,
+        ErrorStats, GroupBy, GroupValues, KeyStats, KeyStore, LANES_DIR, LastFailure, LatencyPoint,
+        LatencyStats, ModelStats, OpenError, Pressure, QueryError, QueryLimits, QueryResult,
+        REDACTED, REJECTED_FILE, ReadError, RecordStore, SPOOL_FILE, Scope, SeriesPoint,
+        SessionFilter, SessionPage, SessionSummary, ShutdownReport, SpoolError, SqlQuery,
+        StoreSink, StoreUrl, SubmitError, SyncCursor, TraceStore, UsageSummary, WriteEnd,
+        WriteError, WriteFailure, WriteOutcome, Writer, WriterConfig, WriterDiagnostics,
+        WriterError, WriterMetrics, WriterSink, damage_line, read_spool, redact_url,
     };
     #[cfg(feature = "sqlite")]
     pub use sonde_store::{BackupError, SqliteStore, backup_sqlite};

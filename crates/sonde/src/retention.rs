@@ -49,7 +49,13 @@ pub async fn prune(
     loop {
         let page = store.list_sessions(&filter).await?;
         for session in page.sessions.iter().filter(|s| s.last_at < cutoff) {
-            if store.delete_session(&session.session_id, scope).await? {
+            // The session's own tenant, so that another tenant's session of the same id
+            // (which may be recent) is kept.
+            let own = match (&session.org, &session.workspace) {
+                (Some(org), Some(workspace)) => Scope::tenant(org, workspace),
+                _ => scope.clone(),
+            };
+            if store.delete_session(&session.session_id, &own).await? {
                 pruned.sessions += 1;
                 pruned.events += session.events;
                 pruned.llm_calls += session.llm_calls;

@@ -85,6 +85,24 @@ fn pricing_depends_on_the_model_alone() {
 }
 
 #[test]
+fn the_lash_reader_depends_on_the_model_alone() {
+    // A source: lash traces in, records out; the CLI hands them to the writer.
+    assert_eq!(
+        depends_on("sonde-lash"),
+        BTreeSet::from(["sonde-model".to_owned()])
+    );
+}
+
+#[test]
+fn the_proxy_logic_depends_on_the_model_alone() {
+    // Routes, parsing and the recorded call: no server, no store, no HTTP client.
+    assert_eq!(
+        depends_on("sonde-proxy"),
+        BTreeSet::from(["sonde-model".to_owned()])
+    );
+}
+
+#[test]
 fn the_store_depends_on_the_model_alone() {
     // Prices are the caller's (a `CallPricer` given at open time): storing and querying
     // traces pulls in no price table.
@@ -121,7 +139,7 @@ fn no_source_depends_on_a_sink_but_through_a_feature() {
 fn sinks_depend_on_no_source() {
     let all = workspace_dependencies();
     for sink in ["sonde-store", "sonde-otlp", "sonde-langfuse"] {
-        for source in ["sonde-tracer", "sonde-sync"] {
+        for source in ["sonde-tracer", "sonde-sync", "sonde-lash"] {
             assert!(!all[sink].contains(source), "{sink} depends on {source}");
         }
     }

@@ -41,18 +41,20 @@ pub fn spawn_serve(command: Command, db: &str) -> (Child, String, String) {
     spawn_serve_with(command, db, &[])
 }
 
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// [`spawn_serve`] with more `serve` flags.
 pub fn spawn_serve_with(mut command: Command, db: &str, flags: &[&str]) -> (Child, String, String) {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let (addr, grpc_addr) = (
-        format!("127.0.0.1:{}", free()),
-        format!("127.0.0.1:{}", free()),
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
     );
     let server = command
         .args([
@@ -212,4 +214,40 @@ pub fn query_column(db: &str, sql: &str, column: &str) -> Vec<String> {
         .iter()
         .map(|r| r[column].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The Python the environment variable `env` names, else `target/VENV/bin/python` (made
+/// by `./scripts/test`); fails (never skips) when neither exists, saying it lacks `what`.
+pub fn test_python(env: &str, venv: &str, what: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target")
+        .join(venv)
+        .join("bin/python");
+    assert!(
+        python.exists(),
+        "{what} missing: run ./scripts/test (it creates target/{venv}), or set {env}"
+    );
+    python
+}
+
+/// `sonde --db DB ARGS...`'s JSON output (null when it prints nothing); fails the test
+/// when the command fails.
+pub fn sonde_json(db: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(sonde_bin())
+        .args(["--db", db])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -187,6 +187,7 @@ pub(crate) fn refused(r: crate::refusal::Refusal) -> Response {
 pub(crate) fn failed(e: sonde_store::ReadError) -> Response {
     match e {
         sonde_store::ReadError::InvalidCursor => problem(StatusCode::BAD_REQUEST, &e.to_string()),
+        sonde_store::ReadError::AmbiguousId { .. } => problem(StatusCode::CONFLICT, &e.to_string()),
         other => problem(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string()),
     }
 }

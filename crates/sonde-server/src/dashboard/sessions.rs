@@ -21,7 +21,7 @@ use crate::filters::Params;
 use crate::rest::Api;
 
 /// Where a session's records came from, as far as its metadata says: its `source`
-/// (`claude-code`, `codex`), `otlp` when it holds OpenTelemetry attributes, else
+/// (`claude-code`, `codex`, `proxy`), `otlp` when it holds OpenTelemetry attributes, else
 /// `other` (the tracer and OTLP spans without a session record look alike).
 pub(crate) fn source(metadata: &Metadata) -> String {
     match metadata.get("source").and_then(Value::as_str) {
@@ -83,7 +83,7 @@ pub(crate) async fn list(
                 span { "Source" }
                 select name="source" {
                     option value="" selected[chosen.is_empty()] { "any" }
-                    @for s in ["claude-code", "codex"] {
+                    @for s in ["claude-code", "codex", "proxy"] {
                         option value=(s) selected[chosen == s] { (s) }
                     }
                 }

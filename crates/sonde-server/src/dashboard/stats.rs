@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use sonde_model::Timestamp;
-use sonde_store::{AnalyticsFilter, Bucket, GroupBy, ReadError, SeriesPoint, TraceStore};
+use sonde_store::{Bucket, GroupBy, LatencyPoint, SeriesPoint};
 
 use super::charts;
 use super::view::{dollars, duration, thousands};
@@ -19,9 +19,6 @@ use super::{Section, failed, input, range_inputs, refused};
 use crate::auth::Caller;
 use crate::filters::Params;
 use crate::rest::Api;
-
-/// The most buckets the latency chart asks percentiles for (one query each).
-const MAX_LATENCY_BUCKETS: usize = 60;
 
 fn bucket_of(params: &Params) -> (Bucket, &'static str) {
     match params.get("bucket") {
@@ -68,35 +65,20 @@ fn by_model(
     (labels, starts, names, values)
 }
 
-/// Latency p50 / p90 / p99 and TTFT p50 of each bucket starting at `starts`.
-async fn latency_over_time(
-    store: &dyn TraceStore,
-    filter: &AnalyticsFilter,
-    starts: &[Timestamp],
-    bucket: Bucket,
-) -> Result<Vec<Vec<Option<f64>>>, ReadError> {
+/// Latency p50 / p90 / p99 and TTFT p50 of each bucket starting at `starts` (none for
+/// a bucket without calls that have them).
+fn latency_over_time(points: &[LatencyPoint], starts: &[Timestamp]) -> Vec<Vec<Option<f64>>> {
     let mut series = vec![Vec::new(); 4];
-    let step = |t: Timestamp| {
-        let width = match bucket {
-            Bucket::Hour => 3_600_000_000,
-            Bucket::Day => 86_400_000_000,
-            Bucket::Week => 7 * 86_400_000_000,
-        };
-        Timestamp::from_micros(t.as_micros() + width)
-    };
-    for &start in starts.iter().rev().take(MAX_LATENCY_BUCKETS).rev() {
-        let f = AnalyticsFilter {
-            since: Some(filter.since.map_or(start, |s| s.max(start))),
-            until: Some(filter.until.map_or(step(start), |u| u.min(step(start)))),
-            ..filter.clone()
-        };
-        let stats = store.latency_percentiles(&f, GroupBy::None).await?;
-        let s = stats.first();
+    for start in starts {
+        let l = points
+            .binary_search_by_key(start, |p| p.bucket)
+            .ok()
+            .map(|i| &points[i].latency);
         for (i, v) in [
-            s.and_then(|s| s.p50_ms),
-            s.and_then(|s| s.p90_ms),
-            s.and_then(|s| s.p99_ms),
-            s.and_then(|s| s.ttft_p50_ms),
+            l.and_then(|l| l.p50_ms),
+            l.and_then(|l| l.p90_ms),
+            l.and_then(|l| l.p99_ms),
+            l.and_then(|l| l.ttft_p50_ms),
         ]
         .into_iter()
         .enumerate()
@@ -104,7 +86,7 @@ async fn latency_over_time(
             series[i].push(v);
         }
     }
-    Ok(series)
+    series
 }
 
 /// A number shown with its exact value in `data-value`, for tests and copying.
@@ -123,27 +105,19 @@ pub(crate) async fn page_of(
         .map_err(refused)?;
     let (bucket, bucket_name) = bucket_of(params);
     let store = api.store.as_ref();
-    let (summary, series, models, keys, errors, latency) = tokio::try_join!(
+    let (summary, series, models, keys, errors, latency, latency_series) = tokio::try_join!(
         store.usage_summary(&filter),
         store.usage_series(&filter, GroupBy::Model, bucket),
         store.model_stats(&filter),
         store.key_stats(&filter),
         store.error_rates(&filter, GroupBy::Model),
         store.latency_percentiles(&filter, GroupBy::Model),
+        store.latency_series(&filter, bucket),
     )
     .map_err(failed)?;
     let (labels, starts, names, costs) = by_model(&series, bucket, |p| p.cost_usd);
     let (_, _, _, tokens) = by_model(&series, bucket, |p| p.total_tokens as f64);
-    let over_time = latency_over_time(store, &filter, &starts, bucket)
-        .await
-        .map_err(failed)?;
-    let latency_labels: Vec<String> = labels
-        .iter()
-        .rev()
-        .take(MAX_LATENCY_BUCKETS)
-        .rev()
-        .cloned()
-        .collect();
+    let over_time = latency_over_time(&latency_series, &starts);
     let mut by_cost = models.clone();
     by_cost.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd));
     let mut keys_by_cost = keys.clone();
@@ -186,7 +160,7 @@ pub(crate) async fn page_of(
             section { h2 { "Tokens per " (bucket_name) " by model" } (charts::stacked_bars(&labels, &names, &tokens, &count)) }
             section {
                 h2 { "Latency per " (bucket_name) }
-                (charts::lines(&latency_labels, &["p50".into(), "p90".into(), "p99".into(), "time to first token p50".into()], &over_time, &ms))
+                (charts::lines(&labels, &["p50".into(), "p90".into(), "p99".into(), "time to first token p50".into()], &over_time, &ms))
             }
             section.tables {
                 div {

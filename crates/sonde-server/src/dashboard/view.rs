@@ -308,6 +308,42 @@ fn node(
             }
             Some(&custom.metadata)
         }
+        Body::Event(Event::ToolCallStarted(start)) => {
+            n.kind = "tool";
+            n.name = format!("{} (started)", start.tool_name);
+            n.fields.push(("tool".into(), start.tool_name.clone()));
+            if let Some(id) = &start.tool_call_id {
+                n.fields.push(("tool call id".into(), id.clone()));
+            }
+            if let Some(input) = &start.arguments {
+                n.blocks.push(Block::json("input", input));
+            }
+            Some(&start.metadata)
+        }
+        Body::Event(Event::PromptBuilt(prompt)) => {
+            n.name = "prompt built".into();
+            if let Some(chars) = prompt.prompt_chars {
+                n.fields.push(("characters".into(), chars.to_string()));
+            }
+            if let Some(hash) = &prompt.prompt_hash {
+                n.fields.push(("hash".into(), cut(hash)));
+            }
+            if !prompt.components.is_empty() {
+                let parts = Value::from(prompt.components.clone());
+                n.blocks.push(Block::json("components", &parts));
+            }
+            Some(&prompt.metadata)
+        }
+        Body::Event(Event::Stream(stream)) => {
+            n.name = format!("{} stream: {}", stream.source, stream.name);
+            if let Some(sequence) = stream.sequence {
+                n.fields.push(("sequence".into(), sequence.to_string()));
+            }
+            if !stream.data.is_null() {
+                n.blocks.push(Block::json("data", &stream.data));
+            }
+            Some(&stream.metadata)
+        }
         Body::Message(m) => {
             n.kind = "message";
             let from = m.from_role.as_deref().unwrap_or("?");

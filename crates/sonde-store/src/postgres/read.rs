@@ -11,22 +11,19 @@ use crate::{ReadError, Scope};
 
 use super::{classify, pool_error};
 
-pub(super) async fn session_visible(
+/// The tenants ([`crate::rows::tenant_key`]) whose session `session_id` `scope` sees:
+/// at most one for a tenant's scope, any number for [`Scope::All`].
+pub(super) async fn visible_tenants(
     client: &deadpool_postgres::Transaction<'_>,
     session_id: &str,
     scope: &Scope,
-) -> Result<bool, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT org, workspace FROM sessions WHERE session_id = $1",
-            &[&session_id],
-        )
-        .await?;
-    Ok(row.is_some_and(|r| {
-        let org: Option<String> = r.get(0);
-        let workspace: Option<String> = r.get(1);
-        scope.allows(org.as_deref(), workspace.as_deref())
-    }))
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let (sql, tenant) = crate::tenancy::visible_tenants_sql(scope, "$1", "$2");
+    let rows = match &tenant {
+        Some(tenant) => client.query(&sql, &[&session_id, tenant]).await?,
+        None => client.query(&sql, &[&session_id]).await?,
+    };
+    rows.iter().map(|r| r.try_get(0)).collect()
 }
 
 /// PostgreSQL reads instants as timestamps and `response_status` as a 4-byte integer.
@@ -71,21 +68,25 @@ pub(super) async fn read_session(
         .start()
         .await
         .map_err(backend)?;
-    if !session_visible(&tx, &session_id, &scope)
+    let tenants = visible_tenants(&tx, &session_id, &scope)
         .await
-        .map_err(backend)?
-    {
+        .map_err(backend)?;
+    let Some(tenant) = crate::tenancy::one_tenant(&session_id, tenants)? else {
         return Ok(None);
-    }
+    };
     let mut records: Vec<Record> = Vec::new();
     for table in Table::ALL {
         let sql = format!(
-            "SELECT {} FROM {} WHERE session_id = $1",
+            "SELECT {} FROM {} WHERE tenant = $2 AND session_id = $1",
             SHARED_COLUMNS.join(", "),
             table.name()
         );
         let stmt = tx.prepare_cached(&sql).await.map_err(backend)?;
-        for row in tx.query(&stmt, &[&session_id]).await.map_err(backend)? {
+        for row in tx
+            .query(&stmt, &[&session_id, &tenant])
+            .await
+            .map_err(backend)?
+        {
             let payload = row.try_get(10).map_err(backend)?;
             let columns = StoredColumns::read(&row, payload).map_err(backend)?;
             records.push(columns.into_record()?);

@@ -88,18 +88,19 @@ async fn apply_rollup(
     Ok(())
 }
 
-/// Takes the LLM calls whose `column` equals `value` (a session's, or one event) out
-/// of the roll-ups.
+/// Takes the LLM calls of `tenant` whose `column` equals `value` (a session's, or one
+/// event) out of the roll-ups.
 pub(super) async fn subtract_rollups(
     tx: &deadpool_postgres::Transaction<'_>,
     column: &str,
     value: &str,
+    tenant: &str,
 ) -> Result<(), tokio_postgres::Error> {
     let stmt = tx
-        .prepare_cached(&crate::rows::stored_calls_sql(column, "$1"))
+        .prepare_cached(&crate::rows::stored_calls_sql(column, "$1", "$2"))
         .await?;
     let mut rollups = crate::rows::RollupsBuilder::default();
-    for r in tx.query(&stmt, &[&value]).await? {
+    for r in tx.query(&stmt, &[&value, &tenant]).await? {
         rollups.subtract_stored(&r)?;
     }
     let rollups = rollups.finish();

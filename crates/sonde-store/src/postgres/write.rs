@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use deadpool_postgres::Pool;
 use tokio_postgres::types::ToSql;
 
-use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, Table, WriteMode};
+use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, SessionKey, Table, WriteMode};
 use crate::{BackendError, Dialect, ErrorClass, ReadError, Scope, WriteError, WriteOutcome};
 
-use super::read::session_visible;
+use super::read::visible_tenants;
 use super::rollups::{apply_rollups, subtract_rollups};
 use super::{CONTENTION_ATTEMPTS, Param, at, classify, params, pool_error, runs};
 
@@ -53,6 +53,7 @@ fn column<'a>(rows: &'a [&'a RecordRow], name: &str) -> Param<'a> {
         "span_id" => each(rows, |r| r.context.span_id.as_deref()),
         "parent_span_id" => each(rows, |r| r.context.parent_span_id.as_deref()),
         "payload" => each(rows, |r| r.payload.as_str()),
+        "tenant" => each(rows, |r| r.tenant.as_str()),
         "event_type" => each(rows, |r| event(r).map_or("", |e| e.event_type)),
         "status" => each(rows, |r| event(r).map_or("ok", |e| e.status)),
         "provider" => each(rows, |r| event(r).and_then(|e| e.provider.as_deref())),
@@ -104,12 +105,12 @@ fn column<'a>(rows: &'a [&'a RecordRow], name: &str) -> Param<'a> {
     }
 }
 
-/// Inserts one table's rows; returns the ids stored for the first time.
+/// Inserts one table's rows; returns the tenants and ids stored for the first time.
 async fn insert_table(
     tx: &deadpool_postgres::Transaction<'_>,
     table: Table,
     rows: &[&RecordRow],
-) -> Result<HashSet<String>, tokio_postgres::Error> {
+) -> Result<HashSet<(String, String)>, tokio_postgres::Error> {
     let columns = table.columns();
     let arrays: Vec<String> = columns
         .iter()
@@ -117,7 +118,7 @@ async fn insert_table(
         .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
         .collect();
     let sql = format!(
-        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (id) DO NOTHING RETURNING id",
+        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (tenant, id) DO NOTHING RETURNING tenant, id",
         table.name(),
         columns.join(", "),
         arrays.join(", ")
@@ -125,7 +126,10 @@ async fn insert_table(
     let values: Vec<Param<'_>> = columns.iter().map(|c| column(rows, c)).collect();
     let stmt = tx.prepare_cached(&sql).await?;
     let stored = tx.query(&stmt, &params(&values)).await?;
-    Ok(stored.iter().map(|r| r.get::<_, String>(0)).collect())
+    stored
+        .iter()
+        .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)))
+        .collect()
 }
 
 /// Deletes the stored versions of `rows` that [`WriteMode::Replace`] replaces, and takes
@@ -133,7 +137,7 @@ async fn insert_table(
 async fn remove_replaced(
     tx: &deadpool_postgres::Transaction<'_>,
     groups: &BTreeMap<Table, Vec<&RecordRow>>,
-) -> Result<BTreeSet<String>, tokio_postgres::Error> {
+) -> Result<BTreeSet<SessionKey>, tokio_postgres::Error> {
     let mut sessions = BTreeSet::new();
     for (table, rows) in groups {
         if *table == Table::Lifecycle {
@@ -141,21 +145,27 @@ async fn remove_replaced(
         }
         let delete = tx
             .prepare_cached(&format!(
-                "DELETE FROM {} WHERE id = $1 RETURNING session_id",
+                "DELETE FROM {} WHERE tenant = $2 AND id = $1 RETURNING session_id",
                 table.name()
             ))
             .await?;
         for row in rows {
             if *table == Table::Events {
-                subtract_rollups(tx, "id", &row.id).await?;
+                subtract_rollups(tx, "id", &row.id, &row.tenant).await?;
             }
             // The stored version may belong to another session than the new one (a
             // resumed session copies its parent's responses): both are recounted.
-            if let Some(stored) = tx.query_opt(&delete, &[&row.id]).await? {
-                sessions.insert(stored.try_get::<_, String>(0)?);
-                sessions.insert(row.context.session_id.clone());
-                tx.execute("DELETE FROM search_docs WHERE record_id = $1", &[&row.id])
-                    .await?;
+            if let Some(stored) = tx.query_opt(&delete, &[&row.id, &row.tenant]).await? {
+                sessions.insert(SessionKey {
+                    tenant: row.tenant.clone(),
+                    session_id: stored.try_get::<_, String>(0)?,
+                });
+                sessions.insert(SessionKey::of(row));
+                tx.execute(
+                    "DELETE FROM search_docs WHERE tenant = $2 AND record_id = $1",
+                    &[&row.id, &row.tenant],
+                )
+                .await?;
             }
         }
     }
@@ -180,7 +190,13 @@ async fn write_batch(
         let ids = insert_table(&tx, *table, rows)
             .await
             .map_err(|e| classify(&e))?;
-        inserted.extend(rows.iter().copied().filter(|r| ids.contains(&r.id)));
+        // Looked up by pairs borrowed from the row would need a second set type; the
+        // clone per row is small next to the round trip.
+        inserted.extend(
+            rows.iter()
+                .copied()
+                .filter(|r| ids.contains(&(r.tenant.clone(), r.id.clone()))),
+        );
     }
     upsert_sessions(&tx, &inserted)
         .await
@@ -205,11 +221,11 @@ async fn write_batch(
         .map_err(|e| classify(&e))?;
     if !replaced_sessions.is_empty() {
         let recount = tx
-            .prepare_cached(&crate::rows::recount_session_sql("$1"))
+            .prepare_cached(&crate::rows::recount_session_sql("$1", "$2"))
             .await
             .map_err(|e| classify(&e))?;
-        for session_id in &replaced_sessions {
-            tx.execute(&recount, &[session_id])
+        for session in &replaced_sessions {
+            tx.execute(&recount, &[&session.session_id, &session.tenant])
                 .await
                 .map_err(|e| classify(&e))?;
         }
@@ -236,18 +252,21 @@ async fn index_text(
         .iter()
         .map(|r| r.context.session_id.as_str())
         .collect();
+    let tenants: Vec<&str> = with_text.iter().map(|r| r.tenant.as_str()).collect();
     let bodies: Vec<&str> = with_text
         .iter()
         .map(|r| r.search_text.as_deref().unwrap_or_default())
         .collect();
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO search_docs (record_id, session_id, body)
-             SELECT i, s, to_tsvector('simple', b) FROM unnest($1::text[], $2::text[], $3::text[]) AS t(i, s, b)
-             ON CONFLICT (record_id) DO NOTHING",
+            "INSERT INTO search_docs (record_id, session_id, body, tenant)
+             SELECT i, s, to_tsvector('simple', b), t
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(i, s, b, t)
+             ON CONFLICT (tenant, record_id) DO NOTHING",
         )
         .await?;
-    tx.execute(&stmt, &[&ids, &sessions, &bodies]).await?;
+    tx.execute(&stmt, &[&ids, &sessions, &bodies, &tenants])
+        .await?;
     Ok(())
 }
 
@@ -259,7 +278,8 @@ async fn upsert_sessions(
     if deltas.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = deltas.keys().map(String::as_str).collect();
+    let ids: Vec<&str> = deltas.keys().map(|k| k.session_id.as_str()).collect();
+    let tenants: Vec<&str> = deltas.keys().map(|k| k.tenant.as_str()).collect();
     let d: Vec<&crate::rows::SessionDelta> = deltas.values().collect();
     let values: Vec<Param<'_>> = vec![
         Box::new(ids),
@@ -272,14 +292,16 @@ async fn upsert_sessions(
         Box::new(d.iter().map(|d| d.messages).collect::<Vec<_>>()),
         Box::new(d.iter().map(|d| d.total_tokens).collect::<Vec<_>>()),
         Box::new(d.iter().map(|d| d.cost_usd).collect::<Vec<_>>()),
+        Box::new(tenants),
     ];
     let stmt = tx
         .prepare_cached(&format!(
             "{} {}",
             "INSERT INTO sessions (session_id, org, workspace, started_at, last_at, event_count,
-                 llm_calls, message_count, total_tokens, cost_usd)
+                 llm_calls, message_count, total_tokens, cost_usd, tenant)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-                 $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::float8[])",
+                 $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::float8[],
+                 $11::text[])",
             crate::rows::session_upsert_tail("least", "greatest")
         ))
         .await?;
@@ -293,8 +315,13 @@ async fn apply_lifecycle(
     row: &RecordRow,
     change: &Lifecycle,
 ) -> Result<(), tokio_postgres::Error> {
-    let (sql, values) =
-        change.statement(&row.context.session_id, &row.id, row.ts, Dialect::Postgres);
+    let (sql, values) = change.statement(
+        &row.tenant,
+        &row.context.session_id,
+        &row.id,
+        row.ts,
+        Dialect::Postgres,
+    );
     let values: Vec<Param<'_>> = values
         .into_iter()
         .map(|v| -> Param<'_> {
@@ -315,20 +342,21 @@ pub(super) async fn write_rows(
     rows: Vec<RecordRow>,
     mode: WriteMode,
 ) -> Result<WriteOutcome, WriteError> {
-    // A record id twice in one batch counts once; rows are sorted by id so that
-    // concurrent writers take row locks in the same order (no deadlocks).
+    // A record id twice in one tenant's part of a batch counts once; rows are sorted by
+    // tenant and id so that concurrent writers take row locks in the same order (no
+    // deadlocks).
     let mut seen = HashSet::with_capacity(rows.len());
     let mut groups: BTreeMap<Table, Vec<&RecordRow>> = BTreeMap::new();
     let mut repeated = 0;
     for row in &rows {
-        if seen.insert(row.id.as_str()) {
+        if seen.insert((row.tenant.as_str(), row.id.as_str())) {
             groups.entry(row.table).or_default().push(row);
         } else {
             repeated += 1;
         }
     }
     for rows in groups.values_mut() {
-        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
     }
     let mut attempt = 0;
     loop {
@@ -362,26 +390,29 @@ pub(super) async fn delete_session(
         .await
         .map_err(|e| ReadError::Backend(pool_error(e)))?;
     let tx = client.transaction().await.map_err(backend)?;
-    if !session_visible(&tx, &session_id, &scope)
+    let tenants = visible_tenants(&tx, &session_id, &scope)
         .await
-        .map_err(backend)?
-    {
+        .map_err(backend)?;
+    if tenants.is_empty() {
         return Ok(false);
     }
-    subtract_rollups(&tx, "session_id", &session_id)
-        .await
-        .map_err(backend)?;
-    for table in Table::ALL
-        .iter()
-        .map(|t| t.name())
-        .chain(["steps", "sessions", "search_docs"])
-    {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE session_id = $1"),
-            &[&session_id],
-        )
-        .await
-        .map_err(backend)?;
+    // Every tenant's session of that id the scope sees: one for a tenant's key.
+    for tenant in &tenants {
+        subtract_rollups(&tx, "session_id", &session_id, tenant)
+            .await
+            .map_err(backend)?;
+        for table in Table::ALL
+            .iter()
+            .map(|t| t.name())
+            .chain(["steps", "sessions", "search_docs"])
+        {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE tenant = $2 AND session_id = $1"),
+                &[&session_id, tenant],
+            )
+            .await
+            .map_err(backend)?;
+        }
     }
     tx.commit().await.map_err(backend)?;
     Ok(true)

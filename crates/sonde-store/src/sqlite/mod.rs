@@ -173,9 +173,32 @@ fn spawn_readers(
     Ok(jobs)
 }
 
+/// How long a connection waits for a lock another connection holds (SQLite's busy
+/// timeout), and how long opening waits to switch a new database to WAL.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Puts the database in WAL mode. A new file starts in rollback mode; switching reads
+/// the header and then upgrades to a write, and SQLite never waits when upgrading a read
+/// (its busy handler is skipped to avoid deadlocks): a second process opening the same
+/// new file at that moment got "database is locked". It waits as for any lock.
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            done => return done,
+        }
+    }
+}
+
 fn configure(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     let url = &path.display().to_string();
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    conn.busy_timeout(LOCK_WAIT)
         .map_err(|e| schema::open_failed(url, &e))?;
     conn.execute_batch(
         &format!(
@@ -231,8 +254,7 @@ impl SqliteStore {
         }
         let mut conn = Connection::open(path).map_err(|e| schema::open_failed(&url, &e))?;
         configure(&conn, path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| schema::open_failed(&url, &e))?;
+        switch_to_wal(&conn).map_err(|e| schema::open_failed(&url, &e))?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .map_err(|e| schema::open_failed(&url, &e))?;
         let checkpoints = Connection::open(path).map_err(|e| schema::open_failed(&url, &e))?;

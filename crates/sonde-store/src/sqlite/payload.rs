@@ -90,7 +90,8 @@ pub(super) enum Slot {
 
 /// Payloads of one session compressed together, for `payload_blocks`.
 pub(super) struct Block {
-    pub session_id: String,
+    /// The session whose payloads it holds.
+    pub session: crate::rows::SessionKey,
     /// One zstd frame: the payloads end to end.
     pub data: Vec<u8>,
     /// The rows pointing into it.
@@ -140,7 +141,7 @@ pub(super) fn pack(rows: &mut [RecordRow], blocks: bool) -> Packed {
                     rows[i].payload = String::new();
                 }
                 packed_blocks.push(Block {
-                    session_id: rows[members[0]].context.session_id.clone(),
+                    session: crate::rows::SessionKey::of(&rows[members[0]]),
                     data,
                     rows: i64::try_from(placed.len()).unwrap_or(i64::MAX),
                 });
@@ -169,23 +170,23 @@ pub(super) fn pack(rows: &mut [RecordRow], blocks: bool) -> Packed {
 /// block needs two payloads or more, [`PACK_AT`] bytes or more in all (a payload too
 /// large for a block is left to be compressed alone).
 fn block_members(rows: &[RecordRow]) -> Vec<Vec<usize>> {
-    let mut by_session: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut order: Vec<&str> = Vec::new();
+    let mut by_session: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    let mut order: Vec<(&str, &str)> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         if row.payload.len() > BLOCK_MAX {
             continue;
         }
         by_session
-            .entry(row.context.session_id.as_str())
+            .entry((row.tenant.as_str(), row.context.session_id.as_str()))
             .or_insert_with_key(|session| {
-                order.push(session);
+                order.push(*session);
                 Vec::new()
             })
             .push(i);
     }
     let mut groups = Vec::new();
     for session in order {
-        let Some(members) = by_session.remove(session) else {
+        let Some(members) = by_session.remove(&session) else {
             continue;
         };
         let mut group: Vec<usize> = Vec::new();

@@ -1,6 +1,6 @@
 //! Reading a whole session back: its rows in one snapshot, payloads unpacked, folded.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use sonde_model::{Record, SessionTrace};
 
 use crate::rows::{SHARED_COLUMNS, StoredColumns, StoredRow, Table};
@@ -8,19 +8,21 @@ use crate::{ReadError, Scope};
 
 use super::{classify, payload};
 
-pub(super) fn session_visible(
+/// The tenants ([`crate::rows::tenant_key`]) whose session `session_id` `scope` sees:
+/// at most one for a tenant's scope, any number for [`Scope::All`].
+pub(super) fn visible_tenants(
     conn: &Connection,
     session_id: &str,
     scope: &Scope,
-) -> Result<bool, rusqlite::Error> {
-    let tenant: Option<(Option<String>, Option<String>)> = conn
-        .query_row(
-            "SELECT org, workspace FROM sessions WHERE session_id = ?1",
-            [session_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
-    Ok(tenant.is_some_and(|(org, workspace)| scope.allows(org.as_deref(), workspace.as_deref())))
+) -> Result<Vec<String>, rusqlite::Error> {
+    let (sql, tenant) = crate::tenancy::visible_tenants_sql(scope, "?1", "?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    match &tenant {
+        Some(tenant) => stmt
+            .query_map([session_id, tenant], |row| row.get(0))?
+            .collect(),
+        None => stmt.query_map([session_id], |row| row.get(0))?.collect(),
+    }
 }
 
 pub(super) fn read_session(
@@ -31,19 +33,23 @@ pub(super) fn read_session(
     let backend = |e: rusqlite::Error| ReadError::Backend(classify(&e));
     // One read transaction: a consistent snapshot across the tables.
     let tx = conn.transaction().map_err(backend)?;
-    if !session_visible(&tx, session_id, scope).map_err(backend)? {
+    let Some(tenant) = crate::tenancy::one_tenant(
+        session_id,
+        visible_tenants(&tx, session_id, scope).map_err(backend)?,
+    )?
+    else {
         return Ok(None);
-    }
+    };
     let mut records: Vec<Record> = Vec::new();
     let mut payloads = payload::PayloadReader::default();
     for table in Table::ALL {
         let sql = format!(
-            "SELECT {} FROM {} WHERE session_id = ?1",
+            "SELECT {} FROM {} WHERE tenant = ?2 AND session_id = ?1",
             SHARED_COLUMNS.join(", "),
             table.name()
         );
         let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
-        let mut rows = stmt.query([session_id]).map_err(backend)?;
+        let mut rows = stmt.query([session_id, &tenant]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
             records.push(
                 stored_columns(row, &tx, &mut payloads)

@@ -62,16 +62,17 @@ fn apply_rollup(
     Ok(())
 }
 
-/// Takes the LLM calls whose `column` equals `value` (a session's, or one event) out
-/// of the roll-ups.
+/// Takes the LLM calls of `tenant` whose `column` equals `value` (a session's, or one
+/// event) out of the roll-ups.
 pub(super) fn subtract_rollups(
     tx: &rusqlite::Transaction<'_>,
     column: &str,
     value: &str,
+    tenant: &str,
 ) -> Result<(), rusqlite::Error> {
     let mut rollups = crate::rows::RollupsBuilder::default();
-    let mut stmt = tx.prepare_cached(&crate::rows::stored_calls_sql(column, "?1"))?;
-    let mut rows = stmt.query([value])?;
+    let mut stmt = tx.prepare_cached(&crate::rows::stored_calls_sql(column, "?1", "?2"))?;
+    let mut rows = stmt.query([value, tenant])?;
     while let Some(r) = rows.next()? {
         rollups.subtract_stored(r)?;
     }

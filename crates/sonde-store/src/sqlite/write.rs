@@ -4,10 +4,10 @@
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, Table, WriteMode};
+use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, SessionKey, Table, WriteMode};
 use crate::{Dialect, Scope, WriteOutcome};
 
-use super::read::session_visible;
+use super::read::visible_tenants;
 use super::rollups::{apply_rollups, subtract_rollups};
 use super::{payload, runs};
 
@@ -97,6 +97,7 @@ fn values<'a>(row: &'a RecordRow, payload: Bound<'a>) -> Vec<Bound<'a>> {
             values.extend([text(event_id), real(Some(*value))]);
         }
     }
+    values.push(text(&row.tenant));
     values
 }
 
@@ -116,10 +117,15 @@ pub(super) fn write_rows(
     {
         let mut block_ids = Vec::with_capacity(packed.blocks.len());
         let mut insert_block = tx.prepare_cached(
-            "INSERT INTO payload_blocks (session_id, live, data) VALUES (?1, ?2, ?3)",
+            "INSERT INTO payload_blocks (session_id, live, data, tenant) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for block in &packed.blocks {
-            insert_block.execute(rusqlite::params![block.session_id, block.rows, block.data])?;
+            insert_block.execute(rusqlite::params![
+                block.session.session_id,
+                block.rows,
+                block.data,
+                block.session.tenant
+            ])?;
             block_ids.push(tx.last_insert_rowid());
         }
         // Rows a block counts that turn out to be duplicates (never inserted).
@@ -159,13 +165,13 @@ pub(super) fn write_rows(
         let mut upsert = tx.prepare_cached(&format!(
             "{} {}",
             "INSERT INTO sessions (session_id, org, workspace, started_at, last_at, event_count,
-                 llm_calls, message_count, total_tokens, cost_usd)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 llm_calls, message_count, total_tokens, cost_usd, tenant)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             crate::rows::session_upsert_tail("min", "max")
         ))?;
-        for (session_id, d) in crate::rows::session_deltas(&inserted) {
+        for (session, d) in crate::rows::session_deltas(&inserted) {
             upsert.execute(rusqlite::params![
-                session_id,
+                session.session_id,
                 d.org,
                 d.workspace,
                 d.first,
@@ -174,13 +180,14 @@ pub(super) fn write_rows(
                 d.llm_calls,
                 d.messages,
                 d.total_tokens,
-                d.cost_usd
+                d.cost_usd,
+                session.tenant
             ])?;
         }
     }
     for row in &inserted {
         if let Extra::Lifecycle(change) = &row.extra {
-            apply_lifecycle(&tx, &row.context.session_id, &row.id, row.ts, change)?;
+            apply_lifecycle(&tx, row, change)?;
         }
     }
     index_text(&tx, &inserted)?;
@@ -188,9 +195,9 @@ pub(super) fn write_rows(
     apply_rollups(&tx, &rollups)?;
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)?;
     runs::append(&tx, "llm_key_daily_runs", &rollups.key_daily_runs)?;
-    for session_id in &replaced_sessions {
-        tx.prepare_cached(&crate::rows::recount_session_sql("?1"))?
-            .execute([session_id])?;
+    for session in &replaced_sessions {
+        tx.prepare_cached(&crate::rows::recount_session_sql("?1", "?2"))?
+            .execute([&session.session_id, &session.tenant])?;
     }
     tx.commit()?;
     Ok(outcome)
@@ -201,25 +208,28 @@ pub(super) fn write_rows(
 fn remove_replaced(
     tx: &rusqlite::Transaction<'_>,
     rows: &[RecordRow],
-) -> Result<Vec<String>, rusqlite::Error> {
+) -> Result<Vec<SessionKey>, rusqlite::Error> {
     let mut sessions = std::collections::BTreeSet::new();
     for row in rows.iter().filter(|r| r.table != Table::Lifecycle) {
         if row.table == Table::Events {
-            subtract_rollups(tx, "id", &row.id)?;
+            subtract_rollups(tx, "id", &row.id, &row.tenant)?;
         }
         let removed: Option<(Sql, String)> = tx
             .prepare_cached(&format!(
-                "DELETE FROM {} WHERE id = ?1 RETURNING payload, session_id",
+                "DELETE FROM {} WHERE tenant = ?2 AND id = ?1 RETURNING payload, session_id",
                 row.table.name()
             ))?
-            .query_row([&row.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([&row.id, &row.tenant], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((payload, stored_session)) = removed {
             // The stored version may belong to another session than the new one (a
             // resumed session copies its parent's responses): both are recounted.
-            sessions.insert(stored_session);
-            sessions.insert(row.context.session_id.clone());
-            unindex_text(tx, "record_id", &row.id)?;
+            sessions.insert(SessionKey {
+                tenant: row.tenant.clone(),
+                session_id: stored_session,
+            });
+            sessions.insert(SessionKey::of(row));
+            unindex_text(tx, "record_id", &row.id, &row.tenant)?;
             if let Sql::Blob(blob) = payload
                 && let Some((block, _, _)) = payload::parse_block_ref(&blob)
             {
@@ -232,31 +242,34 @@ fn remove_replaced(
 
 /// Adds the searchable text of `rows` to the full-text index.
 fn index_text(tx: &rusqlite::Transaction<'_>, rows: &[RecordRow]) -> Result<(), rusqlite::Error> {
-    let mut doc =
-        tx.prepare_cached("INSERT INTO search_docs (record_id, session_id) VALUES (?1, ?2)")?;
+    let mut doc = tx.prepare_cached(
+        "INSERT INTO search_docs (record_id, session_id, tenant) VALUES (?1, ?2, ?3)",
+    )?;
     let mut fts = tx.prepare_cached("INSERT INTO search_fts (rowid, body) VALUES (?1, ?2)")?;
     for row in rows {
         if let Some(body) = &row.search_text {
-            doc.execute([&row.id, &row.context.session_id])?;
+            doc.execute([&row.id, &row.context.session_id, &row.tenant])?;
             fts.execute(rusqlite::params![tx.last_insert_rowid(), body])?;
         }
     }
     Ok(())
 }
 
-/// Removes from the full-text index the records whose `column` (`record_id` or
-/// `session_id`) is `value`.
+/// Removes from the full-text index the records of `tenant` whose `column`
+/// (`record_id` or `session_id`) is `value`.
 fn unindex_text(
     tx: &rusqlite::Transaction<'_>,
     column: &str,
     value: &str,
+    tenant: &str,
 ) -> Result<(), rusqlite::Error> {
+    let docs = format!("search_docs WHERE tenant = ?2 AND {column} = ?1");
     tx.prepare_cached(&format!(
-        "DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_docs WHERE {column} = ?1)"
+        "DELETE FROM search_fts WHERE rowid IN (SELECT id FROM {docs})"
     ))?
-    .execute([value])?;
-    tx.prepare_cached(&format!("DELETE FROM search_docs WHERE {column} = ?1"))?
-        .execute([value])?;
+    .execute([value, tenant])?;
+    tx.prepare_cached(&format!("DELETE FROM {docs}"))?
+        .execute([value, tenant])?;
     Ok(())
 }
 
@@ -276,12 +289,16 @@ pub(super) fn release_block(
 /// Applies a lifecycle record to the derived tables ([`Lifecycle::statement`]).
 fn apply_lifecycle(
     tx: &rusqlite::Transaction<'_>,
-    session_id: &str,
-    id: &str,
-    ts: i64,
+    row: &RecordRow,
     change: &Lifecycle,
 ) -> Result<(), rusqlite::Error> {
-    let (sql, values) = change.statement(session_id, id, ts, Dialect::Sqlite);
+    let (sql, values) = change.statement(
+        &row.tenant,
+        &row.context.session_id,
+        &row.id,
+        row.ts,
+        Dialect::Sqlite,
+    );
     let bound = values.into_iter().map(|v| match v {
         LifecycleParam::Text(t) => text(t),
         LifecycleParam::Integer(i) => Bound::Owned(i.map_or(Sql::Null, Sql::Integer)),
@@ -297,20 +314,25 @@ pub(super) fn delete_session(
     scope: &Scope,
 ) -> Result<bool, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if !session_visible(&tx, session_id, scope)? {
+    let tenants = visible_tenants(&tx, session_id, scope)?;
+    if tenants.is_empty() {
         return Ok(false);
     }
-    subtract_rollups(&tx, "session_id", session_id)?;
-    unindex_text(&tx, "session_id", session_id)?;
-    for table in Table::ALL
-        .iter()
-        .map(|t| t.name())
-        .chain(["payload_blocks", "steps", "sessions"])
-    {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE session_id = ?1"),
-            [session_id],
-        )?;
+    // Every tenant's session of that id the scope sees: one for a tenant's key.
+    for tenant in &tenants {
+        subtract_rollups(&tx, "session_id", session_id, tenant)?;
+        unindex_text(&tx, "session_id", session_id, tenant)?;
+        for table in
+            Table::ALL
+                .iter()
+                .map(|t| t.name())
+                .chain(["payload_blocks", "steps", "sessions"])
+        {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE tenant = ?2 AND session_id = ?1"),
+                [session_id, tenant],
+            )?;
+        }
     }
     tx.commit()?;
     Ok(true)

@@ -1292,6 +1292,9 @@ async fn adopt_lanes(shared: &Arc<Shared>, own: &Spool) {
         return;
     };
     for lane in other_lanes(&root, own.dir()) {
+        if !spool::has_pending(&lane) {
+            continue;
+        }
         let (cap, database) = (shared.config.spool_cap, shared.store.database().cloned());
         let opened =
             tokio::task::spawn_blocking(move || Spool::open(&lane, cap, database.as_ref())).await;
@@ -1316,8 +1319,9 @@ async fn adopt_lanes(shared: &Arc<Shared>, own: &Spool) {
         *shared.adopting.lock().unwrap_or_else(|p| p.into_inner()) = Some(spool.clone());
         let policy = retry_policy(&shared.config);
         let mut delays: Delays = Box::new(policy.endless_delays());
+        let mut pace = ReplayPace::new(&shared.config);
         loop {
-            match replay_next(shared, &spool, &policy, &mut delays).await {
+            match replay_next(shared, &spool, &policy, &mut delays, &mut pace).await {
                 Replayed::Empty | Replayed::Stopped => break,
                 Replayed::More => {}
             }
@@ -1339,16 +1343,40 @@ enum Replayed {
     Stopped,
 }
 
-/// Replays the next batch of `spool` (or sets it aside when damaged, or waits out a
+/// How much the replayer joins into one store write.
+struct ReplayPace {
+    /// Join spool batches up to the writer's batch size.
+    joined_records: usize,
+    /// After the store refused a joined write for good: batches one at a time up to
+    /// this offset, so that only the refused batch is set aside.
+    one_by_one_until: Option<u64>,
+}
+
+impl ReplayPace {
+    fn new(config: &WriterConfig) -> Self {
+        Self {
+            joined_records: config.batch_size,
+            one_by_one_until: None,
+        }
+    }
+}
+
+/// Replays the next batches of `spool` (or sets them aside when damaged, or waits out a
 /// failure).
 async fn replay_next(
     shared: &Arc<Shared>,
     spool: &Arc<Spool>,
     policy: &RetryPolicy,
     delays: &mut Delays,
+    pace: &mut ReplayPace,
 ) -> Replayed {
     let s = spool.clone();
-    let next = match tokio::task::spawn_blocking(move || s.next_batch()).await {
+    let max = if pace.one_by_one_until.is_some() {
+        1
+    } else {
+        pace.joined_records
+    };
+    let next = match tokio::task::spawn_blocking(move || s.next_batch(max)).await {
         Ok(Ok(next)) => next,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot read the spool");
@@ -1360,6 +1388,7 @@ async fn replay_next(
     match next {
         Next::Empty => {
             *delays = Box::new(policy.endless_delays());
+            pace.one_by_one_until = None;
             Replayed::Empty
         }
         Next::Damaged(c) => {
@@ -1367,11 +1396,20 @@ async fn replay_next(
             tracing::error!("{}", damage_line(&spool.dir().join(SPOOL_FILE), &c));
             Replayed::More
         }
-        Next::Batch { records, next } => {
+        Next::Batch {
+            records,
+            next,
+            batches,
+        } => {
             match shared.write_once(&records).await {
                 Err(e) if e.class().is_transient() => {
                     shared.note_write_failure(&records, &e, OPERATION_REPLAY);
                     tokio::time::sleep(delays.next().unwrap_or(MAX_BACKOFF)).await;
+                    return Replayed::More;
+                }
+                Err(_) if batches > 1 => {
+                    // Which batch was refused? Again, one at a time.
+                    pace.one_by_one_until = Some(next);
                     return Replayed::More;
                 }
                 Err(e) => {
@@ -1384,6 +1422,9 @@ async fn replay_next(
                         .replayed
                         .fetch_add(records.len() as u64, Ordering::Relaxed);
                 }
+            }
+            if pace.one_by_one_until.is_some_and(|until| next >= until) {
+                pace.one_by_one_until = None;
             }
             let s = spool.clone();
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.consumed(next)).await {
@@ -1420,8 +1461,9 @@ async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
     let policy = retry_policy(&shared.config);
     let mut delays: Delays = Box::new(policy.endless_delays());
     let mut adopted_at: Option<Instant> = None;
+    let mut pace = ReplayPace::new(&shared.config);
     loop {
-        match replay_next(&shared, &spool, &policy, &mut delays).await {
+        match replay_next(&shared, &spool, &policy, &mut delays, &mut pace).await {
             Replayed::Stopped => return,
             Replayed::More => {}
             Replayed::Empty => {

@@ -260,11 +260,7 @@ impl Spool {
             .open(&path)
             .map_err(|e| io(&path, e))?;
         let len = file.metadata().map_err(|e| io(&path, e))?.len();
-        let offset = std::fs::read(dir.join(OFFSET_FILE))
-            .ok()
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map_or(0, u64::from_le_bytes)
-            .min(len);
+        let offset = replayed_up_to(dir).min(len);
         if let Some(database) = database {
             claim(dir, database, len > offset)?;
         }
@@ -419,21 +415,47 @@ impl Spool {
         Ok(Appended::Yes)
     }
 
-    /// The next unreplayed batch and the offset after it, or `None` when all is
-    /// replayed. Damage found here is quarantined and reported.
-    pub(crate) fn next_batch(&self) -> Result<Next, SpoolError> {
+    /// The next unreplayed batches, joined, up to `max_records` (at least one whole
+    /// batch however large), and the offset after the last; `Empty` when all is
+    /// replayed. Replaying the small batches of a backlog (one per acknowledged request)
+    /// one transaction each was slower than ingest, so a backlog never drained under
+    /// load. Damage found here is quarantined and reported, after the intact batches
+    /// before it have been handed out.
+    pub(crate) fn next_batch(&self, max_records: usize) -> Result<Next, SpoolError> {
         let path = self.path();
         let mut state = self.lock();
-        let (offset, len) = (state.offset, state.len);
-        match read_batch(&mut state.file, offset, len).map_err(|e| io(&path, e))? {
-            BatchRead::End => Ok(Next::Empty),
-            BatchRead::Batch { records, next } => Ok(Next::Batch { records, next }),
-            BatchRead::Damaged(reason) => {
-                let next = resync(&mut state.file, offset, len).map_err(|e| io(&path, e))?;
-                drop(state);
-                Ok(Next::Damaged(self.quarantine(offset, next, reason)?))
+        let len = state.len;
+        let mut at = state.offset;
+        let mut joined: Vec<Record> = Vec::new();
+        let mut batches = 0;
+        loop {
+            match read_batch(&mut state.file, at, len).map_err(|e| io(&path, e))? {
+                BatchRead::End => break,
+                BatchRead::Batch { records, next } => {
+                    joined.extend(records);
+                    batches += 1;
+                    at = next;
+                    if joined.len() >= max_records {
+                        break;
+                    }
+                }
+                BatchRead::Damaged(_) if batches > 0 => break,
+                BatchRead::Damaged(reason) => {
+                    let next = resync(&mut state.file, at, len).map_err(|e| io(&path, e))?;
+                    drop(state);
+                    return Ok(Next::Damaged(self.quarantine(at, next, reason)?));
+                }
             }
         }
+        Ok(if batches == 0 {
+            Next::Empty
+        } else {
+            Next::Batch {
+                records: joined,
+                next: at,
+                batches,
+            }
+        })
     }
 
     /// Marks everything before `next` replayed. When all is replayed, the file is
@@ -502,6 +524,24 @@ fn claim(dir: &Path, database: &DatabaseIdentity, pending: bool) -> Result<(), S
 
 /// Every unreplayed record in the spool at `dir` (past damaged batches), and the first
 /// damage found.
+/// Whether the spool in `dir` has bytes not yet replayed, read from its files without
+/// taking its lock. A writer looking for lanes to adopt asks this first: locking an
+/// empty lane, even for a moment, could make a writer that is opening that lane right
+/// then take another one.
+pub(crate) fn has_pending(dir: &Path) -> bool {
+    let len = std::fs::metadata(dir.join(SPOOL_FILE)).map_or(0, |m| m.len());
+    len > replayed_up_to(dir)
+}
+
+/// The offset the spool in `dir` was replayed up to, as its offset file says (0 when
+/// it has none).
+fn replayed_up_to(dir: &Path) -> u64 {
+    std::fs::read(dir.join(OFFSET_FILE))
+        .ok()
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
 pub(crate) fn read_all(dir: &Path) -> Result<(Vec<Record>, Option<String>), SpoolError> {
     let path = dir.join(SPOOL_FILE);
     let mut file = match File::open(&path) {
@@ -510,11 +550,7 @@ pub(crate) fn read_all(dir: &Path) -> Result<(Vec<Record>, Option<String>), Spoo
         Err(e) => return Err(io(&path, e)),
     };
     let len = file.metadata().map_err(|e| io(&path, e))?.len();
-    let mut offset = std::fs::read(dir.join(OFFSET_FILE))
-        .ok()
-        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-        .map_or(0, u64::from_le_bytes)
-        .min(len);
+    let mut offset = replayed_up_to(dir).min(len);
     let mut all = Vec::new();
     let mut damage = None;
     loop {
@@ -538,7 +574,12 @@ pub(crate) fn read_all(dir: &Path) -> Result<(Vec<Record>, Option<String>), Spoo
 /// The next thing to replay.
 pub(crate) enum Next {
     Empty,
-    Batch { records: Vec<Record>, next: u64 },
+    /// The records of `batches` consecutive spool batches, and the offset after them.
+    Batch {
+        records: Vec<Record>,
+        next: u64,
+        batches: usize,
+    },
     Damaged(Corruption),
 }
 
@@ -561,9 +602,9 @@ mod tests {
     fn drain(spool: &Spool) -> Vec<Vec<Record>> {
         let mut out = Vec::new();
         loop {
-            match spool.next_batch().unwrap() {
+            match spool.next_batch(1).unwrap() {
                 Next::Empty => return out,
-                Next::Batch { records, next } => {
+                Next::Batch { records, next, .. } => {
                     out.push(records);
                     spool.consumed(next).unwrap();
                 }
@@ -590,13 +631,48 @@ mod tests {
     }
 
     #[test]
+    fn consecutive_batches_are_handed_out_joined_up_to_a_record_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path(), 1 << 20, None).unwrap();
+        for tag in ["a", "b", "c", "d"] {
+            spool.append(&records(3, tag)).unwrap();
+        }
+        // Whole batches until the count is reached: 3 + 3 >= 5.
+        let Next::Batch {
+            records: joined,
+            next,
+            batches,
+        } = spool.next_batch(5).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(batches, 2);
+        assert_eq!(joined, [records(3, "a"), records(3, "b")].concat());
+        spool.consumed(next).unwrap();
+        let Next::Batch {
+            records: rest,
+            next,
+            batches,
+        } = spool.next_batch(100).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (batches, rest),
+            (2, [records(3, "c"), records(3, "d")].concat())
+        );
+        spool.consumed(next).unwrap();
+        assert!(matches!(spool.next_batch(100).unwrap(), Next::Empty));
+    }
+
+    #[test]
     fn a_reopened_spool_resumes_after_what_was_replayed() {
         let dir = tempfile::tempdir().unwrap();
         {
             let (spool, _) = Spool::open(dir.path(), 1 << 20, None).unwrap();
             spool.append(&records(1, "a")).unwrap();
             spool.append(&records(1, "b")).unwrap();
-            let Next::Batch { next, .. } = spool.next_batch().unwrap() else {
+            let Next::Batch { next, .. } = spool.next_batch(1).unwrap() else {
                 panic!()
             };
             spool.consumed(next).unwrap();
