@@ -321,6 +321,11 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         format!("/sessions/{}", sessions[0]["session_id"].as_str().unwrap())
     );
     screenshot(&client, "sessions").await;
+    assert_eq!(
+        count(&client, "form.logout").await,
+        0,
+        "open loopback access has no key to log out of"
+    );
     // The first load stays light: the page, its script and its stylesheet.
     let weight = client
         .execute(
@@ -598,6 +603,11 @@ async fn a_person_browses_sessions_calls_and_stats_and_logs_in_with_a_tenant_key
         Some("/sessions/acme-session")
     );
     assert_eq!(count(&client, "#sessions tbody tr").await, 1);
+    assert_eq!(
+        count(&client, "form.logout").await,
+        1,
+        "signed in with a key"
+    );
     let cookie_visible = client
         .execute("return document.cookie", vec![])
         .await

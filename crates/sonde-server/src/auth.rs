@@ -27,6 +27,11 @@ impl Caller {
         }
     }
 
+    /// Whether the caller came with a key (rather than open loopback access).
+    pub(crate) fn holds_key(&self) -> bool {
+        matches!(self, Caller::Key(_))
+    }
+
     /// Whether the caller may run raw SQL (which can cross tenants).
     pub(crate) fn is_admin(&self) -> bool {
         match self {

@@ -4,7 +4,8 @@
 //! same run, one pass over the events table (`SELECT sum(input_tokens) FROM events`).
 //!
 //! `cargo bench -p sonde-store --bench pages` (default 1,000,000 sessions of 10 LLM
-//! calls; `SONDE_BENCH_SESSIONS=100000` for a quicker run). Prints a Markdown table.
+//! calls; `SONDE_BENCH_SESSIONS=100000` for a quicker run; `SONDE_BENCH_DB=PATH` to write
+//! the database once and reuse it). Prints a Markdown table.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -160,9 +161,14 @@ async fn fill(store: &Arc<dyn TraceStore>, total: usize) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-async fn bench(store: Arc<dyn TraceStore>, total: usize) {
-    eprintln!("SQLite: writing {total} sessions");
-    let seconds = fill(&store, total).await;
+async fn bench(store: Arc<dyn TraceStore>, total: usize, written: bool) {
+    let seconds = if written {
+        eprintln!("SQLite: reusing the database SONDE_BENCH_DB names");
+        0.0
+    } else {
+        eprintln!("SQLite: writing {total} sessions");
+        fill(&store, total).await
+    };
     let s = store.as_ref();
     let baseline = time(|| s.query("SELECT sum(input_tokens) FROM events", &[])).await;
     println!(
@@ -252,7 +258,21 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize) {
         ..Default::default()
     };
     row(
-        "stats page, 30 days (summary, series by model and day, models, keys, errors, latency by model and by day)",
+        "stats page, 30 days (summary, series by model and day, model overview, keys, errors)",
+        time(|| async {
+            tokio::try_join!(
+                s.usage_summary(&month),
+                s.usage_series(&month, GroupBy::Model, Bucket::Day),
+                s.model_overview(&month, Bucket::Day),
+                s.key_stats(&month),
+                s.error_rates(&month, GroupBy::Model),
+            )
+            .unwrap();
+        })
+        .await,
+    );
+    row(
+        "stats page as before `model_overview` (models, latency by model and by day asked apart)",
         time(|| async {
             tokio::try_join!(
                 s.usage_summary(&month),
@@ -267,6 +287,29 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize) {
         })
         .await,
     );
+    for (label, part) in [
+        ("stats part: usage summary", 0),
+        ("stats part: usage series by model and day", 1),
+        ("stats part: model overview", 2),
+        ("stats part: key stats", 3),
+        ("stats part: error rates by model", 4),
+    ] {
+        let d = time(|| async {
+            match part {
+                0 => drop(s.usage_summary(&month).await.unwrap()),
+                1 => drop(
+                    s.usage_series(&month, GroupBy::Model, Bucket::Day)
+                        .await
+                        .unwrap(),
+                ),
+                2 => drop(s.model_overview(&month, Bucket::Day).await.unwrap()),
+                3 => drop(s.key_stats(&month).await.unwrap()),
+                _ => drop(s.error_rates(&month, GroupBy::Model).await.unwrap()),
+            }
+        })
+        .await;
+        row(label, d);
+    }
     row(
         "latency by day over 30 days, one read per day (what the stats page did)",
         time(|| async {
@@ -302,9 +345,11 @@ fn main() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn TraceStore> = Arc::new(
-        rt.block_on(SqliteStore::open(dir.path().join("pages.db")))
-            .unwrap(),
-    );
-    rt.block_on(bench(store, total));
+    // `SONDE_BENCH_DB=PATH` keeps the database between runs: written once when PATH does
+    // not exist, read as it is when it does (the same SONDE_BENCH_SESSIONS, please).
+    let path = std::env::var_os("SONDE_BENCH_DB")
+        .map_or_else(|| dir.path().join("pages.db"), std::path::PathBuf::from);
+    let written = path.exists();
+    let store: Arc<dyn TraceStore> = Arc::new(rt.block_on(SqliteStore::open(&path)).unwrap());
+    rt.block_on(bench(store, total, written));
 }

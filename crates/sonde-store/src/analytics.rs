@@ -424,6 +424,22 @@ pub struct LatencyPoint {
     pub latency: LatencyStats,
 }
 
+/// The models with their totals and latency, and the latency over time: what
+/// [`Analytics::model_stats`](crate::Analytics::model_stats),
+/// [`Analytics::latency_percentiles`](crate::Analytics::latency_percentiles) by model
+/// and [`Analytics::latency_series`](crate::Analytics::latency_series) answer, from one
+/// read of the values behind the percentiles.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ModelOverview {
+    /// Per provider and model, most calls first.
+    pub models: Vec<ModelStats>,
+    /// Latency and time-to-first-token percentiles per model (providers together).
+    pub latency_by_model: Vec<LatencyStats>,
+    /// Latency and time-to-first-token percentiles per time bucket, oldest first.
+    pub latency_over_time: Vec<LatencyPoint>,
+}
+
 /// Failures of one group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorStats {
@@ -790,16 +806,14 @@ impl ValueGroups<'_> {
     }
 }
 
-/// Exact percentiles `ps` (in percent) of `column` (`latency_ms` or `ttft_ms`) per
-/// group `by`: the group's call count and its percentiles. Groups without a value are
-/// left out.
-async fn percentiles(
+/// The values of `column` (`latency_ms` or `ttft_ms`) per group `by`; groups without
+/// a value are left out.
+async fn values(
     store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
     by: &ValueGroups<'_>,
     column: &str,
-    ps: &[u64],
-) -> Result<HashMap<GroupKey, (u64, Vec<f64>)>, ReadError> {
+) -> Result<HashMap<GroupKey, Vec<f64>>, ReadError> {
     let mut by_group: HashMap<GroupKey, Vec<f64>> = HashMap::new();
     for sql in value_queries(store.dialect(), f, by, column) {
         let rows = store
@@ -815,9 +829,18 @@ async fn percentiles(
             }
         }
     }
-    Ok(by_group
+    by_group.retain(|_, values| !values.is_empty());
+    Ok(by_group)
+}
+
+/// Exact percentiles `ps` (in percent) of each group's values: the group's count and
+/// its percentiles.
+fn percentiles_of(
+    groups: HashMap<GroupKey, Vec<f64>>,
+    ps: &[u64],
+) -> HashMap<GroupKey, (u64, Vec<f64>)> {
+    groups
         .into_iter()
-        .filter(|(_, values)| !values.is_empty())
         .map(|(key, mut values)| {
             let n = values.len() as u64;
             (
@@ -825,7 +848,36 @@ async fn percentiles(
                 (n, crate::latency_runs::exact_percentiles(&mut values, ps)),
             )
         })
-        .collect())
+        .collect()
+}
+
+/// Exact percentiles `ps` (in percent) of `column` (`latency_ms` or `ttft_ms`) per
+/// group `by`: the group's call count and its percentiles. Groups without a value are
+/// left out.
+async fn percentiles(
+    store: &(impl SqlQuery + ?Sized),
+    f: &AnalyticsFilter,
+    by: &ValueGroups<'_>,
+    column: &str,
+    ps: &[u64],
+) -> Result<HashMap<GroupKey, (u64, Vec<f64>)>, ReadError> {
+    Ok(percentiles_of(values(store, f, by, column).await?, ps))
+}
+
+/// The groups of `groups` merged by a coarser key: `coarser` maps a key to the key of
+/// the group its values join.
+fn merged(
+    groups: &HashMap<GroupKey, Vec<f64>>,
+    coarser: impl Fn(&GroupKey) -> GroupKey,
+) -> HashMap<GroupKey, Vec<f64>> {
+    let mut merged: HashMap<GroupKey, Vec<f64>> = HashMap::new();
+    for (key, values) in groups {
+        merged
+            .entry(coarser(key))
+            .or_default()
+            .extend_from_slice(values);
+    }
+    merged
 }
 
 /// A statement with its parameters.
@@ -1034,6 +1086,28 @@ pub(crate) async fn model_stats(
     store: &(impl SqlQuery + ?Sized),
     f: &AnalyticsFilter,
 ) -> Result<Vec<ModelStats>, ReadError> {
+    let by = ValueGroups {
+        bucket: None,
+        dims: &["provider", "model"],
+    };
+    let (mut stats, p95) = tokio::try_join!(
+        model_totals(store, f),
+        percentiles(store, f, &by, "latency_ms", &[95]),
+    )?;
+    for m in &mut stats {
+        m.p95_latency_ms = p95
+            .get(&vec![m.provider.clone(), Some(m.model.clone())])
+            .map(|(_, v)| v[0]);
+    }
+    Ok(stats)
+}
+
+/// Per provider and model, most calls first, without percentiles (`p95_latency_ms`
+/// left `None`).
+async fn model_totals(
+    store: &(impl SqlQuery + ?Sized),
+    f: &AnalyticsFilter,
+) -> Result<Vec<ModelStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
     let statement = if let Some(source) = sql.hourly_source(f) {
         format!(
@@ -1055,24 +1129,10 @@ pub(crate) async fn model_stats(
          FROM events e WHERE {filter} GROUP BY e.provider, e.model"
         )
     };
-    let (r, p95) = tokio::try_join!(
-        async {
-            store
-                .query(&statement, &sql.params)
-                .await
-                .map_err(read_error)
-        },
-        percentiles(
-            store,
-            f,
-            &ValueGroups {
-                bucket: None,
-                dims: &["provider", "model"],
-            },
-            "latency_ms",
-            &[95]
-        ),
-    )?;
+    let r = store
+        .query(&statement, &sql.params)
+        .await
+        .map_err(read_error)?;
     let mut stats: Vec<ModelStats> = r
         .rows
         .iter()
@@ -1081,9 +1141,7 @@ pub(crate) async fn model_stats(
             let calls = int(&row[2]);
             let with_latency = int(&row[10]);
             ModelStats {
-                p95_latency_ms: p95
-                    .get(&vec![provider.clone(), Some(model.clone())])
-                    .map(|(_, v)| v[0]),
+                p95_latency_ms: None,
                 provider,
                 model,
                 calls,
@@ -1183,17 +1241,16 @@ pub(crate) async fn latency_series(
     let mut points: Vec<LatencyPoint> = latency_groups(store, f, &by)
         .await?
         .into_iter()
-        .filter_map(|(key, latency)| {
-            let start = key.first().cloned().flatten()?.parse::<i64>().ok()?;
-            Some(LatencyPoint {
-                bucket: Timestamp::from_micros(start),
-                latency,
-            })
-        })
+        .filter_map(|(key, latency)| latency_point(&key, latency))
         .collect();
     points.sort_by_key(|p| p.bucket);
     Ok(points)
 }
+
+/// The percentiles of latency and time to first token, the two column's values
+/// asked for.
+const LATENCY_PERCENTILES: [u64; 4] = [50, 90, 95, 99];
+const TTFT_PERCENTILES: [u64; 2] = [50, 95];
 
 /// Latency and time-to-first-token percentiles per group `by` (the stats' `group` left
 /// empty), in group order.
@@ -1204,14 +1261,30 @@ async fn latency_groups(
 ) -> Result<Vec<(GroupKey, LatencyStats)>, ReadError> {
     // Two reads at once: each backend serves them on connections of their own.
     let (latency, ttft) = tokio::try_join!(
-        percentiles(store, f, by, "latency_ms", &[50, 90, 95, 99]),
-        percentiles(store, f, by, "ttft_ms", &[50, 95]),
+        values(store, f, by, "latency_ms"),
+        values(store, f, by, "ttft_ms"),
     )?;
+    Ok(latency_stats(latency, ttft))
+}
+
+/// Latency and time-to-first-token percentiles of groups of values (the stats' `group`
+/// left empty), in group order.
+fn latency_stats(
+    latency: HashMap<GroupKey, Vec<f64>>,
+    ttft: HashMap<GroupKey, Vec<f64>>,
+) -> Vec<(GroupKey, LatencyStats)> {
+    let latency = percentiles_of(latency, &LATENCY_PERCENTILES);
+    let ttft = percentiles_of(ttft, &TTFT_PERCENTILES);
     let mut keys: Vec<GroupKey> = latency.keys().chain(ttft.keys()).cloned().collect();
-    keys.sort_by(|a, b| group_order(&a.first().cloned().flatten(), &b.first().cloned().flatten()));
+    keys.sort_by(|a, b| {
+        a.iter()
+            .zip(b.iter())
+            .map(|(x, y)| group_order(x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     keys.dedup();
-    Ok(keys
-        .into_iter()
+    keys.into_iter()
         .map(|key| {
             let l = latency.get(&key);
             let t = ttft.get(&key);
@@ -1228,7 +1301,65 @@ async fn latency_groups(
             };
             (key, stats)
         })
-        .collect())
+        .collect()
+}
+
+/// The models with their totals and latency, and the latency over time, from one read
+/// of the latencies and times to first token grouped by bucket, provider and model.
+pub(crate) async fn model_overview(
+    store: &(impl SqlQuery + ?Sized),
+    f: &AnalyticsFilter,
+    bucket: Bucket,
+) -> Result<ModelOverview, ReadError> {
+    let by = ValueGroups {
+        bucket: Some(bucket),
+        dims: &["provider", "model"],
+    };
+    let (mut models, latency, ttft) = tokio::try_join!(
+        model_totals(store, f),
+        values(store, f, &by, "latency_ms"),
+        values(store, f, &by, "ttft_ms"),
+    )?;
+    // Keys are [bucket, provider, model].
+    let part = |range: std::ops::Range<usize>| {
+        move |key: &GroupKey| key.get(range.clone()).unwrap_or_default().to_vec()
+    };
+    let by_provider_model: HashMap<GroupKey, LatencyStats> =
+        latency_stats(merged(&latency, part(1..3)), merged(&ttft, part(1..3)))
+            .into_iter()
+            .collect();
+    for m in &mut models {
+        m.p95_latency_ms = by_provider_model
+            .get(&vec![m.provider.clone(), Some(m.model.clone())])
+            .and_then(|l| l.p95_ms);
+    }
+    let latency_by_model = latency_stats(merged(&latency, part(2..3)), merged(&ttft, part(2..3)))
+        .into_iter()
+        .map(|(key, stats)| LatencyStats {
+            group: key.first().cloned().flatten(),
+            ..stats
+        })
+        .collect();
+    let mut latency_over_time =
+        latency_stats(merged(&latency, part(0..1)), merged(&ttft, part(0..1)))
+            .into_iter()
+            .filter_map(|(key, latency)| latency_point(&key, latency))
+            .collect::<Vec<_>>();
+    latency_over_time.sort_by_key(|p| p.bucket);
+    Ok(ModelOverview {
+        models,
+        latency_by_model,
+        latency_over_time,
+    })
+}
+
+/// A bucket's point: its key holds the bucket's start in microseconds, as text.
+fn latency_point(key: &GroupKey, latency: LatencyStats) -> Option<LatencyPoint> {
+    let start = key.first().cloned().flatten()?.parse::<i64>().ok()?;
+    Some(LatencyPoint {
+        bucket: Timestamp::from_micros(start),
+        latency,
+    })
 }
 
 /// Failures per group.

@@ -43,7 +43,7 @@ mod writer;
 
 pub use analytics::{
     AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyPoint, LatencyStats,
-    ModelStats, SeriesPoint, UsageSummary,
+    ModelOverview, ModelStats, SeriesPoint, UsageSummary,
 };
 pub use calls::{CallDetail, CallFilter, CallPage, CallSummary};
 pub use capabilities::{

@@ -97,7 +97,13 @@ pub(crate) async fn list(
         }
         (super::pager(&params, "/calls", calls.next_cursor.as_deref()))
     };
-    page(StatusCode::OK, "LLM calls", Section::Calls, body)
+    page(
+        StatusCode::OK,
+        "LLM calls",
+        Section::Calls,
+        caller.holds_key(),
+        body,
+    )
 }
 
 /// `GET /calls/{id}`: one call's page.
@@ -119,5 +125,11 @@ pub(crate) async fn show(
         div.call #call { aside.detail #detail {} }
         (data_island("node", &node))
     };
-    page(StatusCode::OK, "LLM call", Section::Calls, body)
+    page(
+        StatusCode::OK,
+        "LLM call",
+        Section::Calls,
+        caller.holds_key(),
+        body,
+    )
 }

@@ -73,7 +73,7 @@ fn form_page(status: StatusCode, next: &str, problem: Option<&str>) -> Response 
             button type="submit" { "Log in" }
         }
     };
-    page(status, "Log in", Section::None, body)
+    page(status, "Log in", Section::None, false, body)
 }
 
 /// `GET /login`.

@@ -100,7 +100,14 @@ pub(crate) enum Section {
 }
 
 /// A whole page: the navigation, `body`, and the policy headers.
-pub(crate) fn page(status: StatusCode, title: &str, section: Section, body: Markup) -> Response {
+/// `signed_in`: the caller came with a key (the page offers to log out).
+pub(crate) fn page(
+    status: StatusCode,
+    title: &str,
+    section: Section,
+    signed_in: bool,
+    body: Markup,
+) -> Response {
     let nav = [
         ("/", "Sessions", Section::Sessions),
         ("/calls", "LLM calls", Section::Calls),
@@ -125,7 +132,9 @@ pub(crate) fn page(status: StatusCode, title: &str, section: Section, body: Mark
                             a href=(href) class=[(s == section).then_some("active")] { (label) }
                         }
                     }
-                    form.logout method="post" action="/logout" { button type="submit" { "Log out" } }
+                    @if signed_in {
+                        form.logout method="post" action="/logout" { button type="submit" { "Log out" } }
+                    }
                 }
                 main { (body) }
             }
@@ -170,6 +179,7 @@ pub(crate) fn problem(status: StatusCode, message: &str) -> Response {
         status,
         title,
         Section::None,
+        false,
         html! {
             h1 { (title) }
             p.problem { (message) }

@@ -127,7 +127,13 @@ pub(crate) async fn list(
         }
         (super::pager(&params, "/", page_of.next_cursor.as_deref()))
     };
-    page(StatusCode::OK, "Sessions", Section::Sessions, body)
+    page(
+        StatusCode::OK,
+        "Sessions",
+        Section::Sessions,
+        caller.holds_key(),
+        body,
+    )
 }
 
 /// The costs of a session's LLM calls as the store reports them (reported, else
@@ -249,5 +255,11 @@ pub(crate) async fn show(
         }
         (data_island("nodes", &nodes))
     };
-    page(StatusCode::OK, "Session", Section::Sessions, body)
+    page(
+        StatusCode::OK,
+        "Session",
+        Section::Sessions,
+        caller.holds_key(),
+        body,
+    )
 }
