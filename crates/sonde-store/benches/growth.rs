@@ -11,7 +11,8 @@
 //!
 //! Ids are random (UUID v5 from `derived_id`, as transcript sync makes them; senders'
 //! v4 ids are as random), session ids too; 32 sessions are live at once, their records
-//! interleaved in time order as ingestion sees them.
+//! interleaved in time order as ingestion sees them. `SONDE_BENCH_IDS=ordered` gives
+//! record ids that sort by time instead (what random ids cost).
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -39,6 +40,12 @@ const LIVE_SESSIONS: usize = 32;
 /// Records handed to the writer at once (what one import file or request gives it).
 const CHUNK: usize = 2_048;
 
+/// `SONDE_BENCH_IDS=ordered`: record ids that sort by time (`derived_id_at`), to
+/// measure what random ids cost against ids that append to the key index.
+fn ordered_ids() -> bool {
+    std::env::var("SONDE_BENCH_IDS").is_ok_and(|v| v == "ordered")
+}
+
 fn next(seed: &mut u64, m: u64) -> u64 {
     *seed ^= *seed << 13;
     *seed ^= *seed >> 7;
@@ -57,9 +64,15 @@ fn session(s: usize, t0: i64) -> Vec<Record> {
     let mut k = 0u64;
     let mut push = |records: &mut Vec<Record>, ctx: &Context, body: Body| {
         k += 1;
+        let timestamp = Timestamp::from_micros(t0 + k as i64 * 2_000_000);
+        let parts = ["growth", &s.to_string(), &k.to_string()];
         records.push(Record {
-            id: derived_id(&["growth", &s.to_string(), &k.to_string()]),
-            timestamp: Timestamp::from_micros(t0 + k as i64 * 2_000_000),
+            id: if ordered_ids() {
+                derived_id_at(timestamp, &parts)
+            } else {
+                derived_id(&parts)
+            },
+            timestamp,
             context: ctx.clone(),
             body,
         });
@@ -245,7 +258,9 @@ fn report(name: &str, calls: usize, run: &Run, disk_bytes: u64) {
         calls as f64 / run.total.as_secs_f64(),
         records as f64 / run.total.as_secs_f64(),
     );
-    println!("| calls written | calls/s this tenth | records/s this tenth | against the first tenth |");
+    println!(
+        "| calls written | calls/s this tenth | records/s this tenth | against the first tenth |"
+    );
     println!("|---|---|---|---|");
     let first = run.tenths.first().map_or(1.0, |t| t.0 as f64 / t.2);
     let mut done = 0;
@@ -301,6 +316,7 @@ fn main() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     if backends.contains("sqlite") {
+        // `SONDE_BENCH_KEEP=1` keeps the database (its folder is printed) to look into.
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn TraceStore> = Arc::new(
             rt.block_on(SqliteStore::open(dir.path().join("growth.db")))
@@ -310,6 +326,9 @@ fn main() {
         let run = rt.block_on(fill(store.clone(), calls));
         drop(store);
         report("SQLite", calls, &run, dir_bytes(dir.path()));
+        if std::env::var_os("SONDE_BENCH_KEEP").is_some() {
+            eprintln!("kept {}", dir.keep().display());
+        }
     }
     if backends.contains("postgres") {
         let server = sonde_pgtest::PgServer::running();
