@@ -6,6 +6,7 @@
 
 mod cursors;
 mod keys;
+mod partitions;
 mod query;
 mod read;
 mod records;
@@ -55,6 +56,8 @@ pub struct PostgresStore {
     pricer: Option<CallPricer>,
     /// Which database this is.
     database: crate::DatabaseIdentity,
+    /// The weekly partitions of the record tables this store knows to exist.
+    partitions: partitions::Partitions,
 }
 
 /// Maps a PostgreSQL error to a classified backend error.
@@ -172,6 +175,7 @@ impl PostgresStore {
             runtime,
             pricer: None,
             database,
+            partitions: partitions::Partitions::default(),
         })
     }
 

@@ -19,7 +19,12 @@ impl RowStore for PostgresStore {
         rows: Vec<RecordRow>,
         mode: WriteMode,
     ) -> Result<WriteOutcome, WriteError> {
-        self.on_runtime(write_rows(self.pool.clone(), rows, mode))
+        self.on_runtime(write_rows(
+            self.pool.clone(),
+            self.partitions.clone(),
+            rows,
+            mode,
+        ))
             .await
     }
 
@@ -42,6 +47,19 @@ impl RowStore for PostgresStore {
             session_id.to_owned(),
             scope.clone(),
         ))
+        .await
+    }
+
+    async fn drop_expired_partitions(
+        &self,
+        cutoff: sonde_model::Timestamp,
+    ) -> Result<crate::DroppedPartitions, ReadError> {
+        let (pool, partitions) = (self.pool.clone(), self.partitions.clone());
+        self.on_runtime(async move {
+            super::partitions::drop_expired(&pool, &partitions, cutoff.as_micros())
+                .await
+                .map_err(ReadError::Backend)
+        })
         .await
     }
 }
