@@ -153,7 +153,9 @@ async fn make_week(tx: &Transaction<'_>, week: i64) -> Result<(), tokio_postgres
 /// Drops every week that ends at or before `cutoff` and holds no row of a session
 /// whose last record is at or after it (such a week is kept whole: its rows of older
 /// sessions go as retention deletes those sessions one by one). With a week go the
-/// sessions that lay wholly in it (with their steps and search documents) and the
+/// sessions that lay wholly in it (with their steps and search documents; dropping
+/// oldest first, a session that crossed into it from a week already dropped counts as
+/// wholly in it) and the
 /// roll-ups of its hours, which counted its LLM calls and nothing else. One week per
 /// transaction, oldest first.
 pub(super) async fn drop_expired(
@@ -232,6 +234,20 @@ async fn drop_week(
     if kept {
         return Ok(None);
     }
+    // The sessions that lay wholly in this week: those whose records are all before its
+    // end and, unless no older week is left (every row is in some week), after its
+    // start.
+    let older_left = match starts {
+        None => false,
+        Some(starts) => tx
+            .query_opt(
+                "SELECT 1 FROM record_partitions WHERE ends <= $1",
+                &[&starts],
+            )
+            .await?
+            .is_some(),
+    };
+    let since = if older_left { starts } else { None };
     let gone = tx
         .query_one(
             "WITH gone AS (
@@ -247,7 +263,7 @@ async fn drop_week(
              SELECT count(*)::int8, coalesce(sum(event_count), 0)::int8,
                     coalesce(sum(llm_calls), 0)::int8
              FROM gone",
-            &[&starts, &ends],
+            &[&since, &ends],
         )
         .await?;
     // Every LLM call of these hours (days, for the key roll-up) was in this week.
@@ -268,8 +284,11 @@ async fn drop_week(
     let drops: Vec<String> = tables.iter().map(|t| format!("\"{t}_{suffix}\"")).collect();
     tx.batch_execute(&format!("DROP TABLE {}", drops.join(", ")))
         .await?;
-    tx.execute("DELETE FROM record_partitions WHERE suffix = $1", &[&suffix])
-        .await?;
+    tx.execute(
+        "DELETE FROM record_partitions WHERE suffix = $1",
+        &[&suffix],
+    )
+    .await?;
     let count = |i: usize| -> Result<u64, tokio_postgres::Error> {
         Ok(u64::try_from(gone.try_get::<_, i64>(i)?).unwrap_or(0))
     };

@@ -25,7 +25,7 @@ impl RowStore for PostgresStore {
             rows,
             mode,
         ))
-            .await
+        .await
     }
 
     async fn session(&self, id: &str, scope: &Scope) -> Result<Option<SessionTrace>, ReadError> {

@@ -203,15 +203,11 @@ async fn write_batch(
     let tx = client.transaction().await.map_err(batch_error)?;
     let replaced_sessions = match mode {
         WriteMode::KeepStored => BTreeSet::new(),
-        WriteMode::Replace => remove_replaced(&tx, groups)
-            .await
-            .map_err(batch_error)?,
+        WriteMode::Replace => remove_replaced(&tx, groups).await.map_err(batch_error)?,
     };
     let mut inserted: Vec<&RecordRow> = Vec::new();
     for (table, rows) in groups {
-        let ids = insert_table(&tx, *table, rows)
-            .await
-            .map_err(batch_error)?;
+        let ids = insert_table(&tx, *table, rows).await.map_err(batch_error)?;
         // Looked up by pairs borrowed from the row would need a second set type; the
         // clone per row is small next to the round trip.
         inserted.extend(
@@ -220,9 +216,7 @@ async fn write_batch(
                 .filter(|r| ids.contains(&(r.tenant.clone(), r.id.clone()))),
         );
     }
-    upsert_sessions(&tx, &inserted)
-        .await
-        .map_err(batch_error)?;
+    upsert_sessions(&tx, &inserted).await.map_err(batch_error)?;
     for row in &inserted {
         if let Extra::Lifecycle(change) = &row.extra {
             apply_lifecycle(&tx, row, change)
@@ -232,9 +226,7 @@ async fn write_batch(
     }
     index_text(&tx, &inserted).await.map_err(batch_error)?;
     let rollups = crate::rows::rollup_deltas(inserted.iter().copied());
-    apply_rollups(&tx, &rollups)
-        .await
-        .map_err(batch_error)?;
+    apply_rollups(&tx, &rollups).await.map_err(batch_error)?;
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)
         .await
         .map_err(batch_error)?;
