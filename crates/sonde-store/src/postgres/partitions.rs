@@ -11,7 +11,7 @@ use crate::partitions::{DroppedPartitions, WEEK, partitioned_tables, week_start}
 use super::at;
 
 /// Key of the advisory lock held while weeks are made or dropped ("SONDEP" in ASCII).
-const PARTITION_LOCK: i64 = 0x53_4f4e_4445_50;
+const PARTITION_LOCK: i64 = 0x534f_4e44_4550;
 
 /// One range of `record_partitions`: from `starts` (none: from the beginning of time)
 /// to `ends`, in microseconds since the epoch.
