@@ -10,8 +10,10 @@ use crate::partitions::{DroppedPartitions, WEEK, partitioned_tables, week_start}
 
 use super::at;
 
-/// Key of the advisory lock held while weeks are made or dropped ("SONDEP" in ASCII).
-const PARTITION_LOCK: i64 = 0x534f_4e44_4550;
+/// The advisory lock held while weeks are made or dropped: the migrations' own, since
+/// making a week updates the parent tables' catalog rows, which the query role's grant
+/// (made while migrating) updates too ("tuple concurrently updated" when both ran).
+const PARTITION_LOCK: i64 = super::schema::MIGRATION_LOCK;
 
 /// One range of `record_partitions`: from `starts` (none: from the beginning of time)
 /// to `ends`, in microseconds since the epoch.
