@@ -473,13 +473,18 @@ pub async fn prune(
             "sessions": pruned.sessions,
             "events": pruned.events,
             "llm_calls": pruned.llm_calls,
+            "partitions": pruned.partitions,
         }));
     }
     eprintln!(
-        "deleted {} ({}, {}) older than {cutoff}",
+        "deleted {} ({}, {}) older than {cutoff}{}",
         count(pruned.sessions, "session"),
         count(pruned.events, "event"),
         count(pruned.llm_calls, "LLM call"),
+        match pruned.partitions {
+            0 => String::new(),
+            n => format!(", {} dropped whole", count(n, "weekly partition")),
+        },
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -55,6 +55,10 @@ fn prune_keeps_recent_sessions_and_the_analytics_whole(db: &str) {
 
     let pruned = json(db, &["prune", "--older-than", "30d", "--yes", "--json"]);
     assert_eq!(pruned["sessions"], (sessions - 1) as u64, "{pruned}");
+    if db.starts_with("postgres") {
+        // The transcripts' weeks hold nothing recent: they go whole.
+        assert!(pruned["partitions"].as_u64().unwrap() >= 1, "{pruned}");
+    }
     let after = json(db, &["sessions", "--json"]);
     let kept = after["sessions"].as_array().unwrap();
     assert_eq!(kept.len(), 1);

@@ -300,6 +300,27 @@ pub trait RecordStore: SqlQuery {
 
     /// Deletes everything of the session; false if it did not exist in `scope`.
     async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError>;
+
+    /// Retention's fast path: drops whole the time partitions that end at or before
+    /// `cutoff` and hold no record of a session whose last record is at or after it,
+    /// with the sessions that lay wholly in them and their roll-ups (PostgreSQL, see
+    /// `docs/operations.md`). Sessions older than `cutoff` that are left are deleted one
+    /// by one ([`RecordStore::delete_session`]). A store without partitions (SQLite)
+    /// drops nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = sonde_store::StoreUrl::parse("sqlite::memory:")?.open().await?;
+    /// let dropped = store.drop_expired_partitions(sonde_model::Timestamp::now()).await?;
+    /// assert_eq!(dropped.partitions, 0);
+    /// # Ok(()) }
+    /// ```
+    async fn drop_expired_partitions(
+        &self,
+        _cutoff: sonde_model::Timestamp,
+    ) -> Result<crate::DroppedPartitions, ReadError> {
+        Ok(crate::DroppedPartitions::default())
+    }
 }
 
 /// A backend's records, handled as rows already made from records: what its
@@ -323,6 +344,14 @@ pub(crate) trait RowStore: SqlQuery {
 
     /// [`RecordStore::delete_session`].
     async fn remove_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError>;
+
+    /// [`RecordStore::drop_expired_partitions`]; nothing for a store without partitions.
+    async fn drop_expired_partitions(
+        &self,
+        _cutoff: sonde_model::Timestamp,
+    ) -> Result<crate::DroppedPartitions, ReadError> {
+        Ok(crate::DroppedPartitions::default())
+    }
 }
 
 #[async_trait]
@@ -345,6 +374,13 @@ impl<T: RowStore> RecordStore for T {
 
     async fn delete_session(&self, session_id: &str, scope: &Scope) -> Result<bool, ReadError> {
         self.remove_session(session_id, scope).await
+    }
+
+    async fn drop_expired_partitions(
+        &self,
+        cutoff: sonde_model::Timestamp,
+    ) -> Result<crate::DroppedPartitions, ReadError> {
+        RowStore::drop_expired_partitions(self, cutoff).await
     }
 }
 

@@ -28,6 +28,7 @@ mod keys;
 mod latency_runs;
 mod listing;
 mod migrations;
+mod partitions;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod pricer;
@@ -56,6 +57,7 @@ pub use error::{BackendError, ErrorClass, OpenError, QueryError, ReadError, Writ
 pub use identity::DatabaseIdentity;
 pub use keys::ApiKey;
 pub use listing::{SessionFilter, SessionPage, SessionSummary};
+pub use partitions::DroppedPartitions;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use pricer::CallPricer;

@@ -156,6 +156,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "ids scoped by tenant",
         sql: crate::tenancy::tenant_migration,
     },
+    Migration {
+        version: 11,
+        name: "record tables partitioned by week",
+        sql: crate::partitions::partition_migration,
+    },
 ];
 
 /// The newest schema version this build knows.

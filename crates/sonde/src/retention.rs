@@ -1,7 +1,10 @@
 //! Keeping data for as long as wanted: whole sessions whose last record is older than a
 //! limit are deleted, one session per transaction, so that ingest never waits long
 //! behind a prune; each deletion takes the session's calls out of the roll-ups, so the
-//! analytics stay equal to what is stored.
+//! analytics stay equal to what is stored. A store partitioned by time (PostgreSQL)
+//! first drops whole the partitions that only expired sessions use
+//! ([`RecordStore::drop_expired_partitions`](crate::store::RecordStore::drop_expired_partitions)),
+//! with the sessions that lay wholly in them; what is left goes one session at a time.
 
 use serde::Serialize;
 
@@ -17,6 +20,8 @@ pub struct Pruned {
     pub events: u64,
     /// Their LLM calls.
     pub llm_calls: u64,
+    /// Time partitions dropped whole (PostgreSQL; their sessions are counted above).
+    pub partitions: u64,
 }
 
 /// Deletes every session of `scope` whose last record is older than `cutoff`; a session
@@ -40,6 +45,14 @@ pub async fn prune(
     cutoff: Timestamp,
 ) -> Result<Pruned, ReadError> {
     let mut pruned = Pruned::default();
+    // Partitions hold every tenant's records: only a prune of all of them drops any.
+    if *scope == Scope::All {
+        let dropped = store.drop_expired_partitions(cutoff).await?;
+        pruned.partitions = dropped.partitions;
+        pruned.sessions = dropped.sessions;
+        pruned.events = dropped.events;
+        pruned.llm_calls = dropped.llm_calls;
+    }
     let mut filter = SessionFilter {
         scope: scope.clone(),
         until: Some(cutoff),

@@ -6,6 +6,7 @@
 
 mod cursors;
 mod keys;
+mod partitions;
 mod query;
 mod read;
 mod records;
@@ -55,6 +56,8 @@ pub struct PostgresStore {
     pricer: Option<CallPricer>,
     /// Which database this is.
     database: crate::DatabaseIdentity,
+    /// The weekly partitions of the record tables this store knows to exist.
+    partitions: partitions::Partitions,
 }
 
 /// Maps a PostgreSQL error to a classified backend error.
@@ -148,6 +151,14 @@ impl PostgresStore {
             url: crate::redact_url(url),
         };
         drop(client);
+        // This week's and next week's partitions are made ahead, so that writes at a
+        // week's start rarely wait for one (the writer makes any other week it needs).
+        let partitions = partitions::Partitions::default();
+        let now = sonde_model::Timestamp::now().as_micros();
+        partitions
+            .ensure(&pool, [now, now + crate::partitions::WEEK].into_iter())
+            .await
+            .map_err(|e| open_failed(url, e))?;
         // Statements from outside log in as the query role when there is one.
         let mut query_config = config;
         if let Some(login) = login {
@@ -172,6 +183,7 @@ impl PostgresStore {
             runtime,
             pricer: None,
             database,
+            partitions,
         })
     }
 

@@ -19,8 +19,13 @@ impl RowStore for PostgresStore {
         rows: Vec<RecordRow>,
         mode: WriteMode,
     ) -> Result<WriteOutcome, WriteError> {
-        self.on_runtime(write_rows(self.pool.clone(), rows, mode))
-            .await
+        self.on_runtime(write_rows(
+            self.pool.clone(),
+            self.partitions.clone(),
+            rows,
+            mode,
+        ))
+        .await
     }
 
     async fn session(&self, id: &str, scope: &Scope) -> Result<Option<SessionTrace>, ReadError> {
@@ -42,6 +47,19 @@ impl RowStore for PostgresStore {
             session_id.to_owned(),
             scope.clone(),
         ))
+        .await
+    }
+
+    async fn drop_expired_partitions(
+        &self,
+        cutoff: sonde_model::Timestamp,
+    ) -> Result<crate::DroppedPartitions, ReadError> {
+        let (pool, partitions) = (self.pool.clone(), self.partitions.clone());
+        self.on_runtime(async move {
+            super::partitions::drop_expired(&pool, &partitions, cutoff.as_micros())
+                .await
+                .map_err(ReadError::Backend)
+        })
         .await
     }
 }

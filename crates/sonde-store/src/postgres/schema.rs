@@ -10,7 +10,7 @@ use super::classify;
 use super::role::QueryLogin;
 
 /// Key of the advisory lock held while migrating ("SONDE" in ASCII).
-const MIGRATION_LOCK: i64 = 0x0053_4f4e_4445;
+pub(super) const MIGRATION_LOCK: i64 = 0x0053_4f4e_4445;
 
 /// Applies the migrations the database lacks and sets up the query role (see
 /// [`super::role`]), under an advisory lock so that several processes starting at once

@@ -10,6 +10,7 @@ use tokio_postgres::types::ToSql;
 use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, SessionKey, Table, WriteMode};
 use crate::{BackendError, Dialect, ErrorClass, ReadError, Scope, WriteError, WriteOutcome};
 
+use super::partitions::{Partitions, is_missing_partition};
 use super::read::visible_tenants;
 use super::rollups::{apply_rollups, subtract_rollups};
 use super::{CONTENTION_ATTEMPTS, Param, at, classify, params, pool_error, runs};
@@ -118,7 +119,9 @@ async fn insert_table(
         .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
         .collect();
     let sql = format!(
-        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT (tenant, id) DO NOTHING RETURNING tenant, id",
+        // No conflict target: the record tables are partitioned by week, and each
+        // partition's unique (tenant, id) index is the arbiter (see crate::partitions).
+        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING RETURNING tenant, id",
         table.name(),
         columns.join(", "),
         arrays.join(", ")
@@ -172,24 +175,39 @@ async fn remove_replaced(
     Ok(sessions)
 }
 
+/// Why a batch was not written.
+enum BatchError {
+    /// A row's week has no partition: retention dropped it since this process made it.
+    MissingPartition(BackendError),
+    /// Anything else.
+    Backend(BackendError),
+}
+
+fn batch_error(e: tokio_postgres::Error) -> BatchError {
+    if is_missing_partition(&e) {
+        BatchError::MissingPartition(classify(&e))
+    } else {
+        BatchError::Backend(classify(&e))
+    }
+}
+
 async fn write_batch(
     pool: &Pool,
     groups: &BTreeMap<Table, Vec<&RecordRow>>,
     mode: WriteMode,
-) -> Result<usize, BackendError> {
-    let mut client = pool.get().await.map_err(pool_error)?;
-    let tx = client.transaction().await.map_err(|e| classify(&e))?;
+) -> Result<usize, BatchError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| BatchError::Backend(pool_error(e)))?;
+    let tx = client.transaction().await.map_err(batch_error)?;
     let replaced_sessions = match mode {
         WriteMode::KeepStored => BTreeSet::new(),
-        WriteMode::Replace => remove_replaced(&tx, groups)
-            .await
-            .map_err(|e| classify(&e))?,
+        WriteMode::Replace => remove_replaced(&tx, groups).await.map_err(batch_error)?,
     };
     let mut inserted: Vec<&RecordRow> = Vec::new();
     for (table, rows) in groups {
-        let ids = insert_table(&tx, *table, rows)
-            .await
-            .map_err(|e| classify(&e))?;
+        let ids = insert_table(&tx, *table, rows).await.map_err(batch_error)?;
         // Looked up by pairs borrowed from the row would need a second set type; the
         // clone per row is small next to the round trip.
         inserted.extend(
@@ -198,39 +216,35 @@ async fn write_batch(
                 .filter(|r| ids.contains(&(r.tenant.clone(), r.id.clone()))),
         );
     }
-    upsert_sessions(&tx, &inserted)
-        .await
-        .map_err(|e| classify(&e))?;
+    upsert_sessions(&tx, &inserted).await.map_err(batch_error)?;
     for row in &inserted {
         if let Extra::Lifecycle(change) = &row.extra {
             apply_lifecycle(&tx, row, change)
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(batch_error)?;
         }
     }
-    index_text(&tx, &inserted).await.map_err(|e| classify(&e))?;
+    index_text(&tx, &inserted).await.map_err(batch_error)?;
     let rollups = crate::rows::rollup_deltas(inserted.iter().copied());
-    apply_rollups(&tx, &rollups)
-        .await
-        .map_err(|e| classify(&e))?;
+    apply_rollups(&tx, &rollups).await.map_err(batch_error)?;
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)
         .await
-        .map_err(|e| classify(&e))?;
+        .map_err(batch_error)?;
     runs::append(&tx, "llm_key_daily_runs", &rollups.key_daily_runs)
         .await
-        .map_err(|e| classify(&e))?;
+        .map_err(batch_error)?;
     if !replaced_sessions.is_empty() {
         let recount = tx
             .prepare_cached(&crate::rows::recount_session_sql("$1", "$2"))
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(batch_error)?;
         for session in &replaced_sessions {
             tx.execute(&recount, &[&session.session_id, &session.tenant])
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(batch_error)?;
         }
     }
-    tx.commit().await.map_err(|e| classify(&e))?;
+    tx.commit().await.map_err(batch_error)?;
     Ok(inserted.len())
 }
 
@@ -339,6 +353,7 @@ async fn apply_lifecycle(
 
 pub(super) async fn write_rows(
     pool: Pool,
+    partitions: Partitions,
     rows: Vec<RecordRow>,
     mode: WriteMode,
 ) -> Result<WriteOutcome, WriteError> {
@@ -361,6 +376,11 @@ pub(super) async fn write_rows(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // The weeks these rows go into exist before they are inserted.
+        partitions
+            .ensure(&pool, rows.iter().map(|r| r.ts))
+            .await
+            .map_err(WriteError::Backend)?;
         match write_batch(&pool, &groups, mode).await {
             Ok(written) => {
                 return Ok(WriteOutcome {
@@ -368,10 +388,17 @@ pub(super) async fn write_rows(
                     duplicates: rows.len() - written,
                 });
             }
-            Err(e) if e.class == ErrorClass::Contention && attempt < CONTENTION_ATTEMPTS => {
+            Err(BatchError::Backend(e))
+                if e.class == ErrorClass::Contention && attempt < CONTENTION_ATTEMPTS =>
+            {
                 tracing::debug!(attempt, error = %e, "write lost a lock race; retrying");
             }
-            Err(e) => {
+            // Retention (here or in another process) dropped a week this process knew.
+            Err(BatchError::MissingPartition(_)) if attempt < CONTENTION_ATTEMPTS => {
+                tracing::debug!(attempt, "a week was dropped meanwhile; making it again");
+                partitions.forget();
+            }
+            Err(BatchError::Backend(e) | BatchError::MissingPartition(e)) => {
                 let _ = repeated;
                 return Err(WriteError::Backend(e));
             }
