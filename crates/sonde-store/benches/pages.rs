@@ -258,21 +258,7 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize, written: bool) {
         ..Default::default()
     };
     row(
-        "stats page, 30 days (summary, series by model and day, model overview, keys, errors)",
-        time(|| async {
-            tokio::try_join!(
-                s.usage_summary(&month),
-                s.usage_series(&month, GroupBy::Model, Bucket::Day),
-                s.model_overview(&month, Bucket::Day),
-                s.key_stats(&month),
-                s.error_rates(&month, GroupBy::Model),
-            )
-            .unwrap();
-        })
-        .await,
-    );
-    row(
-        "stats page as before `model_overview` (models, latency by model and by day asked apart)",
+        "stats page, 30 days (summary, series by model and day, models, keys, errors, latency by model and by day)",
         time(|| async {
             tokio::try_join!(
                 s.usage_summary(&month),
@@ -290,9 +276,10 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize, written: bool) {
     for (label, part) in [
         ("stats part: usage summary", 0),
         ("stats part: usage series by model and day", 1),
-        ("stats part: model overview", 2),
+        ("stats part: models (with p95 latency)", 2),
         ("stats part: key stats", 3),
         ("stats part: error rates by model", 4),
+        ("stats part: latency by model", 5),
     ] {
         let d = time(|| async {
             match part {
@@ -302,9 +289,10 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize, written: bool) {
                         .await
                         .unwrap(),
                 ),
-                2 => drop(s.model_overview(&month, Bucket::Day).await.unwrap()),
+                2 => drop(s.model_stats(&month).await.unwrap()),
                 3 => drop(s.key_stats(&month).await.unwrap()),
-                _ => drop(s.error_rates(&month, GroupBy::Model).await.unwrap()),
+                4 => drop(s.error_rates(&month, GroupBy::Model).await.unwrap()),
+                _ => drop(s.latency_percentiles(&month, GroupBy::Model).await.unwrap()),
             }
         })
         .await;

@@ -424,22 +424,6 @@ pub struct LatencyPoint {
     pub latency: LatencyStats,
 }
 
-/// The models with their totals and latency, and the latency over time: what
-/// [`Analytics::model_stats`](crate::Analytics::model_stats),
-/// [`Analytics::latency_percentiles`](crate::Analytics::latency_percentiles) by model
-/// and [`Analytics::latency_series`](crate::Analytics::latency_series) answer, from one
-/// read of the values behind the percentiles.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct ModelOverview {
-    /// Per provider and model, most calls first.
-    pub models: Vec<ModelStats>,
-    /// Latency and time-to-first-token percentiles per model (providers together).
-    pub latency_by_model: Vec<LatencyStats>,
-    /// Latency and time-to-first-token percentiles per time bucket, oldest first.
-    pub latency_over_time: Vec<LatencyPoint>,
-}
-
 /// Failures of one group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorStats {
@@ -864,22 +848,6 @@ async fn percentiles(
     Ok(percentiles_of(values(store, f, by, column).await?, ps))
 }
 
-/// The groups of `groups` merged by a coarser key: `coarser` maps a key to the key of
-/// the group its values join.
-fn merged(
-    groups: &HashMap<GroupKey, Vec<f64>>,
-    coarser: impl Fn(&GroupKey) -> GroupKey,
-) -> HashMap<GroupKey, Vec<f64>> {
-    let mut merged: HashMap<GroupKey, Vec<f64>> = HashMap::new();
-    for (key, values) in groups {
-        merged
-            .entry(coarser(key))
-            .or_default()
-            .extend_from_slice(values);
-    }
-    merged
-}
-
 /// A statement with its parameters.
 struct Statement {
     text: String,
@@ -1302,55 +1270,6 @@ fn latency_stats(
             (key, stats)
         })
         .collect()
-}
-
-/// The models with their totals and latency, and the latency over time, from one read
-/// of the latencies and times to first token grouped by bucket, provider and model.
-pub(crate) async fn model_overview(
-    store: &(impl SqlQuery + ?Sized),
-    f: &AnalyticsFilter,
-    bucket: Bucket,
-) -> Result<ModelOverview, ReadError> {
-    let by = ValueGroups {
-        bucket: Some(bucket),
-        dims: &["provider", "model"],
-    };
-    let (mut models, latency, ttft) = tokio::try_join!(
-        model_totals(store, f),
-        values(store, f, &by, "latency_ms"),
-        values(store, f, &by, "ttft_ms"),
-    )?;
-    // Keys are [bucket, provider, model].
-    let part = |range: std::ops::Range<usize>| {
-        move |key: &GroupKey| key.get(range.clone()).unwrap_or_default().to_vec()
-    };
-    let by_provider_model: HashMap<GroupKey, LatencyStats> =
-        latency_stats(merged(&latency, part(1..3)), merged(&ttft, part(1..3)))
-            .into_iter()
-            .collect();
-    for m in &mut models {
-        m.p95_latency_ms = by_provider_model
-            .get(&vec![m.provider.clone(), Some(m.model.clone())])
-            .and_then(|l| l.p95_ms);
-    }
-    let latency_by_model = latency_stats(merged(&latency, part(2..3)), merged(&ttft, part(2..3)))
-        .into_iter()
-        .map(|(key, stats)| LatencyStats {
-            group: key.first().cloned().flatten(),
-            ..stats
-        })
-        .collect();
-    let mut latency_over_time =
-        latency_stats(merged(&latency, part(0..1)), merged(&ttft, part(0..1)))
-            .into_iter()
-            .filter_map(|(key, latency)| latency_point(&key, latency))
-            .collect::<Vec<_>>();
-    latency_over_time.sort_by_key(|p| p.bucket);
-    Ok(ModelOverview {
-        models,
-        latency_by_model,
-        latency_over_time,
-    })
 }
 
 /// A bucket's point: its key holds the bucket's start in microseconds, as text.

@@ -15,7 +15,7 @@ use sonde_model::{Record, SessionTrace};
 
 use crate::analytics::{
     self, AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyPoint,
-    LatencyStats, ModelOverview, ModelStats, SeriesPoint, UsageSummary,
+    LatencyStats, ModelStats, SeriesPoint, UsageSummary,
 };
 use crate::rows::{RecordRow, WriteMode};
 use crate::{
@@ -557,20 +557,6 @@ pub trait Analytics: SqlQuery {
         bucket: Bucket,
     ) -> Result<Vec<LatencyPoint>, ReadError> {
         analytics::latency_series(self, filter, bucket).await
-    }
-
-    /// The models with their totals and latency, and the latency per time bucket: the
-    /// answers of [`model_stats`](Self::model_stats),
-    /// [`latency_percentiles`](Self::latency_percentiles) by model and
-    /// [`latency_series`](Self::latency_series) together, reading the latencies and
-    /// times to first token once instead of five times (what a dashboard's stats page
-    /// shows).
-    async fn model_overview(
-        &self,
-        filter: &AnalyticsFilter,
-        bucket: Bucket,
-    ) -> Result<ModelOverview, ReadError> {
-        analytics::model_overview(self, filter, bucket).await
     }
 
     /// Failed calls and HTTP 4xx / 5xx per group.

@@ -44,7 +44,7 @@ mod writer;
 
 pub use analytics::{
     AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyPoint, LatencyStats,
-    ModelOverview, ModelStats, SeriesPoint, UsageSummary,
+    ModelStats, SeriesPoint, UsageSummary,
 };
 pub use calls::{CallDetail, CallFilter, CallPage, CallSummary};
 pub use capabilities::{

@@ -1841,24 +1841,6 @@ async fn assert_percentiles(
             "{when}: {m:?}"
         );
     }
-    // The overview answers as the three questions it joins.
-    let by_model = store
-        .latency_percentiles(filter, GroupBy::Model)
-        .await
-        .unwrap();
-    for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
-        let overview = store.model_overview(filter, bucket).await.unwrap();
-        assert_eq!(overview.models, models, "{when}: overview's models");
-        assert_eq!(
-            overview.latency_by_model, by_model,
-            "{when}: overview's latency by model"
-        );
-        assert_eq!(
-            overview.latency_over_time,
-            store.latency_series(filter, bucket).await.unwrap(),
-            "{when}: overview's latency per {bucket:?}"
-        );
-    }
 }
 
 /// Percentiles read the stored latency runs for whole hours and days and the events for
