@@ -193,7 +193,7 @@ impl<'a> Syncer<'a> {
     fn take<'f>(
         &mut self,
         run: &mut Run<'_>,
-        files: impl Iterator<Item = ((&'f SourceFile, String), Plan)>,
+        mut files: impl Iterator<Item = ((&'f SourceFile, String), Plan)>,
         jobs: Option<(&Sender<FileJob<'f>>, usize)>,
     ) -> Result<(), SyncError> {
         let now_ns = std::time::SystemTime::now()
@@ -201,7 +201,6 @@ impl<'a> Syncer<'a> {
             .map_or(0, |d| d.as_nanos());
         let quiet_ns = self.options.quiet_period.as_nanos();
         let final_only = !self.target.replaces();
-        let mut files = files.peekable();
         // Files handed out (or not to be read), in order, and how many are being read.
         let mut queue: VecDeque<Queued> = VecDeque::new();
         let mut reading = 0;
