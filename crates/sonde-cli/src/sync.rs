@@ -269,6 +269,7 @@ pub async fn run(args: SyncArgs, db: &str) -> anyhow::Result<ExitCode> {
             }),
             cancel,
             quiet_period: args.quiet_period,
+            ..SyncOptions::default()
         };
         let mut syncer = Syncer::new(target.as_mut(), options);
         if args.watch {

@@ -29,6 +29,12 @@ pub enum SyncError {
         /// Why.
         reason: String,
     },
+    /// The parser threads could not be started, or one stopped (panicked) mid-run.
+    #[error("parser threads: {cause}")]
+    Threads {
+        /// Why.
+        cause: std::io::Error,
+    },
     /// A state file could not be read or written.
     #[error("sync state {path}: {reason}")]
     State {

@@ -49,6 +49,10 @@ pub struct SyncOptions {
     /// what it left open (its last response, tool calls without a result, its session
     /// and current step) is sent as it is.
     pub quiet_period: std::time::Duration,
+    /// How many threads read and parse files side by side; 0 (the default) for one
+    /// per core. The target sees the same records in the same order whatever the
+    /// number.
+    pub parser_threads: usize,
 }
 
 impl Default for SyncOptions {
@@ -58,6 +62,7 @@ impl Default for SyncOptions {
             on_progress: None,
             cancel: Arc::default(),
             quiet_period: DEFAULT_QUIET_PERIOD,
+            parser_threads: 0,
         }
     }
 }
@@ -69,6 +74,7 @@ impl std::fmt::Debug for SyncOptions {
             .field("on_progress", &self.on_progress.is_some())
             .field("cancel", &self.cancel)
             .field("quiet_period", &self.quiet_period)
+            .field("parser_threads", &self.parser_threads)
             .finish()
     }
 }
