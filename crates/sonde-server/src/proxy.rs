@@ -36,7 +36,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use sonde_model::{Record, Timestamp};
 use sonde_proxy::{
-    ErrorClass, Exchange, Observed, Outcome, ResponseObserver, RouteTable, Upstream,
+    ErrorClass, Exchange, Observed, Outcome, ResponseObserver, RouteTable, SessionTag, Upstream,
 };
 use sonde_store::Writer;
 use tokio::sync::mpsc;
@@ -335,7 +335,10 @@ async fn caller(gate: &Gate, headers: &HeaderMap) -> Result<Caller, Response> {
     }
 }
 
-/// A call in flight: the request as it came, kept to be read once the call ended.
+/// A call in flight: what its record needs of the request, kept to be read once the
+/// call ended. Nothing here refers to the connection's read buffer (hyper's header
+/// values and a body in one chunk are slices of it): holding one would keep the whole
+/// buffer per call, which 1,000 open streams felt (about 10 KB each).
 struct InFlight {
     route: Arc<Route>,
     caller: Caller,
@@ -344,7 +347,11 @@ struct InFlight {
     method: Method,
     /// The path after `/NAME/v1/`, as sent.
     rest: String,
-    headers: HeaderMap,
+    /// The session headers.
+    session: SessionTag,
+    /// SHA-256 of the provider key (the key itself is never kept).
+    api_key_hash: Option<String>,
+    /// The request body, copied out of the read buffer.
     body: Bytes,
 }
 
@@ -352,11 +359,10 @@ struct InFlight {
 enum Answer {
     /// Nothing: the upstream never answered.
     Nothing,
-    /// A stream of server-sent events, read as it passed (for the time to first token).
-    Stream(ResponseObserver),
-    /// A whole body's chunks, read when the call is recorded; `None` past
-    /// [`sonde_proxy::BODY_KEEP_LIMIT`] (recorded without usage).
-    Whole(Option<Vec<Bytes>>),
+    /// The answer, fed to its observer as it passed: a stream is parsed event by event
+    /// (for the time to first token), a whole body only copied, and parsed once the
+    /// call is recorded, off the answer's path.
+    Read(ResponseObserver),
 }
 
 /// A call that ended, to be recorded.
@@ -418,25 +424,20 @@ impl Books {
             first_output_ms,
         } = ended;
         let keep_content = call.route.shared.record_content;
-        let exchange = Exchange::new(
+        let mut exchange = Exchange::new(
             &call.route.upstream,
             call.method.as_str(),
             &call.rest,
-            &call.headers,
+            &HeaderMap::new(),
             &call.body,
             keep_content,
             call.started,
         );
+        exchange.session = call.session;
+        exchange.api_key_hash = call.api_key_hash;
         let observed = match answer {
             Answer::Nothing => Observed::default(),
-            Answer::Stream(observer) => observer.finish(),
-            Answer::Whole(chunks) => {
-                let mut observer = ResponseObserver::new(exchange.endpoint, false, keep_content);
-                for chunk in chunks.iter().flatten() {
-                    observer.feed(chunk);
-                }
-                observer.finish()
-            }
+            Answer::Read(observer) => observer.finish(),
         };
         let class = match &outcome {
             Outcome::Completed { status } if *status >= 400 => ErrorClass::UpstreamError.as_str(),
@@ -613,8 +614,9 @@ async fn forward(State(route): State<Arc<Route>>, request: Request) -> Response 
         started,
         method: parts.method,
         rest,
-        headers: parts.headers,
-        body: bytes,
+        session: SessionTag::from_headers(&parts.headers),
+        api_key_hash: sonde_proxy::headers::provider_key_hash(&parts.headers),
+        body: Bytes::copy_from_slice(&bytes),
     }));
     let answered =
         tokio::time::timeout(shared.upstream_timeout, client.request(upstream_request)).await;
@@ -727,22 +729,17 @@ fn pass_through(
             }
         }
     }
-    let read = if event_stream {
-        Answer::Stream(ResponseObserver::new(
-            endpoint,
-            true,
-            call.route.shared.record_content,
-        ))
-    } else {
-        Answer::Whole(Some(Vec::new()))
-    };
+    let read = Answer::Read(ResponseObserver::new(
+        endpoint,
+        event_stream,
+        call.route.shared.record_content,
+    ));
     let body = Recording {
         left: incoming.size_hint().exact(),
         inner: incoming,
         call: Some(Observing {
             call,
             read,
-            kept: 0,
             status: parts.status.as_u16(),
             first_output_ms: None,
         }),
@@ -760,8 +757,6 @@ fn pass_through(
 struct Observing {
     call: InFlight,
     read: Answer,
-    /// The bytes of a whole body kept so far.
-    kept: usize,
     status: u16,
     first_output_ms: Option<f64>,
 }
@@ -769,24 +764,11 @@ struct Observing {
 impl Observing {
     /// Reads a chunk on its way out.
     fn chunk(&mut self, bytes: &Bytes) {
-        match &mut self.read {
-            Answer::Stream(observer) => {
-                observer.feed(bytes);
-                if self.first_output_ms.is_none() && observer.has_output() {
-                    self.first_output_ms = Some(self.call.arrived.elapsed().as_secs_f64() * 1000.0);
-                }
+        if let Answer::Read(observer) = &mut self.read {
+            observer.feed(bytes);
+            if self.first_output_ms.is_none() && observer.has_output() {
+                self.first_output_ms = Some(self.call.arrived.elapsed().as_secs_f64() * 1000.0);
             }
-            // Kept as they are (a reference, not a copy), to be read once the answer
-            // has gone out.
-            Answer::Whole(chunks) => {
-                self.kept += bytes.len();
-                if self.kept > sonde_proxy::BODY_KEEP_LIMIT {
-                    *chunks = None;
-                } else if let Some(chunks) = chunks {
-                    chunks.push(bytes.clone());
-                }
-            }
-            Answer::Nothing => {}
         }
     }
 
