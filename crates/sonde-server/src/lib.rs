@@ -143,7 +143,10 @@ fn api_router(
 /// [`router`] within `config`: its body limit, its body and request timeouts, and its
 /// limits on `POST /api/v1/query` statements; and the LLM proxy's routes
 /// (`/NAME/v1/*`, see [`ProxyConfig`]), which answer as their upstreams do (no request
-/// timeout: a streamed answer takes as long as it takes).
+/// timeout: a streamed answer takes as long as it takes). The proxy records its calls
+/// on a task of its own, which ends once every copy of the router is dropped; a server
+/// that wants every ended call handed to the writer before it drains the writer uses
+/// [`serve_on_with`], which waits for that task.
 pub fn limited_router(writer: Arc<Writer>, config: &ServeConfig, loopback: bool) -> Router {
     limited_router_and_recorder(writer, config, loopback).0
 }

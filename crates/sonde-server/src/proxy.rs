@@ -36,7 +36,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use sonde_model::{Record, Timestamp};
 use sonde_proxy::{
-    ErrorClass, Exchange, Observed, Outcome, ResponseObserver, RouteTable, SessionTag, Upstream,
+    ErrorClass, Exchange, Outcome, ResponseObserver, RouteTable, SessionTag, Upstream,
 };
 use sonde_store::Writer;
 use tokio::sync::mpsc;
@@ -355,15 +355,11 @@ struct InFlight {
     body: Bytes,
 }
 
-/// What was read of the answer.
-enum Answer {
-    /// Nothing: the upstream never answered.
-    Nothing,
-    /// The answer, fed to its observer as it passed: a stream is parsed event by event
-    /// (for the time to first token), a whole body only copied, and parsed once the
-    /// call is recorded, off the answer's path.
-    Read(ResponseObserver),
-}
+/// What was read of the answer: nothing when the upstream never answered, else its
+/// observer, fed as the answer passed (a stream is parsed event by event, for the time
+/// to first token; a whole body only copied, and parsed once the call is recorded, off
+/// the answer's path).
+type Answer = Option<ResponseObserver>;
 
 /// A call that ended, to be recorded.
 struct Ended {
@@ -435,10 +431,7 @@ impl Books {
         );
         exchange.session = call.session;
         exchange.api_key_hash = call.api_key_hash;
-        let observed = match answer {
-            Answer::Nothing => Observed::default(),
-            Answer::Read(observer) => observer.finish(),
-        };
+        let observed = answer.map(ResponseObserver::finish).unwrap_or_default();
         let class = match &outcome {
             Outcome::Completed { status } if *status >= 400 => ErrorClass::UpstreamError.as_str(),
             Outcome::Completed { .. } if observed.error.is_some() => {
@@ -504,7 +497,7 @@ impl Drop for Guard {
                     class: ErrorClass::ClientGone,
                     message: "the client disconnected before the upstream answered".into(),
                 },
-                Answer::Nothing,
+                None,
                 None,
             );
         }
@@ -668,7 +661,7 @@ async fn forward(State(route): State<Arc<Route>>, request: Request) -> Response 
                 class,
                 message: message.clone(),
             },
-            Answer::Nothing,
+            None,
             None,
         );
     }
@@ -729,7 +722,7 @@ fn pass_through(
             }
         }
     }
-    let read = Answer::Read(ResponseObserver::new(
+    let read = Some(ResponseObserver::new(
         endpoint,
         event_stream,
         call.route.shared.record_content,
@@ -764,7 +757,7 @@ struct Observing {
 impl Observing {
     /// Reads a chunk on its way out.
     fn chunk(&mut self, bytes: &Bytes) {
-        if let Answer::Read(observer) = &mut self.read {
+        if let Some(observer) = &mut self.read {
             observer.feed(bytes);
             if self.first_output_ms.is_none() && observer.has_output() {
                 self.first_output_ms = Some(self.call.arrived.elapsed().as_secs_f64() * 1000.0);
