@@ -3,10 +3,12 @@
 //! through the proxy, recording every call into SQLite.
 //!
 //! - Added latency: one client, requests one after another, direct and proxied in
-//!   alternating blocks; p50 and p99 of each, non-streaming and streaming.
+//!   alternating blocks; p50 and p99 of each, non-streaming and streaming, over
+//!   `SONDE_BENCH_LATENCY_RUNS` (3) runs of `SONDE_BENCH_LATENCY_REQUESTS` (2,000).
 //! - Throughput: `SONDE_BENCH_CLIENTS` (64) concurrent clients send
 //!   `SONDE_BENCH_REQUESTS` (40,000) non-streaming requests, direct then proxied; then
-//!   the time until every proxied call is stored.
+//!   the time until every proxied call is stored; the CPU per request of the proxy's
+//!   process and of this one (the load generator and the upstream).
 //! - Memory: 1,000 streams open at once through the proxy (each receiving a chunk every
 //!   50 ms), the server's resident memory.
 //!
