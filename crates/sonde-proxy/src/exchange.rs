@@ -310,7 +310,7 @@ impl Exchange {
         if self.request.is_some() || observed.content.is_some() {
             call.call_records.push(LlmCallRecord {
                 request: self.request.clone(),
-                response: observed.content.map(Json::from),
+                response: observed.content,
                 metadata: Metadata::new(),
             });
         }

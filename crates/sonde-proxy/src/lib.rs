@@ -32,6 +32,6 @@ mod sse;
 
 pub use endpoint::Endpoint;
 pub use exchange::{ErrorClass, Exchange, Outcome, SessionTag};
-pub use observe::{Observed, ResponseObserver, Usage};
+pub use observe::{BODY_KEEP_LIMIT, OUTPUT_KEEP_LIMIT, Observed, ResponseObserver, Usage};
 pub use routes::{Provider, RouteError, RouteTable, Upstream};
 pub use sse::SseParser;

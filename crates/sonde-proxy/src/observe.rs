@@ -2,6 +2,7 @@
 //! the usage, the stop reason, the output text and tool calls, or the error.
 
 use serde_json::{Map, Value, json};
+use sonde_model::Json;
 
 use crate::endpoint::Endpoint;
 use crate::sse::SseParser;
@@ -76,8 +77,9 @@ pub struct Observed {
     pub tool_calls: Vec<Value>,
     /// The provider's error message, when the response is an error.
     pub error: Option<String>,
-    /// The response content to record: the JSON body, or for a stream what it said.
-    pub content: Option<Value>,
+    /// The response content to record: the JSON body (kept as the text it came as), or
+    /// for a stream what it said.
+    pub content: Option<Json>,
     /// Whether the body was a stream of server-sent events.
     pub streamed: bool,
     /// Whether any output (text or a tool call) arrived.
@@ -158,9 +160,9 @@ impl ResponseObserver {
                 Ok(value) => self.whole(value),
                 Err(_) => {
                     if self.keep_content {
-                        self.seen.content = Some(Value::String(
+                        self.seen.content = Some(Json::from(Value::String(
                             String::from_utf8_lossy(&self.body).into_owned(),
-                        ));
+                        )));
                     }
                 }
             }
@@ -208,15 +210,20 @@ impl ResponseObserver {
         }
         self.seen.has_output |= !self.seen.tool_calls.is_empty();
         if self.keep_content {
-            self.seen.content = Some(match self.endpoint {
+            self.seen.content = match self.endpoint {
                 // The vectors are the bulk of it and say nothing about the call.
-                Endpoint::Embeddings => json!({
+                Endpoint::Embeddings => Some(Json::from(json!({
                     "model": body["model"],
                     "data": body["data"].as_array().map_or(0, Vec::len),
                     "usage": body["usage"],
-                }),
-                _ => body,
-            });
+                }))),
+                // The text as it came: the store writes it as it is, where the parsed
+                // tree would have to be written out again.
+                _ => std::str::from_utf8(&self.body)
+                    .ok()
+                    .and_then(Json::from_text)
+                    .or(Some(Json::from(body))),
+            };
         }
     }
 
@@ -418,7 +425,7 @@ impl ResponseObserver {
         if !self.keep_content {
             return;
         }
-        self.seen.content = Some(match self.final_response.take() {
+        self.seen.content = Some(Json::from(match self.final_response.take() {
             Some(response) => response,
             None => {
                 let mut content = Map::new();
@@ -433,7 +440,7 @@ impl ResponseObserver {
                 }
                 Value::Object(content)
             }
-        });
+        }));
     }
 }
 
@@ -620,5 +627,16 @@ mod tests {
         let seen = o.finish();
         assert_eq!(seen.usage.unwrap().input, 8);
         assert_eq!(seen.content.unwrap()["data"], 1);
+    }
+
+    #[test]
+    fn a_whole_body_is_recorded_as_the_text_it_came_as() {
+        let body = br#"{"model":"gpt-5",  "choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}"#;
+        let mut o = ResponseObserver::new(Endpoint::ChatCompletions, false, true);
+        o.feed(body);
+        let seen = o.finish();
+        assert_eq!(seen.output_text, "hi");
+        let content = serde_json::to_string(&seen.content.unwrap()).unwrap();
+        assert_eq!(content.as_bytes(), body);
     }
 }

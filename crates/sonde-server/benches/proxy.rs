@@ -3,10 +3,12 @@
 //! through the proxy, recording every call into SQLite.
 //!
 //! - Added latency: one client, requests one after another, direct and proxied in
-//!   alternating blocks; p50 and p99 of each, non-streaming and streaming.
+//!   alternating blocks; p50 and p99 of each, non-streaming and streaming, over
+//!   `SONDE_BENCH_LATENCY_RUNS` (3) runs of `SONDE_BENCH_LATENCY_REQUESTS` (2,000).
 //! - Throughput: `SONDE_BENCH_CLIENTS` (64) concurrent clients send
 //!   `SONDE_BENCH_REQUESTS` (40,000) non-streaming requests, direct then proxied; then
-//!   the time until every proxied call is stored.
+//!   the time until every proxied call is stored; the CPU per request of the proxy's
+//!   process and of this one (the load generator and the upstream).
 //! - Memory: 1,000 streams open at once through the proxy (each receiving a chunk every
 //!   50 ms), the server's resident memory.
 //!
@@ -137,8 +139,9 @@ fn main() {
     drop(open);
     stored += streams;
 
-    // Added latency: one client, alternating blocks.
+    // Added latency: one client, alternating blocks; several runs.
     let rounds = knob("SONDE_BENCH_LATENCY_REQUESTS", 2_000);
+    let latency_runs = knob("SONDE_BENCH_LATENCY_RUNS", 3);
     let latencies = |body: &str| {
         rt.block_on(async {
             let (mut d, mut p) = (Vec::new(), Vec::new());
@@ -168,26 +171,28 @@ fn main() {
         values[((values.len() - 1) as f64 * q).round() as usize]
     };
     println!(
-        "### Added latency (one client, {rounds} requests each way, alternating blocks of 100)"
+        "### Added latency (one client, {rounds} requests each way per run, alternating blocks of 100; {latency_runs} runs)"
     );
     println!();
     println!(
-        "| request | direct p50 | proxied p50 | added p50 | direct p99 | proxied p99 | added p99 |"
+        "| request | run | direct p50 | proxied p50 | **added p50** | direct p99 | proxied p99 | **added p99** |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, body) in [
         ("chat completion", &plain),
         ("streamed chat completion", &streamed),
     ] {
-        let (mut d, mut p) = latencies(body);
-        stored += p.len();
-        let (d50, p50) = (quantile(&mut d, 0.5), quantile(&mut p, 0.5));
-        let (d99, p99) = (quantile(&mut d, 0.99), quantile(&mut p, 0.99));
-        println!(
-            "| {name} | {d50:.3} ms | {p50:.3} ms | {:.3} ms | {d99:.3} ms | {p99:.3} ms | {:.3} ms |",
-            p50 - d50,
-            p99 - d99
-        );
+        for run in 1..=latency_runs {
+            let (mut d, mut p) = latencies(body);
+            stored += p.len();
+            let (d50, p50) = (quantile(&mut d, 0.5), quantile(&mut p, 0.5));
+            let (d99, p99) = (quantile(&mut d, 0.99), quantile(&mut p, 0.99));
+            println!(
+                "| {name} | {run} | {d50:.3} ms | {p50:.3} ms | **{:.3} ms** | {d99:.3} ms | {p99:.3} ms | **{:.3} ms** |",
+                p50 - d50,
+                p99 - d99
+            );
+        }
     }
     println!();
 
@@ -224,9 +229,13 @@ fn main() {
             started.elapsed()
         })
     };
+    let own_before = cpu_seconds();
     let direct_time = throughput(&direct);
+    let own_direct = cpu_seconds() - own_before;
     let cpu_before: f64 = ask("cpu").parse().unwrap();
+    let own_before = cpu_seconds();
     let proxied_time = throughput(&proxied);
+    let own_proxied = cpu_seconds() - own_before;
     let cpu_after: f64 = ask("cpu").parse().unwrap();
     stored += requests;
     let started = Instant::now();
@@ -250,10 +259,17 @@ fn main() {
         100.0 * rate(proxied_time) / rate(direct_time)
     );
     println!();
+    let per_request = |seconds: f64| seconds * 1e6 / requests as f64;
+    let proxy_us = per_request(cpu_after - cpu_before);
     println!(
-        "- proxy server CPU during the proxied run: {:.2} s ({:.0} µs per request)",
+        "- proxy server CPU during the proxied run: {:.2} s (**{proxy_us:.0} µs per request**, recording included: {:.0} requests/s per core of the proxy's own)",
         cpu_after - cpu_before,
-        (cpu_after - cpu_before) * 1e6 / requests as f64
+        1e6 / proxy_us
+    );
+    println!(
+        "- load generator and upstream CPU (this process): {:.0} µs per request direct, {:.0} µs per request proxied",
+        per_request(own_direct),
+        per_request(own_proxied)
     );
     println!(
         "- every call stored: {count} LLM calls in the database ({stored} expected), the last {:.2} s after the last answer",
@@ -268,6 +284,15 @@ fn main() {
     );
     ask("quit");
     let _ = server.wait();
+}
+
+/// CPU seconds this process has used so far (user and system).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
 }
 
 /// The server half: `sonde serve`'s proxy into a SQLite store in `dir`, answering one
@@ -313,14 +338,8 @@ fn serve(dir: &std::path::Path, upstream: &str) {
             ["url"] => url.clone(),
             ["rss"] => format!("{:.1}", status_mb("VmRSS")),
             ["peak"] => format!("{:.1}", status_mb("VmHWM")),
-            ["cpu"] => {
-                let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-                let rest = stat.rsplit_once(')').unwrap().1;
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                let ticks: f64 =
-                    fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-                format!("{:.2}", ticks / 100.0)
-            }
+            ["cpu"] => format!("{:.2}", cpu_seconds()),
+            ["pid"] => std::process::id().to_string(),
             ["wait", n] => {
                 let expect: u64 = n.parse().unwrap();
                 rt.block_on(async {

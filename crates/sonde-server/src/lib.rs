@@ -143,21 +143,33 @@ fn api_router(
 /// [`router`] within `config`: its body limit, its body and request timeouts, and its
 /// limits on `POST /api/v1/query` statements; and the LLM proxy's routes
 /// (`/NAME/v1/*`, see [`ProxyConfig`]), which answer as their upstreams do (no request
-/// timeout: a streamed answer takes as long as it takes).
+/// timeout: a streamed answer takes as long as it takes). The proxy records its calls
+/// on a task of its own, which ends once every copy of the router is dropped; a server
+/// that wants every ended call handed to the writer before it drains the writer uses
+/// [`serve_on_with`], which waits for that task.
 pub fn limited_router(writer: Arc<Writer>, config: &ServeConfig, loopback: bool) -> Router {
+    limited_router_and_recorder(writer, config, loopback).0
+}
+
+/// [`limited_router`] and the proxy's recorder, to stop once the connections ended.
+fn limited_router_and_recorder(
+    writer: Arc<Writer>,
+    config: &ServeConfig,
+    loopback: bool,
+) -> (Router, Option<proxy::Recorder>) {
     let gate = Arc::new(Gate::new(writer.store().clone(), loopback));
     let proxy_calls = proxy::ProxyCalls::default();
-    let proxy = proxy::routes(
+    let (proxy, recorder) = proxy::routes(
         &config.proxy,
         writer.clone(),
         gate.clone(),
         config.body_limit,
         proxy_calls.clone(),
-    )
-    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+    );
+    let proxy = proxy.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         config.body_timeout,
     ));
-    api_router(writer, config.body_limit, gate, proxy_calls)
+    let app = api_router(writer, config.body_limit, gate, proxy_calls)
         .layer(axum::Extension(config.query_limits))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             config.body_timeout,
@@ -167,7 +179,8 @@ pub fn limited_router(writer: Arc<Writer>, config: &ServeConfig, loopback: bool)
             config.request_timeout,
         ))
         .layer(middleware::from_fn(refusal::uniform_errors))
-        .merge(proxy)
+        .merge(proxy);
+    (app, recorder)
 }
 
 /// Serves until `shutdown` completes, then returns (the caller drains the writer).
@@ -210,6 +223,12 @@ pub async fn serve_on_with(
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening for OTLP/HTTP");
-    let app = limited_router(writer, config, addr.ip().is_loopback());
-    listen::serve_connections(listener, app, config, listen::Protocol::Http1, shutdown).await
+    let (app, recorder) = limited_router_and_recorder(writer, config, addr.ip().is_loopback());
+    let served =
+        listen::serve_connections(listener, app, config, listen::Protocol::Http1, shutdown).await;
+    // The proxied calls that ended reach the writer before the caller drains it.
+    if let Some(recorder) = recorder {
+        recorder.stop().await;
+    }
+    served
 }
