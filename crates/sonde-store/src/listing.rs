@@ -7,7 +7,7 @@ use serde_json::Value;
 use sonde_model::{Metadata, Timestamp};
 
 use crate::analytics::{FAILED, Sql, read_error};
-use crate::{ReadError, Scope, SqlQuery};
+use crate::{Dialect, ReadError, Scope, SqlQuery};
 
 /// Which sessions to list.
 ///
@@ -208,6 +208,29 @@ fn text(v: &Value) -> Option<String> {
     v.as_str().map(str::to_owned)
 }
 
+/// The sessions listing's statement over `from` (the sessions as `s`) with `where_sql`,
+/// newest first, at most `limit_param` rows.
+fn sessions_query(d: Dialect, from: &str, where_sql: &str, limit_param: &str) -> String {
+    format!(
+        "SELECT s.session_id AS session_id, s.org AS org, s.workspace AS workspace,
+                {} AS started_at, {} AS ended_at, {} AS last_at,
+                s.event_count AS event_count, s.llm_calls AS llm_calls,
+                s.message_count AS message_count, s.total_tokens AS total_tokens,
+                s.cost_usd AS cost_usd, s.metadata AS metadata,
+                (SELECT {} FROM (SELECT DISTINCT e.model AS model FROM events e
+                    WHERE e.session_id = s.session_id AND e.tenant = s.tenant
+                      AND e.model IS NOT NULL) m) AS models
+         FROM {from} {where_sql}
+         ORDER BY s.started_at DESC, {} DESC
+         LIMIT {limit_param}",
+        d.session_micros("started_at"),
+        d.session_micros("ended_at"),
+        d.session_micros("last_at"),
+        d.joined("m.model"),
+        d.bytewise("s.session_id"),
+    )
+}
+
 /// A page of sessions matching `filter`, newest first.
 pub(crate) async fn list_sessions(
     store: &(impl SqlQuery + ?Sized),
@@ -246,9 +269,9 @@ pub(crate) async fn list_sessions(
             ));
         }
     }
+    let mut word_params = Vec::new();
     for word in crate::search::words(filter.search.as_deref().unwrap_or_default()) {
-        let p = sql.param(crate::search::quoted(d, &word));
-        clauses.push(crate::search::session_clause(d, &p));
+        word_params.push(sql.param(crate::search::quoted(d, &word)));
     }
     if filter.has_errors {
         clauses.push(format!(
@@ -275,30 +298,71 @@ pub(crate) async fn list_sessions(
     }
     let limit = filter.limit.clamp(1, SessionFilter::MAX_LIMIT);
     let limit_param = sql.param(limit as i64 + 1);
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
+    let where_of = |clauses: &[String]| {
+        if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        }
     };
-    let query = format!(
-        "SELECT s.session_id AS session_id, s.org AS org, s.workspace AS workspace,
-                {} AS started_at, {} AS ended_at, {} AS last_at,
-                s.event_count AS event_count, s.llm_calls AS llm_calls,
-                s.message_count AS message_count, s.total_tokens AS total_tokens,
-                s.cost_usd AS cost_usd, s.metadata AS metadata,
-                (SELECT {} FROM (SELECT DISTINCT e.model AS model FROM events e
-                    WHERE e.session_id = s.session_id AND e.tenant = s.tenant
-                      AND e.model IS NOT NULL) m) AS models
-         FROM sessions s {where_sql}
-         ORDER BY s.started_at DESC, {} DESC
-         LIMIT {limit_param}",
-        d.session_micros("started_at"),
-        d.session_micros("ended_at"),
-        d.session_micros("last_at"),
-        d.joined("m.model"),
-        d.bytewise("s.session_id"),
-    );
-    let result = store.query(&query, &sql.params).await.map_err(read_error)?;
+    let mut result = None;
+    if d == Dialect::Sqlite && !word_params.is_empty() {
+        // Common words first probe the newest sessions one by one (see
+        // `search::session_probe`): a page of them is found among the newest few
+        // thousand; when it is not, the words are rare and the sets of sessions holding
+        // them are small, so the search gathers those instead.
+        let window = format!(
+            "(SELECT * FROM sessions s {} ORDER BY s.started_at DESC, s.session_id DESC
+              LIMIT {}) s",
+            where_of(&clauses),
+            crate::search::PROBED_SESSIONS
+        );
+        let probed = store
+            .query(
+                &sessions_query(
+                    d,
+                    &window,
+                    &where_of(
+                        &word_params
+                            .iter()
+                            .map(|p| crate::search::session_probe(p))
+                            .collect::<Vec<_>>(),
+                    ),
+                    &limit_param,
+                ),
+                &sql.params,
+            )
+            .await
+            .map_err(read_error)?;
+        if probed.rows.len() > limit {
+            result = Some(probed);
+        }
+    }
+    let result = match result {
+        Some(result) => result,
+        None => store
+            .query(
+                &sessions_query(
+                    d,
+                    "sessions s",
+                    &where_of(
+                        &clauses
+                            .iter()
+                            .cloned()
+                            .chain(
+                                word_params
+                                    .iter()
+                                    .map(|p| crate::search::session_clause(d, p)),
+                            )
+                            .collect::<Vec<_>>(),
+                    ),
+                    &limit_param,
+                ),
+                &sql.params,
+            )
+            .await
+            .map_err(read_error)?,
+    };
     let mut sessions = Vec::with_capacity(result.rows.len());
     for row in &result.rows {
         let [

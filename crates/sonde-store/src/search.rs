@@ -129,6 +129,25 @@ pub(crate) fn session_clause(d: Dialect, param: &str) -> String {
     }
 }
 
+/// How many of the newest sessions (matching a listing's other filters) a SQLite search
+/// probes one by one before it gathers the sessions holding each word instead: enough
+/// for a page of sessions with words each in 1 of 8 sessions, few enough that rare words
+/// (gathered fast) lose little to the probing.
+pub(crate) const PROBED_SESSIONS: usize = 4096;
+
+/// "The session has a record with `word`" over `sessions s` in SQLite, probed per
+/// session: its search documents (by session) checked against the set of documents
+/// holding the word. Fast when sessions with the word are common among the newest, where
+/// [`session_clause`] would first gather every session holding it; the unary `+` keeps
+/// SQLite from probing the documents by each rowid of that set instead.
+pub(crate) fn session_probe(param: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM search_docs sd WHERE sd.session_id = s.session_id
+            AND sd.tenant = s.tenant
+            AND +sd.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH {param}))"
+    )
+}
+
 /// A word (of [`words`]) as the backend's query language matches it whole.
 pub(crate) fn quoted(d: Dialect, word: &str) -> String {
     // Words are letters and digits only: nothing in them needs escaping.

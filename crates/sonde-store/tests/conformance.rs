@@ -2287,6 +2287,35 @@ pub async fn search_finds_sessions_by_the_words_in_their_records(f: Fixture) {
         search("hello checkpoint BASH", Scope::All).await,
         ["g", "a"]
     );
+    // Page by page: a page whose sessions are among the newest is found by probing
+    // them, the last page by gathering the sessions holding each word; both agree.
+    for (q, scope, want) in [
+        ("cargo test", Scope::All, vec!["g", "a"]),
+        ("hello checkpoint", Scope::All, vec!["g", "a"]),
+        ("cargo", Scope::tenant("acme", "prod"), vec!["a"]),
+        ("deploy", Scope::All, vec!["r"]),
+    ] {
+        let (mut seen, mut cursor) = (Vec::new(), None);
+        loop {
+            let page = f
+                .store
+                .list_sessions(&SessionFilter {
+                    scope: scope.clone(),
+                    search: Some(q.into()),
+                    limit: 1,
+                    cursor: cursor.take(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            seen.extend(page.sessions.into_iter().map(|s| s.session_id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, want, "{q}, one per page");
+    }
     assert!(search("command", Scope::All).await.is_empty());
     assert!(search("rock", Scope::All).await.is_empty());
     // A search without words filters nothing.
