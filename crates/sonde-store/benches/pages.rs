@@ -236,6 +236,24 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize, written: bool) {
     for (label, filter) in &sessions {
         row(label, time(|| s.list_sessions(filter)).await);
     }
+    // The baseline of the two-word search: what it did before it probed the newest
+    // sessions (gather every session holding each word, then take the newest).
+    let gathered = |word: &str| {
+        format!(
+            "(s.tenant, s.session_id) IN (SELECT sd.tenant, sd.session_id FROM search_fts
+                JOIN search_docs sd ON sd.id = search_fts.rowid WHERE search_fts MATCH '\"{word}\"')"
+        )
+    };
+    let before = format!(
+        "SELECT s.session_id FROM sessions s WHERE {} AND {}
+         ORDER BY s.started_at DESC, s.session_id DESC LIMIT 51",
+        gathered("deploy"),
+        gathered("parser")
+    );
+    row(
+        "sessions filtered by two words, gathered as before the probe (the statement alone)",
+        time(|| s.query(&before, &[])).await,
+    );
     let calls = [
         ("calls page (newest 50)", CallFilter::default()),
         (
