@@ -335,7 +335,20 @@ fn serve_and_send_a_wrong_key(home: &Path, db: &str) -> String {
     assert!(out.status.success(), "{printed}");
     let mut command = sonde(home, Some("trace"));
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let (server, addr, _) = common::spawn_serve(command, db);
+    let (mut server, addr, _) = common::spawn_serve(command, db);
+    // What it prints is read while it runs: at trace level its log fills a pipe's
+    // buffer, and a server blocked writing its log answers nothing.
+    fn drain(
+        pipe: Option<impl std::io::Read + Send + 'static>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        let mut pipe = pipe.expect("piped");
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    }
+    let (stdout, stderr) = (drain(server.stdout.take()), drain(server.stderr.take()));
     let source = database_with_a_session(home);
     let (out, printed) = run_clean(sonde(home, Some("trace")).args([
         "--db",
@@ -347,12 +360,10 @@ fn serve_and_send_a_wrong_key(home: &Path, db: &str) -> String {
     assert_eq!(out.status.code(), Some(1), "{printed}");
     assert!(printed.contains("401"), "{printed}");
     let token = secret("bearer");
-    let refused = http(
-        &addr,
-        &format!(
-            "POST /v1/traces HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-        ),
+    let request = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
     );
+    let refused = http(&addr, &request);
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     assert!(!refused.contains(MARK), "{refused}");
     let metrics = http(
@@ -366,7 +377,12 @@ fn serve_and_send_a_wrong_key(home: &Path, db: &str) -> String {
         .args(["-TERM", &server.id().to_string()])
         .status()
         .unwrap();
-    let out = server.wait_with_output().unwrap();
+    let status = server.wait().unwrap();
+    let out = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
     let printed = text(&out);
     assert!(
         !printed.contains(MARK),
