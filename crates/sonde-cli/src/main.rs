@@ -437,6 +437,14 @@ impl Command {
     }
 }
 
+/// Why `sonde backup` does not copy the database `url` names: it is not SQLite.
+fn backup_refused(url: &str) -> anyhow::Error {
+    exit::usage(format!(
+        "sonde backup copies SQLite databases; for {} use pg_dump (see docs/operations.md)",
+        redact_url(url)
+    ))
+}
+
 /// Opens the database `url` names; `default` says it is the default one (neither
 /// --db nor SONDE_DB), for the error a newcomer sees before anything is recorded.
 async fn open_store(url: &str, open: Open, default: bool) -> anyhow::Result<Arc<dyn TraceStore>> {
@@ -513,6 +521,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } = &cli.command
     {
         return status::remote(addr, key.as_deref(), *json).await;
+    }
+    if let Command::Backup { .. } = cli.command
+        && !matches!(StoreUrl::parse(&url)?, StoreUrl::Sqlite(_))
+    {
+        // Said before connecting: a PostgreSQL server that is down would hide the hint.
+        return Err(backup_refused(&url));
     }
     let store = open_store(&url, cli.command.open(), cli.db.is_none()).await?;
     match cli.command {
@@ -619,10 +633,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("backed up {} to {}", redact_url(&url), path.display());
                 Ok(ExitCode::SUCCESS)
             }
-            _ => Err(exit::usage(format!(
-                "sonde backup copies SQLite databases; for {} use pg_dump (see docs/operations.md)",
-                redact_url(&url)
-            ))),
+            _ => Err(backup_refused(&url)),
         },
         Command::Prune {
             older_than,

@@ -125,6 +125,25 @@ fn a_backup_taken_while_the_database_is_written_is_consistent() {
     assert!(again.contains("exists already"), "{again}");
 }
 
+/// `sonde backup` of a PostgreSQL URL points to pg_dump at once, without trying to
+/// connect (nothing listens on port 1: connecting would fail with a connection error).
+#[test]
+fn a_backup_of_postgresql_points_to_pg_dump_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::sonde_on("postgres://sonde:secret@127.0.0.1:1/sonde")
+        .args(["backup", dir.path().join("copy.db").to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("use pg_dump"), "{stderr}");
+    assert!(
+        !stderr.contains("secret"),
+        "the password is shown: {stderr}"
+    );
+}
+
 fn sonde_on_fails(db: &str, args: &[&str]) -> String {
     let out = common::sonde_on(db)
         .args(args)

@@ -479,13 +479,18 @@ impl Sql {
         d.metadata_match(&key, &value)
     }
 
-    /// The hourly roll-up as the row source `h` of `f`'s calls, when it can answer `f`
-    /// (no key filter; see [`Sql::rollup_source`]).
-    fn hourly_source(&mut self, f: &AnalyticsFilter) -> Option<String> {
+    /// The daily and hourly roll-ups as the row source `h` of `f`'s calls, when they
+    /// can answer `f` (no key filter; see [`Sql::rollup_source`]); `bucket` is the
+    /// finest time the rows are grouped by (hourly buckets leave the daily roll-up out).
+    fn hourly_source(&mut self, f: &AnalyticsFilter, bucket: Option<Bucket>) -> Option<String> {
         if f.api_key_hash.is_some() {
             return None;
         }
-        self.rollup_source(f, Rollup::Hourly)
+        let rollup = match bucket {
+            Some(Bucket::Hour) => Rollup::Hourly,
+            _ => Rollup::DailyAndHourly,
+        };
+        self.rollup_source(f, rollup)
     }
 
     /// The daily per-key roll-up as the row source `h` of `f`'s calls that have a key,
@@ -497,30 +502,33 @@ impl Sql {
         self.rollup_source(f, Rollup::KeyDaily)
     }
 
-    /// `(…) h`: the roll-up's rows for the whole granules of `f`'s range, and for the
-    /// partial granules at its edges the events themselves, shaped as roll-up rows (one
-    /// per call). `None` when the roll-up records too little for `f` (see
-    /// [`rollups_answer`]) or the range holds no whole granule.
+    /// `(…) h`: the roll-up's rows for the whole granules of `f`'s range (days, then
+    /// hours at the edges, for the daily and hourly roll-ups), and for the partial
+    /// granules at its edges the events themselves, shaped as roll-up rows (one per call).
+    /// `None` when the roll-ups record too little for `f` (see [`rollups_answer`]) or the
+    /// range holds no whole granule.
     fn rollup_source(&mut self, f: &AnalyticsFilter, rollup: Rollup) -> Option<String> {
-        let (table, granule) = rollup.table_and_granule();
         if !rollups_answer(f) {
             return None;
         }
-        let (middle, edges) = split_at_granules(f, granule)?;
-        let mut conditions = vec!["h.calls > 0".to_owned()];
-        conditions.extend(self.rollup_key_conditions(&middle));
-        let mut parts = vec![format!(
-            "SELECT {} FROM {table} h WHERE {}",
-            crate::rows::ROLLUP_COLUMNS.join(", "),
-            conditions.join(" AND ")
-        )];
+        let (granules, edges) = split_into_tiers(f, rollup.tiers())?;
+        let mut parts = Vec::new();
+        for (table, granule_range) in granules {
+            let mut conditions = vec!["h.calls > 0".to_owned()];
+            conditions.extend(self.rollup_key_conditions(&granule_range));
+            parts.push(format!(
+                "SELECT {} FROM {table} h WHERE {}",
+                crate::rows::ROLLUP_COLUMNS.join(", "),
+                conditions.join(" AND ")
+            ));
+        }
         for edge in edges {
             let filter = self.filter(&edge);
             parts.push(format!(
                 "SELECT {} FROM events e WHERE {filter}{}",
                 rollup.event_row(self.dialect),
                 match rollup {
-                    Rollup::Hourly => "",
+                    Rollup::Hourly | Rollup::DailyAndHourly => "",
                     Rollup::KeyDaily => " AND e.api_key_hash IS NOT NULL",
                 }
             ));
@@ -609,29 +617,57 @@ impl Sql {
     }
 }
 
-/// A roll-up table.
+/// The roll-up tables a query reads.
 #[derive(Clone, Copy)]
 enum Rollup {
     /// `llm_hourly`: hour × tenant × provider × model × route.
     Hourly,
+    /// `llm_daily` for whole days, `llm_hourly` for the whole hours around them: the
+    /// same rows by day and by hour.
+    DailyAndHourly,
     /// `llm_key_daily`: day × tenant × API key, calls with a key only.
     KeyDaily,
 }
 
+/// The daily and hourly roll-ups, coarsest first.
+const DAILY_AND_HOURLY: &[Tier] = &[
+    ("llm_daily", crate::rows::DAY_MICROS),
+    ("llm_hourly", crate::rows::HOUR_MICROS),
+];
+
+/// The daily and hourly latency runs, coarsest first.
+const RUN_TIERS: &[Tier] = &[
+    ("llm_daily_runs", crate::rows::DAY_MICROS),
+    ("llm_hourly_runs", crate::rows::HOUR_MICROS),
+];
+
+/// A range split for tiers: the ranges each table answers (whole granules), then those
+/// the events answer (partial granules at the edges).
+type TieredRange = (Vec<(&'static str, AnalyticsFilter)>, Vec<AnalyticsFilter>);
+
+/// A roll-up (or run) table and the granule its rows are of.
+type Tier = (&'static str, i64);
+
 impl Rollup {
-    fn table_and_granule(self) -> (&'static str, i64) {
+    /// The tables it reads, coarsest first.
+    fn tiers(self) -> &'static [Tier] {
         match self {
-            Rollup::Hourly => ("llm_hourly", crate::rows::HOUR_MICROS),
-            Rollup::KeyDaily => ("llm_key_daily", crate::rows::DAY_MICROS),
+            Rollup::Hourly => &DAILY_AND_HOURLY[1..],
+            Rollup::DailyAndHourly => DAILY_AND_HOURLY,
+            Rollup::KeyDaily => &[("llm_key_daily", crate::rows::DAY_MICROS)],
         }
     }
 
-    /// An event `e` as a row of this roll-up (the columns of `ROLLUP_COLUMNS`).
+    /// An event `e` as a row of this roll-up (the columns of `ROLLUP_COLUMNS`), its
+    /// granule column the start of its granule in the finest of the tiers.
     fn event_row(self, d: Dialect) -> String {
-        let (_, granule) = self.table_and_granule();
+        let granule = self
+            .tiers()
+            .last()
+            .map_or(crate::rows::HOUR_MICROS, |t| t.1);
         let m = d.ts_micros();
         let (provider, model, key, route) = match self {
-            Rollup::Hourly => (
+            Rollup::Hourly | Rollup::DailyAndHourly => (
                 "coalesce(e.provider, '')",
                 "coalesce(e.model, '')",
                 "''",
@@ -652,6 +688,32 @@ impl Rollup {
              CASE WHEN e.latency_ms IS NOT NULL THEN 1 ELSE 0 END"
         )
     }
+}
+
+/// `f` split into the ranges that `tiers` (tables, coarsest first) answer: the whole
+/// granules of the first tier inside the range, the whole granules of the next tier at
+/// its edges, and so on; last, the partial granules at the edges that no tier answers,
+/// for the events. `None` when no tier holds a whole granule of the range.
+fn split_into_tiers(
+    f: &AnalyticsFilter,
+    tiers: &[Tier],
+) -> Option<TieredRange> {
+    let ((table, granule), finer) = tiers.split_first()?;
+    let Some((middle, edges)) = split_at_granules(f, *granule) else {
+        return split_into_tiers(f, finer);
+    };
+    let mut granules = vec![(*table, middle)];
+    let mut events = Vec::new();
+    for edge in edges {
+        match split_into_tiers(&edge, finer) {
+            Some((g, e)) => {
+                granules.extend(g);
+                events.extend(e);
+            }
+            None => events.push(edge),
+        }
+    }
+    Some((granules, events))
 }
 
 /// `f` split at granule boundaries: the whole granules inside its range (from the first
@@ -856,9 +918,9 @@ struct Statement {
 
 /// The statements whose rows are (group…, packed values of `column`) and whose union is
 /// every value `f` selects. When the latency runs can answer `f`, the whole granules
-/// of the range (hours; days when grouping or filtering by key) come from the runs and
-/// only the partial granules at its edges from the events; otherwise everything comes
-/// from the events.
+/// of the range come from the runs (days, then hours at the edges; hours only for
+/// hourly buckets; days when grouping or filtering by key) and only the partial
+/// granules at its edges from the events; otherwise everything comes from the events.
 fn value_queries(
     d: Dialect,
     f: &AnalyticsFilter,
@@ -866,41 +928,48 @@ fn value_queries(
     column: &str,
 ) -> Vec<Statement> {
     let by_key = by.dims.contains(&"api_key_hash") || f.api_key_hash.is_some();
-    let (table, granule, answers) = if by_key {
+    let (tiers, answers): (&[Tier], bool) = if by_key {
         let only_keys = by.dims.iter().all(|d| *d == "api_key_hash");
         // Daily runs cannot say which hour a value is of.
         let answers = only_keys
             && f.provider.is_none()
             && f.model.is_none()
             && by.bucket != Some(Bucket::Hour);
-        ("llm_key_daily_runs", crate::rows::DAY_MICROS, answers)
+        (&[("llm_key_daily_runs", crate::rows::DAY_MICROS)], answers)
+    } else if by.bucket == Some(Bucket::Hour) {
+        (&RUN_TIERS[1..], true)
     } else {
-        ("llm_hourly_runs", crate::rows::HOUR_MICROS, true)
+        (RUN_TIERS, true)
     };
-    let Some((middle, edges)) =
-        split_at_granules(f, granule).filter(|_| answers && rollups_answer(f))
+    let Some((granules, edges)) =
+        split_into_tiers(f, tiers).filter(|_| answers && rollups_answer(f))
     else {
         return vec![event_values(d, f, by, column)];
     };
-    let mut sql = Sql::new(d);
-    let conditions = sql.rollup_key_conditions(&middle);
     let values = if column == "ttft_ms" {
         "ttfts"
     } else {
         "latencies"
     };
-    let mut statements = vec![Statement {
-        text: format!(
-            "SELECT {}h.{values} FROM {table} h{}",
-            by.select("h.hour", "h"),
-            if conditions.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conditions.join(" AND "))
+    let mut statements: Vec<Statement> = granules
+        .into_iter()
+        .map(|(table, granule_range)| {
+            let mut sql = Sql::new(d);
+            let conditions = sql.rollup_key_conditions(&granule_range);
+            Statement {
+                text: format!(
+                    "SELECT {}h.{values} FROM {table} h{}",
+                    by.select("h.hour", "h"),
+                    if conditions.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" WHERE {}", conditions.join(" AND "))
+                    }
+                ),
+                params: sql.params,
             }
-        ),
-        params: sql.params,
-    }];
+        })
+        .collect();
     statements.extend(edges.iter().map(|edge| event_values(d, edge, by, column)));
     statements
 }
@@ -937,7 +1006,7 @@ pub(crate) async fn usage_summary(
 ) -> Result<UsageSummary, ReadError> {
     let mut sql = Sql::new(store.dialect());
     let rollup = match f.api_key_hash {
-        None => sql.hourly_source(f),
+        None => sql.hourly_source(f, None),
         Some(_) => sql.key_daily_source(f),
     };
     let statement = if let Some(source) = rollup {
@@ -1000,7 +1069,7 @@ pub(crate) async fn usage_series(
         // The hourly roll-up has no key, and the daily one no hours and no calls
         // without a key (a group of their own here).
         GroupBy::Key => None,
-        _ => sql.hourly_source(f),
+        _ => sql.hourly_source(f, Some(bucket)),
     };
     let statement = if let Some(source) = rollup {
         format!(
@@ -1077,7 +1146,7 @@ async fn model_totals(
     f: &AnalyticsFilter,
 ) -> Result<Vec<ModelStats>, ReadError> {
     let mut sql = Sql::new(store.dialect());
-    let statement = if let Some(source) = sql.hourly_source(f) {
+    let statement = if let Some(source) = sql.hourly_source(f, None) {
         format!(
             "SELECT NULLIF(h.provider, '') AS c0, h.model AS c1, sum(h.calls) AS c2,
                     sum(h.input_tokens) AS c3, sum(h.output_tokens) AS c4,
@@ -1291,7 +1360,7 @@ pub(crate) async fn error_rates(
     let rollup = match group_by {
         // Calls without a key are a group of their own, which the per-key roll-up lacks.
         GroupBy::Key => None,
-        _ => sql.hourly_source(f),
+        _ => sql.hourly_source(f, None),
     };
     let statement = if let Some(source) = rollup {
         format!(

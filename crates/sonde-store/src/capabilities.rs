@@ -226,15 +226,24 @@ pub trait SqlQuery: Send + Sync + 'static {
 
     /// Runs one read-only SQL statement whose last column is packed values (8-byte
     /// big-endian doubles, as the latency runs store them and `float8send` writes them)
-    /// and whose other columns are text: each row's group and its values, unpacked.
+    /// and whose other columns are text: each distinct group once, with the values of
+    /// all its rows, unpacked.
     /// The exact percentiles read their values through it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use sonde_store::SqlQuery;
     /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
-    /// let rows = store.read_values("SELECT 'a', x'3ff8000000000000'", &[]).await.unwrap();
-    /// assert_eq!(rows, vec![(vec![Some("a".to_owned())], vec![1.5])]);
+    /// let rows = store
+    ///     .read_values(
+    ///         "SELECT 'a', x'3ff8000000000000' UNION ALL SELECT 'b', x'4000000000000000'
+    ///          UNION ALL SELECT 'a', x'4004000000000000'",
+    ///         &[],
+    ///     )
+    ///     .await
+    ///     .unwrap();
+    /// let group = |g: &str| vec![Some(g.to_owned())];
+    /// assert_eq!(rows, vec![(group("a"), vec![1.5, 2.5]), (group("b"), vec![2.0])]);
     /// # }
     /// ```
     async fn read_values(

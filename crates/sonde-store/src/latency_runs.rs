@@ -65,21 +65,46 @@ pub(crate) fn packed_len(bytes: &[u8]) -> usize {
     bytes.len() / VALUE_BYTES
 }
 
-/// A row of a statement whose last column is `packed` values and whose other `n - 1`
-/// columns are its group: the group and the values, unpacked.
-pub(crate) fn group_values<R: StoredRow>(
-    row: &R,
-    n: usize,
-    packed: Option<&[u8]>,
-) -> Result<GroupValues, R::Error> {
-    let group = (0..n.saturating_sub(1))
-        .map(|i| row.text(i))
-        .collect::<Result<_, _>>()?;
-    let mut values = Vec::new();
-    if let Some(bytes) = packed {
-        unpack_into(bytes, &mut values);
+/// Rows of a statement whose last column is packed values and whose other columns are
+/// their group, joined by group: each distinct group once, in the order groups first
+/// appear, with the values of all its rows. Each row's values are unpacked straight into
+/// its group's list (no list per row: with tens of thousands of runs in a range, the
+/// allocations per row cost more than the unpacking).
+#[derive(Debug, Default)]
+pub(crate) struct GroupedValues {
+    groups: Vec<GroupValues>,
+    index: std::collections::HashMap<Vec<Option<String>>, usize>,
+}
+
+impl GroupedValues {
+    /// Adds a row of `n` columns whose last one is `packed` values.
+    pub(crate) fn add<R: StoredRow>(
+        &mut self,
+        row: &R,
+        n: usize,
+        packed: Option<&[u8]>,
+    ) -> Result<(), R::Error> {
+        let group: Vec<Option<String>> = (0..n.saturating_sub(1))
+            .map(|i| row.text(i))
+            .collect::<Result<_, _>>()?;
+        let at = match self.index.get(&group) {
+            Some(&at) => at,
+            None => {
+                self.index.insert(group.clone(), self.groups.len());
+                self.groups.push((group, Vec::new()));
+                self.groups.len() - 1
+            }
+        };
+        if let (Some(bytes), Some((_, values))) = (packed, self.groups.get_mut(at)) {
+            unpack_into(bytes, values);
+        }
+        Ok(())
     }
-    Ok((group, values))
+
+    /// The groups and their values.
+    pub(crate) fn into_groups(self) -> Vec<GroupValues> {
+        self.groups
+    }
 }
 
 /// Appends the values of a packed run to `out` (a trailing partial value is ignored).
@@ -167,17 +192,7 @@ pub(crate) fn runs_migration(
     packed: impl Fn(&str) -> String,
     empty: &str,
 ) -> String {
-    let table = |name: &str| {
-        format!(
-            "CREATE TABLE {name} (
-                hour {int} NOT NULL,
-                org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-                api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
-                run {int} NOT NULL, latencies {blob} NOT NULL, ttfts {blob} NOT NULL,
-                PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path, run)
-            );"
-        )
-    };
+    let table = |name: &str| runs_table(name, int, blob);
     let values = format!(
         "0, coalesce({}, {empty}), coalesce({}, {empty})
          FROM events WHERE event_type = 'llm' AND (latency_ms IS NOT NULL OR ttft_ms IS NOT NULL)
@@ -195,6 +210,19 @@ pub(crate) fn runs_migration(
                coalesce(api_key_hash, ''), '', {values};",
         table("llm_hourly_runs"),
         table("llm_key_daily_runs")
+    )
+}
+
+/// A run table's statement: a roll-up's key, the run's number and its packed values.
+pub(crate) fn runs_table(name: &str, int: &str, blob: &str) -> String {
+    format!(
+        "CREATE TABLE {name} (
+                hour {int} NOT NULL,
+                org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+                api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
+                run {int} NOT NULL, latencies {blob} NOT NULL, ttfts {blob} NOT NULL,
+                PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path, run)
+            );"
     )
 }
 

@@ -161,6 +161,18 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "record tables partitioned by week",
         sql: crate::partitions::partition_migration,
     },
+    Migration {
+        version: 12,
+        name: "daily roll-up of llm calls",
+        sql: |t| {
+            let concat = match t.dialect {
+                // group_concat keeps a blob's bytes (NULs too); the cast makes it a blob.
+                Dialect::Sqlite => "CAST(group_concat({}, x'') AS BLOB)",
+                Dialect::Postgres => "string_agg({}, ''::bytea)",
+            };
+            crate::rows::daily_rollup_migration(t.integer, t.real, t.blob, concat)
+        },
+    },
 ];
 
 /// The newest schema version this build knows.

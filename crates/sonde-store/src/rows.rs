@@ -681,7 +681,8 @@ pub(crate) struct RollupDelta {
 /// One day in microseconds: rows of `llm_key_daily` start at multiples of it (UTC).
 pub(crate) const DAY_MICROS: i64 = 24 * HOUR_MICROS;
 
-/// The two roll-ups: `llm_hourly` by hour and provider / model / route, and
+/// The three roll-ups: `llm_hourly` by hour and provider / model / route, `llm_daily`
+/// the same by day (a month's range reads 24 times fewer rows than hourly), and
 /// `llm_key_daily` by day and API key (kept apart so that many keys do not multiply the
 /// hourly rows), with the latency runs of the same keys (see [`crate::latency_runs`]).
 /// Sorted by key, so that concurrent writers lock roll-up rows in the same order; made
@@ -689,9 +690,12 @@ pub(crate) const DAY_MICROS: i64 = 24 * HOUR_MICROS;
 #[derive(Debug, Default)]
 pub(crate) struct Rollups {
     pub hourly: std::collections::BTreeMap<RollupKey, RollupDelta>,
+    pub daily: std::collections::BTreeMap<RollupKey, RollupDelta>,
     pub key_daily: std::collections::BTreeMap<RollupKey, RollupDelta>,
     /// Values for `llm_hourly_runs`.
     pub hourly_runs: std::collections::BTreeMap<RollupKey, RunValues>,
+    /// Values for `llm_daily_runs`.
+    pub daily_runs: std::collections::BTreeMap<RollupKey, RunValues>,
     /// Values for `llm_key_daily_runs` (calls without a key under the empty key, so that
     /// they form their own group as they do in the events).
     pub key_daily_runs: std::collections::BTreeMap<RollupKey, RunValues>,
@@ -797,6 +801,7 @@ impl Accumulated {
 pub(crate) struct RollupsBuilder {
     hourly: hashbrown::HashMap<RollupKey, Accumulated>,
     daily: hashbrown::HashMap<RollupKey, Accumulated>,
+    key_daily: hashbrown::HashMap<RollupKey, Accumulated>,
 }
 
 impl RollupsBuilder {
@@ -856,6 +861,10 @@ impl RollupsBuilder {
         };
         let daily = RollupKeyRef {
             hour: ts - ts.rem_euclid(DAY_MICROS),
+            ..hourly
+        };
+        let key_daily = RollupKeyRef {
+            hour: ts - ts.rem_euclid(DAY_MICROS),
             org: text(org),
             workspace: text(workspace),
             provider: "",
@@ -865,7 +874,8 @@ impl RollupsBuilder {
         };
         for (map, key, counted) in [
             (&mut self.hourly, hourly, true),
-            (&mut self.daily, daily, e.api_key_hash.is_some()),
+            (&mut self.daily, daily, true),
+            (&mut self.key_daily, key_daily, e.api_key_hash.is_some()),
         ] {
             match map.get_mut(&key) {
                 Some(sums) => sums.add(e, sign, counted),
@@ -884,6 +894,12 @@ impl RollupsBuilder {
             rollups.hourly.insert(key, sums.delta);
         }
         for (key, sums) in self.daily {
+            if sums.runs.len() > 0 {
+                rollups.daily_runs.insert(key.clone(), sums.runs);
+            }
+            rollups.daily.insert(key, sums.delta);
+        }
+        for (key, sums) in self.key_daily {
             if sums.counted {
                 rollups.key_daily.insert(key.clone(), sums.delta);
             }
@@ -946,8 +962,9 @@ pub(crate) fn stored_calls_sql(column: &str, placeholder: &str, tenant: &str) ->
 }
 
 /// Deletes the roll-up rows that no call is left in.
-pub(crate) const DELETE_EMPTY_ROLLUPS: [&str; 2] = [
+pub(crate) const DELETE_EMPTY_ROLLUPS: [&str; 3] = [
     "DELETE FROM llm_hourly WHERE calls <= 0",
+    "DELETE FROM llm_daily WHERE calls <= 0",
     "DELETE FROM llm_key_daily WHERE calls <= 0",
 ];
 
@@ -1006,22 +1023,7 @@ pub(crate) fn one_cost_migration(real: &str, kept: &str) -> String {
 /// `day_expr` are the dialect's hour and day of `ts`), as of schema version 3, when
 /// `events.cost_usd` was the reported cost (it is `reported_cost_usd` since version 8).
 pub(crate) fn rollup_migration(int: &str, real: &str, hour_expr: &str, day_expr: &str) -> String {
-    let table = |name: &str| {
-        format!(
-            "CREATE TABLE {name} (
-                hour {int} NOT NULL,
-                org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-                api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
-                calls {int} NOT NULL, input_tokens {int} NOT NULL, output_tokens {int} NOT NULL,
-                cache_read_tokens {int} NOT NULL, cache_write_tokens {int} NOT NULL,
-                reasoning_tokens {int} NOT NULL, total_tokens {int} NOT NULL,
-                cost_usd {real} NOT NULL, reported_cost_usd {real} NOT NULL, computed_cost_usd {real} NOT NULL,
-                errors {int} NOT NULL, http_4xx {int} NOT NULL, http_5xx {int} NOT NULL,
-                latency_sum {real} NOT NULL, latency_count {int} NOT NULL,
-                PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path)
-            );"
-        )
-    };
+    let table = |name: &str| rollup_table(name, int, real);
     let sums = "count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
                coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
                coalesce(sum(reasoning_tokens), 0), coalesce(sum(total_tokens), 0),
@@ -1044,6 +1046,51 @@ pub(crate) fn rollup_migration(int: &str, real: &str, hour_expr: &str, day_expr:
         GROUP BY 1, 2, 3, 4, 5, 6, 7;",
         table("llm_hourly"),
         table("llm_key_daily")
+    )
+}
+
+/// The daily roll-up `llm_daily` and its runs `llm_daily_runs` (schema version 12),
+/// filled from the hourly ones: the same sums and values, by day. `concat` is the
+/// dialect's aggregate that concatenates blobs (runs are multisets: their order does not
+/// matter).
+pub(crate) fn daily_rollup_migration(int: &str, real: &str, blob: &str, concat: &str) -> String {
+    let day = format!("hour - ((hour % {DAY_MICROS}) + {DAY_MICROS}) % {DAY_MICROS}");
+    let keys = "org, workspace, provider, model, api_key_hash, request_path";
+    let sums: Vec<String> = ROLLUP_COLUMNS[7..]
+        .iter()
+        .map(|c| format!("sum({c})"))
+        .collect();
+    format!(
+        "{}\n{}
+        INSERT INTO llm_daily
+        SELECT {day}, {keys}, {sums} FROM llm_hourly GROUP BY 1, 2, 3, 4, 5, 6, 7;
+        INSERT INTO llm_daily_runs
+        SELECT {day}, {keys}, 0, {latencies}, {ttfts}
+        FROM llm_hourly_runs GROUP BY 1, 2, 3, 4, 5, 6, 7;",
+        rollup_table("llm_daily", int, real),
+        crate::latency_runs::runs_table("llm_daily_runs", int, blob),
+        sums = sums.join(", "),
+        latencies = concat.replace("{}", "latencies"),
+        ttfts = concat.replace("{}", "ttfts"),
+    )
+}
+
+/// A roll-up table's statement: its key (the granule's start in `hour`, then six
+/// dimensions) and its sums.
+fn rollup_table(name: &str, int: &str, real: &str) -> String {
+    format!(
+            "CREATE TABLE {name} (
+                hour {int} NOT NULL,
+                org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+                api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
+                calls {int} NOT NULL, input_tokens {int} NOT NULL, output_tokens {int} NOT NULL,
+                cache_read_tokens {int} NOT NULL, cache_write_tokens {int} NOT NULL,
+                reasoning_tokens {int} NOT NULL, total_tokens {int} NOT NULL,
+                cost_usd {real} NOT NULL, reported_cost_usd {real} NOT NULL, computed_cost_usd {real} NOT NULL,
+                errors {int} NOT NULL, http_4xx {int} NOT NULL, http_5xx {int} NOT NULL,
+                latency_sum {real} NOT NULL, latency_count {int} NOT NULL,
+                PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path)
+            );"
     )
 }
 

@@ -585,3 +585,62 @@ async fn opening_a_new_database_waits_for_another_writer_to_let_go() {
     let opened = open.await.unwrap();
     assert!(opened.is_ok(), "{:?}", opened.err());
 }
+
+/// SQL that takes a database back to schema version 11: no daily roll-up.
+const BACK_TO_VERSION_11: &str = "DROP TABLE llm_daily; DROP TABLE llm_daily_runs;
+     DELETE FROM schema_migrations WHERE version = 12;";
+
+/// What the daily roll-up answers: sums, a daily series and percentiles over the whole
+/// range (whole days only: read from `llm_daily` and `llm_daily_runs` alone), and over a
+/// range that starts and ends within hours (days, hours and events together).
+async fn daily_answers(store: &dyn TraceStore) -> serde_json::Value {
+    let day0 = 1_772_409_600_000_000i64;
+    let ragged = AnalyticsFilter {
+        since: Some(Timestamp::from_micros(day0 + 5 * 3_600_000_000 + 1_234)),
+        until: Some(Timestamp::from_micros(
+            day0 + 2 * 86_400_000_000 + 7 * 3_600_000_000 + 99,
+        )),
+        ..Default::default()
+    };
+    let mut answers = Vec::new();
+    for f in [AnalyticsFilter::default(), ragged] {
+        answers.push(serde_json::json!({
+            "summary": store.usage_summary(&f).await.unwrap(),
+            "series": store.usage_series(&f, GroupBy::Model, sonde_store::Bucket::Day).await.unwrap(),
+            "models": store.model_stats(&f).await.unwrap(),
+            "latency": store.latency_percentiles(&f, GroupBy::Model).await.unwrap(),
+            "by_day": store.latency_series(&f, sonde_store::Bucket::Day).await.unwrap(),
+        }));
+    }
+    serde_json::Value::Array(answers)
+}
+
+/// Schema version 12 adds the daily roll-up, filled from the hourly one: a database
+/// written before it answers the same afterwards (the daily sums and latency runs are
+/// what the hours held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_daily_rollups_are_filled_from_the_hourly_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    store.write(&calls()).await.unwrap();
+    let want = daily_answers(&store).await;
+    drop(store);
+
+    sqlite_downgrade(&path, BACK_TO_VERSION_11);
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    assert_eq!(daily_answers(&store).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_daily_rollups_are_filled_from_the_hourly_ones() {
+    let (_server, url) = sonde_pgtest::PgServer::with_fresh_database().await;
+    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    store.write(&calls()).await.unwrap();
+    let want = daily_answers(&store).await;
+    drop(store);
+
+    postgres_downgrade(&url, BACK_TO_VERSION_11).await;
+    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    assert_eq!(daily_answers(&store).await, want);
+}

@@ -274,6 +274,8 @@ async fn drop_week(
     for rollup in [
         "llm_hourly",
         "llm_hourly_runs",
+        "llm_daily",
+        "llm_daily_runs",
         "llm_key_daily",
         "llm_key_daily_runs",
     ] {

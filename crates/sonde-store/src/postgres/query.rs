@@ -180,15 +180,15 @@ async fn read_values(
     let tx = read_only_tx(&mut client, None).await?;
     let (stmt, bound) = prepare_read_only(&tx, &sql, &params_json).await?;
     let n = stmt.columns().len();
-    let mut out = Vec::new();
+    let mut groups = crate::latency_runs::GroupedValues::default();
     for row in tx.query(&stmt, &params(&bound)).await.map_err(sql_error)? {
         let packed = row
             .try_get::<_, Option<&[u8]>>(n.saturating_sub(1))
             .map_err(sql_error)?;
-        out.push(crate::latency_runs::group_values(&row, n, packed).map_err(sql_error)?);
+        groups.add(&row, n, packed).map_err(sql_error)?;
     }
     tx.rollback().await.map_err(sql_error)?;
-    Ok(out)
+    Ok(groups.into_groups())
 }
 
 /// Reads a column of a row as JSON.

@@ -1,4 +1,4 @@
-//! The roll-ups (`llm_hourly`, `llm_key_daily`) and their latency runs, kept exact in
+//! The roll-ups (`llm_hourly`, `llm_daily`, `llm_key_daily`) and their latency runs, kept exact in
 //! the write transaction: deltas added on insert, subtracted on delete.
 
 use std::collections::BTreeMap;
@@ -7,12 +7,13 @@ use crate::rows::{ROLLUP_COLUMNS, RollupDelta, RollupKey, Rollups};
 
 use super::{Param, params, runs};
 
-/// Adds deltas to both roll-ups.
+/// Adds deltas to the roll-ups.
 pub(super) async fn apply_rollups(
     tx: &deadpool_postgres::Transaction<'_>,
     rollups: &Rollups,
 ) -> Result<(), tokio_postgres::Error> {
     apply_rollup(tx, "llm_hourly", &rollups.hourly).await?;
+    apply_rollup(tx, "llm_daily", &rollups.daily).await?;
     apply_rollup(tx, "llm_key_daily", &rollups.key_daily).await
 }
 
@@ -109,6 +110,7 @@ pub(super) async fn subtract_rollups(
     }
     apply_rollups(tx, &rollups).await?;
     runs::remove(tx, "llm_hourly_runs", &rollups.hourly_runs).await?;
+    runs::remove(tx, "llm_daily_runs", &rollups.daily_runs).await?;
     runs::remove(tx, "llm_key_daily_runs", &rollups.key_daily_runs).await?;
     for sql in crate::rows::DELETE_EMPTY_ROLLUPS {
         tx.execute(sql, &[]).await?;

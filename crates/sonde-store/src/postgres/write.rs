@@ -230,6 +230,9 @@ async fn write_batch(
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)
         .await
         .map_err(batch_error)?;
+    runs::append(&tx, "llm_daily_runs", &rollups.daily_runs)
+        .await
+        .map_err(batch_error)?;
     runs::append(&tx, "llm_key_daily_runs", &rollups.key_daily_runs)
         .await
         .map_err(batch_error)?;

@@ -145,14 +145,15 @@ fn read_values(
     sql: &str,
     params: &[Value],
 ) -> Result<Vec<crate::GroupValues>, QueryError> {
-    let (_, rows) = read_only(conn, sql, params, None, |row, n, _| {
+    let mut groups = crate::latency_runs::GroupedValues::default();
+    read_only(conn, sql, params, None, |row, n, _| {
         let packed = match row.get_ref(n.saturating_sub(1)).map_err(sql_error)? {
             ValueRef::Blob(bytes) => Some(bytes),
             _ => None,
         };
-        crate::latency_runs::group_values(row, n, packed).map_err(sql_error)
+        groups.add(row, n, packed).map_err(sql_error)
     })?;
-    Ok(rows)
+    Ok(groups.into_groups())
 }
 
 #[async_trait]

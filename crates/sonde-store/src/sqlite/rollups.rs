@@ -1,16 +1,17 @@
-//! The roll-ups (`llm_hourly`, `llm_key_daily`) and their latency runs, kept exact in
+//! The roll-ups (`llm_hourly`, `llm_daily`, `llm_key_daily`) and their latency runs, kept exact in
 //! the write transaction: deltas added on insert, subtracted on delete.
 
 use crate::rows::{ROLLUP_COLUMNS, RollupDelta, RollupKey, Rollups};
 
 use super::runs;
 
-/// Adds deltas to both roll-ups.
+/// Adds deltas to the roll-ups.
 pub(super) fn apply_rollups(
     tx: &rusqlite::Transaction<'_>,
     rollups: &Rollups,
 ) -> Result<(), rusqlite::Error> {
     apply_rollup(tx, "llm_hourly", &rollups.hourly)?;
+    apply_rollup(tx, "llm_daily", &rollups.daily)?;
     apply_rollup(tx, "llm_key_daily", &rollups.key_daily)
 }
 
@@ -84,6 +85,7 @@ pub(super) fn subtract_rollups(
     }
     apply_rollups(tx, &rollups)?;
     runs::remove(tx, "llm_hourly_runs", &rollups.hourly_runs)?;
+    runs::remove(tx, "llm_daily_runs", &rollups.daily_runs)?;
     runs::remove(tx, "llm_key_daily_runs", &rollups.key_daily_runs)?;
     for sql in crate::rows::DELETE_EMPTY_ROLLUPS {
         tx.execute(sql, [])?;

@@ -194,6 +194,7 @@ pub(super) fn write_rows(
     let rollups = crate::rows::rollup_deltas(&inserted);
     apply_rollups(&tx, &rollups)?;
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)?;
+    runs::append(&tx, "llm_daily_runs", &rollups.daily_runs)?;
     runs::append(&tx, "llm_key_daily_runs", &rollups.key_daily_runs)?;
     for session in &replaced_sessions {
         tx.prepare_cached(&crate::rows::recount_session_sql("?1", "?2"))?
