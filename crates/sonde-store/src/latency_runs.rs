@@ -230,7 +230,8 @@ pub(crate) fn runs_table(name: &str, int: &str, blob: &str) -> String {
 /// the closest ranks (`rank = p·(n−1)`, PostgreSQL's `percentile_cont`); `values` is
 /// reordered. Empty when `values` is.
 ///
-/// Selection, not sorting: the work is linear in `n` (see [`select_ranks`]).
+/// Selection, not sorting: each needed rank is found by `select_nth_unstable` in the
+/// part of the slice right of the previous one, so the work is linear in `n`.
 pub(crate) fn exact_percentiles(values: &mut [f64], ps: &[u64]) -> Vec<f64> {
     let n = values.len() as u64;
     if n == 0 {
@@ -256,11 +257,13 @@ pub(crate) fn exact_percentiles(values: &mut [f64], ps: &[u64]) -> Vec<f64> {
         .collect();
     needed.sort_unstable();
     needed.dedup();
-    let at: std::collections::HashMap<usize, f64> = needed
-        .iter()
-        .copied()
-        .zip(select_ranks(values, &needed))
-        .collect();
+    let mut at = std::collections::HashMap::with_capacity(needed.len());
+    let mut start = 0;
+    for rank in needed {
+        let (_, x, _) = values[start..].select_nth_unstable_by(rank - start, f64::total_cmp);
+        at.insert(rank, *x);
+        start = rank + 1;
+    }
     ranks
         .iter()
         .map(|&(lo, frac)| {
@@ -275,149 +278,9 @@ pub(crate) fn exact_percentiles(values: &mut [f64], ps: &[u64]) -> Vec<f64> {
         .collect()
 }
 
-/// From this many values on, [`select_ranks`] narrows each rank down to a histogram
-/// bucket first.
-const HISTOGRAM_FROM: usize = 1 << 16;
-
-/// Bits of a value's order key that pick its histogram bucket.
-const HISTOGRAM_BITS: u32 = 16;
-
-/// The values at `ranks` (sorted, distinct, each below `values.len()`) in the order
-/// `f64::total_cmp` sorts `values`; `values` may be reordered.
-///
-/// Few values: each rank by `select_nth_unstable` in the part of the slice right of the
-/// previous one. Many: one pass counts the values per bucket of their order key's top
-/// bits (after the smallest key), which names each rank's bucket; a second pass copies
-/// out the values of those few buckets, and the ranks are selected among them alone.
-/// Two passes whatever the number of ranks, where a partial quickselect per rank walks
-/// and swaps most of the slice for each: the stats page reads millions of latencies
-/// several times over (hand-written for that; measured in BENCHMARKS.md's pages section).
-fn select_ranks(values: &mut [f64], ranks: &[usize]) -> Vec<f64> {
-    if values.len() < HISTOGRAM_FROM {
-        let mut start = 0;
-        return ranks
-            .iter()
-            .map(|&rank| {
-                let (_, x, _) =
-                    values[start..].select_nth_unstable_by(rank - start, f64::total_cmp);
-                start = rank + 1;
-                *x
-            })
-            .collect();
-    }
-    let (low, high) = values.iter().fold((u64::MAX, 0), |(low, high), v| {
-        let k = order_key(*v);
-        (low.min(k), high.max(k))
-    });
-    let shift = (u64::BITS - (high - low).leading_zeros()).saturating_sub(HISTOGRAM_BITS);
-    let bucket = |v: f64| ((order_key(v) - low) >> shift) as usize;
-    let mut counts = vec![0usize; 1 << HISTOGRAM_BITS];
-    for v in values.iter() {
-        if let Some(count) = counts.get_mut(bucket(*v)) {
-            *count += 1;
-        }
-    }
-    // Each rank's bucket and its rank among the bucket's values.
-    let mut wanted = Vec::with_capacity(ranks.len());
-    let (mut b, mut below) = (0, 0);
-    for &rank in ranks {
-        while let Some(&count) = counts.get(b)
-            && below + count <= rank
-        {
-            below += count;
-            b += 1;
-        }
-        wanted.push((b, rank - below));
-    }
-    // Which list each wanted bucket's values go to.
-    let mut slot = vec![u8::MAX; 1 << HISTOGRAM_BITS];
-    let mut lists: Vec<Vec<f64>> = Vec::new();
-    for &(b, _) in &wanted {
-        if let Some(s) = slot.get_mut(b)
-            && *s == u8::MAX
-        {
-            *s = lists.len() as u8;
-            lists.push(Vec::with_capacity(counts.get(b).copied().unwrap_or(0)));
-        }
-    }
-    for v in values.iter() {
-        if let Some(&s) = slot.get(bucket(*v))
-            && let Some(list) = lists.get_mut(usize::from(s))
-        {
-            list.push(*v);
-        }
-    }
-    wanted
-        .iter()
-        .map(|&(b, r)| {
-            let list = slot
-                .get(b)
-                .and_then(|&s| lists.get_mut(usize::from(s)))
-                .filter(|list| r < list.len());
-            list.map_or(f64::NAN, |list| {
-                *list.select_nth_unstable_by(r, f64::total_cmp).1
-            })
-        })
-        .collect()
-}
-
-/// A key whose unsigned order is `f64::total_cmp`'s order of the values.
-fn order_key(v: f64) -> u64 {
-    let bits = v.to_bits();
-    if bits >> 63 == 1 {
-        !bits
-    } else {
-        bits | 1 << 63
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The ranks selected through the histogram are those of a full sort, for spread
-    /// values, heavy duplicates, all values equal, negatives, zeros, infinities and NaN.
-    #[test]
-    fn ranks_through_the_histogram_are_those_of_a_sort() {
-        let n = HISTOGRAM_FROM + 1_234;
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let specials = [
-            0.0,
-            -0.0,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NAN,
-            -1e300,
-        ];
-        let sets: Vec<Vec<f64>> = vec![
-            (0..n).map(|_| (next() % 1_000_000) as f64 / 7.0).collect(),
-            (0..n).map(|_| (next() % 5) as f64).collect(),
-            vec![1234.5; n],
-            (0..n)
-                .map(|i| match i % 50 {
-                    0..6 => specials[i % 50],
-                    _ => (next() % 20_000) as f64 - 10_000.0,
-                })
-                .collect(),
-        ];
-        for values in sets {
-            let mut sorted = values.clone();
-            sorted.sort_by(f64::total_cmp);
-            let ranks = [0, 1, n / 2, n * 9 / 10, n * 99 / 100, n - 2, n - 1];
-            let got = select_ranks(&mut values.clone(), &ranks);
-            let want: Vec<f64> = ranks.iter().map(|&r| sorted[r]).collect();
-            assert_eq!(
-                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
-        }
-    }
 
     #[test]
     fn packed_values_come_back_bit_for_bit() {
