@@ -694,10 +694,7 @@ impl Rollup {
 /// granules of the first tier inside the range, the whole granules of the next tier at
 /// its edges, and so on; last, the partial granules at the edges that no tier answers,
 /// for the events. `None` when no tier holds a whole granule of the range.
-fn split_into_tiers(
-    f: &AnalyticsFilter,
-    tiers: &[Tier],
-) -> Option<TieredRange> {
+fn split_into_tiers(f: &AnalyticsFilter, tiers: &[Tier]) -> Option<TieredRange> {
     let ((table, granule), finer) = tiers.split_first()?;
     let Some((middle, edges)) = split_at_granules(f, *granule) else {
         return split_into_tiers(f, finer);
