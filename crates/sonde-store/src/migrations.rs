@@ -161,6 +161,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "record tables partitioned by week",
         sql: crate::partitions::partition_migration,
     },
+    Migration {
+        version: 12,
+        name: "records found by a hash of their id",
+        sql: crate::record_keys::key_layout_migration,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -585,3 +585,86 @@ async fn opening_a_new_database_waits_for_another_writer_to_let_go() {
     let opened = open.await.unwrap();
     assert!(opened.is_ok(), "{:?}", opened.err());
 }
+
+/// `schema-v11.sqlite`: [`calls`] and [`v9_records`], written by the `sonde import` of
+/// schema version 11 (commit f6f5f83; `calls` dumped as record JSONL first).
+const V11_SQLITE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema-v11.sqlite");
+
+/// Reads one integer past the store.
+fn sqlite_count(path: &std::path::Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Schema version 12 builds SQLite's record tables anew, keyed by an appending `seq`
+/// and found by a hash of their id: a database written at version 11 answers exactly
+/// as one written now, its stored records are still found by id (written again, each
+/// is a duplicate; each call is read by its id), and replacing them replaces their
+/// search documents instead of adding to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_records_are_found_by_a_hash_of_their_id_in_a_version_11_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v11.db");
+    std::fs::copy(V11_SQLITE, &path).unwrap();
+    let version = "SELECT max(version) FROM schema_migrations WHERE version < 1000";
+    assert_eq!(sqlite_count(&path, version), 11);
+    let mut records = calls();
+    records.extend(v9_records());
+    let docs = sqlite_count(&path, "SELECT count(*) FROM search_docs");
+    assert!(docs > 0);
+
+    let store = sonde_store::SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
+    let migrated = answers(&store).await;
+    let fresh = sonde_store::SqliteStore::open(dir.path().join("fresh.db"))
+        .await
+        .unwrap()
+        .priced_by(Some(shipped_prices()));
+    fresh.write(&records).await.unwrap();
+    assert_eq!(migrated, answers(&fresh).await);
+
+    let again = store.write(&records).await.unwrap();
+    assert_eq!(
+        (again.written, again.duplicates),
+        (0, records.len()),
+        "stored records are found by their id's hash"
+    );
+    for record in records
+        .iter()
+        .filter(|r| matches!(r.body, Body::Event(Event::Llm(_))))
+    {
+        let call = store
+            .get_call(&record.id, &sonde_store::Scope::All)
+            .await
+            .unwrap();
+        assert_eq!(call.map(|c| c.summary.id), Some(record.id.clone()));
+    }
+    store.replace(&records).await.unwrap();
+    let replaced = answers(&store).await;
+    // Replaced with themselves: the same records, calls and search answers (session
+    // costs are summed afresh, so they may differ in the last bits).
+    for part in ["sessions", "calls", "found"] {
+        assert_eq!(migrated[part], replaced[part], "{part} once replaced");
+    }
+    drop(store);
+    assert_eq!(sqlite_count(&path, version), 12);
+    assert_eq!(
+        sqlite_count(&path, "SELECT count(*) FROM search_docs"),
+        docs,
+        "a replaced record's search document found through its seq"
+    );
+    assert_eq!(
+        sqlite_count(
+            &path,
+            "SELECT count(*) FROM search_docs d WHERE NOT EXISTS
+                (SELECT 1 FROM events e WHERE d.record = e.seq * 8 + 1)
+              AND NOT EXISTS (SELECT 1 FROM messages m WHERE d.record = m.seq * 8 + 2)"
+        ),
+        0,
+        "every search document points at its record"
+    );
+}
