@@ -25,7 +25,10 @@
 //!
 //! PostgreSQL keeps its per-partition unique `(tenant, id)` indexes: concurrent
 //! writers (several `sonde serve`) need a unique index to arbitrate inserts
-//! (`ON CONFLICT`), and its partitions bound each index to a week.
+//! (`ON CONFLICT`), which a hash that may collide cannot be, and its partitions bound
+//! each index to a week. Its `events_calls` becomes ascending as in SQLite (a B-tree
+//! inserting at its left edge splits pages in half and leaves them so; at its right
+//! edge PostgreSQL fills them).
 
 use sha2::{Digest, Sha256};
 
@@ -81,13 +84,17 @@ pub(crate) fn register(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
 
 /// Migration 12: SQLite's record tables keyed by `seq`, with `id_hash` indexed instead
 /// of a unique `(tenant, id)`; the search documents pointing at `search_record`;
-/// `events_calls` ascending. PostgreSQL has nothing to do.
+/// `events_calls` ascending (on PostgreSQL, only that).
 pub(crate) fn key_layout_migration(t: &crate::migrations::Types) -> String {
     match t.dialect {
         crate::Dialect::Sqlite => sqlite_migration(),
-        crate::Dialect::Postgres => "SELECT 1".to_owned(),
+        // On the partitioned table: dropped and made again in every partition.
+        crate::Dialect::Postgres => format!("DROP INDEX events_calls;\n{CALLS_INDEX};\n"),
     }
 }
+
+/// The index listing LLM calls walks (newest first, backwards) from version 12.
+const CALLS_INDEX: &str = "CREATE INDEX events_calls ON events (ts, id) WHERE event_type = 'llm'";
 
 fn sqlite_migration() -> String {
     let mut sql = String::new();
@@ -145,11 +152,12 @@ CREATE INDEX {name}_id ON {name} (id_hash);
             // Listing calls newest first walks this index backwards: ascending, its
             // inserts append and its pages fill (descending, each split left them half
             // empty).
-            let index = index.replace(
-                "events_calls ON events (ts DESC, id DESC)",
-                "events_calls ON events (ts, id)",
-            );
-            sql.push_str(&index);
+            let index = if index.starts_with("CREATE INDEX events_calls ") {
+                CALLS_INDEX
+            } else {
+                index
+            };
+            sql.push_str(index);
             sql.push_str(";\n");
         }
     }
