@@ -259,12 +259,19 @@ pub(crate) async fn get_call(
         scope: scope.clone(),
         ..Default::default()
     });
-    let p = sql.param(id.to_owned());
+    let p = d.text(&sql.param(id.to_owned()));
+    let found = match d {
+        // Through the hash index (`record_keys.rs`).
+        crate::Dialect::Sqlite => {
+            let hash = sql.param(crate::record_keys::id_hash(id));
+            crate::record_keys::sqlite_lookup("e.", &hash, &p, None)
+        }
+        crate::Dialect::Postgres => format!("e.id = {p}"),
+    };
     let query = format!(
-        "SELECT {}, e.kind, {} AS payload FROM events e WHERE {filter} AND e.id = {} LIMIT 2",
+        "SELECT {}, e.kind, {} AS payload FROM events e WHERE {filter} AND {found} LIMIT 2",
         columns(d),
         d.payload("e.payload"),
-        d.text(&p)
     );
     let result = store.query(&query, &sql.params).await.map_err(read_error)?;
     let row = match result.rows.as_slice() {

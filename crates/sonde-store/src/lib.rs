@@ -32,6 +32,7 @@ mod partitions;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod pricer;
+mod record_keys;
 mod rows;
 mod scope;
 pub mod search;

@@ -173,6 +173,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
             crate::rows::daily_rollup_migration(t.integer, t.real, t.blob, concat)
         },
     },
+    Migration {
+        version: 13,
+        name: "records found by a hash of their id",
+        sql: crate::record_keys::key_layout_migration,
+    },
 ];
 
 /// The newest schema version this build knows.

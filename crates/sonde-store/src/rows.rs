@@ -955,9 +955,15 @@ pub(crate) const ROLLUP_SOURCE_COLUMNS: &str = "org, workspace, provider, model,
 /// parameter `placeholder` (a session's, or one event), as
 /// [`RollupsBuilder::subtract_stored`] reads them.
 pub(crate) fn stored_calls_sql(column: &str, placeholder: &str, tenant: &str) -> String {
+    stored_calls_where(&format!("tenant = {tenant} AND {column} = {placeholder}"))
+}
+
+/// The stored LLM calls of the events rows where `condition` holds (SQL), as
+/// [`RollupsBuilder::subtract_stored`] reads them.
+pub(crate) fn stored_calls_where(condition: &str) -> String {
     format!(
         "SELECT ts, {ROLLUP_SOURCE_COLUMNS} FROM events
-         WHERE tenant = {tenant} AND {column} = {placeholder} AND event_type = 'llm'"
+         WHERE {condition} AND event_type = 'llm'"
     )
 }
 

@@ -135,16 +135,26 @@ ALTER TABLE {table} DROP CONSTRAINT {table}_pkey, ADD PRIMARY KEY (tenant, {key}
 }
 
 /// A SQLite table that migration 10 builds anew, keyed by tenant.
-struct RebuiltTable {
-    name: &'static str,
-    /// Its columns as at schema version 9, without its key.
-    columns: &'static str,
+pub(crate) struct RebuiltTable {
+    pub(crate) name: &'static str,
+    /// Its columns as at schema version 9, without its key (and without `tenant`).
+    pub(crate) columns: &'static str,
     /// The columns copied over (all but generated ones).
-    copied: &'static str,
+    pub(crate) copied: &'static str,
     /// Its key before the migration (after it: tenant, then these).
     key: &'static str,
     /// Its indexes, made again.
-    indexes: &'static [&'static str],
+    pub(crate) indexes: &'static [&'static str],
+}
+
+/// The SQLite record tables as at schema versions 10 and 11 (migration 11 changed
+/// nothing in SQLite): [`RebuiltTable::columns`] plus `tenant`, keyed by
+/// `(tenant, id)`, with these indexes. Migration 13 builds them anew from this.
+pub(crate) fn sqlite_record_tables_v11() -> Vec<&'static RebuiltTable> {
+    SQLITE_REBUILT
+        .iter()
+        .filter(|t| !matches!(t.name, "sessions" | "steps"))
+        .collect()
 }
 
 impl RebuiltTable {

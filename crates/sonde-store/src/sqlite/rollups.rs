@@ -63,17 +63,17 @@ fn apply_rollup(
     Ok(())
 }
 
-/// Takes the LLM calls of `tenant` whose `column` equals `value` (a session's, or one
-/// event) out of the roll-ups.
+/// Takes the LLM calls of the events rows where `condition` (SQL over `events`, its
+/// placeholders bound to `params`: a session's, or one event) holds out of the
+/// roll-ups.
 pub(super) fn subtract_rollups(
     tx: &rusqlite::Transaction<'_>,
-    column: &str,
-    value: &str,
-    tenant: &str,
+    condition: &str,
+    params: impl rusqlite::Params,
 ) -> Result<(), rusqlite::Error> {
     let mut rollups = crate::rows::RollupsBuilder::default();
-    let mut stmt = tx.prepare_cached(&crate::rows::stored_calls_sql(column, "?1", "?2"))?;
-    let mut rows = stmt.query([value, tenant])?;
+    let mut stmt = tx.prepare_cached(&crate::rows::stored_calls_where(condition))?;
+    let mut rows = stmt.query(params)?;
     while let Some(r) = rows.next()? {
         rollups.subtract_stored(r)?;
     }
