@@ -269,7 +269,10 @@ fn main() {
     );
     for (name, time) in [
         ("through the proxy, open (loopback, no keys)", proxied_time),
-        ("through the proxy with a Sonde key (`X-Sonde-Key`)", keyed_time),
+        (
+            "through the proxy with a Sonde key (`X-Sonde-Key`)",
+            keyed_time,
+        ),
     ] {
         println!(
             "| {name} | {:.2} s | {:.0} ({:.0} % of the baseline) |",
