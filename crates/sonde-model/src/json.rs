@@ -50,6 +50,26 @@ impl Json {
             parsed: OnceLock::new(),
         }))
     }
+
+    /// The JSON `text` kept as text, as [`Json::from_text`] does, with `value` — what
+    /// the caller parsed it to — already at hand: a reader that looks inside (the
+    /// store's full-text index does) does not parse it again. `None` when `text` is
+    /// not JSON. The caller vouches that `value` is what `text` says.
+    ///
+    /// ```
+    /// let text = r#"{"model":"gpt-5"}"#;
+    /// let value: serde_json::Value = serde_json::from_str(text).unwrap();
+    /// let json = sonde_model::Json::from_parsed(text, value).unwrap();
+    /// assert_eq!(json["model"], "gpt-5");
+    /// assert_eq!(serde_json::to_string(&json).unwrap(), text);
+    /// ```
+    pub fn from_parsed(text: &str, value: Value) -> Option<Json> {
+        let text: Box<RawValue> = serde_json::from_str(text).ok()?;
+        Some(Json(Repr::Text {
+            text,
+            parsed: OnceLock::from(value),
+        }))
+    }
 }
 
 impl From<Value> for Json {

@@ -166,11 +166,53 @@ pub struct Exchange {
     pub started: Timestamp,
 }
 
+/// How a call ended, as [`Exchange::records`] takes it: the outcome, what the answer
+/// said, the latency, the time to first output and the gateway key's id.
+type Ended<'a> = (Outcome, Observed, f64, Option<f64>, Option<&'a str>);
+
 /// The request fields the proxy reads.
 #[derive(serde::Deserialize)]
 struct RequestHead {
     model: Option<String>,
     stream: Option<bool>,
+}
+
+/// The fields the proxy reads of a request `body` and its content to record, when it is
+/// a JSON object: parsed once, into the tree the store's full-text index walks (kept
+/// with the text, which is what the store writes), the fields read off that tree.
+fn request_content(body: &[u8]) -> (Option<RequestHead>, Option<Json>) {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return (None, None);
+    };
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return (None, None);
+    };
+    if !value.is_object() {
+        return (None, None);
+    }
+    let head = RequestHead {
+        model: value["model"].as_str().map(str::to_owned),
+        stream: value["stream"].as_bool(),
+    };
+    (Some(head), Json::from_parsed(text, value))
+}
+
+/// `proxy-YYYY-MM-DD`, the UTC day of `at`. By hand rather than through the RFC 3339
+/// text of `at`: every call without a session header asks, and formatting the whole
+/// timestamp to keep its first ten characters showed in the proxy's profile.
+fn proxy_bucket(at: Timestamp) -> String {
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let days = at.as_micros().div_euclid(86_400_000_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("proxy-{year:04}-{month:02}-{day:02}")
 }
 
 impl Exchange {
@@ -184,11 +226,10 @@ impl Exchange {
         keep_content: bool,
         started: Timestamp,
     ) -> Self {
-        let head = serde_json::from_slice::<RequestHead>(body).ok();
-        let request = if keep_content && head.is_some() {
-            std::str::from_utf8(body).ok().and_then(Json::from_text)
+        let (head, request) = if keep_content {
+            request_content(body)
         } else {
-            None
+            (serde_json::from_slice::<RequestHead>(body).ok(), None)
         };
         Exchange {
             route: upstream.name.clone(),
@@ -210,10 +251,7 @@ impl Exchange {
     pub fn session_id(&self) -> String {
         match &self.session.session_id {
             Some(id) => id.clone(),
-            None => {
-                let at = self.started.to_string();
-                format!("proxy-{}", at.get(..10).unwrap_or("undated"))
-            }
+            None => proxy_bucket(self.started),
         }
     }
 
@@ -228,6 +266,32 @@ impl Exchange {
         latency_ms: f64,
         ttft_ms: Option<f64>,
         gateway_key_id: Option<&str>,
+        start_session: bool,
+    ) -> Vec<Record> {
+        let call = (outcome, observed, latency_ms, ttft_ms, gateway_key_id);
+        self.records_with(self.request.clone(), call, start_session)
+    }
+
+    /// [`Exchange::records`], the exchange used up: its request content moves into the
+    /// record rather than being copied (with the tree parsed from it).
+    pub fn into_records(
+        mut self,
+        outcome: Outcome,
+        observed: Observed,
+        latency_ms: f64,
+        ttft_ms: Option<f64>,
+        gateway_key_id: Option<&str>,
+        start_session: bool,
+    ) -> Vec<Record> {
+        let request = self.request.take();
+        let call = (outcome, observed, latency_ms, ttft_ms, gateway_key_id);
+        self.records_with(request, call, start_session)
+    }
+
+    fn records_with(
+        &self,
+        request: Option<Json>,
+        (outcome, observed, latency_ms, ttft_ms, gateway_key_id): Ended<'_>,
         start_session: bool,
     ) -> Vec<Record> {
         let session_id = self.session_id();
@@ -307,9 +371,9 @@ impl Exchange {
         if let Some(usage) = observed.usage {
             usage.apply(&mut call);
         }
-        if self.request.is_some() || observed.content.is_some() {
+        if request.is_some() || observed.content.is_some() {
             call.call_records.push(LlmCallRecord {
-                request: self.request.clone(),
+                request,
                 response: observed.content,
                 metadata: Metadata::new(),
             });
@@ -419,6 +483,60 @@ mod tests {
             call_of(&upstream).error.as_deref(),
             Some("upstream_error: HTTP 429: rate limited")
         );
+    }
+
+    #[test]
+    fn the_days_bucket_is_the_utc_date() {
+        for at in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59.999999Z",
+            "2026-12-03T10:00:00Z",
+            "2100-03-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let t: Timestamp = at.parse().unwrap();
+            assert_eq!(proxy_bucket(t), format!("proxy-{}", &at[..10]), "{at}");
+        }
+        let mut t: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        for _ in 0..800 {
+            assert_eq!(proxy_bucket(t), format!("proxy-{}", &t.to_string()[..10]));
+            t = Timestamp::from_micros(t.as_micros() + 86_400_000_000 - 1);
+        }
+    }
+
+    #[test]
+    fn recorded_request_content_is_the_text_as_sent() {
+        let up = Upstream::new("openai", "http://h/v1", Provider::OpenAi).unwrap();
+        let body = br#"{"model": "gpt-5",  "stream": true, "messages": []}"#;
+        let ex = Exchange::new(
+            &up,
+            "POST",
+            "chat/completions",
+            &HeaderMap::new(),
+            body,
+            true,
+            Timestamp::now(),
+        );
+        assert_eq!(ex.requested_model.as_deref(), Some("gpt-5"));
+        assert!(ex.stream_requested);
+        let request = ex.request.clone().unwrap();
+        assert_eq!(serde_json::to_string(&request).unwrap().as_bytes(), body);
+        assert_eq!(request["messages"], serde_json::json!([]));
+        let ok = Outcome::Completed { status: 200 };
+        let copied = ex.records(ok.clone(), Observed::default(), 1.0, None, None, false);
+        let moved = ex.into_records(ok, Observed::default(), 1.0, None, None, false);
+        assert_eq!(call(&copied), call(&moved));
+        assert_eq!(call(&moved).call_records[0].request, Some(request));
+        let not_json = Exchange::new(
+            &up,
+            "POST",
+            "chat/completions",
+            &HeaderMap::new(),
+            b"[1,",
+            true,
+            Timestamp::now(),
+        );
+        assert!(not_json.request.is_none() && not_json.requested_model.is_none());
     }
 
     fn call_of(records: &[Record]) -> &LlmCall {

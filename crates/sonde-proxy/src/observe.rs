@@ -218,11 +218,13 @@ impl ResponseObserver {
                     "usage": body["usage"],
                 }))),
                 // The text as it came: the store writes it as it is, where the parsed
-                // tree would have to be written out again.
-                _ => std::str::from_utf8(&self.body)
-                    .ok()
-                    .and_then(Json::from_text)
-                    .or(Some(Json::from(body))),
+                // tree would have to be written out again; with the tree this read
+                // already built, which the store's full-text index walks (it would
+                // otherwise parse the text a second time).
+                _ => match std::str::from_utf8(&self.body) {
+                    Ok(text) => Json::from_parsed(text, body),
+                    Err(_) => Some(Json::from(body)),
+                },
             };
         }
     }

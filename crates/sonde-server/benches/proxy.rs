@@ -8,7 +8,11 @@
 //! - Throughput: `SONDE_BENCH_CLIENTS` (64) concurrent clients send
 //!   `SONDE_BENCH_REQUESTS` (40,000) non-streaming requests, direct then proxied; then
 //!   the time until every proxied call is stored; the CPU per request of the proxy's
-//!   process and of this one (the load generator and the upstream).
+//!   process and of this one (the load generator and the upstream). Then the same
+//!   load with a Sonde key in `X-Sonde-Key` (a key is created in the proxy's store
+//!   after the open runs: once one exists every call needs one), for the cost of the
+//!   key lookup. Every request carries a provider key (`Authorization: Bearer`), as
+//!   real ones do, so its hash is part of the cost.
 //! - Memory: 1,000 streams open at once through the proxy (each receiving a chunk every
 //!   50 ms), the server's resident memory.
 //!
@@ -199,25 +203,28 @@ fn main() {
     // Throughput.
     let clients = knob("SONDE_BENCH_CLIENTS", 64);
     let requests = knob("SONDE_BENCH_REQUESTS", 40_000);
-    let throughput = |url: &str| {
+    let throughput = |url: &str, key: Option<&str>| {
         let client = client.clone();
         let url = Arc::new(url.to_owned());
         let body = plain.clone();
+        let key = key.map(str::to_owned);
         rt.block_on(async move {
             let started = Instant::now();
             let mut tasks = Vec::new();
             for c in 0..clients {
-                let (client, url, body) = (client.clone(), url.clone(), body.clone());
+                let (client, url, body, key) =
+                    (client.clone(), url.clone(), body.clone(), key.clone());
                 let n = requests / clients + usize::from(c < requests % clients);
                 tasks.push(tokio::spawn(async move {
                     for _ in 0..n {
-                        let response = client
+                        let mut request = client
                             .post(url.as_str())
                             .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await
-                            .unwrap();
+                            .header("authorization", "Bearer sk-bench-provider-key");
+                        if let Some(key) = &key {
+                            request = request.header("x-sonde-key", key);
+                        }
+                        let response = request.body(body.clone()).send().await.unwrap();
                         assert_eq!(response.status(), 200);
                         response.bytes().await.unwrap();
                     }
@@ -230,13 +237,21 @@ fn main() {
         })
     };
     let own_before = cpu_seconds();
-    let direct_time = throughput(&direct);
+    let direct_time = throughput(&direct, None);
     let own_direct = cpu_seconds() - own_before;
     let cpu_before: f64 = ask("cpu").parse().unwrap();
     let own_before = cpu_seconds();
-    let proxied_time = throughput(&proxied);
+    let proxied_time = throughput(&proxied, None);
     let own_proxied = cpu_seconds() - own_before;
     let cpu_after: f64 = ask("cpu").parse().unwrap();
+    stored += requests;
+    // The same load with a Sonde key (`X-Sonde-Key`): once a key exists every call
+    // needs one, so this comes after the open runs.
+    let secret = ask("key");
+    std::thread::sleep(Duration::from_millis(1_200));
+    let cpu_before_keyed: f64 = ask("cpu").parse().unwrap();
+    let keyed_time = throughput(&proxied, Some(&secret));
+    let cpu_after_keyed: f64 = ask("cpu").parse().unwrap();
     stored += requests;
     let started = Instant::now();
     let count: usize = ask(&format!("wait {stored}")).parse().unwrap();
@@ -252,20 +267,32 @@ fn main() {
         direct_time.as_secs_f64(),
         rate(direct_time)
     );
-    println!(
-        "| through the proxy | {:.2} s | {:.0} ({:.0} % of the baseline) |",
-        proxied_time.as_secs_f64(),
-        rate(proxied_time),
-        100.0 * rate(proxied_time) / rate(direct_time)
-    );
+    for (name, time) in [
+        ("through the proxy, open (loopback, no keys)", proxied_time),
+        (
+            "through the proxy with a Sonde key (`X-Sonde-Key`)",
+            keyed_time,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.2} s | {:.0} ({:.0} % of the baseline) |",
+            time.as_secs_f64(),
+            rate(time),
+            100.0 * rate(time) / rate(direct_time)
+        );
+    }
     println!();
     let per_request = |seconds: f64| seconds * 1e6 / requests as f64;
-    let proxy_us = per_request(cpu_after - cpu_before);
-    println!(
-        "- proxy server CPU during the proxied run: {:.2} s (**{proxy_us:.0} µs per request**, recording included: {:.0} requests/s per core of the proxy's own)",
-        cpu_after - cpu_before,
-        1e6 / proxy_us
-    );
+    for (name, cpu) in [
+        ("open", cpu_after - cpu_before),
+        ("keyed", cpu_after_keyed - cpu_before_keyed),
+    ] {
+        let proxy_us = per_request(cpu);
+        println!(
+            "- proxy server CPU during the {name} proxied run: {cpu:.2} s (**{proxy_us:.0} µs per request**, recording included: {:.0} requests/s per core of the proxy's own)",
+            1e6 / proxy_us
+        );
+    }
     println!(
         "- load generator and upstream CPU (this process): {:.0} µs per request direct, {:.0} µs per request proxied",
         per_request(own_direct),
@@ -340,6 +367,11 @@ fn serve(dir: &std::path::Path, upstream: &str) {
             ["peak"] => format!("{:.1}", status_mb("VmHWM")),
             ["cpu"] => format!("{:.2}", cpu_seconds()),
             ["pid"] => std::process::id().to_string(),
+            ["key"] => rt.block_on(async {
+                let (key, secret) = sonde_store::ApiKey::generate("bench", "proxy", None, false);
+                store.create_api_key(&key).await.unwrap();
+                secret
+            }),
             ["wait", n] => {
                 let expect: u64 = n.parse().unwrap();
                 rt.block_on(async {
