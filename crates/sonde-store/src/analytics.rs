@@ -856,20 +856,15 @@ async fn values(
     f: &AnalyticsFilter,
     by: &ValueGroups<'_>,
     column: &str,
-) -> Result<HashMap<GroupKey, Vec<f64>>, ReadError> {
-    let mut by_group: HashMap<GroupKey, Vec<f64>> = HashMap::new();
+) -> Result<HashMap<GroupKey, crate::SortedRuns>, ReadError> {
+    let mut by_group: HashMap<GroupKey, crate::SortedRuns> = HashMap::new();
     for sql in value_queries(store.dialect(), f, by, column) {
         let rows = store
             .read_values(&sql.text, &sql.params)
             .await
             .map_err(read_error)?;
         for (group, values) in rows {
-            let all = by_group.entry(group).or_default();
-            if all.is_empty() {
-                *all = values;
-            } else {
-                all.extend(values);
-            }
+            by_group.entry(group).or_default().append(values);
         }
     }
     by_group.retain(|_, values| !values.is_empty());
@@ -879,18 +874,12 @@ async fn values(
 /// Exact percentiles `ps` (in percent) of each group's values: the group's count and
 /// its percentiles.
 fn percentiles_of(
-    groups: HashMap<GroupKey, Vec<f64>>,
+    groups: HashMap<GroupKey, crate::SortedRuns>,
     ps: &[u64],
 ) -> HashMap<GroupKey, (u64, Vec<f64>)> {
     groups
         .into_iter()
-        .map(|(key, mut values)| {
-            let n = values.len() as u64;
-            (
-                key,
-                (n, crate::latency_runs::exact_percentiles(&mut values, ps)),
-            )
-        })
+        .map(|(key, runs)| (key, (runs.len() as u64, runs.percentiles(ps))))
         .collect()
 }
 
@@ -1304,8 +1293,8 @@ async fn latency_groups(
 /// Latency and time-to-first-token percentiles of groups of values (the stats' `group`
 /// left empty), in group order.
 fn latency_stats(
-    latency: HashMap<GroupKey, Vec<f64>>,
-    ttft: HashMap<GroupKey, Vec<f64>>,
+    latency: HashMap<GroupKey, crate::SortedRuns>,
+    ttft: HashMap<GroupKey, crate::SortedRuns>,
 ) -> Vec<(GroupKey, LatencyStats)> {
     let latency = percentiles_of(latency, &LATENCY_PERCENTILES);
     let ttft = percentiles_of(ttft, &TTFT_PERCENTILES);

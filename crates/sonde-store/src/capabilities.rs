@@ -167,8 +167,9 @@ pub(crate) fn value_bytes(value: &Value) -> usize {
     }
 }
 
-/// One row of [`SqlQuery::read_values`]: the group's text columns and its values.
-pub type GroupValues = (Vec<Option<String>>, Vec<f64>);
+/// One row of [`SqlQuery::read_values`]: the group's text columns and its values, as
+/// the runs they were stored in, each sorted.
+pub type GroupValues = (Vec<Option<String>>, crate::SortedRuns);
 
 /// Read-only SQL: the capability the others' reads are written over.
 ///
@@ -227,7 +228,7 @@ pub trait SqlQuery: Send + Sync + 'static {
     /// Runs one read-only SQL statement whose last column is packed values (8-byte
     /// big-endian doubles, as the latency runs store them and `float8send` writes them)
     /// and whose other columns are text: each distinct group once, with the values of
-    /// all its rows, unpacked.
+    /// all its rows, unpacked, each row's values a sorted run.
     /// The exact percentiles read their values through it.
     ///
     /// ```
@@ -243,7 +244,10 @@ pub trait SqlQuery: Send + Sync + 'static {
     ///     .await
     ///     .unwrap();
     /// let group = |g: &str| vec![Some(g.to_owned())];
-    /// assert_eq!(rows, vec![(group("a"), vec![1.5, 2.5]), (group("b"), vec![2.0])]);
+    /// assert_eq!(rows[0].0, group("a"));
+    /// assert_eq!(rows[0].1.values(), [1.5, 2.5]);
+    /// assert_eq!(rows[1].0, group("b"));
+    /// assert_eq!(rows[1].1.values(), [2.0]);
     /// # }
     /// ```
     async fn read_values(

@@ -9,11 +9,16 @@
 //! its calls' values to the newest run of each (granule, dimensions), or starts a new
 //! one when it is full; a deletion takes each value out of the first run holding it. A
 //! percentile query reads the runs of its range — 8 bytes per call instead of a whole
-//! event row — and selects the ranks in memory ([`exact_percentiles`]). Runs are
-//! multisets, not sorted lists: appending is then a concatenation, which PostgreSQL does
-//! atomically in an upsert, so that concurrent writers cannot lose each other's values.
+//! event row — and finds the ranks in memory ([`SortedRuns::percentiles`]).
+//!
+//! SQLite keeps each run **sorted** (its one writer merges a write's values in, and a
+//! deletion closes the gap), so a percentile over the runs of a range is a search over
+//! value space with a binary search per run, not a selection over millions of values.
+//! PostgreSQL appends by concatenation (`latencies || excluded.latencies` in an upsert,
+//! so that concurrent writers cannot lose each other's values), which leaves its runs
+//! unsorted: a reader sorts each run that is not sorted as it reads it, as it does the
+//! runs an older version wrote.
 
-use crate::GroupValues;
 use crate::rows::StoredRow;
 
 /// The most values a write appends to one run before it starts the next: bounds what a
@@ -67,12 +72,13 @@ pub(crate) fn packed_len(bytes: &[u8]) -> usize {
 
 /// Rows of a statement whose last column is packed values and whose other columns are
 /// their group, joined by group: each distinct group once, in the order groups first
-/// appear, with the values of all its rows. Each row's values are unpacked straight into
-/// its group's list (no list per row: with tens of thousands of runs in a range, the
-/// allocations per row cost more than the unpacking).
+/// appear, with the values of all its rows as [`SortedRuns`] (a row is a run). Each
+/// row's values are unpacked straight into its group's list (no list per row: with tens
+/// of thousands of runs in a range, the allocations per row cost more than the
+/// unpacking).
 #[derive(Debug, Default)]
 pub(crate) struct GroupedValues {
-    groups: Vec<GroupValues>,
+    groups: Vec<crate::GroupValues>,
     index: std::collections::HashMap<Vec<Option<String>>, usize>,
 }
 
@@ -91,18 +97,18 @@ impl GroupedValues {
             Some(&at) => at,
             None => {
                 self.index.insert(group.clone(), self.groups.len());
-                self.groups.push((group, Vec::new()));
+                self.groups.push((group, SortedRuns::default()));
                 self.groups.len() - 1
             }
         };
-        if let (Some(bytes), Some((_, values))) = (packed, self.groups.get_mut(at)) {
-            unpack_into(bytes, values);
+        if let (Some(bytes), Some((_, runs))) = (packed, self.groups.get_mut(at)) {
+            runs.push_packed(bytes);
         }
         Ok(())
     }
 
     /// The groups and their values.
-    pub(crate) fn into_groups(self) -> Vec<GroupValues> {
+    pub(crate) fn into_groups(self) -> Vec<crate::GroupValues> {
         self.groups
     }
 }
@@ -116,20 +122,48 @@ pub(crate) fn unpack_into(bytes: &[u8], out: &mut Vec<f64>) {
     );
 }
 
-/// Takes one occurrence of `value` (same bits) out of the first of `runs` holding it;
-/// false when none does.
+/// Takes one occurrence of `value` (same bits) out of the first of `runs` holding it,
+/// keeping the others in their order (a sorted run stays sorted); false when none does.
 pub(crate) fn remove_one(runs: &mut [Vec<u8>], value: f64) -> bool {
     let wanted = value.to_be_bytes();
     for run in runs.iter_mut() {
         if let Some(i) = run.chunks_exact(VALUE_BYTES).position(|c| c == wanted) {
-            let last = run.len() - VALUE_BYTES;
             let at = i * VALUE_BYTES;
-            run.copy_within(last.., at);
-            run.truncate(last);
+            run.drain(at..at + VALUE_BYTES);
             return true;
         }
     }
     false
+}
+
+/// A packed run with `adding` merged in, sorted (a stored run that is not sorted, as
+/// older versions wrote them, is sorted with it). Linear in the run's length when it is
+/// sorted: the one writer of SQLite keeps runs sorted this way.
+pub(crate) fn merged(run: &[u8], adding: &[f64]) -> Vec<u8> {
+    let mut held = Vec::with_capacity(packed_len(run));
+    unpack_into(run, &mut held);
+    let mut adding = adding.to_vec();
+    adding.sort_unstable_by(f64::total_cmp);
+    if !held.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
+        held.extend(adding);
+        held.sort_unstable_by(f64::total_cmp);
+        return pack(&held);
+    }
+    let mut out = Vec::with_capacity(run.len() + adding.len() * VALUE_BYTES);
+    let (mut a, mut b) = (held.iter().peekable(), adding.iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.total_cmp(y).is_le() => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        if let Some(v) = next {
+            out.extend(v.to_be_bytes());
+        }
+    }
+    out
 }
 
 /// The run a write appends `adding` values to, given the newest stored run of the key
@@ -226,56 +260,172 @@ pub(crate) fn runs_table(name: &str, int: &str, blob: &str) -> String {
     )
 }
 
-/// Exact percentiles `ps` (in percent) of `values`, with linear interpolation between
-/// the closest ranks (`rank = p·(n−1)`, PostgreSQL's `percentile_cont`); `values` is
-/// reordered. Empty when `values` is.
+/// A group's values as the runs they were stored in, each sorted ascending
+/// (`f64::total_cmp`): what [`SqlQuery::read_values`](crate::SqlQuery::read_values)
+/// answers per group. Its percentiles are found by searching the runs, without
+/// selecting over (or sorting) all the values.
 ///
-/// Selection, not sorting: each needed rank is found by `select_nth_unstable` in the
-/// part of the slice right of the previous one, so the work is linear in `n`.
-pub(crate) fn exact_percentiles(values: &mut [f64], ps: &[u64]) -> Vec<f64> {
-    let n = values.len() as u64;
-    if n == 0 {
-        return Vec::new();
+/// ```
+/// use sonde_store::SortedRuns;
+/// let mut runs = SortedRuns::default();
+/// runs.push(vec![30.0, 10.0]);
+/// runs.push(vec![20.0, 50.0, 40.0]);
+/// assert_eq!(runs.len(), 5);
+/// // p90 is rank 0.9 · 4 = 3.6: between 40 and 50.
+/// assert_eq!(runs.percentiles(&[0, 50, 90, 100]), vec![10.0, 30.0, 46.0, 50.0]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SortedRuns {
+    /// The runs one after the other, each sorted.
+    values: Vec<f64>,
+    /// Where each run ends in `values`.
+    ends: Vec<usize>,
+}
+
+/// `x`'s place in `f64::total_cmp`'s order, as a signed integer (the mapping
+/// `total_cmp` itself compares by).
+fn order_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// The value whose [`order_key`] is `key` (the mapping is its own inverse).
+fn from_order_key(key: i64) -> f64 {
+    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
+}
+
+impl SortedRuns {
+    /// Adds a run of `values` (sorted here if they are not).
+    pub fn push(&mut self, values: Vec<f64>) {
+        let start = self.values.len();
+        self.values.extend(values);
+        self.close_run(start);
     }
-    // Each p's lower rank and the weight of the next one, computed in integers.
-    let ranks: Vec<(usize, f64)> = ps
-        .iter()
-        .map(|p| {
-            let scaled = (n - 1) * p;
-            ((scaled / 100) as usize, (scaled % 100) as f64 / 100.0)
-        })
-        .collect();
-    let mut needed: Vec<usize> = ranks
-        .iter()
-        .flat_map(|&(lo, frac)| {
-            if frac > 0.0 {
-                vec![lo, lo + 1]
-            } else {
-                vec![lo]
-            }
-        })
-        .collect();
-    needed.sort_unstable();
-    needed.dedup();
-    let mut at = std::collections::HashMap::with_capacity(needed.len());
-    let mut start = 0;
-    for rank in needed {
-        let (_, x, _) = values[start..].select_nth_unstable_by(rank - start, f64::total_cmp);
-        at.insert(rank, *x);
-        start = rank + 1;
+
+    /// Adds a run of packed values (a trailing partial value is ignored).
+    pub(crate) fn push_packed(&mut self, bytes: &[u8]) {
+        let start = self.values.len();
+        unpack_into(bytes, &mut self.values);
+        self.close_run(start);
     }
-    ranks
-        .iter()
-        .map(|&(lo, frac)| {
-            let value = |rank: usize| at.get(&rank).copied().unwrap_or(f64::NAN);
-            let x_lo = value(lo);
-            if frac > 0.0 {
-                x_lo + (value(lo + 1) - x_lo) * frac
-            } else {
-                x_lo
+
+    /// Ends the run that starts at `start`, sorting it if it is not sorted; an empty
+    /// run is not kept.
+    fn close_run(&mut self, start: usize) {
+        let run = &mut self.values[start..];
+        if run.is_empty() {
+            return;
+        }
+        if !run.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
+            run.sort_unstable_by(f64::total_cmp);
+        }
+        self.ends.push(self.values.len());
+    }
+
+    /// Adds `other`'s runs after these.
+    pub fn append(&mut self, other: SortedRuns) {
+        if self.values.is_empty() {
+            *self = other;
+            return;
+        }
+        let offset = self.values.len();
+        self.values.extend(other.values);
+        self.ends.extend(other.ends.into_iter().map(|end| end + offset));
+    }
+
+    /// How many values the runs hold.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the runs hold no value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// All the values, run after run (each run sorted, not the whole).
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// The runs, each sorted.
+    fn runs(&self) -> impl Iterator<Item = &[f64]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.values[start..end])
+    }
+
+    /// How many values are at or below `key` (in [`order_key`]'s order).
+    fn count_at_or_below(&self, key: i64) -> usize {
+        self.runs()
+            .map(|run| run.partition_point(|v| order_key(*v) <= key))
+            .sum()
+    }
+
+    /// The value of rank `rank` (0-based, in ascending order) and the one after it
+    /// (itself when `rank` is the last), both found by a binary search over value
+    /// space in which each step counts the values at or below its middle in every
+    /// run; `None` when `rank` is past the end.
+    fn at_rank(&self, rank: usize) -> Option<(f64, f64)> {
+        if rank >= self.values.len() {
+            return None;
+        }
+        if self.ends.len() == 1 {
+            let next = self.values.get(rank + 1).unwrap_or(&self.values[rank]);
+            return Some((self.values[rank], *next));
+        }
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for run in self.runs() {
+            if let (Some(first), Some(last)) = (run.first(), run.last()) {
+                lo = lo.min(order_key(*first));
+                hi = hi.max(order_key(*last));
             }
-        })
-        .collect()
+        }
+        // The smallest key with more than `rank` values at or below it: a value's.
+        while lo < hi {
+            let mid = ((i128::from(lo) + i128::from(hi)).div_euclid(2)) as i64;
+            if self.count_at_or_below(mid) > rank {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let value = from_order_key(lo);
+        if self.count_at_or_below(lo) > rank + 1 || rank + 1 == self.values.len() {
+            return Some((value, value));
+        }
+        // The next value: the smallest above `lo` in any run.
+        let next = self
+            .runs()
+            .filter_map(|run| run.get(run.partition_point(|v| order_key(*v) <= lo)))
+            .min_by(|a, b| a.total_cmp(b))
+            .copied()
+            .unwrap_or(value);
+        Some((value, next))
+    }
+
+    /// Exact percentiles `ps` (in percent), with linear interpolation between the
+    /// closest ranks (`rank = p·(n−1)`, PostgreSQL's `percentile_cont`). Empty when
+    /// there are no values.
+    pub fn percentiles(&self, ps: &[u64]) -> Vec<f64> {
+        let n = self.values.len() as u64;
+        if n == 0 {
+            return Vec::new();
+        }
+        ps.iter()
+            .map(|p| {
+                // The lower rank and the weight of the next one, in integers.
+                let scaled = (n - 1) * p;
+                let (lo, frac) = ((scaled / 100) as usize, (scaled % 100) as f64 / 100.0);
+                match self.at_rank(lo) {
+                    Some((x, _)) if frac == 0.0 => x,
+                    Some((x, next)) => x + (next - x) * frac,
+                    None => f64::NAN,
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -336,36 +486,79 @@ mod tests {
         );
     }
 
+    fn runs_of(runs: &[&[f64]]) -> SortedRuns {
+        let mut all = SortedRuns::default();
+        for run in runs {
+            all.push(run.to_vec());
+        }
+        all
+    }
+
     #[test]
     fn percentiles_interpolate_between_closest_ranks() {
         // n = 5: p90 is rank 3.6, between 40 and 50.
-        let mut values = vec![50.0, 10.0, 40.0, 20.0, 30.0];
-        assert_eq!(
-            exact_percentiles(&mut values, &[0, 50, 90, 100]),
-            vec![10.0, 30.0, 46.0, 50.0]
-        );
+        let ps = [0, 50, 90, 100];
+        let want = vec![10.0, 30.0, 46.0, 50.0];
+        assert_eq!(runs_of(&[&[50.0, 10.0, 40.0, 20.0, 30.0]]).percentiles(&ps), want);
+        assert_eq!(runs_of(&[&[50.0, 10.0], &[40.0], &[20.0, 30.0]]).percentiles(&ps), want);
     }
 
     #[test]
     fn one_value_is_every_percentile_and_none_is_no_answer() {
-        assert_eq!(exact_percentiles(&mut [7.0], &[50, 99]), vec![7.0, 7.0]);
-        assert!(exact_percentiles(&mut [], &[50]).is_empty());
+        assert_eq!(runs_of(&[&[7.0]]).percentiles(&[50, 99]), vec![7.0, 7.0]);
+        assert_eq!(runs_of(&[&[], &[7.0], &[]]).percentiles(&[50, 99]), vec![7.0, 7.0]);
+        assert!(runs_of(&[]).percentiles(&[50]).is_empty());
+        assert!(runs_of(&[&[], &[]]).percentiles(&[50]).is_empty());
+    }
+
+    #[test]
+    fn equal_negative_and_infinite_values_take_their_ranks() {
+        let runs = runs_of(&[
+            &[2.0, 2.0, -1.0, f64::INFINITY],
+            &[2.0, -0.0, 0.0, f64::NEG_INFINITY],
+            &[2.0],
+        ]);
+        // Sorted: -inf, -1, -0, 0, 2, 2, 2, 2, inf.
+        let got = runs.percentiles(&[0, 25, 50, 75, 100]);
+        assert_eq!(got[0], f64::NEG_INFINITY);
+        assert_eq!(got[1].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(&got[2..4], &[2.0, 2.0]);
+        assert_eq!(got[4], f64::INFINITY);
+    }
+
+    #[test]
+    fn runs_are_merged_and_values_taken_out_in_order() {
+        let run = merged(&pack(&[1.0, 3.0, 5.0]), &[4.0, 0.5, 3.0]);
+        let mut values = Vec::new();
+        unpack_into(&run, &mut values);
+        assert_eq!(values, vec![0.5, 1.0, 3.0, 3.0, 4.0, 5.0]);
+        let mut runs = vec![run];
+        assert!(remove_one(&mut runs, 3.0));
+        assert!(remove_one(&mut runs, 0.5));
+        values.clear();
+        unpack_into(&runs[0], &mut values);
+        assert_eq!(values, vec![1.0, 3.0, 4.0, 5.0]);
+        // A run stored unsorted (older versions, PostgreSQL) comes out sorted.
+        values.clear();
+        unpack_into(&merged(&pack(&[9.0, 1.0]), &[5.0]), &mut values);
+        assert_eq!(values, vec![1.0, 5.0, 9.0]);
     }
 
     #[test]
     fn percentiles_match_a_full_sort_on_many_values() {
         let mut state = 12345u64;
-        let mut values: Vec<f64> = (0..10_001)
+        // Coarse values, so that many repeat.
+        let values: Vec<f64> = (0..10_001)
             .map(|_| {
                 state = state
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                (state >> 40) as f64 / 7.0
+                ((state >> 40) as f64 / 21.0).floor()
             })
             .collect();
         let mut sorted = values.clone();
         sorted.sort_by(f64::total_cmp);
-        let ps = [1, 50, 90, 95, 99];
+        let ps = [0, 1, 50, 90, 95, 99, 100];
         let expected: Vec<f64> = ps
             .iter()
             .map(|p| {
@@ -375,9 +568,21 @@ mod tests {
                 sorted[lo] + (sorted[(lo + 1).min(sorted.len() - 1)] - sorted[lo]) * frac
             })
             .collect();
-        let got = exact_percentiles(&mut values, &ps);
-        for (g, e) in got.iter().zip(&expected) {
-            assert!((g - e).abs() <= 1e-9 * e.abs().max(1.0), "{g} vs {e}");
+        // One run, and runs of uneven lengths as the days and hours of a range give them.
+        let mut one = SortedRuns::default();
+        one.push(values.clone());
+        let mut many = SortedRuns::default();
+        let (mut rest, mut len) = (values.as_slice(), 1);
+        while !rest.is_empty() {
+            let (run, tail) = rest.split_at(len.min(rest.len()));
+            many.push(run.to_vec());
+            (rest, len) = (tail, len * 3 + 1);
+        }
+        for runs in [one, many] {
+            let got = runs.percentiles(&ps);
+            for (g, e) in got.iter().zip(&expected) {
+                assert!((g - e).abs() <= 1e-9 * e.abs().max(1.0), "{g} vs {e}");
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ mod error;
 mod identity;
 mod keys;
 mod latency_runs;
+pub use latency_runs::SortedRuns;
 mod listing;
 mod migrations;
 mod partitions;

@@ -10,7 +10,7 @@ use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
-use crate::latency_runs::{RunValues, key_match, pack, packed_len, run_to_append_to, take_out};
+use crate::latency_runs::{RunValues, key_match, merged, packed_len, run_to_append_to, take_out};
 use crate::rows::RollupKey;
 
 fn key_params(k: &RollupKey) -> [&dyn rusqlite::ToSql; 7] {
@@ -25,8 +25,8 @@ fn key_params(k: &RollupKey) -> [&dyn rusqlite::ToSql; 7] {
     ]
 }
 
-/// Appends each key's values to its newest run, or to a new run when they would make
-/// it hold more than [`RUN_VALUES`].
+/// Merges each key's values into its newest run (kept sorted), or into a new run when
+/// they would make it hold more than [`RUN_VALUES`](crate::latency_runs::RUN_VALUES).
 pub(super) fn append(
     tx: &Transaction<'_>,
     table: &str,
@@ -52,12 +52,12 @@ pub(super) fn append(
             .as_ref()
             .map(|(run, l, t)| (*run, packed_len(l).max(packed_len(t))));
         let run = run_to_append_to(held, values.len());
-        let (existing, mut latencies, mut ttfts) = match last {
+        let (existing, latencies, ttfts) = match last {
             Some((last, l, t)) if last == run => (true, l, t),
             _ => (false, Vec::new(), Vec::new()),
         };
-        latencies.extend(pack(&values.latencies));
-        ttfts.extend(pack(&values.ttfts));
+        let latencies = merged(&latencies, &values.latencies);
+        let ttfts = merged(&ttfts, &values.ttfts);
         let mut params: Vec<&dyn rusqlite::ToSql> = key.to_vec();
         params.extend([&run as &dyn rusqlite::ToSql, &latencies, &ttfts]);
         if existing {
@@ -112,8 +112,8 @@ pub(super) fn remove(
     Ok(())
 }
 
-/// `sonde_packed(x)`: the non-null values of `x` packed as the runs hold them (NULL when
-/// there are none).
+/// `sonde_packed(x)`: the non-null values of `x` packed as the runs hold them, sorted
+/// (NULL when there are none).
 struct Packed;
 
 impl Aggregate<Vec<u8>, Option<Vec<u8>>> for Packed {
@@ -136,7 +136,9 @@ impl Aggregate<Vec<u8>, Option<Vec<u8>>> for Packed {
         _: &mut Context<'_>,
         acc: Option<Vec<u8>>,
     ) -> rusqlite::Result<Option<Vec<u8>>> {
-        Ok(acc.filter(|a| !a.is_empty()))
+        Ok(acc
+            .filter(|a| !a.is_empty())
+            .map(|a| crate::latency_runs::merged(&a, &[])))
     }
 }
 
@@ -155,19 +157,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packed_aggregate_skips_nulls_and_is_null_over_nothing() {
+    fn packed_aggregate_sorts_skips_nulls_and_is_null_over_nothing() {
         let conn = Connection::open_in_memory().unwrap();
         register(&conn).unwrap();
         let packed: Vec<u8> = conn
             .query_row(
-                "SELECT sonde_packed(x) FROM (SELECT 1.5 AS x UNION ALL SELECT NULL UNION ALL SELECT 2)",
+                "SELECT sonde_packed(x) FROM (SELECT 2 AS x UNION ALL SELECT NULL UNION ALL SELECT 1.5)",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
         let mut values = Vec::new();
         crate::latency_runs::unpack_into(&packed, &mut values);
-        values.sort_by(f64::total_cmp);
         assert_eq!(values, vec![1.5, 2.0]);
         let none: Option<Vec<u8>> = conn
             .query_row("SELECT sonde_packed(NULL)", [], |r| r.get(0))
