@@ -330,7 +330,8 @@ impl SortedRuns {
         }
         let offset = self.values.len();
         self.values.extend(other.values);
-        self.ends.extend(other.ends.into_iter().map(|end| end + offset));
+        self.ends
+            .extend(other.ends.into_iter().map(|end| end + offset));
     }
 
     /// How many values the runs hold.
@@ -499,14 +500,23 @@ mod tests {
         // n = 5: p90 is rank 3.6, between 40 and 50.
         let ps = [0, 50, 90, 100];
         let want = vec![10.0, 30.0, 46.0, 50.0];
-        assert_eq!(runs_of(&[&[50.0, 10.0, 40.0, 20.0, 30.0]]).percentiles(&ps), want);
-        assert_eq!(runs_of(&[&[50.0, 10.0], &[40.0], &[20.0, 30.0]]).percentiles(&ps), want);
+        assert_eq!(
+            runs_of(&[&[50.0, 10.0, 40.0, 20.0, 30.0]]).percentiles(&ps),
+            want
+        );
+        assert_eq!(
+            runs_of(&[&[50.0, 10.0], &[40.0], &[20.0, 30.0]]).percentiles(&ps),
+            want
+        );
     }
 
     #[test]
     fn one_value_is_every_percentile_and_none_is_no_answer() {
         assert_eq!(runs_of(&[&[7.0]]).percentiles(&[50, 99]), vec![7.0, 7.0]);
-        assert_eq!(runs_of(&[&[], &[7.0], &[]]).percentiles(&[50, 99]), vec![7.0, 7.0]);
+        assert_eq!(
+            runs_of(&[&[], &[7.0], &[]]).percentiles(&[50, 99]),
+            vec![7.0, 7.0]
+        );
         assert!(runs_of(&[]).percentiles(&[50]).is_empty());
         assert!(runs_of(&[&[], &[]]).percentiles(&[50]).is_empty());
     }

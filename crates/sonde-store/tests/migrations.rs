@@ -621,6 +621,82 @@ async fn daily_answers(store: &dyn TraceStore) -> serde_json::Value {
     serde_json::Value::Array(answers)
 }
 
+/// The latency run tables.
+const RUN_TABLES: [&str; 3] = ["llm_hourly_runs", "llm_daily_runs", "llm_key_daily_runs"];
+
+/// Each packed run of the run tables of the SQLite database at `path`, as values.
+fn sqlite_runs(path: &std::path::Path) -> Vec<Vec<f64>> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut runs = Vec::new();
+    for table in RUN_TABLES {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT latencies FROM {table} UNION ALL SELECT ttfts FROM {table}"
+            ))
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
+        for packed in rows {
+            let packed = packed.unwrap();
+            runs.push(
+                packed
+                    .chunks_exact(8)
+                    .map(|c| f64::from_be_bytes(c.try_into().unwrap()))
+                    .collect(),
+            );
+        }
+    }
+    runs
+}
+
+/// Schema version 14 sorts SQLite's latency runs (the writer keeps them sorted from
+/// then on): runs written in any order, as before it, come out sorted, with the same
+/// percentiles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_latency_runs_written_before_version_14_are_sorted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    store.write(&calls()).await.unwrap();
+    let want = daily_answers(&store).await;
+    drop(store);
+
+    // Every run of more than one value reversed, as an older writer could leave it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut reversed = 0;
+    for table in RUN_TABLES {
+        for column in ["latencies", "ttfts"] {
+            reversed += conn
+                .execute(
+                    &format!(
+                        "UPDATE {table} SET {column} = (
+                           WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i
+                                                    WHERE n + 1 < length({column}) / 8)
+                           SELECT CAST(group_concat(substr({column}, length({column}) - 8 * n - 7, 8), x'') AS BLOB)
+                           FROM (SELECT n FROM i ORDER BY n))
+                         WHERE length({column}) > 8"
+                    ),
+                    [],
+                )
+                .unwrap();
+        }
+    }
+    conn.execute("DELETE FROM schema_migrations WHERE version = 14", [])
+        .unwrap();
+    drop(conn);
+    assert!(reversed > 0);
+    let unsorted = |runs: Vec<Vec<f64>>| {
+        runs.iter()
+            .filter(|r| !r.is_sorted_by(|a, b| a.total_cmp(b).is_le()))
+            .count()
+    };
+    assert!(unsorted(sqlite_runs(&path)) > 0, "the runs were reversed");
+
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    assert_eq!(daily_answers(&store).await, want);
+    drop(store);
+    assert_eq!(unsorted(sqlite_runs(&path)), 0);
+}
+
 /// Schema version 12 adds the daily roll-up, filled from the hourly one: a database
 /// written before it answers the same afterwards (the daily sums and latency runs are
 /// what the hours held).
@@ -741,7 +817,12 @@ async fn sqlite_records_are_found_by_a_hash_of_their_id_in_a_version_11_database
         assert_eq!(migrated[part], replaced[part], "{part} once replaced");
     }
     drop(store);
-    assert_eq!(sqlite_count(&path, version), 13);
+    drop(fresh);
+    assert_eq!(
+        sqlite_count(&path, version),
+        sqlite_count(&dir.path().join("fresh.db"), version),
+        "migrated to the newest version"
+    );
     assert_eq!(
         sqlite_count(&path, "SELECT count(*) FROM search_docs"),
         docs,

@@ -209,8 +209,8 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), OpenError> {
     register_functions(conn, Some(path)).map_err(|e| schema::open_failed(url, &e))
 }
 
-/// The store's own SQL functions: `sonde_payload(payload)`, `sonde_id_hash(id)` and
-/// `sonde_packed(x)`, on a connection to `file` (`None` in memory).
+/// The store's own SQL functions: `sonde_payload(payload)`, `sonde_id_hash(id)`,
+/// `sonde_packed(x)` and `sonde_sorted(run)`, on a connection to `file` (`None` in memory).
 fn register_functions(conn: &Connection, file: Option<&Path>) -> rusqlite::Result<()> {
     payload::register(conn, file)?;
     crate::record_keys::register(conn)?;

@@ -1,6 +1,6 @@
-//! The latency runs (see [`crate::latency_runs`]) in SQLite: appended to in the write
-//! transaction, taken from on deletion, and `sonde_packed(x)`, the aggregate that packs
-//! values the way the runs hold them.
+//! The latency runs (see [`crate::latency_runs`]) in SQLite: merged into in the write
+//! transaction, taken from on deletion; `sonde_packed(x)`, the aggregate that packs
+//! values the way the runs hold them, and `sonde_sorted(run)`, a run sorted.
 //!
 //! The store has one writer thread, so reading a run and writing it back cannot race.
 
@@ -142,14 +142,16 @@ impl Aggregate<Vec<u8>, Option<Vec<u8>>> for Packed {
     }
 }
 
-/// Registers `sonde_packed(x)` on a connection.
+/// Registers `sonde_packed(x)` and `sonde_sorted(run)` on a connection.
 pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
-    conn.create_aggregate_function(
-        "sonde_packed",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        Packed,
-    )
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_aggregate_function("sonde_packed", 1, flags, Packed)?;
+    conn.create_scalar_function("sonde_sorted", 1, flags, |ctx| {
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Blob(run) => Some(crate::latency_runs::merged(run, &[])),
+            _ => None,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -174,5 +176,16 @@ mod tests {
             .query_row("SELECT sonde_packed(NULL)", [], |r| r.get(0))
             .unwrap();
         assert!(none.is_none());
+    }
+
+    #[test]
+    fn sorted_sorts_a_run() {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        let run = crate::latency_runs::pack(&[3.0, 1.0, 2.0]);
+        let sorted: Vec<u8> = conn
+            .query_row("SELECT sonde_sorted(?1)", [run], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sorted, crate::latency_runs::pack(&[1.0, 2.0, 3.0]));
     }
 }
