@@ -424,6 +424,23 @@ pub struct LatencyPoint {
     pub latency: LatencyStats,
 }
 
+/// What a stats page shows of models and latency, read at once
+/// ([`Analytics::latency_overview`](crate::Analytics::latency_overview)): each part
+/// equals what its own query answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyOverview {
+    /// Per provider and model, most calls first, as
+    /// [`Analytics::model_stats`](crate::Analytics::model_stats).
+    pub models: Vec<ModelStats>,
+    /// Percentiles per model, as
+    /// [`Analytics::latency_percentiles`](crate::Analytics::latency_percentiles) by
+    /// [`GroupBy::Model`].
+    pub by_model: Vec<LatencyStats>,
+    /// Percentiles per bucket, oldest first, as
+    /// [`Analytics::latency_series`](crate::Analytics::latency_series).
+    pub series: Vec<LatencyPoint>,
+}
+
 /// Failures of one group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorStats {
@@ -873,27 +890,32 @@ async fn values(
 
 /// Exact percentiles `ps` (in percent) of each group's values: the group's count and
 /// its percentiles.
-fn percentiles_of(
-    groups: HashMap<GroupKey, crate::SortedRuns>,
-    ps: &[u64],
-) -> HashMap<GroupKey, (u64, Vec<f64>)> {
+fn percentiles_of(groups: &RunGroups<'_>, ps: &[u64]) -> HashMap<GroupKey, (u64, Vec<f64>)> {
     groups
-        .into_iter()
-        .map(|(key, runs)| (key, (runs.len() as u64, runs.percentiles(ps))))
+        .iter()
+        .map(|(key, runs)| {
+            let n = runs.iter().map(|run| run.len()).sum::<usize>() as u64;
+            let percentiles = crate::latency_runs::percentiles_of_runs(runs, ps);
+            (key.clone(), (n, percentiles))
+        })
         .collect()
 }
 
-/// Exact percentiles `ps` (in percent) of `column` (`latency_ms` or `ttft_ms`) per
-/// group `by`: the group's call count and its percentiles. Groups without a value are
-/// left out.
-async fn percentiles(
-    store: &(impl SqlQuery + ?Sized),
-    f: &AnalyticsFilter,
-    by: &ValueGroups<'_>,
-    column: &str,
-    ps: &[u64],
-) -> Result<HashMap<GroupKey, (u64, Vec<f64>)>, ReadError> {
-    Ok(percentiles_of(values(store, f, by, column).await?, ps))
+/// Groups of sorted runs, borrowed from what [`values`] read: a group's runs can be
+/// gathered from several groups read (a model's from every bucket) without copying.
+type RunGroups<'a> = HashMap<GroupKey, Vec<&'a [f64]>>;
+
+/// The runs of `groups` regrouped by the key parts at `parts` of each key.
+fn regroup<'a>(groups: &'a HashMap<GroupKey, crate::SortedRuns>, parts: &[usize]) -> RunGroups<'a> {
+    let mut out: RunGroups<'a> = HashMap::new();
+    for (key, runs) in groups {
+        let key: GroupKey = parts
+            .iter()
+            .map(|i| key.get(*i).cloned().flatten())
+            .collect();
+        out.entry(key).or_default().extend(runs.runs());
+    }
+    out
 }
 
 /// A statement with its parameters.
@@ -1113,16 +1135,20 @@ pub(crate) async fn model_stats(
         bucket: None,
         dims: &["provider", "model"],
     };
-    let (mut stats, p95) = tokio::try_join!(
-        model_totals(store, f),
-        percentiles(store, f, &by, "latency_ms", &[95]),
-    )?;
-    for m in &mut stats {
+    let (mut stats, latency) =
+        tokio::try_join!(model_totals(store, f), values(store, f, &by, "latency_ms"),)?;
+    set_p95(&mut stats, &regroup(&latency, &[0, 1]));
+    Ok(stats)
+}
+
+/// Sets each model's p95 latency from `latency` grouped by (provider, model).
+fn set_p95(stats: &mut [ModelStats], latency: &RunGroups<'_>) {
+    let p95 = percentiles_of(latency, &[95]);
+    for m in stats {
         m.p95_latency_ms = p95
             .get(&vec![m.provider.clone(), Some(m.model.clone())])
             .map(|(_, v)| v[0]);
     }
-    Ok(stats)
 }
 
 /// Per provider and model, most calls first, without percentiles (`p95_latency_ms`
@@ -1239,14 +1265,7 @@ pub(crate) async fn latency_percentiles(
         bucket: None,
         dims: &dims,
     };
-    Ok(latency_groups(store, f, &by)
-        .await?
-        .into_iter()
-        .map(|(key, stats)| LatencyStats {
-            group: key.first().cloned().flatten(),
-            ..stats
-        })
-        .collect())
+    Ok(grouped_stats(latency_groups(store, f, &by).await?))
 }
 
 /// Exact latency and time-to-first-token percentiles per time bucket, oldest first
@@ -1261,13 +1280,55 @@ pub(crate) async fn latency_series(
         bucket: Some(bucket),
         dims: &[],
     };
-    let mut points: Vec<LatencyPoint> = latency_groups(store, f, &by)
-        .await?
+    Ok(latency_points(latency_groups(store, f, &by).await?))
+}
+
+/// Buckets' points, oldest first, from percentiles grouped by bucket alone.
+fn latency_points(groups: Vec<(GroupKey, LatencyStats)>) -> Vec<LatencyPoint> {
+    let mut points: Vec<LatencyPoint> = groups
         .into_iter()
         .filter_map(|(key, latency)| latency_point(&key, latency))
         .collect();
     points.sort_by_key(|p| p.bucket);
-    Ok(points)
+    points
+}
+
+/// Groups' stats keyed by their one key part, as [`latency_percentiles`] answers them.
+fn grouped_stats(groups: Vec<(GroupKey, LatencyStats)>) -> Vec<LatencyStats> {
+    groups
+        .into_iter()
+        .map(|(key, stats)| LatencyStats {
+            group: key.first().cloned().flatten(),
+            ..stats
+        })
+        .collect()
+}
+
+/// The stats page's models, latency by model and latency over time, from one read of
+/// the latencies and one of the times to first token grouped by bucket, provider and
+/// model (the three answers alone read them five times).
+pub(crate) async fn latency_overview(
+    store: &(impl SqlQuery + ?Sized),
+    f: &AnalyticsFilter,
+    bucket: Bucket,
+) -> Result<LatencyOverview, ReadError> {
+    let by = ValueGroups {
+        bucket: Some(bucket),
+        dims: &["provider", "model"],
+    };
+    let (mut models, latency, ttft) = tokio::try_join!(
+        model_totals(store, f),
+        values(store, f, &by, "latency_ms"),
+        values(store, f, &by, "ttft_ms"),
+    )?;
+    set_p95(&mut models, &regroup(&latency, &[1, 2]));
+    let by_model = latency_stats(&regroup(&latency, &[2]), &regroup(&ttft, &[2]));
+    let series = latency_stats(&regroup(&latency, &[0]), &regroup(&ttft, &[0]));
+    Ok(LatencyOverview {
+        models,
+        by_model: grouped_stats(by_model),
+        series: latency_points(series),
+    })
 }
 
 /// The percentiles of latency and time to first token, the two column's values
@@ -1287,15 +1348,16 @@ async fn latency_groups(
         values(store, f, by, "latency_ms"),
         values(store, f, by, "ttft_ms"),
     )?;
-    Ok(latency_stats(latency, ttft))
+    let all: Vec<usize> = (0..by.len()).collect();
+    Ok(latency_stats(
+        &regroup(&latency, &all),
+        &regroup(&ttft, &all),
+    ))
 }
 
 /// Latency and time-to-first-token percentiles of groups of values (the stats' `group`
 /// left empty), in group order.
-fn latency_stats(
-    latency: HashMap<GroupKey, crate::SortedRuns>,
-    ttft: HashMap<GroupKey, crate::SortedRuns>,
-) -> Vec<(GroupKey, LatencyStats)> {
+fn latency_stats(latency: &RunGroups<'_>, ttft: &RunGroups<'_>) -> Vec<(GroupKey, LatencyStats)> {
     let latency = percentiles_of(latency, &LATENCY_PERCENTILES);
     let ttft = percentiles_of(ttft, &TTFT_PERCENTILES);
     let mut keys: Vec<GroupKey> = latency.keys().chain(ttft.keys()).cloned().collect();

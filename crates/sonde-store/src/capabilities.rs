@@ -14,8 +14,8 @@ use serde_json::Value;
 use sonde_model::{Record, SessionTrace};
 
 use crate::analytics::{
-    self, AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyPoint,
-    LatencyStats, ModelStats, SeriesPoint, UsageSummary,
+    self, AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyOverview,
+    LatencyPoint, LatencyStats, ModelStats, SeriesPoint, UsageSummary,
 };
 use crate::rows::{RecordRow, WriteMode};
 use crate::{
@@ -570,6 +570,29 @@ pub trait Analytics: SqlQuery {
         bucket: Bucket,
     ) -> Result<Vec<LatencyPoint>, ReadError> {
         analytics::latency_series(self, filter, bucket).await
+    }
+
+    /// [`Analytics::model_stats`], [`Analytics::latency_percentiles`] by model and
+    /// [`Analytics::latency_series`] at once, the latencies and times to first token read
+    /// once for the three (what a stats page shows).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use sonde_store::{Analytics, AnalyticsFilter, Bucket, GroupBy};
+    /// let store = sonde_store::SqliteStore::open_in_memory().await.unwrap();
+    /// let f = AnalyticsFilter::default();
+    /// let overview = store.latency_overview(&f, Bucket::Day).await.unwrap();
+    /// assert_eq!(overview.models, store.model_stats(&f).await.unwrap());
+    /// assert_eq!(overview.by_model, store.latency_percentiles(&f, GroupBy::Model).await.unwrap());
+    /// assert_eq!(overview.series, store.latency_series(&f, Bucket::Day).await.unwrap());
+    /// # }
+    /// ```
+    async fn latency_overview(
+        &self,
+        filter: &AnalyticsFilter,
+        bucket: Bucket,
+    ) -> Result<LatencyOverview, ReadError> {
+        analytics::latency_overview(self, filter, bucket).await
     }
 
     /// Failed calls and HTTP 4xx / 5xx per group.

@@ -350,83 +350,89 @@ impl SortedRuns {
     }
 
     /// The runs, each sorted.
-    fn runs(&self) -> impl Iterator<Item = &[f64]> {
+    pub(crate) fn runs(&self) -> impl Iterator<Item = &[f64]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts
             .zip(self.ends.iter().copied())
             .map(|(start, end)| &self.values[start..end])
     }
 
-    /// How many values are at or below `key` (in [`order_key`]'s order).
-    fn count_at_or_below(&self, key: i64) -> usize {
-        self.runs()
-            .map(|run| run.partition_point(|v| order_key(*v) <= key))
-            .sum()
-    }
-
-    /// The value of rank `rank` (0-based, in ascending order) and the one after it
-    /// (itself when `rank` is the last), both found by a binary search over value
-    /// space in which each step counts the values at or below its middle in every
-    /// run; `None` when `rank` is past the end.
-    fn at_rank(&self, rank: usize) -> Option<(f64, f64)> {
-        if rank >= self.values.len() {
-            return None;
-        }
-        if self.ends.len() == 1 {
-            let next = self.values.get(rank + 1).unwrap_or(&self.values[rank]);
-            return Some((self.values[rank], *next));
-        }
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for run in self.runs() {
-            if let (Some(first), Some(last)) = (run.first(), run.last()) {
-                lo = lo.min(order_key(*first));
-                hi = hi.max(order_key(*last));
-            }
-        }
-        // The smallest key with more than `rank` values at or below it: a value's.
-        while lo < hi {
-            let mid = ((i128::from(lo) + i128::from(hi)).div_euclid(2)) as i64;
-            if self.count_at_or_below(mid) > rank {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        let value = from_order_key(lo);
-        if self.count_at_or_below(lo) > rank + 1 || rank + 1 == self.values.len() {
-            return Some((value, value));
-        }
-        // The next value: the smallest above `lo` in any run.
-        let next = self
-            .runs()
-            .filter_map(|run| run.get(run.partition_point(|v| order_key(*v) <= lo)))
-            .min_by(|a, b| a.total_cmp(b))
-            .copied()
-            .unwrap_or(value);
-        Some((value, next))
-    }
-
     /// Exact percentiles `ps` (in percent), with linear interpolation between the
     /// closest ranks (`rank = p·(n−1)`, PostgreSQL's `percentile_cont`). Empty when
     /// there are no values.
     pub fn percentiles(&self, ps: &[u64]) -> Vec<f64> {
-        let n = self.values.len() as u64;
-        if n == 0 {
-            return Vec::new();
-        }
-        ps.iter()
-            .map(|p| {
-                // The lower rank and the weight of the next one, in integers.
-                let scaled = (n - 1) * p;
-                let (lo, frac) = ((scaled / 100) as usize, (scaled % 100) as f64 / 100.0);
-                match self.at_rank(lo) {
-                    Some((x, _)) if frac == 0.0 => x,
-                    Some((x, next)) => x + (next - x) * frac,
-                    None => f64::NAN,
-                }
-            })
-            .collect()
+        percentiles_of_runs(&self.runs().collect::<Vec<_>>(), ps)
     }
+}
+
+/// How many values of `runs` are at or below `key` (in [`order_key`]'s order).
+fn count_at_or_below(runs: &[&[f64]], key: i64) -> usize {
+    runs.iter()
+        .map(|run| run.partition_point(|v| order_key(*v) <= key))
+        .sum()
+}
+
+/// The value of rank `rank` (0-based, ascending) among sorted `runs` holding `n`
+/// values, and the one after it (itself when `rank` is the last), found by a binary
+/// search over value space in which each step counts the values at or below its middle
+/// in every run; `None` when `rank` is past the end.
+fn at_rank(runs: &[&[f64]], n: usize, rank: usize) -> Option<(f64, f64)> {
+    if rank >= n {
+        return None;
+    }
+    if let [run] = runs {
+        return Some((run[rank], *run.get(rank + 1).unwrap_or(&run[rank])));
+    }
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for run in runs {
+        if let (Some(first), Some(last)) = (run.first(), run.last()) {
+            lo = lo.min(order_key(*first));
+            hi = hi.max(order_key(*last));
+        }
+    }
+    // The smallest key with more than `rank` values at or below it: a value's.
+    while lo < hi {
+        let mid = ((i128::from(lo) + i128::from(hi)).div_euclid(2)) as i64;
+        if count_at_or_below(runs, mid) > rank {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let value = from_order_key(lo);
+    if rank + 1 == n || count_at_or_below(runs, lo) > rank + 1 {
+        return Some((value, value));
+    }
+    // The next value: the smallest above `lo` in any run.
+    let next = runs
+        .iter()
+        .filter_map(|run| run.get(run.partition_point(|v| order_key(*v) <= lo)))
+        .min_by(|a, b| a.total_cmp(b))
+        .copied()
+        .unwrap_or(value);
+    Some((value, next))
+}
+
+/// Exact percentiles `ps` (in percent) of the values of sorted `runs` together, as
+/// [`SortedRuns::percentiles`]: runs of several groups answer for their union without
+/// being copied into one.
+pub(crate) fn percentiles_of_runs(runs: &[&[f64]], ps: &[u64]) -> Vec<f64> {
+    let n = runs.iter().map(|run| run.len()).sum::<usize>();
+    if n == 0 {
+        return Vec::new();
+    }
+    ps.iter()
+        .map(|p| {
+            // The lower rank and the weight of the next one, in integers.
+            let scaled = (n as u64 - 1) * p;
+            let (lo, frac) = ((scaled / 100) as usize, (scaled % 100) as f64 / 100.0);
+            match at_rank(runs, n, lo) {
+                Some((x, _)) if frac == 0.0 => x,
+                Some((x, next)) => x + (next - x) * frac,
+                None => f64::NAN,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -45,8 +45,8 @@ mod url;
 mod writer;
 
 pub use analytics::{
-    AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyPoint, LatencyStats,
-    ModelStats, SeriesPoint, UsageSummary,
+    AnalyticsFilter, Bucket, Dialect, ErrorStats, GroupBy, KeyStats, LatencyOverview, LatencyPoint,
+    LatencyStats, ModelStats, SeriesPoint, UsageSummary,
 };
 pub use calls::{CallDetail, CallFilter, CallPage, CallSummary};
 pub use capabilities::{

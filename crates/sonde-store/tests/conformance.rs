@@ -1841,6 +1841,21 @@ async fn assert_percentiles(
             "{when}: {m:?}"
         );
     }
+    // The stats page's one read answers each part as its own query does, to the bit.
+    let by_model = store
+        .latency_percentiles(filter, GroupBy::Model)
+        .await
+        .unwrap();
+    for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week] {
+        let overview = store.latency_overview(filter, bucket).await.unwrap();
+        assert_eq!(overview.models, models, "{when}: overview's models");
+        assert_eq!(overview.by_model, by_model, "{when}: overview by model");
+        assert_eq!(
+            overview.series,
+            store.latency_series(filter, bucket).await.unwrap(),
+            "{when}: overview's series by {bucket:?}"
+        );
+    }
 }
 
 /// Percentiles read the stored latency runs for whole hours and days and the events for

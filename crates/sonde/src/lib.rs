@@ -78,13 +78,14 @@ pub mod store {
         DEFAULT_BATCH_TIMEOUT, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_ROWS, DEFAULT_QUEUE_CAPACITY,
         DEFAULT_SPOOL_CAP, DEFAULT_STATEMENT_TIMEOUT, DEFAULT_WRITE_ATTEMPTS,
         DEFAULT_WRITE_TIMEOUT, DatabaseIdentity, DiagnosticsReader, Enqueued, ErrorClass,
-        ErrorStats, GroupBy, GroupValues, KeyStats, KeyStore, LANES_DIR, LastFailure, LatencyPoint,
-        LatencyStats, ModelStats, OpenError, Pressure, QueryError, QueryLimits, QueryResult,
-        REDACTED, REJECTED_FILE, ReadError, RecordStore, SPOOL_FILE, Scope, SeriesPoint,
-        SessionFilter, SessionPage, SessionSummary, ShutdownReport, SpoolError, SqlQuery,
-        StoreSink, StoreUrl, SubmitError, SyncCursor, TraceStore, UsageSummary, WriteEnd,
-        WriteError, WriteFailure, WriteOutcome, Writer, WriterConfig, WriterDiagnostics,
-        WriterError, WriterMetrics, WriterSink, damage_line, read_spool, redact_url,
+        ErrorStats, GroupBy, GroupValues, KeyStats, KeyStore, LANES_DIR, LastFailure,
+        LatencyOverview, LatencyPoint, LatencyStats, ModelStats, OpenError, Pressure, QueryError,
+        QueryLimits, QueryResult, REDACTED, REJECTED_FILE, ReadError, RecordStore, SPOOL_FILE,
+        Scope, SeriesPoint, SessionFilter, SessionPage, SessionSummary, ShutdownReport, SortedRuns,
+        SpoolError, SqlQuery, StoreSink, StoreUrl, SubmitError, SyncCursor, TraceStore,
+        UsageSummary, WriteEnd, WriteError, WriteFailure, WriteOutcome, Writer, WriterConfig,
+        WriterDiagnostics, WriterError, WriterMetrics, WriterSink, damage_line, read_spool,
+        redact_url,
     };
     #[cfg(feature = "sqlite")]
     pub use sonde_store::{BackupError, SqliteStore, backup_sqlite};
