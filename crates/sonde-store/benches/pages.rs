@@ -276,7 +276,21 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize, written: bool) {
         ..Default::default()
     };
     row(
-        "stats page, 30 days (summary, series by model and day, models, keys, errors, latency by model and by day)",
+        "stats page, 30 days (summary, series by model and day, keys, errors, and models with latency by model and by day at once)",
+        time(|| async {
+            tokio::try_join!(
+                s.usage_summary(&month),
+                s.usage_series(&month, GroupBy::Model, Bucket::Day),
+                s.key_stats(&month),
+                s.error_rates(&month, GroupBy::Model),
+                s.latency_overview(&month, Bucket::Day),
+            )
+            .unwrap();
+        })
+        .await,
+    );
+    row(
+        "the same with models, latency by model and by day asked apart (what the stats page did)",
         time(|| async {
             tokio::try_join!(
                 s.usage_summary(&month),
@@ -298,6 +312,10 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize, written: bool) {
         ("stats part: key stats", 3),
         ("stats part: error rates by model", 4),
         ("stats part: latency by model", 5),
+        (
+            "stats part: models, latency by model and by day at once (`latency_overview`)",
+            6,
+        ),
     ] {
         let d = time(|| async {
             match part {
@@ -310,7 +328,8 @@ async fn bench(store: Arc<dyn TraceStore>, total: usize, written: bool) {
                 2 => drop(s.model_stats(&month).await.unwrap()),
                 3 => drop(s.key_stats(&month).await.unwrap()),
                 4 => drop(s.error_rates(&month, GroupBy::Model).await.unwrap()),
-                _ => drop(s.latency_percentiles(&month, GroupBy::Model).await.unwrap()),
+                5 => drop(s.latency_percentiles(&month, GroupBy::Model).await.unwrap()),
+                _ => drop(s.latency_overview(&month, Bucket::Day).await.unwrap()),
             }
         })
         .await;

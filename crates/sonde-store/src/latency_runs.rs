@@ -12,8 +12,9 @@
 //! event row — and finds the ranks in memory ([`SortedRuns::percentiles`]).
 //!
 //! SQLite keeps each run **sorted** (its one writer merges a write's values in, and a
-//! deletion closes the gap), so a percentile over the runs of a range is a search over
-//! value space with a binary search per run, not a selection over millions of values.
+//! deletion closes the gap), so a percentile over the runs of a range is found from two
+//! binary searches per run and a selection among the few values between them, not a
+//! selection over millions of values.
 //! PostgreSQL appends by concatenation (`latencies || excluded.latencies` in an upsert,
 //! so that concurrent writers cannot lose each other's values), which leaves its runs
 //! unsorted: a reader sorts each run that is not sorted as it reads it, as it does the
@@ -282,18 +283,6 @@ pub struct SortedRuns {
     ends: Vec<usize>,
 }
 
-/// `x`'s place in `f64::total_cmp`'s order, as a signed integer (the mapping
-/// `total_cmp` itself compares by).
-fn order_key(x: f64) -> i64 {
-    let bits = x.to_bits() as i64;
-    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
-}
-
-/// The value whose [`order_key`] is `key` (the mapping is its own inverse).
-fn from_order_key(key: i64) -> f64 {
-    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
-}
-
 impl SortedRuns {
     /// Adds a run of `values` (sorted here if they are not).
     pub fn push(&mut self, values: Vec<f64>) {
@@ -365,51 +354,92 @@ impl SortedRuns {
     }
 }
 
-/// How many values of `runs` are at or below `key` (in [`order_key`]'s order).
-fn count_at_or_below(runs: &[&[f64]], key: i64) -> usize {
-    runs.iter()
-        .map(|run| run.partition_point(|v| order_key(*v) <= key))
-        .sum()
-}
+/// Below this many values left between the bounds, [`at_rank`] selects among them.
+const SELECT_AMONG: usize = 2048;
 
 /// The value of rank `rank` (0-based, ascending) among sorted `runs` holding `n`
-/// values, and the one after it (itself when `rank` is the last), found by a binary
-/// search over value space in which each step counts the values at or below its middle
-/// in every run; `None` when `rank` is past the end.
+/// values, and the one after it (itself when `rank` is the last); `None` when `rank` is
+/// past the end.
+///
+/// Each run's values at the same fraction of its length bound the answer: fewer than
+/// `rank + 1` values are below the least of the runs' values at `⌊rank·len/n⌋`, and at
+/// least `rank + 2` are at or below the greatest of their values at
+/// `⌈(rank + 2)·len/n⌉ − 1`. Binary searches in each run narrow it to the values
+/// between the bounds (the values equal to the lower bound counted, so that repeated
+/// values narrow too), and the same is done again within what is left until few
+/// values are; the ranks are selected among those. Runs of one distribution (the days
+/// of a model) leave a few per cent of their values after the first round; runs of
+/// different ones (the models of a day) about halve each round.
 fn at_rank(runs: &[&[f64]], n: usize, rank: usize) -> Option<(f64, f64)> {
     if rank >= n {
         return None;
     }
-    if let [run] = runs {
-        return Some((run[rank], *run.get(rank + 1).unwrap_or(&run[rank])));
-    }
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    for run in runs {
-        if let (Some(first), Some(last)) = (run.first(), run.last()) {
-            lo = lo.min(order_key(*first));
-            hi = hi.max(order_key(*last));
+    let last = rank + 1 == n;
+    let mut windows: Vec<&[f64]> = runs.iter().copied().filter(|r| !r.is_empty()).collect();
+    // Ranks within what is left: `rank`, and the one after it.
+    let (mut left, mut first) = (n, rank);
+    while left > SELECT_AMONG {
+        let second = if last { first } else { first + 1 };
+        let lo = windows
+            .iter()
+            .filter_map(|w| w.get(first * w.len() / left).copied())
+            .min_by(f64::total_cmp)?;
+        let hi = windows
+            .iter()
+            .filter_map(|w| {
+                w.get(((second + 1) * w.len()).div_ceil(left).checked_sub(1)?)
+                    .copied()
+            })
+            .max_by(f64::total_cmp)?;
+        // Each window narrowed to the values above `lo`, up to `hi`; those equal to `lo`
+        // counted apart (runs of repeated values would never narrow otherwise).
+        let (mut below, mut at_lo) = (0, 0);
+        for w in windows.iter_mut() {
+            let start = w.partition_point(|v| v.total_cmp(&lo).is_lt());
+            let above = w.partition_point(|v| v.total_cmp(&lo).is_le());
+            let end = w.partition_point(|v| v.total_cmp(&hi).is_le());
+            below += start;
+            at_lo += above - start;
+            *w = w.get(above..end).unwrap_or_default();
         }
-    }
-    // The smallest key with more than `rank` values at or below it: a value's.
-    while lo < hi {
-        let mid = ((i128::from(lo) + i128::from(hi)).div_euclid(2)) as i64;
-        if count_at_or_below(runs, mid) > rank {
-            hi = mid;
-        } else {
-            lo = mid + 1;
+        windows.retain(|w| !w.is_empty());
+        first = first.checked_sub(below)?;
+        if first < at_lo {
+            if last || first + 1 < at_lo {
+                return Some((lo, lo));
+            }
+            // The next value is the least above `lo`: the first of a window.
+            let next = windows
+                .iter()
+                .filter_map(|w| w.first())
+                .copied()
+                .min_by(f64::total_cmp);
+            return Some((lo, next.unwrap_or(lo)));
         }
+        first -= at_lo;
+        let now = windows.iter().map(|w| w.len()).sum::<usize>();
+        if now >= left - left / 8 {
+            // Runs too unlike for the bounds to narrow them: select among all.
+            left = now;
+            break;
+        }
+        left = now;
     }
-    let value = from_order_key(lo);
-    if rank + 1 == n || count_at_or_below(runs, lo) > rank + 1 {
-        return Some((value, value));
+    let mut among: Vec<f64> = Vec::with_capacity(left);
+    windows.iter().for_each(|w| among.extend_from_slice(w));
+    if first >= among.len() {
+        return None;
     }
-    // The next value: the smallest above `lo` in any run.
-    let next = runs
-        .iter()
-        .filter_map(|run| run.get(run.partition_point(|v| order_key(*v) <= lo)))
-        .min_by(|a, b| a.total_cmp(b))
-        .copied()
-        .unwrap_or(value);
+    let (_, value, above) = among.select_nth_unstable_by(first, f64::total_cmp);
+    let value = *value;
+    let next = match last {
+        false => above
+            .iter()
+            .copied()
+            .min_by(f64::total_cmp)
+            .unwrap_or(value),
+        true => value,
+    };
     Some((value, next))
 }
 
@@ -560,6 +590,62 @@ mod tests {
         assert_eq!(values, vec![1.0, 5.0, 9.0]);
     }
 
+    /// `percentile_cont` of `values` by a full sort, for comparison (the rank in
+    /// integers, as PostgreSQL and the store compute it).
+    fn by_sorting(values: &[f64], ps: &[u64]) -> Vec<f64> {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        ps.iter()
+            .map(|p| {
+                let scaled = (sorted.len() as u64 - 1) * p;
+                let (lo, frac) = ((scaled / 100) as usize, (scaled % 100) as f64 / 100.0);
+                let next = sorted[(lo + 1).min(sorted.len() - 1)];
+                if frac == 0.0 {
+                    sorted[lo]
+                } else {
+                    sorted[lo] + (next - sorted[lo]) * frac
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_of_unlike_values_give_the_same_percentiles() {
+        let ps = [0, 1, 25, 50, 90, 95, 99, 100];
+        // Disjoint runs (each model its own latencies), one far larger than the others,
+        // runs of one repeated value, and runs that interleave.
+        let shapes: Vec<Vec<Vec<f64>>> = vec![
+            (0..20)
+                .map(|m| (0..700).map(|i| (m * 1000 + i) as f64).collect())
+                .collect(),
+            vec![
+                (0..9000).map(f64::from).collect(),
+                (0..30).map(|i| f64::from(i) * 1e6).collect(),
+                vec![4500.0; 3000],
+            ],
+            (0..7)
+                .map(|m| (0..3000).map(|i| f64::from(i * 7 + m)).collect())
+                .collect(),
+            // Few distinct values, each repeated across every run.
+            (0..30)
+                .map(|d| {
+                    let mut run: Vec<f64> = (0..2222).map(|i| f64::from((i + d) % 20)).collect();
+                    run.sort_by(f64::total_cmp);
+                    run
+                })
+                .collect(),
+        ];
+        for shape in shapes {
+            let mut runs = SortedRuns::default();
+            let mut all = Vec::new();
+            for run in shape.iter().rev() {
+                runs.push(run.clone());
+                all.extend(run);
+            }
+            assert_eq!(runs.percentiles(&ps), by_sorting(&all, &ps));
+        }
+    }
+
     #[test]
     fn percentiles_match_a_full_sort_on_many_values() {
         let mut state = 12345u64;
@@ -572,18 +658,8 @@ mod tests {
                 ((state >> 40) as f64 / 21.0).floor()
             })
             .collect();
-        let mut sorted = values.clone();
-        sorted.sort_by(f64::total_cmp);
         let ps = [0, 1, 50, 90, 95, 99, 100];
-        let expected: Vec<f64> = ps
-            .iter()
-            .map(|p| {
-                let rank = (sorted.len() - 1) as f64 * *p as f64 / 100.0;
-                let lo = rank.floor() as usize;
-                let frac = rank - lo as f64;
-                sorted[lo] + (sorted[(lo + 1).min(sorted.len() - 1)] - sorted[lo]) * frac
-            })
-            .collect();
+        let expected = by_sorting(&values, &ps);
         // One run, and runs of uneven lengths as the days and hours of a range give them.
         let mut one = SortedRuns::default();
         one.push(values.clone());
@@ -595,10 +671,7 @@ mod tests {
             (rest, len) = (tail, len * 3 + 1);
         }
         for runs in [one, many] {
-            let got = runs.percentiles(&ps);
-            for (g, e) in got.iter().zip(&expected) {
-                assert!((g - e).abs() <= 1e-9 * e.abs().max(1.0), "{g} vs {e}");
-            }
+            assert_eq!(runs.percentiles(&ps), expected);
         }
     }
 }

@@ -105,16 +105,16 @@ pub(crate) async fn page_of(
         .map_err(refused)?;
     let (bucket, bucket_name) = bucket_of(params);
     let store = api.store.as_ref();
-    let (summary, series, models, keys, errors, latency, latency_series) = tokio::try_join!(
+    // Models, latency by model and over time come from one read of the latencies.
+    let (summary, series, keys, errors, overview) = tokio::try_join!(
         store.usage_summary(&filter),
         store.usage_series(&filter, GroupBy::Model, bucket),
-        store.model_stats(&filter),
         store.key_stats(&filter),
         store.error_rates(&filter, GroupBy::Model),
-        store.latency_percentiles(&filter, GroupBy::Model),
-        store.latency_series(&filter, bucket),
+        store.latency_overview(&filter, bucket),
     )
     .map_err(failed)?;
+    let (models, latency, latency_series) = (overview.models, overview.by_model, overview.series);
     let (labels, starts, names, costs) = by_model(&series, bucket, |p| p.cost_usd);
     let (_, _, _, tokens) = by_model(&series, bucket, |p| p.total_tokens as f64);
     let over_time = latency_over_time(&latency_series, &starts);
