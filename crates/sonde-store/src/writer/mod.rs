@@ -379,6 +379,9 @@ struct Shared {
     /// Woken whenever workers take records off the queue.
     room: Notify,
     shutting_down: AtomicBool,
+    /// Set by [`Writer::shutdown`] once the writer's own spool is replayed: the replayer
+    /// finishes the lane it is replaying (if any), adopts no other, and returns.
+    replay_stop: AtomicBool,
 }
 
 /// The writer. Cheap to share (`Arc`); dropping it without [`Writer::shutdown`] leaves
@@ -468,6 +471,7 @@ impl Writer {
             idle: Notify::new(),
             room: Notify::new(),
             shutting_down: AtomicBool::new(false),
+            replay_stop: AtomicBool::new(false),
             config,
         });
         if let Some(damage) = &damage {
@@ -847,8 +851,9 @@ impl Writer {
     }
 
     /// Stops accepting into the queue (later records go to the spool), writes what is
-    /// queued, replays the spool, and stops — by `deadline`. What could not be written
-    /// by then is in the spool, replayed at the next start; the report says how much.
+    /// queued, replays the spool — and the rest of a lane another writer left, if it is
+    /// replaying one — and stops, by `deadline`. What could not be written by then is in
+    /// the spool (or that lane), replayed at the next start; the report says how much.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         let until = Instant::now() + deadline;
         self.shared.shutting_down.store(true, Ordering::Release);
@@ -889,20 +894,38 @@ impl Writer {
                 complete = false;
             }
         }
+        // Stop the replayer between batches, not in the middle of one: aborted between
+        // a store write and the spool's note that it was replayed, it would leave that
+        // batch in the lane it was replaying (to be written again) and the report
+        // incomplete although everything was stored.
+        self.shared.replay_stop.store(true, Ordering::Release);
+        self.shared.replay_wake.notify_one();
         let replayer = self
             .replayer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(replayer) = replayer {
-            replayer.abort();
-            // Wait for it to be gone, so that the spool lanes it holds are let go.
-            let _ = replayer.await;
+        if let Some(mut replayer) = replayer {
+            let left = until.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, &mut replayer).await.is_err() {
+                // Past the deadline: what it did not replay stays in its spool (counted
+                // below) and replays at the next start; a batch written but not yet
+                // marked replayed is written again then, which is harmless.
+                replayer.abort();
+                let _ = replayer.await;
+            }
         }
         if let Some(spool) = &self.shared.spool {
             spool.release();
         }
         let d = self.diagnostics();
+        // Let go of a lane the replayer was stopped in: its lock goes with the last
+        // reference (a blocking spool task still running may hold one a little longer).
+        *self
+            .shared
+            .adopting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         if !complete {
             tracing::warn!(
                 left_in_spool_bytes = d.spool_pending_bytes,
@@ -1286,12 +1309,16 @@ fn other_lanes(root: &std::path::Path, own: &std::path::Path) -> Vec<PathBuf> {
 }
 
 /// Replays every lane of the spool folder that no writer holds and that has records
-/// (left by a writer that stopped), then lets it go.
+/// (left by a writer that stopped), then lets it go. Once a shutdown asks the replayer
+/// to stop, no further lane is taken; the one being replayed is finished.
 async fn adopt_lanes(shared: &Arc<Shared>, own: &Spool) {
     let Some(root) = shared.config.spool_dir.clone() else {
         return;
     };
     for lane in other_lanes(&root, own.dir()) {
+        if shared.replay_stop.load(Ordering::Acquire) {
+            return;
+        }
         if !spool::has_pending(&lane) {
             continue;
         }
@@ -1456,7 +1483,9 @@ pub fn damage_line(file: &std::path::Path, c: &Corruption) -> String {
 }
 
 /// The replayer: writes spooled batches back into the store, oldest first; when its own
-/// spool is empty, replays the lanes other writers left ([`adopt_lanes`]).
+/// spool is empty, replays the lanes other writers left ([`adopt_lanes`]). Once a
+/// shutdown asks it to stop, it returns when its own spool is empty and the lane it is
+/// replaying (if any) is done.
 async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
     let policy = retry_policy(&shared.config);
     let mut delays: Delays = Box::new(policy.endless_delays());
@@ -1467,6 +1496,9 @@ async fn replay(shared: Arc<Shared>, spool: Arc<Spool>) {
             Replayed::Stopped => return,
             Replayed::More => {}
             Replayed::Empty => {
+                if shared.replay_stop.load(Ordering::Acquire) {
+                    return;
+                }
                 if adopted_at.is_none_or(|at| at.elapsed() >= ADOPT_EVERY) {
                     adopt_lanes(&shared, &spool).await;
                     adopted_at = Some(Instant::now());

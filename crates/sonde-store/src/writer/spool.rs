@@ -424,6 +424,10 @@ impl Spool {
     pub(crate) fn next_batch(&self, max_records: usize) -> Result<Next, SpoolError> {
         let path = self.path();
         let mut state = self.lock();
+        if state.released {
+            // Another writer may hold the folder now: setting damage aside is its job.
+            return Ok(Next::Empty);
+        }
         let len = state.len;
         let mut at = state.offset;
         let mut joined: Vec<Record> = Vec::new();
@@ -459,10 +463,15 @@ impl Spool {
     }
 
     /// Marks everything before `next` replayed. When all is replayed, the file is
-    /// emptied.
+    /// emptied. After [`Spool::release`] nothing is marked: another writer may hold the
+    /// folder by now (a replay step a shutdown gave up on can end after it), and emptying
+    /// the file would lose what it appended; the batches replay again, harmlessly.
     pub(crate) fn consumed(&self, next: u64) -> Result<(), SpoolError> {
         let path = self.path();
         let mut state = self.lock();
+        if state.released {
+            return Ok(());
+        }
         state.offset = next.min(state.len);
         if state.offset == state.len {
             state.file.set_len(0).map_err(|e| io(&path, e))?;
@@ -733,6 +742,29 @@ mod tests {
         let (spool, damage) = Spool::open(dir.path(), 1 << 20, None).unwrap();
         assert_eq!(damage.unwrap().reason, "checksum mismatch");
         assert_eq!(drain(&spool), vec![records(2, "a")]);
+    }
+
+    #[test]
+    fn a_replay_step_that_ends_after_the_release_leaves_the_next_writers_batches_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, _) = Spool::open(dir.path(), 1 << 20, None).unwrap();
+        old.append(&records(2, "a")).unwrap();
+        let Next::Batch { next, .. } = old.next_batch(100).unwrap() else {
+            panic!()
+        };
+        // The shutdown lets the folder go while that batch is still being written...
+        old.release();
+        let (new, _) = Spool::open(dir.path(), 1 << 20, None).unwrap();
+        new.append(&records(1, "b")).unwrap();
+        // ...and the old writer's replay step ends only now.
+        old.consumed(next).unwrap();
+        assert!(matches!(old.next_batch(100).unwrap(), Next::Empty));
+        assert_eq!(
+            read_all(dir.path()).unwrap().0,
+            [records(2, "a"), records(1, "b")].concat(),
+            "nothing lost; a's batch replays again (harmless)"
+        );
+        assert_eq!(drain(&new), vec![records(2, "a"), records(1, "b")]);
     }
 
     #[test]
