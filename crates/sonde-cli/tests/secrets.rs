@@ -333,22 +333,14 @@ fn serve_and_send_a_wrong_key(home: &Path, db: &str) -> String {
         "--workspace=prod",
     ]));
     assert!(out.status.success(), "{printed}");
+    // What it prints goes to files: at trace level its log fills a pipe's buffer
+    // before it listens, and a server blocked writing its log answers nothing.
+    let (stdout, stderr) = (home.join("serve.out"), home.join("serve.err"));
     let mut command = sonde(home, Some("trace"));
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap());
     let (mut server, addr, _) = common::spawn_serve(command, db);
-    // What it prints is read while it runs: at trace level its log fills a pipe's
-    // buffer, and a server blocked writing its log answers nothing.
-    fn drain(
-        pipe: Option<impl std::io::Read + Send + 'static>,
-    ) -> std::thread::JoinHandle<Vec<u8>> {
-        let mut pipe = pipe.expect("piped");
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    }
-    let (stdout, stderr) = (drain(server.stdout.take()), drain(server.stderr.take()));
     let source = database_with_a_session(home);
     let (out, printed) = run_clean(sonde(home, Some("trace")).args([
         "--db",
@@ -380,8 +372,8 @@ fn serve_and_send_a_wrong_key(home: &Path, db: &str) -> String {
     let status = server.wait().unwrap();
     let out = std::process::Output {
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
+        stdout: std::fs::read(&stdout).unwrap(),
+        stderr: std::fs::read(&stderr).unwrap(),
     };
     let printed = text(&out);
     assert!(
