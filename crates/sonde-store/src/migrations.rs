@@ -178,6 +178,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "records found by a hash of their id",
         sql: crate::record_keys::key_layout_migration,
     },
+    Migration {
+        version: 14,
+        name: "full-text index merged in larger steps",
+        sql: |t| crate::search::merge_migration(t.dialect),
+    },
 ];
 
 /// The newest schema version this build knows.
