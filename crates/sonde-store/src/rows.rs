@@ -953,7 +953,9 @@ pub(crate) const ROLLUP_SOURCE_COLUMNS: &str = "org, workspace, provider, model,
 
 /// The stored LLM calls of tenant `tenant` (a placeholder) whose `column` equals the
 /// parameter `placeholder` (a session's, or one event), as
-/// [`RollupsBuilder::subtract_stored`] reads them.
+/// [`RollupsBuilder::subtract_stored`] reads them. (PostgreSQL's; SQLite finds them by
+/// the hash of their id.)
+#[cfg(feature = "postgres")]
 pub(crate) fn stored_calls_sql(column: &str, placeholder: &str, tenant: &str) -> String {
     stored_calls_where(&format!("tenant = {tenant} AND {column} = {placeholder}"))
 }
