@@ -198,6 +198,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         }
         },
     },
+    Migration {
+        version: 15,
+        name: "full-text index merged in larger steps",
+        sql: |t| crate::search::merge_migration(t.dialect),
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -7,6 +7,11 @@
 //! occurs in one of its records (whole words: prefixes do not match; case does not
 //! matter). Each record's indexed text is capped at
 //! [`MAX_INDEXED_BYTES`].
+//!
+//! A record is indexed as its distinct words, each once: a search asks whether a word
+//! occurs in a record, never where or how often, so the repeats (about half the words of
+//! a transcript's records) would only cost the index's tokeniser, pending terms and
+//! merges, all on the one thread that writes.
 
 use serde_json::Value;
 use sonde_model::{Body, Event, Record};
@@ -16,7 +21,8 @@ use crate::Dialect;
 /// The most text of one record that is indexed (the first this many bytes).
 pub const MAX_INDEXED_BYTES: usize = 64 * 1024;
 
-/// The words of `record` a search looks in ([`words`] of its text), if it has any.
+/// The distinct words of `record` a search looks in ([`words`] of its text, each once,
+/// in the order they first occur), space-separated, if it has any.
 pub(crate) fn searchable_text(record: &Record) -> Option<String> {
     let mut out = Text::default();
     match &record.body {
@@ -70,28 +76,42 @@ pub(crate) fn searchable_text(record: &Record) -> Option<String> {
     }
     // Both backends index the same words: PostgreSQL's parser would otherwise read
     // `<script>` as a tag and drop it, or `a.rs` as one file name.
-    let words = words(&out.0).join(" ");
-    (!words.is_empty()).then_some(words)
+    out.finish()
 }
 
-/// Text gathered up to [`MAX_INDEXED_BYTES`], pieces separated by newlines.
+/// The words of text gathered up to [`MAX_INDEXED_BYTES`] (counted as if its pieces were
+/// joined by newlines), lowercased, then each once, space-separated: with no allocation
+/// per word.
 #[derive(Default)]
-struct Text(String);
+struct Text {
+    /// The bytes of text taken so far, separators included.
+    taken: usize,
+    /// Every word met, lowercased, each followed by a space.
+    all: String,
+    /// Where each word of `all` starts and ends.
+    spans: Vec<(usize, usize)>,
+}
 
 impl Text {
     fn push(&mut self, piece: &str) {
-        let room = MAX_INDEXED_BYTES.saturating_sub(self.0.len() + 1);
+        let room = MAX_INDEXED_BYTES.saturating_sub(self.taken + 1);
         if room == 0 || piece.is_empty() {
             return;
         }
-        if !self.0.is_empty() {
-            self.0.push('\n');
+        if self.taken > 0 {
+            self.taken += 1;
         }
         let mut end = piece.len().min(room);
         while !piece.is_char_boundary(end) {
             end -= 1;
         }
-        self.0.push_str(&piece[..end]);
+        self.taken += end;
+        for word in split_words(piece.get(..end).unwrap_or_default()) {
+            let start = self.all.len();
+            lowercase_into(word, &mut self.all);
+            self.spans.push((start, self.all.len()));
+            self.all.push(' ');
+        }
     }
 
     /// The string values in `value` (not its keys).
@@ -103,15 +123,46 @@ impl Text {
             _ => {}
         }
     }
+
+    /// The distinct words, space-separated, in the order they first occur.
+    fn finish(self) -> Option<String> {
+        let mut seen = hashbrown::HashSet::with_capacity(self.spans.len());
+        let mut out = String::with_capacity(self.all.len());
+        for &(start, end) in &self.spans {
+            let word = self.all.get(start..end).unwrap_or_default();
+            if seen.insert(word) {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(word);
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+/// The runs of letters and digits of `text`.
+fn split_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
+/// Appends `word` lowercased (as [`str::to_lowercase`] does) to `out`.
+fn lowercase_into(word: &str, out: &mut String) {
+    if word.is_ascii() {
+        let start = out.len();
+        out.push_str(word);
+        if let Some(added) = out.get_mut(start..) {
+            added.make_ascii_lowercase();
+        }
+    } else {
+        out.push_str(&word.to_lowercase());
+    }
 }
 
 /// The words of a text or a search: runs of letters and digits, lowercased.
 pub(crate) fn words(query: &str) -> Vec<String> {
-    query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    split_words(query).map(str::to_lowercase).collect()
 }
 
 /// "The session has a record with `word`" over `sessions s`, as SQL in `d` with
@@ -192,6 +243,26 @@ CREATE INDEX search_docs_body ON search_docs USING GIN (body);
     }
 }
 
+/// How many segments of one level SQLite's full-text index lets gather before merging
+/// them (FTS5's `automerge`; its default is 4). Every write adds segments, and merging
+/// them was a quarter of the writing thread's work in a cold transcript sync: at 16, an
+/// indexed word is rewritten about half as often, and a search probes more (smaller)
+/// segments. Set by migration 15 ([`merge_migration`]); FTS5 keeps it in the index's
+/// own configuration table.
+pub(crate) const FTS_AUTOMERGE: i64 = 16;
+
+/// Migration 15 in `d`: SQLite's full-text index merges by [`FTS_AUTOMERGE`] segments.
+/// PostgreSQL's GIN index has no such setting: the version is kept so that both backends
+/// number alike.
+pub(crate) fn merge_migration(d: Dialect) -> String {
+    match d {
+        Dialect::Sqlite => format!(
+            "INSERT INTO search_fts (search_fts, rank) VALUES ('automerge', {FTS_AUTOMERGE});"
+        ),
+        Dialect::Postgres => "SELECT 1".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,13 +289,45 @@ mod tests {
 
     #[test]
     fn text_is_capped_on_a_character_boundary() {
-        let long = "é ".repeat(MAX_INDEXED_BYTES);
+        // The cap (the first piece's room: the cap less a separator) falls inside "é".
+        let kept = "a".repeat(MAX_INDEXED_BYTES - 2);
+        let long = format!("{kept}é and more");
         let text = searchable_text(&record(Body::Message(Message {
             content: MessageContent::text(long),
             ..Default::default()
         })))
         .unwrap_or_default();
-        assert!(text.len() <= MAX_INDEXED_BYTES && text.len() > MAX_INDEXED_BYTES - 4);
+        assert_eq!(text, kept);
+        // Distinct words up to the cap are all kept.
+        let many: Vec<String> = (0..MAX_INDEXED_BYTES / 4)
+            .map(|i| format!("w{i}"))
+            .collect();
+        let text = searchable_text(&record(Body::Message(Message {
+            content: MessageContent::text(many.join(" ")),
+            ..Default::default()
+        })))
+        .unwrap_or_default();
+        assert!(text.len() < MAX_INDEXED_BYTES && text.len() > MAX_INDEXED_BYTES - 8);
+        assert!(many.join(" ").starts_with(&text));
+    }
+
+    #[test]
+    fn each_word_is_indexed_once_lowercased_in_first_order() {
+        let text = searchable_text(&record(Body::Message(Message {
+            content: MessageContent::text("Run cargo test; CARGO test ÉTÉ été Σ-ΟΔΟΣ"),
+            ..Default::default()
+        })))
+        .unwrap_or_default();
+        assert_eq!(text, "run cargo test été σ οδος");
+        // The same words as a search of that text finds.
+        let searched = words("Run cargo test; CARGO test ÉTÉ été Σ-ΟΔΟΣ");
+        let mut distinct: Vec<&str> = Vec::new();
+        for w in &searched {
+            if !distinct.contains(&w.as_str()) {
+                distinct.push(w);
+            }
+        }
+        assert_eq!(text, distinct.join(" "));
     }
 
     #[test]

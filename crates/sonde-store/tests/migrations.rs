@@ -839,3 +839,71 @@ async fn sqlite_records_are_found_by_a_hash_of_their_id_in_a_version_11_database
         "every search document points at its record"
     );
 }
+
+/// SQL that takes a SQLite database back to before schema version 15: FTS5's own
+/// merging.
+const BEFORE_VERSION_15: &str = "DELETE FROM search_fts_config WHERE k = 'automerge';
+     DELETE FROM schema_migrations WHERE version = 15;";
+
+/// Messages of sessions `from..to`, each saying a word of its own and a shared one.
+fn said(from: usize, to: usize) -> Vec<Record> {
+    (from..to)
+        .map(|i| {
+            Record::new(
+                Context::session(format!("said-{i}")),
+                Body::Message(Message {
+                    content: MessageContent::text(format!("Shared word{i}, shared")),
+                    ..Default::default()
+                }),
+            )
+        })
+        .collect()
+}
+
+/// How many sessions a search for `word` finds.
+async fn found(store: &dyn TraceStore, word: &str) -> usize {
+    let filter = sonde_store::SessionFilter {
+        search: Some(word.into()),
+        limit: 1000,
+        ..Default::default()
+    };
+    store.list_sessions(&filter).await.unwrap().sessions.len()
+}
+
+/// Schema version 15 has SQLite's full-text index merge 16 segments at a time instead
+/// of 4: a database indexed before keeps its words, and words written after it (one
+/// segment per write) are found alongside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_full_text_index_merges_more_segments_at_once_after_version_15() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v14.db");
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    for batch in 0..10 {
+        store
+            .write(&said(batch * 10, batch * 10 + 10))
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let automerge = "SELECT coalesce(max(v), 0) FROM search_fts_config WHERE k = 'automerge'";
+    sqlite_downgrade(&path, BEFORE_VERSION_15);
+    assert_eq!(sqlite_count(&path, automerge), 0);
+
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    assert_eq!(sqlite_count(&path, automerge), 16);
+    assert_eq!(found(&store, "shared").await, 100);
+    for batch in 10..30 {
+        store
+            .write(&said(batch * 10, batch * 10 + 10))
+            .await
+            .unwrap();
+    }
+    assert_eq!(found(&store, "SHARED").await, 300);
+    for i in [0, 99, 100, 299] {
+        assert_eq!(found(&store, &format!("word{i}")).await, 1, "word{i}");
+    }
+    assert_eq!(found(&store, "word300").await, 0);
+    drop(store);
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    assert_eq!(found(&store, "shared").await, 300);
+}
