@@ -258,23 +258,10 @@ impl Exchange {
     /// The records of the call: with `start_session`, first its session's
     /// `session_started` (source `proxy`; an id derived from the session, so that the
     /// store keeps one), then the `llm_call`. `latency_ms` from the request's arrival to
-    /// the answer's end; `ttft_ms` to its first output.
+    /// the answer's end; `ttft_ms` to its first output. The exchange is used up: its
+    /// request content moves into the record rather than being copied (with the tree
+    /// parsed from it).
     pub fn records(
-        &self,
-        outcome: Outcome,
-        observed: Observed,
-        latency_ms: f64,
-        ttft_ms: Option<f64>,
-        gateway_key_id: Option<&str>,
-        start_session: bool,
-    ) -> Vec<Record> {
-        let call = (outcome, observed, latency_ms, ttft_ms, gateway_key_id);
-        self.records_with(self.request.clone(), call, start_session)
-    }
-
-    /// [`Exchange::records`], the exchange used up: its request content moves into the
-    /// record rather than being copied (with the tree parsed from it).
-    pub fn into_records(
         mut self,
         outcome: Outcome,
         observed: Observed,
@@ -449,7 +436,7 @@ mod tests {
         h.insert("x-sonde-session", "s-9".parse().unwrap());
         h.insert("x-sonde-step", "turn-2".parse().unwrap());
         let ex = exchange(&h);
-        let records = ex.records(
+        let records = ex.clone().records(
             Outcome::Failed {
                 status: Some(504),
                 class: ErrorClass::Timeout,
@@ -523,8 +510,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&request).unwrap().as_bytes(), body);
         assert_eq!(request["messages"], serde_json::json!([]));
         let ok = Outcome::Completed { status: 200 };
-        let copied = ex.records(ok.clone(), Observed::default(), 1.0, None, None, false);
-        let moved = ex.into_records(ok, Observed::default(), 1.0, None, None, false);
+        let copied = ex
+            .clone()
+            .records(ok.clone(), Observed::default(), 1.0, None, None, false);
+        let moved = ex.records(ok, Observed::default(), 1.0, None, None, false);
         assert_eq!(call(&copied), call(&moved));
         assert_eq!(call(&moved).call_records[0].request, Some(request));
         let not_json = Exchange::new(

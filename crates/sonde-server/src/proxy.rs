@@ -456,7 +456,7 @@ impl Books {
         };
         let start_session = self.first_of_session(&call.caller, &exchange);
         let start = out.len();
-        out.extend(exchange.into_records(
+        out.extend(exchange.records(
             outcome,
             observed,
             latency_ms,
