@@ -252,12 +252,11 @@ pub(crate) fn runs_migration(
 pub(crate) fn runs_table(name: &str, int: &str, blob: &str) -> String {
     format!(
         "CREATE TABLE {name} (
-                hour {int} NOT NULL,
-                org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-                api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
+                {key},
                 run {int} NOT NULL, latencies {blob} NOT NULL, ttfts {blob} NOT NULL,
                 PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path, run)
-            );"
+            );",
+        key = crate::rows::rollup_key_ddl(int)
     )
 }
 

@@ -1083,14 +1083,21 @@ pub(crate) fn daily_rollup_migration(int: &str, real: &str, blob: &str, concat: 
     )
 }
 
-/// A roll-up table's statement: its key (the granule's start in `hour`, then six
-/// dimensions) and its sums.
+/// The key columns of every roll-up and run table, as DDL: the granule's start in
+/// `hour`, then six dimensions.
+pub(crate) fn rollup_key_ddl(int: &str) -> String {
+    format!(
+        "hour {int} NOT NULL,
+                org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+                api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL"
+    )
+}
+
+/// A roll-up table's statement: its key ([`rollup_key_ddl`]) and its sums.
 fn rollup_table(name: &str, int: &str, real: &str) -> String {
     format!(
-            "CREATE TABLE {name} (
-                hour {int} NOT NULL,
-                org TEXT NOT NULL, workspace TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-                api_key_hash TEXT NOT NULL, request_path TEXT NOT NULL,
+        "CREATE TABLE {name} (
+                {key},
                 calls {int} NOT NULL, input_tokens {int} NOT NULL, output_tokens {int} NOT NULL,
                 cache_read_tokens {int} NOT NULL, cache_write_tokens {int} NOT NULL,
                 reasoning_tokens {int} NOT NULL, total_tokens {int} NOT NULL,
@@ -1098,7 +1105,8 @@ fn rollup_table(name: &str, int: &str, real: &str) -> String {
                 errors {int} NOT NULL, http_4xx {int} NOT NULL, http_5xx {int} NOT NULL,
                 latency_sum {real} NOT NULL, latency_count {int} NOT NULL,
                 PRIMARY KEY (hour, org, workspace, provider, model, api_key_hash, request_path)
-            );"
+            );",
+        key = rollup_key_ddl(int)
     )
 }
 
