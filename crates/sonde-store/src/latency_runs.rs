@@ -248,6 +248,24 @@ pub(crate) fn runs_migration(
     )
 }
 
+/// Migration 14: SQLite's writer keeps runs sorted from then on; this sorts those
+/// written before (`sonde_sorted(run)`). PostgreSQL's runs stay as they are: its
+/// readers sort them.
+pub(crate) fn sorted_runs_migration(t: &crate::migrations::Types) -> String {
+    match t.dialect {
+        crate::Dialect::Sqlite => ["llm_hourly_runs", "llm_daily_runs", "llm_key_daily_runs"]
+            .iter()
+            .map(|table| {
+                format!(
+                    "UPDATE {table} SET latencies = sonde_sorted(latencies), \
+                     ttfts = sonde_sorted(ttfts);\n"
+                )
+            })
+            .collect(),
+        crate::Dialect::Postgres => String::new(),
+    }
+}
+
 /// A run table's statement: a roll-up's key, the run's number and its packed values.
 pub(crate) fn runs_table(name: &str, int: &str, blob: &str) -> String {
     format!(

@@ -181,22 +181,7 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
     Migration {
         version: 14,
         name: "sorted latency runs",
-        // SQLite's writer keeps runs sorted from now on; this sorts those written before
-        // (`sonde_sorted(run)`). PostgreSQL's runs stay as they are: its readers sort
-        // them (see `latency_runs`).
-        sql: |t| {
-            match t.dialect {
-            Dialect::Sqlite => ["llm_hourly_runs", "llm_daily_runs", "llm_key_daily_runs"]
-                .iter()
-                .map(|table| {
-                    format!(
-                        "UPDATE {table} SET latencies = sonde_sorted(latencies), ttfts = sonde_sorted(ttfts);\n"
-                    )
-                })
-                .collect(),
-            Dialect::Postgres => String::new(),
-        }
-        },
+        sql: crate::latency_runs::sorted_runs_migration,
     },
     Migration {
         version: 15,
