@@ -17,11 +17,21 @@
 //!   records. The hash is of the id alone, not of the tenant with it, so that a reader
 //!   of every tenant ([`crate::Scope::All`]) finds a call by its id through the index.
 //! - **Dedup.** The index is not unique (hashes may collide), so an insert stores a row
-//!   only when no row with its hash, tenant and id exists (`INSERT ... SELECT ... WHERE
-//!   NOT EXISTS`): the same record written twice is stored once, as before. SQLite
-//!   has one writer at a time, so the check and the insert cannot race.
+//!   only when no row with its hash, tenant and id exists (a `SELECT`, then an
+//!   `INSERT`): the same record written twice is stored once, as before. SQLite has
+//!   one writer at a time, so the check and the insert cannot race.
 //! - **Search documents** point at their record by [`search_record`] (the record's
 //!   `seq` and table), an integer that appends, instead of by the record's id.
+//! - **Hours** (schema version 16). A hash is as random as the id: an index of hashes
+//!   alone still took each insert on a page of its own, and the lookups before each
+//!   insert and the pages each commit wrote grew with the store. So the index is
+//!   `(key_hour, id_hash)`, `key_hour` the hour of the record's time
+//!   ([`KEY_HOUR`]): records arrive close to their time, so inserts go into the last
+//!   hours' part of the index, which stays in the cache. A record is sent again with
+//!   the time it had (PostgreSQL's rule, see `partitions.rs`), so the check before an
+//!   insert seeks its hour ([`sqlite_lookup_at`]); finding a record by its id alone
+//!   seeks every hour `record_hours` lists ([`sqlite_lookup`]), and a replacement
+//!   looks in its own hour before that.
 //!
 //! PostgreSQL keeps its per-partition unique `(tenant, id)` indexes: concurrent
 //! writers (several `sonde serve`) need a unique index to arbitrate inserts
@@ -58,12 +68,56 @@ pub(crate) fn search_record(table: Table, seq: i64) -> i64 {
     seq * 8 + code
 }
 
-/// "The row of `alias` is record `id`" in SQLite, through the hash index: `hash`, `id`
-/// and `tenant` are the placeholders bound to [`id_hash`] of the id, the id and its
-/// tenant (`None`: any tenant).
-pub(crate) fn sqlite_lookup(alias: &str, hash: &str, id: &str, tenant: Option<&str>) -> String {
+/// The span of time SQLite groups record keys by (schema version 16): an hour, in
+/// microseconds. Fixed forever: stored indexes hold [`KEY_HOUR`], which divides by it.
+pub(crate) const KEY_HOUR_MICROS: i64 = 3_600_000_000;
+
+/// The column holding the hour of a record's time, `ts / 3600000000`: a virtual
+/// generated column (computed when read, stored only in the `{table}_id` indexes).
+/// A column, not an index on the expression: SQLite's planner seeks an index on an
+/// expression for `expr = ?` but not for `expr IN (SELECT ...)`, which
+/// [`sqlite_lookup`] needs.
+const KEY_HOUR: &str = "key_hour";
+
+/// The hour [`KEY_HOUR`] holds for a record at `ts` (Rust's and SQLite's integer
+/// divisions both truncate towards zero), as `record_hours` lists it.
+pub(crate) fn key_hour(ts: i64) -> i64 {
+    ts / KEY_HOUR_MICROS
+}
+
+/// The condition that the row of `alias` has id `id` (and tenant `tenant`; `None`: any
+/// tenant), through the hash: `hash`, `id` and `tenant` are placeholders bound to
+/// [`id_hash`] of the id, the id and its tenant.
+fn id_match(alias: &str, hash: &str, id: &str, tenant: Option<&str>) -> String {
     let tenant = tenant.map_or(String::new(), |t| format!(" AND {alias}tenant = {t}"));
     format!("{alias}id_hash = {hash}{tenant} AND {alias}id = {id}")
+}
+
+/// "The row of `alias` is record `id` stored in the hour of `ts`" in SQLite: one seek
+/// of the `(hour, id_hash)` index. `ts` is the placeholder bound to the record's time;
+/// the others are [`sqlite_lookup`]'s.
+pub(crate) fn sqlite_lookup_at(
+    alias: &str,
+    ts: &str,
+    hash: &str,
+    id: &str,
+    tenant: Option<&str>,
+) -> String {
+    format!(
+        "{alias}{KEY_HOUR} = {ts} / {KEY_HOUR_MICROS} AND {}",
+        id_match(alias, hash, id, tenant)
+    )
+}
+
+/// "The row of `alias` is record `id`", whenever it was stored, in SQLite: a seek of the
+/// `(hour, id_hash)` index in every hour that `record_hours` lists. `hash`, `id` and
+/// `tenant` are the placeholders bound to [`id_hash`] of the id, the id and its tenant
+/// (`None`: any tenant).
+pub(crate) fn sqlite_lookup(alias: &str, hash: &str, id: &str, tenant: Option<&str>) -> String {
+    format!(
+        "{alias}{KEY_HOUR} IN (SELECT hour FROM record_hours) AND {}",
+        id_match(alias, hash, id, tenant)
+    )
 }
 
 /// Registers `sonde_id_hash(id)` ([`id_hash`]) on a SQLite connection: migration 13
@@ -164,6 +218,30 @@ CREATE INDEX {name}_id ON {name} (id_hash);
     sql
 }
 
+/// Migration 16: SQLite's record tables found by the hour of their time and the hash
+/// of their id (`(ts / 3600000000, id_hash)`), and `record_hours` listing the hours
+/// that hold records; nothing on PostgreSQL, whose weekly partitions bound its id
+/// indexes already.
+pub(crate) fn hour_key_migration(t: &crate::migrations::Types) -> String {
+    if t.dialect == crate::Dialect::Postgres {
+        return String::new();
+    }
+    let mut sql = String::from("CREATE TABLE record_hours (hour INTEGER PRIMARY KEY);\n");
+    for table in Table::ALL {
+        let name = table.name();
+        // Adding a virtual column rewrites no row.
+        sql.push_str(&format!(
+            "ALTER TABLE {name} ADD COLUMN {KEY_HOUR} INTEGER
+    GENERATED ALWAYS AS (ts / {KEY_HOUR_MICROS}) VIRTUAL;
+DROP INDEX {name}_id;
+CREATE INDEX {name}_id ON {name} ({KEY_HOUR}, id_hash);
+INSERT OR IGNORE INTO record_hours (hour) SELECT DISTINCT {KEY_HOUR} FROM {name};
+"
+        ));
+    }
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,8 +274,8 @@ mod tests {
             .unwrap();
         assert_eq!(got, id_hash(id));
         assert_eq!(
-            sqlite_lookup("e.", "?1", "?2", Some("?3")),
-            "e.id_hash = ?1 AND e.tenant = ?3 AND e.id = ?2"
+            sqlite_lookup_at("e.", "?4", "?1", "?2", Some("?3")),
+            "e.key_hour = ?4 / 3600000000 AND e.id_hash = ?1 AND e.tenant = ?3 AND e.id = ?2"
         );
     }
 }

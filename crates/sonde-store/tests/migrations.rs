@@ -4,7 +4,9 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sonde_model::*;
-use sonde_store::{AnalyticsFilter, GroupBy, LatencyStats, RecordStore, TraceStore, UsageSummary};
+use sonde_store::{
+    Analytics, AnalyticsFilter, GroupBy, LatencyStats, RecordStore, TraceStore, UsageSummary,
+};
 
 /// LLM calls over three days, some without a latency, a time to first token or a key.
 fn calls() -> Vec<Record> {
@@ -906,4 +908,83 @@ async fn sqlite_full_text_index_merges_more_segments_at_once_after_version_15() 
     drop(store);
     let store = sonde_store::SqliteStore::open(&path).await.unwrap();
     assert_eq!(found(&store, "shared").await, 300);
+}
+
+/// SQL that takes a SQLite database back to before schema version 16: each record
+/// table found by the hash of its id alone, no hours listed.
+const BEFORE_VERSION_16: &str = "
+DROP TABLE record_hours;
+DROP INDEX lifecycle_id; ALTER TABLE lifecycle DROP COLUMN key_hour;
+CREATE INDEX lifecycle_id ON lifecycle (id_hash);
+DROP INDEX events_id; ALTER TABLE events DROP COLUMN key_hour;
+CREATE INDEX events_id ON events (id_hash);
+DROP INDEX messages_id; ALTER TABLE messages DROP COLUMN key_hour;
+CREATE INDEX messages_id ON messages (id_hash);
+DROP INDEX outcome_rewards_id; ALTER TABLE outcome_rewards DROP COLUMN key_hour;
+CREATE INDEX outcome_rewards_id ON outcome_rewards (id_hash);
+DROP INDEX event_rewards_id; ALTER TABLE event_rewards DROP COLUMN key_hour;
+CREATE INDEX event_rewards_id ON event_rewards (id_hash);
+DELETE FROM schema_migrations WHERE version = 16;";
+
+/// Schema version 16 finds SQLite's records by the hour of their time and the hash of
+/// their id: a database written before lists the hours of its records, its records
+/// sent again are duplicates, each call is read by its id, and a replacement that moves
+/// a call ten days on leaves one version of it, counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_records_are_found_by_their_hour_and_id_hash_in_a_version_15_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v15.db");
+    let records = calls();
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    store.write(&records).await.unwrap();
+    let want = answers(&store).await;
+    drop(store);
+    sqlite_downgrade(&path, BEFORE_VERSION_16);
+    let hours = "SELECT count(*) FROM record_hours";
+    assert!(
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row(hours, [], |r| r.get::<_, i64>(0))
+            .is_err(),
+        "taken back to version 15"
+    );
+
+    let store = sonde_store::SqliteStore::open(&path).await.unwrap();
+    // 900 calls 277.8 s apart: 70 hours.
+    assert_eq!(sqlite_count(&path, hours), 70);
+    assert_eq!(answers(&store).await, want);
+    let again = store.write(&records).await.unwrap();
+    assert_eq!((again.written, again.duplicates), (0, records.len()));
+    for record in &records {
+        let call = store
+            .get_call(&record.id, &sonde_store::Scope::All)
+            .await
+            .unwrap();
+        assert_eq!(call.map(|c| c.summary.id), Some(record.id.clone()));
+    }
+
+    let mut moved = records[5].clone();
+    moved.timestamp = Timestamp::from_micros(moved.timestamp.as_micros() + 10 * 86_400_000_000);
+    assert_eq!(
+        store
+            .replace(std::slice::from_ref(&moved))
+            .await
+            .unwrap()
+            .written,
+        1
+    );
+    let stored = format!("SELECT count(*) FROM events WHERE id = '{}'", moved.id);
+    assert_eq!(sqlite_count(&path, &stored), 1);
+    let usage = store
+        .usage_summary(&AnalyticsFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(usage.calls, records.len() as u64);
+    let call = store
+        .get_call(&moved.id, &sonde_store::Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(call.summary.ts, moved.timestamp);
+    assert_eq!(sqlite_count(&path, hours), 71, "the moved call's hour");
 }

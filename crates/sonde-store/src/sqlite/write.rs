@@ -24,16 +24,57 @@ fn insert_sql(table: Table) -> String {
     )
 }
 
-/// Whether `table` holds a record (id `?1`, tenant `?2`, its hash `?3`), found through
-/// `id_hash` (see `record_keys.rs`). A statement of its own rather than an
+/// Whether `table` holds a record (id `?1`, tenant `?2`, its hash `?3`) in the hour of
+/// `?4` (its time), found through `(hour, id_hash)` (see `record_keys.rs`): a record
+/// sent again comes with the time it had. A statement of its own rather than an
 /// `INSERT ... SELECT ... WHERE NOT EXISTS`: SQLite gives that form a statement journal,
 /// copying every page the insert touches (measured: 6 % of the writer thread).
 fn stored_sql(table: Table) -> String {
     format!(
         "SELECT EXISTS (SELECT 1 FROM {} WHERE {})",
         table.name(),
-        record_keys::sqlite_lookup("", "?3", "?1", Some("?2"))
+        record_keys::sqlite_lookup_at("", "?4", "?3", "?1", Some("?2"))
     )
+}
+
+/// The `seq` of the stored version of `row`'s record: looked for in the hour of its
+/// time first (where a record sent again with the time it had is, one seek), then in
+/// every hour (a replacement that moves its record in time, or a record not stored).
+fn stored_seq(
+    tx: &rusqlite::Transaction<'_>,
+    row: &RecordRow,
+) -> Result<Option<i64>, rusqlite::Error> {
+    let table = row.table.name();
+    let hash = record_keys::id_hash(&row.id);
+    let at_hour = tx
+        .prepare_cached(&format!(
+            "SELECT seq FROM {table} WHERE {}",
+            record_keys::sqlite_lookup_at("", "?4", "?3", "?1", Some("?2"))
+        ))?
+        .query_row(rusqlite::params![row.id, row.tenant, hash, row.ts], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if at_hour.is_some() {
+        return Ok(at_hour);
+    }
+    tx.prepare_cached(&format!(
+        "SELECT seq FROM {table} WHERE {}",
+        record_keys::sqlite_lookup("", "?3", "?1", Some("?2"))
+    ))?
+    .query_row(rusqlite::params![row.id, row.tenant, hash], |r| r.get(0))
+    .optional()
+}
+
+/// Adds the hours of `rows`' times to `record_hours` (see `record_keys.rs`).
+fn list_hours(tx: &rusqlite::Transaction<'_>, rows: &[RecordRow]) -> Result<(), rusqlite::Error> {
+    let hours: std::collections::BTreeSet<i64> =
+        rows.iter().map(|r| record_keys::key_hour(r.ts)).collect();
+    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO record_hours (hour) VALUES (?1)")?;
+    for hour in hours {
+        insert.execute([hour])?;
+    }
+    Ok(())
 }
 
 type Bound<'a> = rusqlite::types::ToSqlOutput<'a>;
@@ -168,7 +209,9 @@ pub(super) fn write_rows(
             let hash = record_keys::id_hash(&row.id);
             // The same record twice is stored once.
             let duplicate: bool = stored[position]
-                .query_row(rusqlite::params![row.id, row.tenant, hash], |r| r.get(0))?;
+                .query_row(rusqlite::params![row.id, row.tenant, hash, row.ts], |r| {
+                    r.get(0)
+                })?;
             if duplicate {
                 outcome.duplicates += 1;
                 if let Some(id) = block_id {
@@ -214,6 +257,7 @@ pub(super) fn write_rows(
             apply_lifecycle(&tx, row, change)?;
         }
     }
+    list_hours(&tx, &inserted)?;
     index_text(&tx, &inserted, &seqs)?;
     let rollups = crate::rows::rollup_deltas(&inserted);
     apply_rollups(&tx, &rollups)?;
@@ -235,20 +279,21 @@ fn remove_replaced(
     rows: &[RecordRow],
 ) -> Result<Vec<SessionKey>, rusqlite::Error> {
     let mut sessions = std::collections::BTreeSet::new();
-    let stored = record_keys::sqlite_lookup("", "?3", "?1", Some("?2"));
     for row in rows.iter().filter(|r| r.table != Table::Lifecycle) {
-        let key = rusqlite::params![row.id, row.tenant, record_keys::id_hash(&row.id)];
+        let Some(seq) = stored_seq(tx, row)? else {
+            continue;
+        };
         if row.table == Table::Events {
-            subtract_rollups(tx, &stored, key)?;
+            subtract_rollups(tx, "seq = ?1", [seq])?;
         }
-        let removed: Option<(Sql, String, i64)> = tx
+        let removed: Option<(Sql, String)> = tx
             .prepare_cached(&format!(
-                "DELETE FROM {} WHERE {stored} RETURNING payload, session_id, seq",
+                "DELETE FROM {} WHERE seq = ?1 RETURNING payload, session_id",
                 row.table.name()
             ))?
-            .query_row(key, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some((payload, stored_session, seq)) = removed {
+        if let Some((payload, stored_session)) = removed {
             // The stored version may belong to another session than the new one (a
             // resumed session copies its parent's responses): both are recounted.
             sessions.insert(SessionKey {
@@ -413,6 +458,47 @@ mod tests {
             ..Default::default()
         };
         store.list_sessions(&filter).await.unwrap().sessions.len()
+    }
+
+    /// How SQLite runs `sql` (`EXPLAIN QUERY PLAN`), on the database at `path`.
+    fn plan(path: &std::path::Path, sql: &str) -> String {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let unbound = vec![rusqlite::types::Null; stmt.parameter_count()];
+        let details = stmt
+            .query_map(rusqlite::params_from_iter(unbound), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        details.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Every lookup by id seeks the `(key_hour, id_hash)` index: in one hour to tell a
+    /// record sent again, in each listed hour to find a record whenever it was stored.
+    /// (SQLite would scan the table for `ts / 3600000000 IN (...)` on an index on the
+    /// expression; the generated column is what makes this a seek.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_by_id_seek_the_hour_and_hash_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let ctx = Context::session("s");
+        store.write(&[call("c-1", &ctx, "m", "w")]).await.unwrap();
+        drop(store);
+        for table in crate::rows::Table::ALL {
+            let name = table.name();
+            let seek = format!("USING INDEX {name}_id (key_hour=? AND id_hash=?)");
+            let in_hour = plan(&path, &super::stored_sql(table));
+            assert!(in_hour.contains(&seek), "{name}: {in_hour}");
+            let any_hour = plan(
+                &path,
+                &format!(
+                    "SELECT seq FROM {name} WHERE {}",
+                    crate::record_keys::sqlite_lookup("", "?3", "?1", Some("?2"))
+                ),
+            );
+            assert!(any_hour.contains(&seek), "{name}: {any_hour}");
+        }
     }
 
     /// Ids starting `collide-` share one hash in unit tests (`record_keys::id_hash`):
