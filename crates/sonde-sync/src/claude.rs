@@ -383,15 +383,21 @@ impl ClaudeState {
 
     /// Sends what is still open: each chain's last response and tool calls without a
     /// result, as they are now (what was sent before and has not changed since is not
-    /// sent again); a later run replaces them when it learns more.
+    /// sent again); a later run replaces them when it learns more. What was never sent
+    /// goes among the new records: a store finds a record to replace by its id in every
+    /// hour it holds, which a record it has never seen need not cost.
     pub fn end_of_run(&mut self, file: &ClaudeFile, out: &mut Emitted) {
         self.adopt_legacy_state(file);
         for chain in &mut self.chains {
             if let Some(open) = &mut chain.open
                 && (!open.sent || open.changed)
             {
-                out.updates += u64::from(open.sent);
-                out.replacements.extend(response_records(open, file));
+                if open.sent {
+                    out.updates += 1;
+                    out.replacements.extend(response_records(open, file));
+                } else {
+                    out.records.extend(response_records(open, file));
+                }
                 open.sent = true;
                 open.changed = false;
             }
@@ -399,7 +405,7 @@ impl ClaudeState {
         for tool in &mut self.pending {
             if !tool.sent {
                 tool.sent = true;
-                out.replacements.push(tool_record(tool, None, file));
+                out.records.push(tool_record(tool, None, file));
             }
         }
     }
@@ -1254,7 +1260,12 @@ mod tests {
             &mut state,
             &[assistant("msg_a", 1, r#"{"type":"text","text":"Hi."}"#)],
         );
-        assert_eq!(out.replacements.len(), 2, "the call and its reply");
+        assert_eq!(
+            out.records.len(),
+            3,
+            "the session's start, the call and its reply"
+        );
+        assert!(out.replacements.is_empty());
         let next = run(&mut state, &[r#"{"type":"progress"}"#.to_owned()]);
         assert!(next.is_empty());
     }

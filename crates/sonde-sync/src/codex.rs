@@ -256,14 +256,14 @@ impl CodexState {
         }
     }
 
-    /// Sends tool calls still waiting for output, as they are now.
+    /// Sends tool calls still waiting for output, as they are now, among the new
+    /// records (never sent before; their output, when it comes, replaces them).
     pub fn end_of_run(&mut self, file: &CodexFile, out: &mut Emitted) {
         let session = self.session(file);
         for tool in &mut self.pending {
             if !tool.sent {
                 tool.sent = true;
-                out.replacements
-                    .push(tool_record(&session, tool, None, file));
+                out.records.push(tool_record(&session, tool, None, file));
             }
         }
     }
