@@ -4,7 +4,8 @@
 //! straight into the store (no HTTP, no decoding, no writer).
 //!
 //! `cargo bench -p sonde-server --bench ingest` (`SONDE_BENCH_SPANS` to change the
-//! 204,800 default). Prints a Markdown table. The server runs in a child process (this
+//! 204,800 default). Prints a Markdown table, and the spans/s of each tenth of the
+//! requests (answered: stored, or queued for the writer) as the store grows. The server runs in a child process (this
 //! benchmark again) so that its peak memory is its own.
 #![allow(
     missing_docs,
@@ -309,11 +310,16 @@ fn main() {
         .unwrap_or(CLIENTS);
     let client_cpu_before = cpu_seconds();
     let started = Instant::now();
+    // When each tenth of the requests had been answered: the curve of a store that
+    // slows as it grows.
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tenths = Arc::new(std::sync::Mutex::new(Vec::with_capacity(10)));
     client_rt.block_on(async {
         let client = reqwest::Client::new();
         let mut tasks = Vec::new();
         for c in 0..clients {
             let (client, bodies, url) = (client.clone(), bodies.clone(), url.clone());
+            let (answered, tenths) = (answered.clone(), tenths.clone());
             tasks.push(tokio::spawn(async move {
                 for b in (c..bodies.len()).step_by(clients) {
                     let r = client
@@ -324,6 +330,10 @@ fn main() {
                         .await
                         .unwrap();
                     assert!(r.status().is_success(), "{}", r.status());
+                    let n = answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if n % (bodies.len() / 10).max(1) == 0 {
+                        tenths.lock().unwrap().push((n, started.elapsed()));
+                    }
                 }
             }));
         }
@@ -361,6 +371,18 @@ fn main() {
         stored.as_secs_f64(),
         spans / stored.as_secs_f64()
     );
+    println!();
+    println!("| spans answered | spans/s this tenth | against the first tenth |");
+    println!("|---|---|---|");
+    let tenths = tenths.lock().unwrap().clone();
+    let mut previous = (0, Duration::ZERO);
+    let mut first = None;
+    for (n, at) in tenths {
+        let rate = ((n - previous.0) * BATCH) as f64 / (at - previous.1).as_secs_f64();
+        let first = *first.get_or_insert(rate);
+        println!("| {} | {rate:.0} | {:.2} |", n * BATCH, rate / first);
+        previous = (n, at);
+    }
     println!();
     println!("| stage, one after another on one thread | µs per span |");
     println!("|---|---|");
