@@ -188,6 +188,11 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "full-text index merged in larger steps",
         sql: |t| crate::search::merge_migration(t.dialect),
     },
+    Migration {
+        version: 16,
+        name: "latency runs compressed with lz4",
+        sql: crate::latency_runs::run_compression_migration,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -216,6 +216,10 @@ async fn write_batch(
                 .filter(|r| ids.contains(&(r.tenant.clone(), r.id.clone()))),
         );
     }
+    // What no other batch touches first; then the rows concurrent batches share
+    // (sessions, steps, roll-ups, runs), whose locks are held until the commit: taken
+    // last, so that a concurrent batch waits on them as briefly as can be.
+    index_text(&tx, &inserted).await.map_err(batch_error)?;
     upsert_sessions(&tx, &inserted).await.map_err(batch_error)?;
     for row in &inserted {
         if let Extra::Lifecycle(change) = &row.extra {
@@ -224,7 +228,6 @@ async fn write_batch(
                 .map_err(batch_error)?;
         }
     }
-    index_text(&tx, &inserted).await.map_err(batch_error)?;
     let rollups = crate::rows::rollup_deltas(inserted.iter().copied());
     apply_rollups(&tx, &rollups).await.map_err(batch_error)?;
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)
