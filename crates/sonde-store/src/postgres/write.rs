@@ -3,11 +3,13 @@
 //! kept in the same transaction, lost lock races retried; and deleting a session.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::task::Poll;
 
 use deadpool_postgres::Pool;
 use tokio_postgres::types::ToSql;
 
-use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, SessionKey, Table, WriteMode};
+use crate::rows::{Extra, LifecycleParam, RecordRow, SessionKey, Table, WriteMode};
 use crate::{BackendError, Dialect, ErrorClass, ReadError, Scope, WriteError, WriteOutcome};
 
 use super::partitions::{Partitions, is_missing_partition};
@@ -233,13 +235,9 @@ async fn write_batch(
     // last, so that a concurrent batch waits on them as briefly as can be.
     index_text(&tx, &inserted).await.map_err(batch_error)?;
     upsert_sessions(&tx, &inserted).await.map_err(batch_error)?;
-    for row in &inserted {
-        if let Extra::Lifecycle(change) = &row.extra {
-            apply_lifecycle(&tx, row, change)
-                .await
-                .map_err(batch_error)?;
-        }
-    }
+    apply_lifecycles(&tx, &inserted)
+        .await
+        .map_err(batch_error)?;
     let rollups = crate::rows::rollup_deltas(inserted.iter().copied());
     apply_rollups(&tx, &rollups).await.map_err(batch_error)?;
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)
@@ -342,31 +340,60 @@ async fn upsert_sessions(
     Ok(())
 }
 
-/// Applies a lifecycle record to the derived tables ([`Lifecycle::statement`]).
-async fn apply_lifecycle(
+/// Applies the lifecycle records among `rows` to the derived tables
+/// ([`Lifecycle::statement`]), in their order. The statements are prepared first, then
+/// sent together (tokio-postgres pipelines the executions of one connection polled at
+/// once, and PostgreSQL runs them in the order sent): one round trip for a batch's
+/// lifecycle records instead of one each, while the batch holds its sessions' locks.
+async fn apply_lifecycles(
     tx: &deadpool_postgres::Transaction<'_>,
-    row: &RecordRow,
-    change: &Lifecycle,
+    rows: &[&RecordRow],
 ) -> Result<(), tokio_postgres::Error> {
-    let (sql, values) = change.statement(
-        &row.tenant,
-        &row.context.session_id,
-        &row.id,
-        row.ts,
-        Dialect::Postgres,
-    );
-    let values: Vec<Param<'_>> = values
-        .into_iter()
-        .map(|v| -> Param<'_> {
-            match v {
-                LifecycleParam::Text(t) => Box::new(t),
-                LifecycleParam::Integer(i) => Box::new(i),
-                LifecycleParam::Time(t) => Box::new(at(t)),
-            }
-        })
+    let mut statements = Vec::new();
+    for row in rows {
+        if let Extra::Lifecycle(change) = &row.extra {
+            let (sql, values) = change.statement(
+                &row.tenant,
+                &row.context.session_id,
+                &row.id,
+                row.ts,
+                Dialect::Postgres,
+            );
+            let values: Vec<Param<'_>> = values
+                .into_iter()
+                .map(|v| -> Param<'_> {
+                    match v {
+                        LifecycleParam::Text(t) => Box::new(t),
+                        LifecycleParam::Integer(i) => Box::new(i),
+                        LifecycleParam::Time(t) => Box::new(at(t)),
+                    }
+                })
+                .collect();
+            // Prepared one at a time (a statement not yet cached is a round trip), so
+            // that every execution below is sent as soon as it is first polled.
+            let stmt = tx.prepare_cached(&sql).await?;
+            statements.push((stmt, values));
+        }
+    }
+    let bound: Vec<_> = statements
+        .iter()
+        .map(|(_, values)| params(values))
         .collect();
-    let stmt = tx.prepare_cached(&sql).await?;
-    tx.execute(&stmt, &params(&values)).await?;
+    // Each execution polled once, in order, sends its statement; then all are awaited.
+    let mut pending = Vec::with_capacity(statements.len());
+    for ((stmt, _), values) in statements.iter().zip(&bound) {
+        let mut execution = Box::pin(tx.execute(stmt, values));
+        let first = std::future::poll_fn(|cx| Poll::Ready(execution.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(done) => {
+                done?;
+            }
+            Poll::Pending => pending.push(execution),
+        }
+    }
+    for execution in pending {
+        execution.await?;
+    }
     Ok(())
 }
 
