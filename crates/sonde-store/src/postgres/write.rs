@@ -7,6 +7,7 @@ use std::future::Future;
 use std::task::Poll;
 
 use deadpool_postgres::Pool;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use crate::rows::{Extra, LifecycleParam, RecordRow, SessionKey, Table, WriteMode};
@@ -110,6 +111,13 @@ fn column<'a>(rows: &'a [&'a RecordRow], name: &str) -> Param<'a> {
 
 /// Inserts one table's rows; returns the tenants and ids stored for the first time, or
 /// none when every row was (the common case, which then builds no set).
+///
+/// Most batches hold only new records, so the rows are first inserted plainly, in a
+/// savepoint: each row's unique `(tenant, id)` index entry is checked once, as it goes
+/// in, instead of probed first (what `ON CONFLICT` does for every row, a second descent
+/// of an index keyed by random ids) and no ids come back. Only a batch holding a stored
+/// record (a unique violation) goes back to the savepoint and inserts with
+/// `ON CONFLICT DO NOTHING RETURNING`, which skips the stored ones and names the others.
 async fn insert_table(
     tx: &deadpool_postgres::Transaction<'_>,
     table: Table,
@@ -121,16 +129,33 @@ async fn insert_table(
         .enumerate()
         .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
         .collect();
-    let sql = format!(
-        // No conflict target: the record tables are partitioned by week, and each
-        // partition's unique (tenant, id) index is the arbiter (see crate::partitions).
-        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING RETURNING tenant, id",
+    let insert = format!(
+        "INSERT INTO {} ({}) SELECT * FROM unnest({})",
         table.name(),
         columns.join(", "),
         arrays.join(", ")
     );
     let values: Vec<Param<'_>> = columns.iter().map(|c| column(rows, c)).collect();
-    let stmt = tx.prepare_cached(&sql).await?;
+    let plain = tx.prepare_cached(&insert).await?;
+    tx.batch_execute("SAVEPOINT fresh_rows").await?;
+    match tx.execute(&plain, &params(&values)).await {
+        Ok(_) => {
+            tx.batch_execute("RELEASE SAVEPOINT fresh_rows").await?;
+            return Ok(None);
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT fresh_rows; RELEASE SAVEPOINT fresh_rows")
+                .await?;
+        }
+        Err(e) => return Err(e),
+    }
+    // No conflict target: the record tables are partitioned by week, and each
+    // partition's unique (tenant, id) index is the arbiter (see crate::partitions).
+    let stmt = tx
+        .prepare_cached(&format!(
+            "{insert} ON CONFLICT DO NOTHING RETURNING tenant, id"
+        ))
+        .await?;
     let stored = tx.query(&stmt, &params(&values)).await?;
     // Rows are distinct by (tenant, id) (write_rows): as many stored as given is all.
     if stored.len() == rows.len() {
