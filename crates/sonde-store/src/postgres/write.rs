@@ -541,3 +541,33 @@ pub(super) async fn delete_session(
     tx.commit().await.map_err(backend)?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_ordered_by_their_prefix_then_whole_keep_the_order_of_the_ids() {
+        let ids = [
+            "",
+            "a",
+            "a\u{0}",
+            "a\u{1}",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\u{0}",
+            "abcdefghi",
+            "abcdefgg~~~",
+            "é",
+            "zz",
+            "0191e0c2-7c1a-7000-8000-000000000000",
+            "0191e0c2-7c1a-7000-8000-000000000001",
+        ];
+        for a in ids {
+            for b in ids {
+                let by_prefix = id_prefix(a).cmp(&id_prefix(b)).then_with(|| a.cmp(b));
+                assert_eq!(by_prefix, a.cmp(b), "{a:?} against {b:?}");
+            }
+        }
+    }
+}
