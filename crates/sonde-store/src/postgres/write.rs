@@ -1,6 +1,7 @@
 //! Writing records: each table's rows inserted with one `INSERT ... SELECT FROM
-//! unnest(...) ON CONFLICT DO NOTHING` (or replaced), the derived session and step tables
-//! kept in the same transaction, lost lock races retried; and deleting a session.
+//! unnest(...)` (in a savepoint, with `ON CONFLICT DO NOTHING` only when the batch holds
+//! stored records; see [`insert_table`]) or replaced, the derived session and step
+//! tables kept in the same transaction, lost lock races retried; and deleting a session.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
