@@ -253,7 +253,7 @@ pub(crate) fn runs_migration(
 /// readers sort them.
 pub(crate) fn sorted_runs_migration(t: &crate::migrations::Types) -> String {
     match t.dialect {
-        crate::Dialect::Sqlite => ["llm_hourly_runs", "llm_daily_runs", "llm_key_daily_runs"]
+        crate::Dialect::Sqlite => RUN_TABLES
             .iter()
             .map(|table| {
                 format!(
@@ -263,6 +263,50 @@ pub(crate) fn sorted_runs_migration(t: &crate::migrations::Types) -> String {
             })
             .collect(),
         crate::Dialect::Postgres => String::new(),
+    }
+}
+
+/// The run tables, in the order writes append to them.
+pub(crate) const RUN_TABLES: [&str; 3] =
+    ["llm_hourly_runs", "llm_daily_runs", "llm_key_daily_runs"];
+
+/// Migration 17: PostgreSQL compresses the runs' values with LZ4 instead of its default
+/// `pglz`. An append rewrites the whole run (`latencies || excluded.latencies`):
+/// PostgreSQL decompresses the stored value and compresses the new one, and `pglz` on
+/// packed doubles took about 5 ms a run (a 4,096-value run, BENCHMARKS.md, "Growth"),
+/// most of a batch's time, under the run's row lock; LZ4 takes about a twentieth of
+/// that and stores a third more. A server built without LZ4 keeps the values
+/// uncompressed instead (`STORAGE EXTERNAL`: no compression, still out of line), faster
+/// still but twice the bytes. Values already stored keep their compression until next
+/// rewritten. SQLite has nothing to do: the version is kept so that both backends
+/// number alike.
+pub(crate) fn run_compression_migration(t: &crate::migrations::Types) -> String {
+    match t.dialect {
+        crate::Dialect::Sqlite => "SELECT 1".to_owned(),
+        crate::Dialect::Postgres => {
+            let alter = |how: &str| {
+                RUN_TABLES
+                    .iter()
+                    .map(|table| {
+                        format!(
+                            "ALTER TABLE {table} ALTER COLUMN latencies {how}, \
+                             ALTER COLUMN ttfts {how};"
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
+            };
+            format!(
+                "DO $$
+BEGIN
+    {}
+EXCEPTION WHEN feature_not_supported THEN
+    {}
+END $$;",
+                alter("SET COMPRESSION lz4"),
+                alter("SET STORAGE EXTERNAL")
+            )
+        }
     }
 }
 

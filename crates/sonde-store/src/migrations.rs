@@ -193,6 +193,16 @@ CREATE INDEX events_key ON events (api_key_hash, ts) WHERE api_key_hash IS NOT N
         name: "records found by their hour and a hash of their id",
         sql: crate::record_keys::hour_key_migration,
     },
+    Migration {
+        version: 17,
+        name: "latency runs compressed with lz4",
+        sql: crate::latency_runs::run_compression_migration,
+    },
+    Migration {
+        version: 18,
+        name: "search documents without a key on their record id",
+        sql: |t| crate::search::search_key_migration(t.dialect),
+    },
 ];
 
 /// The newest schema version this build knows.

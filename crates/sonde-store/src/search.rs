@@ -208,6 +208,24 @@ pub(crate) fn quoted(d: Dialect, word: &str) -> String {
     }
 }
 
+/// Migration 18: PostgreSQL's search documents lose their primary key on
+/// `(tenant, record_id)`. Record ids are random, so every document inserted into that
+/// index went to a page of its own, and the index, unlike the records' own keys (one per
+/// week, see [`crate::partitions`]), grew with the whole store: the second-largest cost
+/// of a write and one that grew with it (BENCHMARKS.md, "Growth"). Nothing needs it: a
+/// document is written only for a record its own transaction has just stored for the
+/// first time (the record tables' unique keys decide that), so two documents of one
+/// record are never written; a replaced record's document is found by its session (the
+/// stored record's, which `search_docs_session` indexes); a session's documents go by
+/// session, a dropped week's by session. SQLite has nothing to do: the version is kept so
+/// that both backends number alike.
+pub(crate) fn search_key_migration(d: Dialect) -> String {
+    match d {
+        Dialect::Sqlite => "SELECT 1".to_owned(),
+        Dialect::Postgres => "ALTER TABLE search_docs DROP CONSTRAINT search_docs_pkey;".to_owned(),
+    }
+}
+
 /// Migration 9's search tables in `d`, and the index for listing LLM calls newest first.
 pub(crate) fn search_migration(d: Dialect) -> String {
     let calls_index =

@@ -285,6 +285,51 @@ pub async fn writing_a_record_twice_stores_it_once(f: Fixture) {
     assert!((page.sessions[0].cost_usd.unwrap() - 0.03).abs() < 1e-12);
 }
 
+/// A batch holding stored records among new ones (in the same tables) stores the new
+/// ones, counts the rest as duplicates, and counts each record once everywhere.
+pub async fn a_batch_of_stored_and_new_records_stores_only_the_new(f: Fixture) {
+    let records = full_session("s-1", 0, "m", Context::default());
+    let first = f.store.write(&records[..4]).await.unwrap();
+    let all = f.store.write(&records).await.unwrap();
+    assert_eq!(
+        all,
+        WriteOutcome {
+            written: records.len() - first.written,
+            duplicates: first.written
+        }
+    );
+    assert_eq!(
+        f.store
+            .get_session("s-1", &Scope::All)
+            .await
+            .unwrap()
+            .unwrap(),
+        folded(&records)
+    );
+    let page = f
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(page.sessions[0].events, 5);
+    assert_eq!(page.sessions[0].llm_calls, 2);
+    let summary = f
+        .store
+        .usage_summary(&AnalyticsFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.calls, 2);
+    let found = f
+        .store
+        .list_sessions(&SessionFilter {
+            search: Some("hello".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.sessions.len(), 1);
+}
+
 pub async fn sessions_list_newest_first_with_filters(f: Fixture) {
     let hour = 3_600_000_000;
     f.store
@@ -2438,6 +2483,7 @@ macro_rules! conformance {
             }
             case!(a_whole_session_round_trips);
             case!(writing_a_record_twice_stores_it_once);
+            case!(a_batch_of_stored_and_new_records_stores_only_the_new);
             case!(replacing_a_record_updates_it_and_every_count);
             case!(a_record_replaced_from_another_session_leaves_both_sessions_counted);
             case!(sql_cost_is_the_reported_cost_else_the_computed_one);

@@ -340,6 +340,7 @@ async fn postgres_ids_become_scoped_by_tenant_in_a_version_9_database() {
     let store = sonde_store::PostgresStore::open(&url).await.unwrap();
     store.write(&v9_records()).await.unwrap();
     drop(store);
+    postgres_downgrade(&url, BEFORE_VERSION_17).await;
     postgres_downgrade(&url, BACK_TO_VERSION_10).await;
     postgres_downgrade(&url, BACK_TO_VERSION_9).await;
     let store = sonde_store::PostgresStore::open(&url).await.unwrap();
@@ -987,4 +988,97 @@ async fn sqlite_records_are_found_by_their_hour_and_id_hash_in_a_version_15_data
         .unwrap();
     assert_eq!(call.summary.ts, moved.timestamp);
     assert_eq!(sqlite_count(&path, hours), 71, "the moved call's hour");
+}
+
+/// SQL that takes a PostgreSQL database back to before schema version 17 (version 16
+/// changes nothing on PostgreSQL): the latency runs
+/// compressed with `pglz` (each run rewritten, so that its stored values are too) and
+/// the search documents keyed by `(tenant, record_id)`.
+const BEFORE_VERSION_17: &str = "
+DO $$
+DECLARE t TEXT;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['llm_hourly_runs', 'llm_daily_runs', 'llm_key_daily_runs'] LOOP
+        EXECUTE format('ALTER TABLE %I ALTER COLUMN latencies SET COMPRESSION pglz,
+                        ALTER COLUMN ttfts SET COMPRESSION pglz', t);
+        EXECUTE format('UPDATE %I SET latencies = latencies || ''''::bytea,
+                        ttfts = ttfts || ''''::bytea', t);
+    END LOOP;
+END
+$$;
+ALTER TABLE search_docs ADD PRIMARY KEY (tenant, record_id);
+DELETE FROM schema_migrations WHERE version IN (17, 18);";
+
+/// How the runs' values are compressed (`p` pglz, `l` lz4; one per column) and whether
+/// `search_docs` has a primary key.
+async fn write_layout(url: &str) -> (Vec<String>, bool) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let compression = client
+        .query(
+            "SELECT attcompression::text FROM pg_attribute
+             WHERE attrelid IN ('llm_hourly_runs'::regclass, 'llm_daily_runs'::regclass,
+                                'llm_key_daily_runs'::regclass)
+               AND attname IN ('latencies', 'ttfts')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let keyed = client
+        .query_opt(
+            "SELECT 1 FROM pg_constraint WHERE conrelid = 'search_docs'::regclass AND contype = 'p'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .is_some();
+    (compression, keyed)
+}
+
+/// Schema versions 17 (the latency runs compressed with LZ4) and 18 (search documents
+/// without a key on their record id) change only how PostgreSQL stores what it has: a
+/// database with data answers the same after both, and its records are still replaced
+/// and searched as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_runs_and_search_documents_keep_their_answers_through_versions_17_and_18() {
+    let (_server, url) = sonde_pgtest::PgServer::with_fresh_database().await;
+    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    store.write(&calls()).await.unwrap();
+    store.write(&v9_records()).await.unwrap();
+    store.write(&said(0, 40)).await.unwrap();
+    let want = answers(&store).await;
+    let found_before = found(&store, "word7").await;
+    assert!(found_before > 0);
+    drop(store);
+    assert_eq!(write_layout(&url).await, (vec!["l".to_owned(); 6], false));
+
+    postgres_downgrade(&url, BEFORE_VERSION_17).await;
+    assert_eq!(write_layout(&url).await, (vec!["p".to_owned(); 6], true));
+    let store = sonde_store::PostgresStore::open(&url).await.unwrap();
+    assert_eq!(write_layout(&url).await, (vec!["l".to_owned(); 6], false));
+    assert_eq!(answers(&store).await, want);
+    assert_eq!(found(&store, "word7").await, found_before);
+
+    // New values append to the runs written before; a record written again is not
+    // indexed twice; a replaced one is indexed by its new text only.
+    store.write(&calls()).await.unwrap();
+    assert_eq!(answers(&store).await, want);
+    let extra = said(40, 41);
+    store.write(&extra).await.unwrap();
+    assert_eq!(found(&store, "word40").await, 1);
+    let mut replaced = extra.clone();
+    for r in &mut replaced {
+        if let Body::Message(m) = &mut r.body {
+            m.content = MessageContent::text("an entirely different sentence");
+        }
+    }
+    store.replace(&replaced).await.unwrap();
+    assert_eq!(found(&store, "entirely").await, 1);
+    assert_eq!(found(&store, "word40").await, 0);
+    assert_eq!(found(&store, "word7").await, found_before);
 }

@@ -1,5 +1,6 @@
 //! The PostgreSQL backend: pooled connections, one transaction per batch, each table's
-//! rows inserted with one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`.
+//! rows inserted with one `INSERT ... SELECT FROM unnest(...)` (`ON CONFLICT DO NOTHING`
+//! when the batch holds records already stored).
 //!
 //! Every operation runs on the Tokio runtime the store was opened on, so the store can
 //! be used from any executor (the tracer's sink thread uses a plain blocking wait).

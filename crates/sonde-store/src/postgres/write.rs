@@ -1,13 +1,17 @@
 //! Writing records: each table's rows inserted with one `INSERT ... SELECT FROM
-//! unnest(...) ON CONFLICT DO NOTHING` (or replaced), the derived session and step tables
-//! kept in the same transaction, lost lock races retried; and deleting a session.
+//! unnest(...)` (in a savepoint, with `ON CONFLICT DO NOTHING` only when the batch holds
+//! stored records; see [`insert_table`]) or replaced, the derived session and step
+//! tables kept in the same transaction, lost lock races retried; and deleting a session.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::task::Poll;
 
 use deadpool_postgres::Pool;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use crate::rows::{Extra, Lifecycle, LifecycleParam, RecordRow, SessionKey, Table, WriteMode};
+use crate::rows::{Extra, LifecycleParam, RecordRow, SessionKey, Table, WriteMode};
 use crate::{BackendError, Dialect, ErrorClass, ReadError, Scope, WriteError, WriteOutcome};
 
 use super::partitions::{Partitions, is_missing_partition};
@@ -106,33 +110,63 @@ fn column<'a>(rows: &'a [&'a RecordRow], name: &str) -> Param<'a> {
     }
 }
 
-/// Inserts one table's rows; returns the tenants and ids stored for the first time.
+/// Inserts one table's rows; returns the tenants and ids stored for the first time, or
+/// none when every row was (the common case, which then builds no set).
+///
+/// Most batches hold only new records, so the rows are first inserted plainly, in a
+/// savepoint: each row's unique `(tenant, id)` index entry is checked once, as it goes
+/// in, instead of probed first (what `ON CONFLICT` does for every row, a second descent
+/// of an index keyed by random ids) and no ids come back. Only a batch holding a stored
+/// record (a unique violation) goes back to the savepoint and inserts with
+/// `ON CONFLICT DO NOTHING RETURNING`, which skips the stored ones and names the others.
 async fn insert_table(
     tx: &deadpool_postgres::Transaction<'_>,
     table: Table,
     rows: &[&RecordRow],
-) -> Result<HashSet<(String, String)>, tokio_postgres::Error> {
+) -> Result<Option<HashSet<(String, String)>>, tokio_postgres::Error> {
     let columns = table.columns();
     let arrays: Vec<String> = columns
         .iter()
         .enumerate()
         .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
         .collect();
-    let sql = format!(
-        // No conflict target: the record tables are partitioned by week, and each
-        // partition's unique (tenant, id) index is the arbiter (see crate::partitions).
-        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING RETURNING tenant, id",
+    let insert = format!(
+        "INSERT INTO {} ({}) SELECT * FROM unnest({})",
         table.name(),
         columns.join(", "),
         arrays.join(", ")
     );
     let values: Vec<Param<'_>> = columns.iter().map(|c| column(rows, c)).collect();
-    let stmt = tx.prepare_cached(&sql).await?;
+    let plain = tx.prepare_cached(&insert).await?;
+    tx.batch_execute("SAVEPOINT fresh_rows").await?;
+    match tx.execute(&plain, &params(&values)).await {
+        Ok(_) => {
+            tx.batch_execute("RELEASE SAVEPOINT fresh_rows").await?;
+            return Ok(None);
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT fresh_rows; RELEASE SAVEPOINT fresh_rows")
+                .await?;
+        }
+        Err(e) => return Err(e),
+    }
+    // No conflict target: the record tables are partitioned by week, and each
+    // partition's unique (tenant, id) index is the arbiter (see crate::partitions).
+    let stmt = tx
+        .prepare_cached(&format!(
+            "{insert} ON CONFLICT DO NOTHING RETURNING tenant, id"
+        ))
+        .await?;
     let stored = tx.query(&stmt, &params(&values)).await?;
+    // Rows are distinct by (tenant, id) (write_rows): as many stored as given is all.
+    if stored.len() == rows.len() {
+        return Ok(None);
+    }
     stored
         .iter()
         .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// Deletes the stored versions of `rows` that [`WriteMode::Replace`] replaces, and takes
@@ -159,14 +193,18 @@ async fn remove_replaced(
             // The stored version may belong to another session than the new one (a
             // resumed session copies its parent's responses): both are recounted.
             if let Some(stored) = tx.query_opt(&delete, &[&row.id, &row.tenant]).await? {
+                let stored_session: String = stored.try_get(0)?;
                 sessions.insert(SessionKey {
                     tenant: row.tenant.clone(),
-                    session_id: stored.try_get::<_, String>(0)?,
+                    session_id: stored_session.clone(),
                 });
                 sessions.insert(SessionKey::of(row));
+                // Found by the stored version's session (search_docs_session): the
+                // documents have no index on their record id (migration 18).
                 tx.execute(
-                    "DELETE FROM search_docs WHERE tenant = $2 AND record_id = $1",
-                    &[&row.id, &row.tenant],
+                    "DELETE FROM search_docs
+                     WHERE session_id = $3 AND tenant = $2 AND record_id = $1",
+                    &[&row.id, &row.tenant, &stored_session],
                 )
                 .await?;
             }
@@ -207,24 +245,25 @@ async fn write_batch(
     };
     let mut inserted: Vec<&RecordRow> = Vec::new();
     for (table, rows) in groups {
-        let ids = insert_table(&tx, *table, rows).await.map_err(batch_error)?;
-        // Looked up by pairs borrowed from the row would need a second set type; the
-        // clone per row is small next to the round trip.
-        inserted.extend(
-            rows.iter()
-                .copied()
-                .filter(|r| ids.contains(&(r.tenant.clone(), r.id.clone()))),
-        );
-    }
-    upsert_sessions(&tx, &inserted).await.map_err(batch_error)?;
-    for row in &inserted {
-        if let Extra::Lifecycle(change) = &row.extra {
-            apply_lifecycle(&tx, row, change)
-                .await
-                .map_err(batch_error)?;
+        match insert_table(&tx, *table, rows).await.map_err(batch_error)? {
+            None => inserted.extend(rows.iter().copied()),
+            // Looked up by pairs borrowed from the row would need a second set type;
+            // the clone per row is small next to the round trip.
+            Some(ids) => inserted.extend(
+                rows.iter()
+                    .copied()
+                    .filter(|r| ids.contains(&(r.tenant.clone(), r.id.clone()))),
+            ),
         }
     }
+    // What no other batch touches first; then the rows concurrent batches share
+    // (sessions, steps, roll-ups, runs), whose locks are held until the commit: taken
+    // last, so that a concurrent batch waits on them as briefly as can be.
     index_text(&tx, &inserted).await.map_err(batch_error)?;
+    upsert_sessions(&tx, &inserted).await.map_err(batch_error)?;
+    apply_lifecycles(&tx, &inserted)
+        .await
+        .map_err(batch_error)?;
     let rollups = crate::rows::rollup_deltas(inserted.iter().copied());
     apply_rollups(&tx, &rollups).await.map_err(batch_error)?;
     runs::append(&tx, "llm_hourly_runs", &rollups.hourly_runs)
@@ -251,7 +290,9 @@ async fn write_batch(
     Ok(inserted.len())
 }
 
-/// Adds the searchable text of `rows` to the full-text index.
+/// Adds the searchable text of `rows` to the full-text index. `rows` were stored for
+/// the first time by this transaction, so none has a document yet (no conflict clause:
+/// the documents have no key on their record, see migration 18).
 async fn index_text(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: &[&RecordRow],
@@ -278,8 +319,7 @@ async fn index_text(
         .prepare_cached(
             "INSERT INTO search_docs (record_id, session_id, body, tenant)
              SELECT i, s, to_tsvector('simple', b), t
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(i, s, b, t)
-             ON CONFLICT (tenant, record_id) DO NOTHING",
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(i, s, b, t)",
         )
         .await?;
     tx.execute(&stmt, &[&ids, &sessions, &bodies, &tenants])
@@ -326,32 +366,87 @@ async fn upsert_sessions(
     Ok(())
 }
 
-/// Applies a lifecycle record to the derived tables ([`Lifecycle::statement`]).
-async fn apply_lifecycle(
+/// Applies the lifecycle records among `rows` to the derived tables
+/// ([`Lifecycle::statement`]), in their order. The statements are prepared first, then
+/// sent together (tokio-postgres pipelines the executions of one connection polled at
+/// once, and PostgreSQL runs them in the order sent): one round trip for a batch's
+/// lifecycle records instead of one each, while the batch holds its sessions' locks.
+async fn apply_lifecycles(
     tx: &deadpool_postgres::Transaction<'_>,
-    row: &RecordRow,
-    change: &Lifecycle,
+    rows: &[&RecordRow],
 ) -> Result<(), tokio_postgres::Error> {
-    let (sql, values) = change.statement(
-        &row.tenant,
-        &row.context.session_id,
-        &row.id,
-        row.ts,
-        Dialect::Postgres,
-    );
-    let values: Vec<Param<'_>> = values
-        .into_iter()
-        .map(|v| -> Param<'_> {
-            match v {
-                LifecycleParam::Text(t) => Box::new(t),
-                LifecycleParam::Integer(i) => Box::new(i),
-                LifecycleParam::Time(t) => Box::new(at(t)),
-            }
-        })
+    let mut statements = Vec::new();
+    for row in rows {
+        if let Extra::Lifecycle(change) = &row.extra {
+            let (sql, values) = change.statement(
+                &row.tenant,
+                &row.context.session_id,
+                &row.id,
+                row.ts,
+                Dialect::Postgres,
+            );
+            let values: Vec<Param<'_>> = values
+                .into_iter()
+                .map(|v| -> Param<'_> {
+                    match v {
+                        LifecycleParam::Text(t) => Box::new(t),
+                        LifecycleParam::Integer(i) => Box::new(i),
+                        LifecycleParam::Time(t) => Box::new(at(t)),
+                    }
+                })
+                .collect();
+            // Prepared one at a time (a statement not yet cached is a round trip), so
+            // that every execution below is sent as soon as it is first polled.
+            let stmt = tx.prepare_cached(&sql).await?;
+            statements.push((stmt, values));
+        }
+    }
+    let bound: Vec<_> = statements
+        .iter()
+        .map(|(_, values)| params(values))
         .collect();
-    let stmt = tx.prepare_cached(&sql).await?;
-    tx.execute(&stmt, &params(&values)).await?;
+    // Each execution polled once, in order, sends its statement; then all are awaited.
+    let mut pending = Vec::with_capacity(statements.len());
+    for ((stmt, _), values) in statements.iter().zip(&bound) {
+        let mut execution = Box::pin(tx.execute(stmt, values));
+        let first = std::future::poll_fn(|cx| Poll::Ready(execution.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(done) => {
+                done?;
+            }
+            Poll::Pending => pending.push(execution),
+        }
+    }
+    for execution in pending {
+        execution.await?;
+    }
     Ok(())
+}
+
+/// The first 8 bytes of `id` as a big-endian integer, zero-padded: ordered as the ids
+/// are where they differ in those bytes.
+fn id_prefix(id: &str) -> u64 {
+    let mut first = [0u8; 8];
+    let n = id.len().min(8);
+    first[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(first)
+}
+
+/// Sorts `rows` by tenant and id. Compared through each id's first 8 bytes first, held
+/// next to the row: a batch's thousands of rows sorted by chasing each row's strings
+/// took a fifth of the writer's own time (BENCHMARKS.md, "Growth").
+fn sort_by_key(rows: &mut Vec<&RecordRow>) {
+    let mut keyed: Vec<(&str, u64, &RecordRow)> = rows
+        .iter()
+        .map(|r| (r.tenant.as_str(), id_prefix(&r.id), *r))
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| a.2.id.cmp(&b.2.id))
+    });
+    rows.clear();
+    rows.extend(keyed.into_iter().map(|(_, _, r)| r));
 }
 
 pub(super) async fn write_rows(
@@ -374,7 +469,7 @@ pub(super) async fn write_rows(
         }
     }
     for rows in groups.values_mut() {
-        rows.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
+        sort_by_key(rows);
     }
     let mut attempt = 0;
     loop {
@@ -446,4 +541,34 @@ pub(super) async fn delete_session(
     }
     tx.commit().await.map_err(backend)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_ordered_by_their_prefix_then_whole_keep_the_order_of_the_ids() {
+        let ids = [
+            "",
+            "a",
+            "a\u{0}",
+            "a\u{1}",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\u{0}",
+            "abcdefghi",
+            "abcdefgg~~~",
+            "é",
+            "zz",
+            "0191e0c2-7c1a-7000-8000-000000000000",
+            "0191e0c2-7c1a-7000-8000-000000000001",
+        ];
+        for a in ids {
+            for b in ids {
+                let by_prefix = id_prefix(a).cmp(&id_prefix(b)).then_with(|| a.cmp(b));
+                assert_eq!(by_prefix, a.cmp(b), "{a:?} against {b:?}");
+            }
+        }
+    }
 }
