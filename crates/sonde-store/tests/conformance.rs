@@ -205,6 +205,20 @@ fn folded(records: &[Record]) -> SessionTrace {
     SessionTrace::from_records(records.to_vec()).remove(0)
 }
 
+/// The session `id` as the store gives it back, whole.
+async fn stored_trace(store: &dyn TraceStore, id: &str) -> SessionTrace {
+    store.get_session(id, &Scope::All).await.unwrap().unwrap()
+}
+
+/// The first page of sessions, newest first, unfiltered.
+async fn newest_sessions(store: &dyn TraceStore) -> Vec<SessionSummary> {
+    store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap()
+        .sessions
+}
+
 async fn count(store: &dyn TraceStore, table: &str, session_id: &str) -> i64 {
     let r = store
         .query(
@@ -226,12 +240,7 @@ pub async fn a_whole_session_round_trips(f: Fixture) {
             duplicates: 0
         }
     );
-    let session = f
-        .store
-        .get_session("s-1", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let session = stored_trace(f.store.as_ref(), "s-1").await;
     assert_eq!(session, folded(&records));
     assert_eq!(session.steps.len(), 2);
     assert_eq!(session.events.len(), 5);
@@ -261,28 +270,17 @@ pub async fn writing_a_record_twice_stores_it_once(f: Fixture) {
     let doubled = [records[0].clone(), records[0].clone()];
     assert_eq!(f.store.write(&doubled).await.unwrap().duplicates, 2);
     assert_eq!(
-        f.store
-            .get_session("s-1", &Scope::All)
-            .await
-            .unwrap()
-            .unwrap(),
+        stored_trace(f.store.as_ref(), "s-1").await,
         folded(&records)
     );
-    let page = f
-        .store
-        .list_sessions(&SessionFilter::default())
-        .await
-        .unwrap();
+    let sessions = newest_sessions(f.store.as_ref()).await;
     assert_eq!(
-        page.sessions[0].events, 5,
+        sessions[0].events, 5,
         "counters are not bumped by duplicates"
     );
-    assert_eq!(page.sessions[0].llm_calls, 2);
-    assert_eq!(
-        page.sessions[0].total_tokens,
-        100 + 50 + 1010 + 200 + 100 + 1010
-    );
-    assert!((page.sessions[0].cost_usd.unwrap() - 0.03).abs() < 1e-12);
+    assert_eq!(sessions[0].llm_calls, 2);
+    assert_eq!(sessions[0].total_tokens, 100 + 50 + 1010 + 200 + 100 + 1010);
+    assert!((sessions[0].cost_usd.unwrap() - 0.03).abs() < 1e-12);
 }
 
 /// A batch holding stored records among new ones (in the same tables) stores the new
@@ -299,20 +297,12 @@ pub async fn a_batch_of_stored_and_new_records_stores_only_the_new(f: Fixture) {
         }
     );
     assert_eq!(
-        f.store
-            .get_session("s-1", &Scope::All)
-            .await
-            .unwrap()
-            .unwrap(),
+        stored_trace(f.store.as_ref(), "s-1").await,
         folded(&records)
     );
-    let page = f
-        .store
-        .list_sessions(&SessionFilter::default())
-        .await
-        .unwrap();
-    assert_eq!(page.sessions[0].events, 5);
-    assert_eq!(page.sessions[0].llm_calls, 2);
+    let sessions = newest_sessions(f.store.as_ref()).await;
+    assert_eq!(sessions[0].events, 5);
+    assert_eq!(sessions[0].llm_calls, 2);
     let summary = f
         .store
         .usage_summary(&AnalyticsFilter::default())
@@ -484,14 +474,7 @@ pub async fn deleting_a_session_removes_all_of_it_and_nothing_else(f: Fixture) {
         assert_eq!(count(f.store.as_ref(), table, "doomed").await, 0, "{table}");
     }
     assert!(!f.store.delete_session("doomed", &Scope::All).await.unwrap());
-    assert_eq!(
-        f.store
-            .get_session("kept", &Scope::All)
-            .await
-            .unwrap()
-            .unwrap(),
-        folded(&kept)
-    );
+    assert_eq!(stored_trace(f.store.as_ref(), "kept").await, folded(&kept));
     // Once deleted, the same records can be written again.
     let again = f
         .store
@@ -533,11 +516,7 @@ pub async fn queries_read_and_never_write(f: Fixture) {
         );
     }
     assert_eq!(
-        f.store
-            .get_session("s-1", &Scope::All)
-            .await
-            .unwrap()
-            .unwrap(),
+        stored_trace(f.store.as_ref(), "s-1").await,
         folded(&records)
     );
     assert_eq!(count(f.store.as_ref(), "events", "s-1").await, 5);
@@ -703,12 +682,7 @@ pub async fn two_tenants_with_the_same_ids_each_keep_their_own(f: Fixture) {
             .await
             .unwrap()
     );
-    let left = f
-        .store
-        .get_session("s", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let left = stored_trace(f.store.as_ref(), "s").await;
     assert_eq!(left.to_records().len(), globex_records.len());
     let usage = f
         .store
@@ -750,12 +724,7 @@ pub async fn large_and_unicode_payloads_round_trip(f: Fixture) {
         ),
     ];
     f.store.write(&records).await.unwrap();
-    let session = f
-        .store
-        .get_session("séance-🚀-会话", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let session = stored_trace(f.store.as_ref(), "séance-🚀-会话").await;
     assert_eq!(session, folded(&records));
     assert_eq!(
         session.messages[0].value.content.text.as_deref(),
@@ -801,16 +770,8 @@ pub async fn concurrent_writers_store_each_record_once(f: Fixture) {
             .unwrap();
         assert_eq!(stored, folded(s));
     }
-    let page = f
-        .store
-        .list_sessions(&SessionFilter::default())
-        .await
-        .unwrap();
-    assert!(
-        page.sessions
-            .iter()
-            .all(|s| s.events == 5 && s.messages == 2)
-    );
+    let sessions = newest_sessions(f.store.as_ref()).await;
+    assert!(sessions.iter().all(|s| s.events == 5 && s.messages == 2));
 }
 
 // ---------------------------------------------------------------------------------
@@ -1606,12 +1567,7 @@ pub async fn replacing_a_record_updates_it_and_every_count(f: Fixture) {
         .unwrap();
     assert_eq!(outcome.written, 2);
     assert_eq!(outcome.duplicates, 1);
-    let session = f
-        .store
-        .get_session("s-1", &Scope::All)
-        .await
-        .unwrap()
-        .unwrap();
+    let session = stored_trace(f.store.as_ref(), "s-1").await;
     assert_eq!(session, folded(&records));
 
     let calls: Vec<&LlmCall> = records
@@ -1623,16 +1579,12 @@ pub async fn replacing_a_record_updates_it_and_every_count(f: Fixture) {
         .collect();
     let tokens: u64 = calls.iter().map(|c| c.total_tokens()).sum();
     let cost: f64 = calls.iter().filter_map(|c| c.cost_usd).sum();
-    let page = f
-        .store
-        .list_sessions(&SessionFilter::default())
-        .await
-        .unwrap();
-    assert_eq!(page.sessions[0].events, 5);
-    assert_eq!(page.sessions[0].llm_calls, 2);
-    assert_eq!(page.sessions[0].messages, 3);
-    assert_eq!(page.sessions[0].total_tokens, tokens);
-    assert!((page.sessions[0].cost_usd.unwrap() - cost).abs() < 1e-12);
+    let sessions = newest_sessions(f.store.as_ref()).await;
+    assert_eq!(sessions[0].events, 5);
+    assert_eq!(sessions[0].llm_calls, 2);
+    assert_eq!(sessions[0].messages, 3);
+    assert_eq!(sessions[0].total_tokens, tokens);
+    assert!((sessions[0].cost_usd.unwrap() - cost).abs() < 1e-12);
     // The roll-up (no filter) and the raw events (a filter off the hour) agree.
     let raw = AnalyticsFilter {
         since: Some(at(-1)),
@@ -1715,12 +1667,8 @@ pub async fn sql_cost_is_the_reported_cost_else_the_computed_one(f: Fixture) {
     assert!(close(sum(1), summary.reported_cost_usd));
     assert!(close(sum(2), summary.computed_cost_usd));
     assert!(close(summary.cost_usd, 0.5 + computed));
-    let page = f
-        .store
-        .list_sessions(&SessionFilter::default())
-        .await
-        .unwrap();
-    assert!(close(page.sessions[0].cost_usd.unwrap(), summary.cost_usd));
+    let sessions = newest_sessions(f.store.as_ref()).await;
+    assert!(close(sessions[0].cost_usd.unwrap(), summary.cost_usd));
 }
 
 pub async fn sync_cursors_are_kept_per_source_and_path(f: Fixture) {
